@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "xferwatch",
+    products: [
+        .executable(name: "xferwatchd", targets: ["xferwatchd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libaudit, wrapped once in Swift by KernelAudit.
+        .systemLibrary(name: "CAudit", pkgConfig: "audit", providers: [.apt(["libaudit-dev"])]),
+        // Linux interfaces Glibc's Swift module hides (signalfd, recvmmsg).
+        .systemLibrary(name: "CLinux"),
+        // Record parsing and event assembly: pure Swift, works on bytes.
+        .target(name: "AuditIngest"),
+        // Talking to the kernel: netlink sockets, audit rules, status.
+        .target(name: "KernelAudit", dependencies: ["CAudit", "CLinux", "AuditIngest"]),
+        // agent.conf: typed configuration and its validation.
+        .target(name: "AgentConfig", dependencies: ["TOMLKit"]),
+        // A small JSON writer on bytes, shared by every output.
+        .target(name: "ByteJSON"),
+        // The pipeline: sources -> assembly -> consumers, and the run/replay drivers.
+        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "AgentConfig", "ByteJSON", "CLinux"]),
+        .executableTarget(name: "xferwatchd", dependencies: [
+            "Agent", "AgentConfig",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit"]),
+    ]
+)

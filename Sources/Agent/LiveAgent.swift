@@ -1,0 +1,270 @@
+import AgentConfig
+import AuditIngest
+import CLinux
+import KernelAudit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A monotonic clock in milliseconds, for wall-time timeouts.
+func monotonicMilliseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}
+
+/// `xferwatchd run`: reads the live audit stream until SIGINT or SIGTERM.
+public final class LiveAgent {
+    private let configuration: AgentConfiguration
+    private let log: Logger
+    private let printer: EventPrinter
+    private var pipeline: Pipeline!
+    private var session: AuditSession?
+    private var rulesChangedByOthers = false
+    private var lastStatus: AuditStatus?
+
+    public init(configuration: AgentConfiguration, output: OutputOptions, log: Logger) {
+        self.configuration = configuration
+        self.log = log
+        self.printer = EventPrinter(options: output)
+        self.pipeline = Pipeline(settings: configuration.assemblerSettings, log: log) { [unowned self] event in
+            self.watchConfigChanges(event)
+            self.printer.consume(event)
+        }
+    }
+
+    /// The source `auto` stands for: multicast beside a live audit daemon, else unicast.
+    static func resolve(_ mode: AuditSourceMode, currentPid: UInt32) -> AuditSourceMode {
+        guard mode == .auto else { return mode }
+        return currentPid != 0 && kill(pid_t(currentPid), 0) == 0 ? .multicast : .unicast
+    }
+
+    public func run() -> Int32 {
+        guard let signals = SignalWatcher() else {
+            log.error("cannot watch signals: \(String(cString: strerror(errno)))")
+            return 1
+        }
+        let result: Int32
+        switch configuration.audit.source {
+        case .audisp:
+            log.info("reading audisp records on standard input")
+            result = runLines(fd: 0, name: "stdin", follow: nil, signals: signals)
+        case .file:
+            result = runFollowing(path: configuration.audit.logFile, signals: signals)
+        case .auto, .unicast, .multicast:
+            result = runKernel(signals: signals)
+        }
+        pipeline.flush()
+        printer.flush()
+        log.info("stopped: \(pipeline.summary)")
+        return result
+    }
+
+    // MARK: kernel sources
+
+    private func runKernel(signals: SignalWatcher) -> Int32 {
+        let mode: AuditSourceMode
+        do {
+            let current = try AuditControl().status()
+            mode = Self.resolve(configuration.audit.source, currentPid: current.pid)
+            let settings = AuditSession.Settings(backlogLimit: UInt32(configuration.audit.backlogLimit),
+                                                 rateLimit: UInt32(configuration.audit.rateLimit),
+                                                 receiveBufferBytes: configuration.audit.receiveBufferBytes)
+            session = try AuditSession(mode: mode == .multicast ? .multicast : .unicast, settings: settings,
+                                       specs: xferwatchRuleSpecs(key: configuration.audit.ruleKey, ownPid: getpid()),
+                                       log: { [log] in log.warning($0) })
+        } catch {
+            log.error("cannot start the audit source: \(error)")
+            return 1
+        }
+        guard let session else { return 1 }
+        defer { session.close() }
+        log.info("audit source \(mode.rawValue): \(session.rules.count) rules with key \(session.ruleKey) installed")
+
+        var nextStatus = monotonicMilliseconds()
+        var nextRuleCheck = nextStatus + 5000
+        while true {
+            var fds = [pollfd(fd: session.reader.fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 2, 250)
+            if ready < 0 && errno != EINTR {
+                log.error("poll: \(String(cString: strerror(errno)))")
+                return 1
+            }
+            let now = monotonicMilliseconds()
+            if fds[0].revents != 0 {
+                session.reader.drain { type, body in
+                    pipeline.ingest(netlinkType: type, body: body, wallTime: now)
+                }
+            }
+            if fds[1].revents != 0, signals.stopRequested(log: log) { return 0 }
+            pipeline.tick(wallTime: now)
+            printer.flush()
+            if now >= nextStatus {
+                nextStatus = now + Int64(configuration.audit.statusIntervalMilliseconds)
+                checkStatus(session, mode: mode)
+            }
+            if rulesChangedByOthers || now >= nextRuleCheck {
+                nextRuleCheck = now + 5000
+                rulesChangedByOthers = false
+                do {
+                    let reinstalled = try session.verifyRules()
+                    if reinstalled > 0 { log.warning("\(reinstalled) of our audit rules were removed by someone else; reinstalled them") }
+                } catch {
+                    log.error("cannot check the audit rules: \(error)")
+                }
+            }
+        }
+    }
+
+    /// Watches the kernel's counters: lost records, backlog, enabled flag, who holds the pid.
+    private func checkStatus(_ session: AuditSession, mode: AuditSourceMode) {
+        let status: AuditStatus
+        do { status = try session.control.status() } catch {
+            log.warning("cannot read the audit status: \(error)")
+            return
+        }
+        if let last = lastStatus, status.lost != last.lost {
+            log.warning("the kernel lost \(status.lost &- last.lost) audit records (lost counter \(status.lost), backlog \(status.backlog) of \(status.backlogLimit))")
+        }
+        if status.backlogLimit > 0 && status.backlog * 5 > status.backlogLimit * 4 {
+            log.warning("audit backlog at \(status.backlog) of \(status.backlogLimit)")
+        }
+        if status.enabled == 0 {
+            log.warning("auditing was disabled by someone else; enabling it again")
+            do { try session.control.setEnabled(1) } catch { log.error("cannot enable auditing: \(error)") }
+        }
+        if mode == .unicast && status.pid != UInt32(getpid()) {
+            log.error("the audit pid is now \(status.pid): another audit daemon took the stream")
+        }
+        lastStatus = status
+    }
+
+    /// A CONFIG_CHANGE that removes rules may have removed ours: check at once.
+    private func watchConfigChanges(_ event: AuditEvent) {
+        for record in event.records where record.type == .configChange {
+            if let op = record.rawValue("op"), op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) {
+                rulesChangedByOthers = true
+            }
+        }
+    }
+
+    // MARK: line sources
+
+    /// Reads lines from `fd` until end of input or a stop signal. `follow` re-opens a
+    /// rotated file.
+    private func runLines(fd: Int32, name: String, follow: FollowedFile?, signals: SignalWatcher) -> Int32 {
+        var input = LineInput(fd: fd, name: name)
+        var follow = follow
+        while true {
+            var fds = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: follow == nil ? fd : -1, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&fds, 2, 250)
+            if fds[0].revents != 0, signals.stopRequested(log: log) { return 0 }
+            let now = monotonicMilliseconds()
+            reading: while true {
+                switch input.readOnce(into: pipeline, wallTime: now) {
+                case .data:
+                    if follow == nil { break reading }
+                case .wouldBlock:
+                    break reading
+                case .endOfInput:
+                    guard var followed = follow else {
+                        input.finish(into: pipeline)
+                        return 0
+                    }
+                    if followed.reopenIfRotated(log: log) {
+                        input = LineInput(fd: followed.fd, name: name)
+                    }
+                    follow = followed
+                    break reading
+                case .failed(let code):
+                    log.error("\(name): read failed: \(String(cString: strerror(code)))")
+                    return 1
+                }
+            }
+            pipeline.tick(wallTime: now)
+            printer.flush()
+        }
+    }
+
+    private func runFollowing(path: String, signals: SignalWatcher) -> Int32 {
+        guard let followed = FollowedFile(path: path, fromEnd: true) else {
+            log.error("\(path): \(String(cString: strerror(errno)))")
+            return 1
+        }
+        log.info("following \(path)")
+        defer { close(followed.fd) }
+        return runLines(fd: followed.fd, name: path, follow: followed, signals: signals)
+    }
+}
+
+/// An audit log followed like `tail -F`: when the path names a new file (rotation) or the
+/// file shrinks (truncation), reading starts again at the beginning of what is there now.
+struct FollowedFile {
+    let path: String
+    private(set) var fd: Int32
+    private var inode: UInt64
+
+    init?(path: String, fromEnd: Bool) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        fstat(fd, &info)
+        if fromEnd { lseek(fd, 0, SEEK_END) }
+        self.path = path
+        self.fd = fd
+        self.inode = UInt64(info.st_ino)
+    }
+
+    /// At end of the current file: switches to the rotated-in file if there is one.
+    mutating func reopenIfRotated(log: Logger) -> Bool {
+        var named = stat()
+        guard stat(path, &named) == 0 else { return false }
+        if UInt64(named.st_ino) != inode {
+            guard let next = FollowedFile(path: path, fromEnd: false) else { return false }
+            close(fd)
+            self = next
+            log.info("\(path) was rotated; reading the new file")
+            return true
+        }
+        if named.st_size < lseek(fd, 0, SEEK_CUR) {
+            lseek(fd, 0, SEEK_SET)
+            log.info("\(path) was truncated; reading from its start")
+            return true
+        }
+        return false
+    }
+}
+
+/// SIGINT/SIGTERM/SIGHUP through a signalfd, so the poll loop sees them like input.
+final class SignalWatcher {
+    let fd: Int32
+
+    init?() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, signal) }
+        guard sigprocmask(SIG_BLOCK, &set, nil) == 0 else { return nil }
+        fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard fd >= 0 else { return nil }
+    }
+
+    deinit { close(fd) }
+
+    /// Reads pending signals; true when one asks the agent to stop.
+    func stopRequested(log: Logger) -> Bool {
+        var info = signalfd_siginfo()
+        var stop = false
+        while read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+            if info.ssi_signo == UInt32(SIGHUP) {
+                log.info("SIGHUP: nothing to reload yet in this version")
+            } else {
+                log.info("signal \(info.ssi_signo): stopping")
+                stop = true
+            }
+        }
+        return stop
+    }
+}

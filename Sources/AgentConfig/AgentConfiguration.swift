@@ -1,0 +1,215 @@
+import TOMLKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One thing wrong with a configuration file, named by its key path (`audit.source`).
+public struct ConfigProblem: Equatable, Sendable, CustomStringConvertible {
+    public var keyPath: String
+    public var reason: String
+
+    public var description: String { keyPath.isEmpty ? reason : "\(keyPath): \(reason)" }
+}
+
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public var file: String
+    public var problems: [ConfigProblem]
+
+    public var description: String {
+        problems.map { "\(file): \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// Where audit records come from.
+public enum AuditSourceMode: String, CaseIterable, Sendable {
+    /// Multicast beside a running auditd, unicast otherwise.
+    case auto
+    /// Become the audit daemon (the kernel's one unicast receiver).
+    case unicast
+    /// Read the read-only multicast group beside another audit daemon.
+    case multicast
+    /// Read auditd's plugin `string` format on standard input.
+    case audisp
+    /// Follow an audit log file across rotation.
+    case file
+}
+
+public enum LogLevel: String, CaseIterable, Sendable, Comparable {
+    case error, warning, info, debug
+
+    private var rank: Int { Self.allCases.firstIndex(of: self)! }
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
+}
+
+/// The typed contents of agent.conf. Every key has a default, so a missing key never fails.
+public struct AgentConfiguration: Sendable {
+    public struct Agent: Sendable {
+        public var stateDirectory = "/var/lib/xferwatch"
+        public var logLevel = LogLevel.info
+    }
+
+    public struct Audit: Sendable {
+        public var source = AuditSourceMode.auto
+        public var logFile = "/var/log/audit/audit.log"
+        public var ruleKey = "xferwatch"
+        public var backlogLimit = 8192
+        public var rateLimit = 0
+        public var eventTimeoutMilliseconds = 3000
+        public var maximumPendingEvents = 16384
+        public var statusIntervalMilliseconds = 1000
+        public var receiveBufferBytes = 8 << 20
+    }
+
+    public var agent = Agent()
+    public var audit = Audit()
+
+    public init() {}
+
+    /// Reads and validates a file; every problem found is reported, not just the first.
+    public static func load(path: String) throws(ConfigError) -> AgentConfiguration {
+        guard let text = readTextFile(path) else {
+            throw ConfigError(file: path, problems: [ConfigProblem(keyPath: "", reason: "cannot read the file: \(String(cString: strerror(errno)))")])
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String = "agent.conf") throws(ConfigError) -> AgentConfiguration {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(file: file, problems: [ConfigProblem(
+                keyPath: "", reason: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")])
+        } catch {
+            throw ConfigError(file: file, problems: [ConfigProblem(keyPath: "", reason: "\(error)")])
+        }
+
+        var config = AgentConfiguration()
+        var reader = TableReader(table: root, path: "")
+
+        var agent = reader.section("agent")
+        config.agent.stateDirectory = agent.string("state_dir", default: config.agent.stateDirectory, absolutePath: true)
+        config.agent.logLevel = agent.choice("log_level", default: config.agent.logLevel)
+        reader.absorb(agent)
+
+        var audit = reader.section("audit")
+        config.audit.source = audit.choice("source", default: config.audit.source)
+        config.audit.logFile = audit.string("log_file", default: config.audit.logFile, absolutePath: true)
+        config.audit.ruleKey = audit.string("rule_key", default: config.audit.ruleKey, maximumLength: 31)
+        config.audit.backlogLimit = audit.integer("backlog_limit", default: config.audit.backlogLimit, in: 64...1 << 20)
+        config.audit.rateLimit = audit.integer("rate_limit", default: config.audit.rateLimit, in: 0...1_000_000)
+        config.audit.eventTimeoutMilliseconds = audit.integer("event_timeout_ms", default: config.audit.eventTimeoutMilliseconds, in: 100...60_000)
+        config.audit.maximumPendingEvents = audit.integer("max_pending_events", default: config.audit.maximumPendingEvents, in: 64...1 << 20)
+        config.audit.statusIntervalMilliseconds = audit.integer("status_interval_ms", default: config.audit.statusIntervalMilliseconds, in: 100...60_000)
+        config.audit.receiveBufferBytes = audit.integer("receive_buffer_bytes", default: config.audit.receiveBufferBytes, in: 65_536...1 << 30)
+        reader.absorb(audit)
+
+        reader.finish()
+        if !reader.problems.isEmpty { throw ConfigError(file: file, problems: reader.problems) }
+        return config
+    }
+}
+
+/// Reads one table: each accessor both declares a key (so the rest are reported as unknown)
+/// and checks its type and value, recording problems instead of stopping at the first.
+struct TableReader {
+    let table: TOMLTable?
+    let path: String
+    var known: Set<String> = []
+    var problems: [ConfigProblem] = []
+
+    init(table: TOMLTable?, path: String) {
+        self.table = table
+        self.path = path
+    }
+
+    private func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    mutating func section(_ key: String) -> TableReader {
+        known.insert(key)
+        guard let value = table?[key] else { return TableReader(table: nil, path: keyPath(key)) }
+        guard let section = value.table else {
+            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected a table, found \(value.type)"))
+            return TableReader(table: nil, path: keyPath(key))
+        }
+        return TableReader(table: section, path: keyPath(key))
+    }
+
+    /// Takes a finished sub-reader's problems (after checking its unknown keys).
+    mutating func absorb(_ child: TableReader) {
+        var child = child
+        child.finish()
+        problems += child.problems
+    }
+
+    mutating func finish() {
+        guard let table else { return }
+        for key in table.keys.sorted() where !known.contains(key) {
+            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "unknown key"))
+        }
+        known.formUnion(table.keys)
+    }
+
+    private mutating func value(_ key: String, _ type: TOMLType, _ expected: String) -> TOMLValueConvertible? {
+        known.insert(key)
+        guard let value = table?[key] else { return nil }
+        guard value.type == type else {
+            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected \(expected), found \(value.type)"))
+            return nil
+        }
+        return value
+    }
+
+    mutating func string(_ key: String, default fallback: String, absolutePath: Bool = false, maximumLength: Int = 4096) -> String {
+        guard let text = value(key, .string, "a string")?.string else { return fallback }
+        if absolutePath && !text.hasPrefix("/") {
+            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected an absolute path, found \"\(text)\""))
+            return fallback
+        }
+        if text.isEmpty || text.utf8.count > maximumLength {
+            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected 1 to \(maximumLength) characters"))
+            return fallback
+        }
+        return text
+    }
+
+    mutating func integer(_ key: String, default fallback: Int, in range: ClosedRange<Int>) -> Int {
+        guard let number = value(key, .int, "an integer")?.int else { return fallback }
+        guard range.contains(number) else {
+            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "\(number) is outside \(range.lowerBound)...\(range.upperBound)"))
+            return fallback
+        }
+        return number
+    }
+
+    mutating func bool(_ key: String, default fallback: Bool) -> Bool {
+        value(key, .bool, "true or false")?.bool ?? fallback
+    }
+
+    mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, default fallback: T) -> T where T.RawValue == String {
+        guard let text = value(key, .string, "a string")?.string else { return fallback }
+        guard let choice = T(rawValue: text) else {
+            let allowed = T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "\"\(text)\" is not one of \(allowed)"))
+            return fallback
+        }
+        return choice
+    }
+}
+
+/// The whole file as UTF-8 text, or nil with errno set.
+func readTextFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 { if errno == EINTR { continue }; return nil }
+        if count == 0 { break }
+        bytes.append(contentsOf: chunk[0..<count])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -1,0 +1,112 @@
+/// The time stamp that `audit(SECONDS.MILLIS:SERIAL)` carries.
+public struct AuditTime: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var seconds: Int64
+    public var milliseconds: UInt16
+
+    public init(seconds: Int64, milliseconds: UInt16) {
+        self.seconds = seconds
+        self.milliseconds = milliseconds
+    }
+
+    public var totalMilliseconds: Int64 { seconds * 1000 + Int64(milliseconds) }
+
+    public static func < (a: AuditTime, b: AuditTime) -> Bool { a.totalMilliseconds < b.totalMilliseconds }
+
+    public var description: String {
+        let ms = String(milliseconds)
+        return "\(seconds).\(String(repeating: "0", count: 3 - ms.count))\(ms)"
+    }
+}
+
+/// What identifies an event: records with the same key belong together.
+public struct EventKey: Hashable, Sendable {
+    public var time: AuditTime
+    public var serial: UInt32
+    /// The `node=` prefix of records forwarded from other hosts, if any.
+    public var node: String?
+}
+
+/// Where one `name=value` field sits in a record's text. The value span is raw: it keeps
+/// the quotes, hex and braces the kernel or auditd wrote.
+public struct FieldSpan: Sendable {
+    public var nameStart: UInt16
+    public var nameEnd: UInt16
+    public var valueStart: UInt16
+    public var valueEnd: UInt16
+}
+
+/// One audit record: its type, key and field text, indexed but not yet decoded.
+public struct AuditRecord: Sendable {
+    public var type: AuditRecordType
+    public var key: EventKey
+    /// The field text after `): `, without the line end. With ENRICHED input this includes
+    /// the 0x1D separator and the interpreted fields after it.
+    public var text: [UInt8]
+    /// Fields written by the kernel, in order, then those auditd interpreted (ENRICHED).
+    public var fields: [FieldSpan]
+    /// Index in `fields` of the first interpreted field; `fields.count` when there are none.
+    public var interpretedStart: Int
+
+    public var rawFields: ArraySlice<FieldSpan> { fields[..<interpretedStart] }
+    public var interpretedFields: ArraySlice<FieldSpan> { fields[interpretedStart...] }
+
+    @inlinable
+    public func name(_ field: FieldSpan) -> ArraySlice<UInt8> {
+        text[Int(field.nameStart)..<Int(field.nameEnd)]
+    }
+
+    @inlinable
+    public func rawValue(_ field: FieldSpan) -> ArraySlice<UInt8> {
+        text[Int(field.valueStart)..<Int(field.valueEnd)]
+    }
+
+    /// The first kernel-written field called `name`.
+    public func field(_ name: StaticString) -> FieldSpan? {
+        name.withUTF8Buffer { wanted in
+            for field in rawFields where Int(field.nameEnd - field.nameStart) == wanted.count {
+                if text.withUnsafeBufferPointer({ buffer in
+                    memoryEquals(buffer.baseAddress! + Int(field.nameStart), wanted.baseAddress!, wanted.count)
+                }) {
+                    return field
+                }
+            }
+            return nil
+        }
+    }
+
+    /// The raw value of the first kernel-written field called `name`.
+    public func rawValue(_ name: StaticString) -> ArraySlice<UInt8>? {
+        field(name).map { rawValue($0) }
+    }
+
+    /// A field's value as a user reads it: quotes removed and hex decoded where the kernel
+    /// encodes that field (see `FieldDecoding`).
+    public func value(_ name: StaticString) -> [UInt8]? {
+        guard let field = field(name) else { return nil }
+        return FieldDecoding.decode(name: self.name(field), value: rawValue(field), recordType: type)
+    }
+
+    public func string(_ name: StaticString) -> String? {
+        value(name).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// A decimal field (pid, uid, exit, items...). Negative numbers are allowed.
+    public func integer(_ name: StaticString) -> Int64? {
+        rawValue(name).flatMap { FieldDecoding.decimal($0) }
+    }
+
+    /// A hexadecimal field without prefix (a0..a3, arch).
+    public func hexInteger(_ name: StaticString) -> UInt64? {
+        rawValue(name).flatMap { FieldDecoding.hexNumber($0) }
+    }
+}
+
+@inline(__always)
+func memoryEquals(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+    var i = 0
+    while i < count {
+        if a[i] != b[i] { return false }
+        i += 1
+    }
+    return true
+}

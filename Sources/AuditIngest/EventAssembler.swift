@@ -1,0 +1,229 @@
+/// The records of one event, in arrival order (EOE itself is not kept).
+public struct AuditEvent: Sendable {
+    public enum Completion: String, Sendable {
+        /// The kernel's end-of-event record arrived.
+        case endOfEvent = "eoe"
+        /// A type that never has more than one record.
+        case singleRecord = "single"
+        /// No record came for the event within the timeout (log time or wall time).
+        case timeout
+        /// The input ended or the pending table was full.
+        case flush
+    }
+
+    public var key: EventKey
+    public var records: [AuditRecord]
+    public var completion: Completion
+    /// Something the event should have is missing: EOE in a stream that carries EOE, the
+    /// SYSCALL record of a syscall event, or PATH records announced by `items=`.
+    public var partial: Bool
+
+    /// SYSCALL for syscall events, otherwise the type of the first record.
+    public var type: AuditRecordType {
+        records.contains(where: { $0.type == .syscall }) ? .syscall : (records.first?.type ?? .endOfEvent)
+    }
+
+    public func first(_ type: AuditRecordType) -> AuditRecord? { records.first { $0.type == type } }
+}
+
+public struct AssemblerSettings: Sendable {
+    /// An event with no new record for this long in log time (the newest stamp seen) is complete.
+    public var logTimeoutMilliseconds: Int64
+    /// The same on the wall clock, for live sources where the stream can go quiet.
+    public var wallTimeoutMilliseconds: Int64
+    /// Above this many open events the oldest are completed early (memory bound).
+    public var maximumPendingEvents: Int
+
+    public init(logTimeoutMilliseconds: Int64 = 3000, wallTimeoutMilliseconds: Int64 = 3000, maximumPendingEvents: Int = 16384) {
+        self.logTimeoutMilliseconds = logTimeoutMilliseconds
+        self.wallTimeoutMilliseconds = wallTimeoutMilliseconds
+        self.maximumPendingEvents = maximumPendingEvents
+    }
+}
+
+public struct AssemblyCounters: Sendable, Equatable {
+    public var records = 0
+    public var events = 0
+    public var partialEvents = 0
+    public var completedByTimeout = 0
+    public var completedEarly = 0
+    /// Serial numbers never seen: events the kernel or a forwarder lost.
+    public var sequenceGaps = 0
+}
+
+/// Groups records into events by (time, serial, node). Records of different events may
+/// interleave. Timeouts run on the time since an event's *last* record, not its stamp: the
+/// stamp is taken at syscall entry, so a slow syscall's records arrive long after it.
+public final class EventAssembler {
+    private struct Pending {
+        var records: [AuditRecord]
+        var lastLogTime: Int64
+        var lastWallTime: Int64
+    }
+
+    public let settings: AssemblerSettings
+    public private(set) var counters = AssemblyCounters()
+    private let emit: (AuditEvent) -> Void
+    private var pending: [EventKey: Pending] = [:]
+    private var sequences: [String?: SerialTracker] = [:]
+    private var newestLogTime: Int64 = 0
+    private var lastSweepLogTime: Int64 = 0
+    /// Set once an EOE has been seen: from then on an event without one is partial.
+    private var streamHasEndOfEvent = false
+
+    public init(settings: AssemblerSettings = AssemblerSettings(), emit: @escaping (AuditEvent) -> Void) {
+        self.settings = settings
+        self.emit = emit
+    }
+
+    public var pendingCount: Int { pending.count }
+
+    /// Adds one record. `wallTime` is a monotonic clock in milliseconds (0 for replays).
+    public func add(_ record: AuditRecord, wallTime: Int64 = 0) {
+        counters.records += 1
+        let logTime = record.key.time.totalMilliseconds
+        if logTime > newestLogTime { newestLogTime = logTime }
+
+        if record.type == .endOfEvent {
+            streamHasEndOfEvent = true
+            if let event = pending.removeValue(forKey: record.key) {
+                complete(record.key, event.records, .endOfEvent)
+            } else {
+                observeSerial(record.key)
+            }
+        } else if record.type.isSingleRecordEvent, pending[record.key] == nil {
+            // auditd numbers its own DAEMON_* records from a counter of its own.
+            if !record.type.isDaemonMessage { observeSerial(record.key) }
+            complete(record.key, [record], .singleRecord)
+        } else if pending[record.key] != nil {
+            pending[record.key]!.records.append(record)
+            pending[record.key]!.lastLogTime = logTime
+            pending[record.key]!.lastWallTime = wallTime
+        } else {
+            observeSerial(record.key)
+            var records = [AuditRecord]()
+            records.reserveCapacity(6)
+            records.append(record)
+            pending[record.key] = Pending(records: records, lastLogTime: logTime, lastWallTime: wallTime)
+            if pending.count > settings.maximumPendingEvents { completeOldest() }
+        }
+
+        // Sweep a few times per second of log time rather than per record.
+        if newestLogTime - lastSweepLogTime >= 250 {
+            lastSweepLogTime = newestLogTime
+            sweep(logCutoff: newestLogTime - settings.logTimeoutMilliseconds, wallCutoff: nil)
+        }
+    }
+
+    /// Completes events that went quiet on the wall clock; live sources call this periodically.
+    public func tick(wallTime: Int64) {
+        sweep(logCutoff: nil, wallCutoff: wallTime - settings.wallTimeoutMilliseconds)
+    }
+
+    /// Completes everything still open (end of input, shutdown).
+    public func flush() {
+        let keys = pending.keys.sorted(by: Self.streamOrder)
+        for key in keys {
+            complete(key, pending.removeValue(forKey: key)!.records, .flush)
+        }
+        for key in sequences.keys { counters.sequenceGaps += sequences[key]!.finish() }
+    }
+
+    private func sweep(logCutoff: Int64?, wallCutoff: Int64?) {
+        var expired: [EventKey] = []
+        for (key, event) in pending {
+            if let logCutoff, event.lastLogTime < logCutoff { expired.append(key) }
+            else if let wallCutoff, event.lastWallTime < wallCutoff { expired.append(key) }
+        }
+        expired.sort(by: Self.streamOrder)
+        for key in expired {
+            counters.completedByTimeout += 1
+            complete(key, pending.removeValue(forKey: key)!.records, .timeout)
+        }
+        for key in sequences.keys { counters.sequenceGaps += sequences[key]!.expire() }
+    }
+
+    /// Memory bound: completes the older half of the open events.
+    private func completeOldest() {
+        let keys = pending.sorted { $0.value.lastLogTime < $1.value.lastLogTime }.prefix(pending.count / 2).map(\.key)
+        for key in keys.sorted(by: Self.streamOrder) {
+            counters.completedEarly += 1
+            complete(key, pending.removeValue(forKey: key)!.records, .flush)
+        }
+    }
+
+    private static func streamOrder(_ a: EventKey, _ b: EventKey) -> Bool {
+        a.time != b.time ? a.time < b.time : a.serial < b.serial
+    }
+
+    private func observeSerial(_ key: EventKey) {
+        counters.sequenceGaps += sequences[key.node, default: SerialTracker()].observe(key.serial)
+    }
+
+    private func complete(_ key: EventKey, _ records: [AuditRecord], _ completion: AuditEvent.Completion) {
+        let partial = Self.isPartial(records, completion: completion, expectEndOfEvent: streamHasEndOfEvent)
+        counters.events += 1
+        if partial { counters.partialEvents += 1 }
+        emit(AuditEvent(key: key, records: records, completion: completion, partial: partial))
+    }
+
+    static func isPartial(_ records: [AuditRecord], completion: AuditEvent.Completion, expectEndOfEvent: Bool) -> Bool {
+        guard completion != .singleRecord else { return false }
+        guard records.contains(where: { $0.type.isSyscallAuxiliary }) else { return false }
+        guard let syscall = records.first(where: { $0.type == .syscall }) else {
+            // Records that stand before SYSCALL (CONFIG_CHANGE, LOGIN) may come alone.
+            return records.contains { $0.type != .configChange && !$0.type.isSingleRecordEvent && $0.type.code != 1006 }
+        }
+        if completion != .endOfEvent && expectEndOfEvent { return true }
+        if let items = syscall.integer("items"), items > records.count(where: { $0.type == .path }) { return true }
+        return false
+    }
+}
+
+/// Counts serial numbers that never arrived. Events complete out of order, so a serial
+/// is only counted missing once the stream has moved `window` serials past it.
+struct SerialTracker {
+    static let window: UInt32 = 4096
+    private var newest: UInt32?
+    private var missing: Set<UInt32> = []
+    private var missingOrder: [UInt32] = []
+    private var missingHead = 0
+
+    /// Records `serial`; returns the gaps too large to wait for (others come from `expire`).
+    mutating func observe(_ serial: UInt32) -> Int {
+        guard let newest else { self.newest = serial; return 0 }
+        // Serial arithmetic: the counter wraps at 2^32.
+        let distance = Int32(bitPattern: serial &- newest)
+        if distance > 0 {
+            self.newest = serial
+            guard distance <= Self.window else { return Int(distance) - 1 }
+            var next = newest &+ 1
+            while next != serial {
+                missing.insert(next); missingOrder.append(next)
+                next &+= 1
+            }
+        } else if distance < 0 {
+            missing.remove(serial)
+        }
+        return 0
+    }
+
+    /// Gaps older than the window.
+    mutating func expire() -> Int {
+        guard let newest else { return 0 }
+        var gaps = 0
+        while missingHead < missingOrder.count, newest &- missingOrder[missingHead] > Self.window {
+            if missing.remove(missingOrder[missingHead]) != nil { gaps += 1 }
+            missingHead += 1
+        }
+        if missingHead > 4096 { missingOrder.removeFirst(missingHead); missingHead = 0 }
+        return gaps
+    }
+
+    /// All gaps still open.
+    mutating func finish() -> Int {
+        let gaps = missing.count
+        missing.removeAll(); missingOrder.removeAll(); missingHead = 0
+        return gaps
+    }
+}

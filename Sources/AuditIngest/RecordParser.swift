@@ -1,0 +1,211 @@
+/// Why a line or message could not be read as an audit record.
+public enum RecordParseError: Error, Equatable, Sendable, CustomStringConvertible {
+    case empty
+    case tooLong(Int)
+    case missingType
+    case unknownType
+    case missingStamp
+    case badStamp
+    case unterminatedValue(offset: Int)
+
+    public var description: String {
+        switch self {
+        case .empty: "empty record"
+        case .tooLong(let length): "record of \(length) bytes is longer than \(RecordParser.maximumRecordLength)"
+        case .missingType: "no type= field"
+        case .unknownType: "record type is neither a known name nor UNKNOWN[n]"
+        case .missingStamp: "no msg=audit(...) stamp"
+        case .badStamp: "malformed audit(SECONDS.MILLIS:SERIAL) stamp"
+        case .unterminatedValue(let offset): "unterminated quoted value at byte \(offset)"
+        }
+    }
+}
+
+/// Parses the record forms a user meets: auditd RAW and ENRICHED log lines and the audisp
+/// `string` format (`[node=N ]type=T msg=audit(S.MS:SERIAL): fields`), and netlink message
+/// bodies (`audit(S.MS:SERIAL): fields`, type from the netlink header).
+public enum RecordParser {
+    /// The kernel never sends more than 8970 bytes; anything far longer is not a record.
+    public static let maximumRecordLength = 65_535
+
+    static let enrichedSeparator: UInt8 = 0x1D
+
+    /// Parses one log line (without its newline).
+    public static func parseLine(_ line: UnsafeRawBufferPointer) throws(RecordParseError) -> AuditRecord {
+        var cursor = Cursor(line)
+        cursor.trimEnd()
+        guard !cursor.atEnd else { throw .empty }
+        guard cursor.remaining <= maximumRecordLength else { throw .tooLong(cursor.remaining) }
+
+        var node: String?
+        if cursor.consume("node=") {
+            let value = cursor.takeUntilSpace()
+            node = String(decoding: value, as: UTF8.self)
+            cursor.skipSpaces()
+        }
+        guard cursor.consume("type=") else { throw .missingType }
+        let typeName = cursor.takeUntilSpace()
+        guard let type = AuditRecordType(name: typeName) else { throw .unknownType }
+        cursor.skipSpaces()
+        guard cursor.consume("msg=") else { throw .missingStamp }
+        return try parseStamped(&cursor, type: type, node: node)
+    }
+
+    /// Parses the body of a netlink audit message whose header carried `type`.
+    public static func parseNetlink(type: UInt16, body: UnsafeRawBufferPointer) throws(RecordParseError) -> AuditRecord {
+        var cursor = Cursor(body)
+        cursor.trimEnd()
+        guard !cursor.atEnd else { throw .empty }
+        guard cursor.remaining <= maximumRecordLength else { throw .tooLong(cursor.remaining) }
+        return try parseStamped(&cursor, type: AuditRecordType(code: type), node: nil)
+    }
+
+    /// `audit(S.MS:SERIAL): fields...` from the cursor on.
+    private static func parseStamped(_ cursor: inout Cursor, type: AuditRecordType, node: String?) throws(RecordParseError) -> AuditRecord {
+        guard cursor.consume("audit(") else { throw .missingStamp }
+        guard let seconds = cursor.takeDecimal(), cursor.consume(".") else { throw .badStamp }
+        let fractionStart = cursor.position
+        guard var fraction = cursor.takeDecimal() else { throw .badStamp }
+        // Normalise any number of fractional digits to milliseconds.
+        var digits = cursor.position - fractionStart
+        while digits > 3 { fraction /= 10; digits -= 1 }
+        while digits < 3 { fraction *= 10; digits += 1 }
+        guard cursor.consume(":"), let serial = cursor.takeDecimal(), serial <= UInt64(UInt32.max),
+              cursor.consume(")") else { throw .badStamp }
+        _ = cursor.consume(":")
+        cursor.skipSpaces()
+
+        let key = EventKey(time: AuditTime(seconds: Int64(seconds), milliseconds: UInt16(fraction)),
+                           serial: UInt32(serial), node: node)
+        let text = Array(cursor.rest)
+        var fields: [FieldSpan] = []
+        fields.reserveCapacity(24)
+        let scanned = text.withUnsafeBytes { bytes -> Result<Int, RecordParseError> in
+            let separator = bytes.firstIndex(of: enrichedSeparator) ?? bytes.count
+            do throws(RecordParseError) {
+                try FieldScanner.scan(bytes, from: 0, to: separator, into: &fields)
+                let interpretedStart = fields.count
+                if separator < bytes.count {
+                    try FieldScanner.scan(bytes, from: separator + 1, to: bytes.count, into: &fields)
+                }
+                return .success(interpretedStart)
+            } catch {
+                return .failure(error)
+            }
+        }
+        let interpretedStart = try scanned.get()
+        return AuditRecord(type: type, key: key, text: text, fields: fields, interpretedStart: interpretedStart)
+    }
+}
+
+/// Splits `name=value name="quoted" name='nested fields' NAME={ braces }` into spans.
+enum FieldScanner {
+    static func scan(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int,
+                     into fields: inout [FieldSpan]) throws(RecordParseError) {
+        let space = UInt8(ascii: " "), equals = UInt8(ascii: "=")
+        var i = start
+        while i < end {
+            while i < end && bytes[i] == space { i += 1 }
+            guard i < end else { break }
+            let nameStart = i
+            while i < end && bytes[i] != equals && bytes[i] != space { i += 1 }
+            // A word without `=` (AVC's `denied { read } for`) carries no field.
+            guard i < end && bytes[i] == equals && i > nameStart else { continue }
+            let nameEnd = i
+            i += 1
+            let valueStart = i
+            guard i < end else {
+                fields.append(span(nameStart, nameEnd, valueStart, i))
+                break
+            }
+            switch bytes[i] {
+            case UInt8(ascii: "\""):
+                i = try closing(UInt8(ascii: "\""), in: bytes, after: i, end: end) + 1
+            case UInt8(ascii: "'"):
+                let close = try closing(UInt8(ascii: "'"), in: bytes, after: i, end: end)
+                // User-space messages nest their own fields in msg='...': read them as
+                // fields of the record, the way auparse does.
+                if nameEnd - nameStart == 3, bytes[nameStart] == UInt8(ascii: "m"),
+                   bytes[nameStart + 1] == UInt8(ascii: "s"), bytes[nameStart + 2] == UInt8(ascii: "g") {
+                    try scan(bytes, from: i + 1, to: close, into: &fields)
+                    i = close + 1
+                    continue
+                }
+                i = close + 1
+            case UInt8(ascii: "{"):
+                i = try closing(UInt8(ascii: "}"), in: bytes, after: i, end: end) + 1
+            default:
+                while i < end && bytes[i] != space { i += 1 }
+            }
+            fields.append(span(nameStart, nameEnd, valueStart, i))
+        }
+    }
+
+    @inline(__always)
+    private static func closing(_ byte: UInt8, in bytes: UnsafeRawBufferPointer, after open: Int, end: Int) throws(RecordParseError) -> Int {
+        var i = open + 1
+        while i < end {
+            if bytes[i] == byte { return i }
+            i += 1
+        }
+        throw .unterminatedValue(offset: open)
+    }
+
+    @inline(__always)
+    private static func span(_ a: Int, _ b: Int, _ c: Int, _ d: Int) -> FieldSpan {
+        FieldSpan(nameStart: UInt16(a), nameEnd: UInt16(b), valueStart: UInt16(c), valueEnd: UInt16(d))
+    }
+}
+
+/// A forward-only reader over bytes.
+struct Cursor {
+    let bytes: UnsafeRawBufferPointer
+    var position = 0
+    var end: Int
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        self.end = bytes.count
+    }
+
+    var atEnd: Bool { position >= end }
+    var remaining: Int { end - position }
+    var rest: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[position..<end]) }
+
+    /// Drops the line end, NUL padding and trailing blanks netlink and files leave.
+    mutating func trimEnd() {
+        while end > position, [0, 0x0A, 0x0D, 0x20].contains(bytes[end - 1]) { end -= 1 }
+    }
+
+    mutating func skipSpaces() {
+        while position < end && bytes[position] == 0x20 { position += 1 }
+    }
+
+    mutating func consume(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard remaining >= count else { return false }
+        let start = literal.utf8Start
+        for i in 0..<count where bytes[position + i] != start[i] { return false }
+        position += count
+        return true
+    }
+
+    mutating func takeUntilSpace() -> UnsafeRawBufferPointer {
+        let start = position
+        while position < end && bytes[position] != 0x20 { position += 1 }
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<position])
+    }
+
+    mutating func takeDecimal() -> UInt64? {
+        let start = position
+        var value: UInt64 = 0
+        while position < end, bytes[position] >= 0x30, bytes[position] <= 0x39 {
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(UInt64(bytes[position] - 0x30))
+            guard !o1 && !o2 else { return nil }
+            value = sum
+            position += 1
+        }
+        return position > start ? value : nil
+    }
+}

@@ -1,0 +1,126 @@
+/// Writes JSON straight into a byte buffer: no intermediate objects, no Foundation.
+/// The caller keeps the structure right; the writer handles commas and escaping.
+public struct JSONWriter {
+    public private(set) var bytes: [UInt8] = []
+    /// Whether the next value in the current container needs a comma before it.
+    private var needsComma = false
+
+    public init(capacity: Int = 4096) { bytes.reserveCapacity(capacity) }
+
+    public mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        needsComma = false
+    }
+
+    public mutating func beginObject() { separator(); bytes.append(UInt8(ascii: "{")); needsComma = false }
+    public mutating func endObject() { bytes.append(UInt8(ascii: "}")); needsComma = true }
+    public mutating func beginArray() { separator(); bytes.append(UInt8(ascii: "[")); needsComma = false }
+    public mutating func endArray() { bytes.append(UInt8(ascii: "]")); needsComma = true }
+
+    /// Writes `"name":` inside an object; the value follows.
+    public mutating func key(_ name: StaticString) {
+        separator()
+        bytes.append(UInt8(ascii: "\""))
+        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        needsComma = false
+    }
+
+    public mutating func key(_ name: some Collection<UInt8>) {
+        separator()
+        appendQuoted(name)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    public mutating func key(_ name: String) { key(name.utf8) }
+
+    public mutating func string(_ value: some Collection<UInt8>) { separator(); appendQuoted(value); needsComma = true }
+    public mutating func string(_ value: String) { string(value.utf8) }
+
+    public mutating func number(_ value: some BinaryInteger) {
+        separator()
+        bytes.append(contentsOf: String(value).utf8)
+        needsComma = true
+    }
+
+    public mutating func number(_ value: Double) {
+        separator()
+        bytes.append(contentsOf: (value.isFinite ? String(value) : "null").utf8)
+        needsComma = true
+    }
+
+    public mutating func bool(_ value: Bool) {
+        separator()
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+        needsComma = true
+    }
+
+    public mutating func null() { separator(); bytes.append(contentsOf: "null".utf8); needsComma = true }
+
+    /// Inserts already-encoded JSON as one value.
+    public mutating func raw(_ json: some Collection<UInt8>) { separator(); bytes.append(contentsOf: json); needsComma = true }
+
+    public mutating func newline() { bytes.append(0x0A); needsComma = false }
+
+    @inline(__always)
+    private mutating func separator() {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Quotes and escapes; invalid UTF-8 becomes U+FFFD so the output always parses.
+    private mutating func appendQuoted<C: Collection<UInt8>>(_ value: C) {
+        bytes.append(UInt8(ascii: "\""))
+        var index = value.startIndex
+        while index != value.endIndex {
+            let byte = value[index]
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0..<0x20, 0x7F:
+                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30,
+                                          Self.hexDigits[Int(byte >> 4)], Self.hexDigits[Int(byte & 15)]])
+            case 0x20..<0x7F:
+                bytes.append(byte)
+            default:
+                let length = Self.validSequenceLength(value, at: index)
+                if length == 0 {
+                    bytes.append(contentsOf: [0xEF, 0xBF, 0xBD])
+                } else {
+                    var i = index
+                    for _ in 0..<length { bytes.append(value[i]); i = value.index(after: i) }
+                    index = value.index(index, offsetBy: length - 1)
+                }
+            }
+            index = value.index(after: index)
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// The length of the valid UTF-8 sequence starting at `index`, or 0.
+    private static func validSequenceLength<C: Collection<UInt8>>(_ value: C, at index: C.Index) -> Int {
+        let lead = value[index]
+        let length: Int
+        let minimum: UInt32
+        switch lead {
+        case 0xC2...0xDF: length = 2; minimum = 0x80
+        case 0xE0...0xEF: length = 3; minimum = 0x800
+        case 0xF0...0xF4: length = 4; minimum = 0x10000
+        default: return 0
+        }
+        var scalar = UInt32(lead) & (0xFF >> (length + 1))
+        var i = value.index(after: index)
+        for _ in 1..<length {
+            guard i != value.endIndex, value[i] & 0xC0 == 0x80 else { return 0 }
+            scalar = scalar << 6 | UInt32(value[i] & 0x3F)
+            i = value.index(after: i)
+        }
+        guard scalar >= minimum, scalar <= 0x10FFFF, !(0xD800...0xDFFF).contains(scalar) else { return 0 }
+        return length
+    }
+}

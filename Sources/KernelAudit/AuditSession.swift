@@ -1,0 +1,123 @@
+import AuditIngest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The kernel state xferwatchd owns while it runs, and gives back when it stops: its rules,
+/// and in unicast mode the audit pid and the enabled flag as they were found.
+public final class AuditSession {
+    public struct Settings: Sendable {
+        public var backlogLimit: UInt32
+        public var rateLimit: UInt32
+        public var receiveBufferBytes: Int
+
+        public init(backlogLimit: UInt32, rateLimit: UInt32, receiveBufferBytes: Int) {
+            self.backlogLimit = backlogLimit
+            self.rateLimit = rateLimit
+            self.receiveBufferBytes = receiveBufferBytes
+        }
+    }
+
+    public let reader: NetlinkAuditReader
+    public let control: AuditControl
+    public let initialStatus: AuditStatus
+    public let ruleKey: String
+    public private(set) var rules: [KernelRule] = []
+    public private(set) var rulesReinstalled = 0
+    private let log: (String) -> Void
+    private var closed = false
+
+    /// Takes the audit stream in `mode` and installs `specs`. On any failure the kernel is
+    /// put back as it was before the error is thrown.
+    public init(mode: NetlinkAuditReader.Mode, settings: Settings, specs: [AuditRuleSpec],
+                log: @escaping (String) -> Void) throws(KernelAuditError) {
+        control = try AuditControl()
+        initialStatus = try control.status()
+        ruleKey = specs.first?.key ?? ""
+        self.log = log
+        if mode == .unicast, initialStatus.pid != 0, kill(pid_t(initialStatus.pid), 0) == 0 {
+            throw KernelAuditError(operation: "become the audit daemon: pid \(initialStatus.pid) holds the audit socket (use source = \"multicast\")", code: EBUSY)
+        }
+        reader = try NetlinkAuditReader(mode: mode, receiveBufferBytes: settings.receiveBufferBytes)
+        do {
+            if mode == .unicast {
+                // Never make audited processes wait for us: a full backlog loses records
+                // (counted by the kernel) instead of stalling the host.
+                try control.setBacklogWaitTime(0)
+                try control.setBacklogLimit(settings.backlogLimit)
+                try control.setRateLimit(settings.rateLimit)
+            }
+            try removeStaleRules()
+            for spec in specs {
+                let rule = try control.compile(spec)
+                try control.add(rule)
+                rules.append(rule)
+            }
+            if initialStatus.enabled == 0 { try control.setEnabled(1) }
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    /// Rules with our key left by an instance that did not stop cleanly.
+    private func removeStaleRules() throws(KernelAuditError) {
+        for rule in try control.listRules() where rule.key == ruleKey {
+            try control.delete(rule)
+            log("removed a stale audit rule with key \(ruleKey) left by an earlier run")
+        }
+    }
+
+    /// Puts back any of our rules that someone removed; returns how many.
+    @discardableResult
+    public func verifyRules() throws(KernelAuditError) -> Int {
+        let loaded = try control.listRules()
+        var reinstalled = 0
+        for rule in rules where !loaded.contains(rule) {
+            try control.add(rule)
+            reinstalled += 1
+        }
+        rulesReinstalled += reinstalled
+        return reinstalled
+    }
+
+    /// Removes our rules and restores the enabled flag and audit pid found at start.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        for rule in rules {
+            do { try control.delete(rule) } catch { if error.code != ENOENT { log("could not remove an audit rule: \(error)") } }
+        }
+        rules.removeAll()
+        do {
+            let now = try control.status()
+            if now.enabled != initialStatus.enabled && initialStatus.enabled != 2 {
+                try control.setEnabled(initialStatus.enabled)
+            }
+            if reader.mode == .unicast && now.pid == UInt32(getpid()) {
+                try control.clearAuditPid()
+            }
+        } catch {
+            log("could not restore the audit settings: \(error)")
+        }
+    }
+}
+
+/// The rules xferwatch needs, for both ABIs, excluding its own process. Calls that pass an
+/// address (sendto/sendmsg with saddr_fam) are audited, never every send: glibc's send() is
+/// sendto on x86_64, so that would audit all TCP traffic.
+public func xferwatchRuleSpecs(key: String, ownPid: Int32) -> [AuditRuleSpec] {
+    let exclude = "pid!=\(ownPid)"
+    var specs: [AuditRuleSpec] = []
+    for (arch, socketCalls) in [("b64", ["connect", "accept", "accept4", "bind"]), ("b32", ["connect", "accept4", "bind"])] {
+        specs.append(AuditRuleSpec(arch: arch, syscalls: ["execve", "execveat"], fields: [exclude], key: key))
+        specs.append(AuditRuleSpec(arch: arch, syscalls: socketCalls, fields: [exclude], key: key))
+        for family in [SocketAddress.familyInet, SocketAddress.familyInet6] {
+            specs.append(AuditRuleSpec(arch: arch, syscalls: ["sendto", "sendmsg"], fields: [exclude, "saddr_fam=\(family)"], key: key))
+        }
+    }
+    return specs
+}

@@ -1,0 +1,75 @@
+import Agent
+import AgentConfig
+import ArgumentParser
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Xferwatchd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xferwatchd",
+        abstract: "Watches the kernel audit stream for file transfers used as command-and-control or exfiltration.",
+        subcommands: [Run.self, Replay.self, CheckConfig.self])
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "The agent configuration file (TOML).")
+    var config = "/etc/xferwatch/agent.conf"
+
+    /// Loads the file or exits 1 with every problem listed.
+    func load() throws -> AgentConfiguration {
+        do {
+            return try AgentConfiguration.load(path: config)
+        } catch {
+            printError(error.description)
+            throw ExitCode(1)
+        }
+    }
+}
+
+func printError(_ text: String) {
+    let bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the agent on the live audit stream.")
+    @OptionGroup var options: ConfigOption
+    @Flag(help: "Print every assembled event as a JSON line on standard output.")
+    var events = false
+
+    func run() throws {
+        let configuration = try options.load()
+        let log = Logger(level: configuration.agent.logLevel)
+        let status = LiveAgent(configuration: configuration, output: OutputOptions(events: events), log: log).run()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run recorded audit logs through the pipeline.")
+    @OptionGroup var options: ConfigOption
+    @Flag(help: "Print every assembled event as a JSON line on standard output.")
+    var events = false
+    @Argument(help: "Audit log files; - for standard input.")
+    var files: [String] = []
+
+    func run() throws {
+        let configuration = try options.load()
+        let log = Logger(level: configuration.agent.logLevel)
+        let status = Agent.Replay.run(configuration: configuration, files: files, output: OutputOptions(events: events), log: log)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate a configuration file.")
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        _ = try options.load()
+        print("\(options.config): ok")
+    }
+}
