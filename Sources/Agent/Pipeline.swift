@@ -3,6 +3,8 @@ import AuditIngest
 /// Counts of input that could not be used: every dropped record is counted by reason.
 public struct IngestCounters: Sendable, Equatable {
     public var malformed = 0
+    /// Empty lines: not records, not errors.
+    public var blank = 0
     public var malformedByReason: [String: Int] = [:]
 }
 
@@ -26,7 +28,7 @@ public final class Pipeline {
         do {
             assembler.add(try RecordParser.parseLine(line), wallTime: wallTime)
         } catch .empty {
-            return
+            ingest.blank += 1
         } catch {
             malformed(error, position())
         }

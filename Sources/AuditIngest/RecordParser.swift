@@ -109,8 +109,12 @@ enum FieldScanner {
             guard i < end else { break }
             let nameStart = i
             while i < end && bytes[i] != equals && bytes[i] != space { i += 1 }
-            // A word without `=` (AVC's `denied { read } for`) carries no field.
-            guard i < end && bytes[i] == equals && i > nameStart else { continue }
+            // A word without a name or without `=` (AVC's `denied { read } for`) is no field:
+            // skip to its end.
+            guard i < end && bytes[i] == equals && i > nameStart else {
+                while i < end && bytes[i] != space { i += 1 }
+                continue
+            }
             let nameEnd = i
             i += 1
             let valueStart = i

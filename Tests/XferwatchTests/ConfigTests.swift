@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+@testable import AgentConfig
+
+@Suite struct ConfigTests {
+    @Test func shippedConfigIsValidAndDocumentsEveryKey() throws {
+        let text = try String(contentsOfFile: Repo.path("agent.conf"), encoding: .utf8)
+        let config = try AgentConfiguration.parse(text)
+        #expect(config.audit.source == .auto)
+        // Every key the reader knows stands in the shipped file with a comment above it.
+        for key in ["state_dir", "log_level", "source", "log_file", "rule_key", "backlog_limit", "rate_limit",
+                    "event_timeout_ms", "max_pending_events", "status_interval_ms", "receive_buffer_bytes"] {
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let index = try #require(lines.firstIndex { $0.hasPrefix("\(key) =") }, "\(key) missing from agent.conf")
+            #expect(lines[index - 1].hasPrefix("#"), "\(key) has no comment")
+        }
+    }
+
+    @Test func missingKeysTakeDefaults() throws {
+        let config = try AgentConfiguration.parse("")
+        #expect(config.audit.backlogLimit == 8192)
+        #expect(config.agent.logLevel == .info)
+        #expect(try AgentConfiguration.parse("[audit]\nsource = \"multicast\"\n").audit.source == .multicast)
+    }
+
+    @Test func everyProblemIsReportedWithItsKeyPath() {
+        let text = """
+        [agent]
+        state_dir = "relative/path"
+        [audit]
+        source = "udp"
+        backlog_limit = "big"
+        rate_limit = -1
+        colour = "blue"
+        [outputs]
+        x = 1
+        """
+        do {
+            _ = try AgentConfiguration.parse(text, file: "test.conf")
+            Issue.record("a bad file was accepted")
+        } catch {
+            let byKey = Dictionary(error.problems.map { ($0.keyPath, $0.reason) }, uniquingKeysWith: { a, _ in a })
+            #expect(byKey["agent.state_dir"]?.contains("absolute path") == true)
+            #expect(byKey["audit.source"]?.contains("not one of") == true)
+            #expect(byKey["audit.backlog_limit"] == "expected an integer, found string")
+            #expect(byKey["audit.rate_limit"]?.contains("outside") == true)
+            #expect(byKey["audit.colour"] == "unknown key")
+            #expect(byKey["outputs"] == "unknown key")
+            #expect(error.problems.count == 6)
+            #expect(error.description.hasPrefix("test.conf: "))
+        }
+    }
+
+    @Test func syntaxErrorsNameTheLine() {
+        do {
+            _ = try AgentConfiguration.parse("[audit]\nsource = \n")
+            Issue.record("a broken file was accepted")
+        } catch {
+            #expect(error.problems.first?.reason.contains("line 2") == true)
+        }
+    }
+
+    @Test func checkConfigCommandExitsOneOnProblems() throws {
+        let path = NSTemporaryDirectory() + "xferwatch-bad-\(getpid()).conf"
+        try "[audit]\nsource = \"nowhere\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        let bad = try runCommand(Repo.xferwatchd, ["check-config", "--config", path])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("audit.source"))
+        let good = try runCommand(Repo.xferwatchd, ["check-config", "--config", Repo.path("agent.conf")])
+        #expect(good.status == 0)
+        let missing = try runCommand(Repo.xferwatchd, ["check-config", "--config", "/nonexistent/agent.conf"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("cannot read the file"))
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+@testable import AuditIngest
+
+/// Paths inside the repository, found from this file's location.
+enum Repo {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+    static func fixture(_ name: String) -> String { path("Tests/Fixtures/\(name)") }
+    static var xferwatchd: String { path(".build/debug/xferwatchd") }
+}
+
+func lines(ofFile path: String) throws -> [String] {
+    try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+}
+
+func parse(_ line: String) throws(RecordParseError) -> AuditRecord {
+    var bytes = Array(line.utf8)
+    return try parse(bytes: &bytes)
+}
+
+func parse(bytes: inout [UInt8]) throws(RecordParseError) -> AuditRecord {
+    let result: Result<AuditRecord, RecordParseError> = bytes.withUnsafeBytes { buffer in
+        do throws(RecordParseError) { return .success(try RecordParser.parseLine(buffer)) } catch { return .failure(error) }
+    }
+    return try result.get()
+}
+
+/// Runs the parser and assembler over lines, returning the events in completion order.
+func assemble(_ lines: [String], settings: AssemblerSettings = AssemblerSettings()) throws -> (events: [AuditEvent], counters: AssemblyCounters) {
+    var events: [AuditEvent] = []
+    let assembler = EventAssembler(settings: settings) { events.append($0) }
+    for line in lines { assembler.add(try parse(line)) }
+    assembler.flush()
+    return (events, assembler.counters)
+}
+
+extension AuditRecord {
+    func decoded(_ name: StaticString) -> String? { string(name) }
+}
+
+/// A child process with captured output, for tests that run xferwatchd and real clients.
+final class Child {
+    let process = Process()
+    private let stdoutPipe = Pipe()
+    private let stderrPipe = Pipe()
+    private let collected = Collected()
+
+    final class Collected: @unchecked Sendable {
+        private let lock = NSLock()
+        private var out = Data()
+        private var err = Data()
+        func add(out data: Data) { lock.lock(); out.append(data); lock.unlock() }
+        func add(err data: Data) { lock.lock(); err.append(data); lock.unlock() }
+        var stdout: String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
+        var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
+    }
+
+    init(_ executable: String, _ arguments: [String], stdin: FileHandle? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        if let stdin { process.standardInput = stdin }
+        let collected = self.collected
+        stdoutPipe.fileHandleForReading.readabilityHandler = { collected.add(out: $0.availableData) }
+        stderrPipe.fileHandleForReading.readabilityHandler = { collected.add(err: $0.availableData) }
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var stdout: String { collected.stdout }
+    var stderr: String { collected.stderr }
+
+    /// Waits until `condition` holds on the collected stderr, up to `seconds`.
+    func waitForStderr(containing text: String, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if stderr.contains(text) { return true }
+            if !process.isRunning { return stderr.contains(text) }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    /// Sends `signal` and waits for the exit; returns the status.
+    @discardableResult
+    func stop(signal: Int32 = SIGINT, seconds: Double = 10) -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        // Let the readability handlers drain what is left in the pipes.
+        usleep(100_000)
+        stdoutPipe.fileHandleForReading.readabilityHandler = nil
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
+        collected.add(out: stdoutPipe.fileHandleForReading.readDataToEndOfFile())
+        collected.add(err: stderrPipe.fileHandleForReading.readDataToEndOfFile())
+        return process.terminationStatus
+    }
+}
+
+/// Runs a command to completion and returns (status, stdout, stderr).
+@discardableResult
+func runCommand(_ executable: String, _ arguments: [String], stdin: FileHandle? = nil, seconds: Double = 120) throws -> (status: Int32, stdout: String, stderr: String) {
+    let child = try Child(executable, arguments, stdin: stdin)
+    let deadline = Date().addingTimeInterval(seconds)
+    while child.process.isRunning && Date() < deadline { usleep(10_000) }
+    let status = child.stop(signal: SIGKILL)
+    return (status, child.stdout, child.stderr)
+}
+
+/// Every JSON line of `text` as a dictionary.
+func jsonLines(_ text: String) throws -> [[String: Any]] {
+    try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+}
