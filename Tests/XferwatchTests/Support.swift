@@ -56,8 +56,9 @@ final class Child {
     }
 
     init(_ executable: String, _ arguments: [String], stdin: FileHandle? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        // Children start with default signal dispositions, not the test runner's.
+        process.executableURL = URL(fileURLWithPath: Repo.path("Tests/support/default-signals"))
+        process.arguments = [executable] + arguments
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
         if let stdin { process.standardInput = stdin }
