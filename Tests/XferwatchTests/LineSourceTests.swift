@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// The live sources that read lines: audisp (auditd's plugin format on stdin) and a followed
+/// log file across rotation and truncation.
+@Suite struct LineSourceTests {
+    func config(_ body: String) throws -> String {
+        let path = NSTemporaryDirectory() + "xferwatch-\(UUID().uuidString).conf"
+        try body.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func audispReadsThePluginFormatOnStdinUntilEndOfInput() throws {
+        // The plugin format is auditd's line format, with node= when forwarded.
+        let records = try lines(ofFile: Repo.fixture("raw.log")).prefix(60).map { "node=web-01 " + $0 }.joined(separator: "\n") + "\n"
+        let input = NSTemporaryDirectory() + "xferwatch-audisp-\(getpid()).log"
+        try records.write(toFile: input, atomically: true, encoding: .utf8)
+        defer { unlink(input) }
+        let conf = try config("[audit]\nsource = \"audisp\"\n")
+        defer { unlink(conf) }
+        let result = try runCommand(Repo.xferwatchd, ["run", "--config", conf, "--events"], stdin: FileHandle(forReadingAtPath: input), seconds: 20)
+        #expect(result.status == 0)
+        let events = try jsonLines(result.stdout)
+        #expect(events.count > 5)
+        #expect(events.allSatisfy { $0["node"] as? String == "web-01" })
+    }
+
+    @Test func fileSourceFollowsRotationAndTruncation() throws {
+        let directory = NSTemporaryDirectory() + "xferwatch-follow-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = directory + "/audit.log"
+        // Written before the agent starts: not read (the agent starts at the end, like tail -F).
+        try "type=SYSCALL msg=audit(1.000:1): pid=1 comm=\"old\"\n".write(toFile: log, atomically: true, encoding: .utf8)
+        let conf = try config("[audit]\nsource = \"file\"\nlog_file = \"\(log)\"\nevent_timeout_ms = 200\n")
+        defer { unlink(conf) }
+
+        let agent = try Child(Repo.xferwatchd, ["run", "--config", conf, "--events"])
+        defer { agent.stop() }
+        try #require(agent.waitForStderr(containing: "following", seconds: 10))
+
+        func append(_ path: String, _ text: String) throws {
+            let handle = try #require(FileHandle(forWritingAtPath: path))
+            handle.seekToEndOfFile()
+            handle.write(Data(text.utf8))
+            try handle.close()
+        }
+        try append(log, "type=SYSCALL msg=audit(2.000:2): pid=2 comm=\"before\"\n")
+        usleep(600_000)
+        // Rotation: the old file moves away, a new one takes its name.
+        try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+        try "type=SYSCALL msg=audit(3.000:3): pid=3 comm=\"rotated\"\n".write(toFile: log, atomically: false, encoding: .utf8)
+        usleep(600_000)
+        // Truncation in place (copytruncate).
+        try "".write(toFile: log, atomically: false, encoding: .utf8)
+        usleep(400_000)
+        try append(log, "type=SYSCALL msg=audit(4.000:4): pid=4 comm=\"truncated\"\n")
+        usleep(600_000)
+        #expect(agent.stop() == 0)
+
+        let comms = try jsonLines(agent.stdout).compactMap {
+            (($0["records"] as? [[String: Any]])?.first?["fields"] as? [String: String])?["comm"]
+        }
+        #expect(comms == ["before", "rotated", "truncated"])
+        #expect(agent.stderr.contains("was rotated"))
+        #expect(agent.stderr.contains("was truncated"))
+    }
+}
