@@ -31,18 +31,12 @@ public enum EventJSON {
         json.key("type"); json.string(record.type.name)
         json.key("fields")
         json.beginObject()
-        for field in record.rawFields {
-            json.key(record.name(field))
-            json.string(FieldDecoding.decode(name: record.name(field), value: record.rawValue(field), recordType: record.type))
-        }
+        for field in record.rawFields { writeField(field, of: record, to: &json) }
         json.endObject()
         if !record.interpretedFields.isEmpty {
             json.key("interpreted")
             json.beginObject()
-            for field in record.interpretedFields {
-                json.key(record.name(field))
-                json.string(FieldDecoding.decode(name: record.name(field), value: record.rawValue(field), recordType: record.type))
-            }
+            for field in record.interpretedFields { writeField(field, of: record, to: &json) }
             json.endObject()
         }
         if record.type == .sockaddr, let saddr = record.rawValue("saddr"), let address = SocketAddress(hex: saddr) {
@@ -50,6 +44,17 @@ public enum EventJSON {
             write(address, to: &json)
         }
         json.endObject()
+    }
+
+    @inline(__always)
+    static func writeField(_ field: FieldSpan, of record: AuditRecord, to json: inout JSONWriter) {
+        let name = record.name(field), value = record.rawValue(field)
+        json.key(name)
+        if let plain = FieldDecoding.plainValue(name: name, value: value, recordType: record.type) {
+            json.string(plain)
+        } else {
+            json.string(FieldDecoding.decode(name: name, value: value, recordType: record.type))
+        }
     }
 
     static func write(_ address: SocketAddress, to json: inout JSONWriter) {

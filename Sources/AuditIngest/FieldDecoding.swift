@@ -11,14 +11,26 @@ public enum FieldDecoding {
 
     /// The value a user would read: quotes stripped, hex decoded where the field is encodable.
     public static func decode(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>, recordType: AuditRecordType) -> [UInt8] {
+        if let plain = plainValue(name: name, value: value, recordType: recordType) { return Array(plain) }
+        return hex(value) ?? Array(value)
+    }
+
+    /// The decoded value when it is a part of the raw text (most fields: no copy needed), or
+    /// nil when it is hex that must be decoded.
+    @inline(__always)
+    public static func plainValue(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>, recordType: AuditRecordType) -> ArraySlice<UInt8>? {
         if value.count >= 2, let first = value.first, first == value.last,
            first == UInt8(ascii: "\"") || first == UInt8(ascii: "'") {
-            return Array(value.dropFirst().dropLast())
+            return value.dropFirst().dropLast()
         }
-        if isEncodable(name: name, recordType: recordType), let decoded = hex(value) {
-            return decoded
-        }
-        return Array(value)
+        if isHexDigits(value), isEncodable(name: name, recordType: recordType) { return nil }
+        return value
+    }
+
+    @inline(__always)
+    static func isHexDigits(_ value: ArraySlice<UInt8>) -> Bool {
+        guard !value.isEmpty, value.count % 2 == 0 else { return false }
+        return value.allSatisfy { nibble($0) != nil }
     }
 
     static func isEncodable(name: ArraySlice<UInt8>, recordType: AuditRecordType) -> Bool {

@@ -72,6 +72,15 @@ public struct JSONWriter {
 
     /// Quotes and escapes; invalid UTF-8 becomes U+FFFD so the output always parses.
     private mutating func appendQuoted<C: Collection<UInt8>>(_ value: C) {
+        // Most values are plain printable ASCII: copy those in one go.
+        let plain = value.withContiguousStorageIfAvailable { buffer -> Bool in
+            for byte in buffer where byte < 0x20 || byte >= 0x7F || byte == 0x22 || byte == 0x5C { return false }
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: buffer)
+            bytes.append(UInt8(ascii: "\""))
+            return true
+        }
+        if plain == true { return }
         bytes.append(UInt8(ascii: "\""))
         var index = value.startIndex
         while index != value.endIndex {
