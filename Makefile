@@ -11,11 +11,11 @@ deps:
 	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
+# Debian starts auditd on install where it can: the tests need the audit socket free.
 test-deps: deps
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
-	# Debian starts auditd on install where it can: tests need the audit socket free. \
-	if pgrep -x auditd >/dev/null; then service auditd stop >/dev/null 2>&1 || pkill -x auditd; fi; true
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	@if pgrep -x auditd >/dev/null; then service auditd stop >/dev/null 2>&1 || pkill -x auditd; fi; true
 
 build: deps
 	$(SWIFT) build
