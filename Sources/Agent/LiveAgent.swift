@@ -79,7 +79,11 @@ public final class LiveAgent {
             return 1
         }
         guard let session else { return 1 }
-        defer { session.close() }
+        defer {
+            session.close()
+            let n = session.reader.counters
+            log.info("netlink: \(n.messages) records, dropped \(n.notFromKernel) not sent by the kernel, \(n.malformed) malformed, \(n.truncated) truncated")
+        }
         log.info("audit source \(mode.rawValue): \(session.rules.count) rules with key \(session.ruleKey) installed")
 
         var nextStatus = monotonicMilliseconds()

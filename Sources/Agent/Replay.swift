@@ -70,9 +70,6 @@ struct LineInput {
         let name = self.name
         splitter.finish { line, number in deliver(line, number, name, pipeline, 0) }
     }
-
-    /// Forgets a partial line (the file it came from was rotated away).
-    mutating func restart() { splitter = LineSplitter() }
 }
 
 @inline(__always)

@@ -183,10 +183,6 @@ struct TableReader {
         return number
     }
 
-    mutating func bool(_ key: String, default fallback: Bool) -> Bool {
-        value(key, .bool, "true or false")?.bool ?? fallback
-    }
-
     mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, default fallback: T) -> T where T.RawValue == String {
         guard let text = value(key, .string, "a string")?.string else { return fallback }
         guard let choice = T(rawValue: text) else {

@@ -95,10 +95,10 @@ public final class EventAssembler {
             // auditd numbers its own DAEMON_* records from a counter of its own.
             if !record.type.isDaemonMessage { observeSerial(record.key) }
             complete(record.key, [record], .singleRecord)
-        } else if pending[record.key] != nil {
-            pending[record.key]!.records.append(record)
-            pending[record.key]!.lastLogTime = logTime
-            pending[record.key]!.lastWallTime = wallTime
+        } else if let index = pending.index(forKey: record.key) {
+            pending.values[index].records.append(record)
+            pending.values[index].lastLogTime = logTime
+            pending.values[index].lastWallTime = wallTime
         } else {
             observeSerial(record.key)
             var records = [AuditRecord]()

@@ -34,10 +34,6 @@ func assemble(_ lines: [String], settings: AssemblerSettings = AssemblerSettings
     return (events, assembler.counters)
 }
 
-extension AuditRecord {
-    func decoded(_ name: StaticString) -> String? { string(name) }
-}
-
 /// A child process with captured output, for tests that run xferwatchd and real clients.
 final class Child {
     let process = Process()
