@@ -101,6 +101,11 @@ import Testing
         #expect(during.rules.contains("-F key=xferwatch"))
         #expect(during.rules.contains("saddr_fam=2"))
 
+        // Someone removes our rules: the agent notices the CONFIG_CHANGE and puts them back.
+        #expect(try runCommand("/usr/sbin/auditctl", ["-D", "-k", "xferwatch"]).status == 0)
+        #expect(agent.waitForStderr(containing: "were removed by someone else; reinstalled them", seconds: 8), "\(agent.stderr)")
+        #expect(try Self.kernelState().rules == during.rules)
+
         let (truePid, curlPid) = try runClients()
         usleep(300_000)
         #expect(agent.stop() == 0)
