@@ -45,12 +45,7 @@ public final class Pipeline {
 
     public func malformed(_ error: RecordParseError, _ position: String) {
         ingest.malformed += 1
-        let reason: String = switch error {
-        case .tooLong: "too long"
-        case .unterminatedValue: "unterminated value"
-        default: error.description
-        }
-        ingest.malformedByReason[reason, default: 0] += 1
+        ingest.malformedByReason[error.kind, default: 0] += 1
         if ingest.malformed <= Self.loggedMalformedLimit {
             log.warning("\(position): dropped malformed record: \(error)")
             if ingest.malformed == Self.loggedMalformedLimit {

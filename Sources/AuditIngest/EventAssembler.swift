@@ -172,7 +172,7 @@ public final class EventAssembler {
         guard records.contains(where: { $0.type.isSyscallAuxiliary }) else { return false }
         guard let syscall = records.first(where: { $0.type == .syscall }) else {
             // Records that stand before SYSCALL (CONFIG_CHANGE, LOGIN) may come alone.
-            return records.contains { $0.type != .configChange && !$0.type.isSingleRecordEvent && $0.type.code != 1006 }
+            return records.contains { $0.type != .configChange && $0.type != .login && !$0.type.isSingleRecordEvent }
         }
         if completion != .endOfEvent && expectEndOfEvent { return true }
         if let items = syscall.integer("items"), items > records.count(where: { $0.type == .path }) { return true }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Cuts a byte stream that arrives in chunks into lines, without copying complete lines.
 /// A line longer than `maximumLength` is reported once as too long and skipped up to its newline.
 public struct LineSplitter {
@@ -79,9 +85,3 @@ public struct LineSplitter {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif

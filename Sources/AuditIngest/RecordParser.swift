@@ -8,6 +8,15 @@ public enum RecordParseError: Error, Equatable, Sendable, CustomStringConvertibl
     case badStamp
     case unterminatedValue(offset: Int)
 
+    /// The reason without lengths or offsets, for counting drops by kind.
+    public var kind: String {
+        switch self {
+        case .tooLong: "too long"
+        case .unterminatedValue: "unterminated value"
+        default: description
+        }
+    }
+
     public var description: String {
         switch self {
         case .empty: "empty record"

@@ -7,6 +7,7 @@ public struct AuditRecordType: Hashable, Sendable, CustomStringConvertible {
 
     public init(code: UInt16) { self.code = code }
 
+    public static let login = AuditRecordType(code: 1006)
     public static let syscall = AuditRecordType(code: 1300)
     public static let path = AuditRecordType(code: 1302)
     public static let configChange = AuditRecordType(code: 1305)

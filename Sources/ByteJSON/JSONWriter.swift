@@ -33,8 +33,6 @@ public struct JSONWriter {
         needsComma = false
     }
 
-    public mutating func key(_ name: String) { key(name.utf8) }
-
     public mutating func string(_ value: some Collection<UInt8>) { separator(); appendQuoted(value); needsComma = true }
     public mutating func string(_ value: String) { string(value.utf8) }
 
@@ -44,22 +42,11 @@ public struct JSONWriter {
         needsComma = true
     }
 
-    public mutating func number(_ value: Double) {
-        separator()
-        bytes.append(contentsOf: (value.isFinite ? String(value) : "null").utf8)
-        needsComma = true
-    }
-
     public mutating func bool(_ value: Bool) {
         separator()
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
         needsComma = true
     }
-
-    public mutating func null() { separator(); bytes.append(contentsOf: "null".utf8); needsComma = true }
-
-    /// Inserts already-encoded JSON as one value.
-    public mutating func raw(_ json: some Collection<UInt8>) { separator(); bytes.append(contentsOf: json); needsComma = true }
 
     public mutating func newline() { bytes.append(0x0A); needsComma = false }
 

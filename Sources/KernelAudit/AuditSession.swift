@@ -94,6 +94,7 @@ public final class AuditSession {
         rules.removeAll()
         do {
             let now = try control.status()
+            // enabled = 2 means the configuration was locked (auditctl -e 2): nothing to restore.
             if now.enabled != initialStatus.enabled && initialStatus.enabled != 2 {
                 try control.setEnabled(initialStatus.enabled)
             }
