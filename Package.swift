@@ -15,20 +15,26 @@ let package = Package(
         .systemLibrary(name: "CAudit", pkgConfig: "audit", providers: [.apt(["libaudit-dev"])]),
         // Linux interfaces Glibc's Swift module hides (signalfd, recvmmsg).
         .systemLibrary(name: "CLinux"),
+        // The kernel's struct tcp_info byte counters, read in C (see its header for why).
+        .target(name: "CTCPInfo"),
         // Record parsing and event assembly: pure Swift, works on bytes.
         .target(name: "AuditIngest"),
         // Talking to the kernel: netlink sockets, audit rules, status.
         .target(name: "KernelAudit", dependencies: ["CAudit", "CLinux", "AuditIngest"]),
+        // Host state: processes (execve + /proc) and sockets (sock_diag, /proc/net).
+        .target(name: "HostState", dependencies: ["AuditIngest", "CLinux", "CTCPInfo"]),
+        // Flows: socket syscalls + host state -> attributed, classified transfer flows.
+        .target(name: "Flows", dependencies: ["AuditIngest", "HostState", "ByteJSON"]),
         // agent.conf: typed configuration and its validation.
         .target(name: "AgentConfig", dependencies: ["TOMLKit"]),
         // A small JSON writer on bytes, shared by every output.
         .target(name: "ByteJSON"),
         // The pipeline: sources -> assembly -> consumers, and the run/replay drivers.
-        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "AgentConfig", "ByteJSON", "CLinux"]),
+        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "AgentConfig", "ByteJSON", "CLinux"]),
         .executableTarget(name: "xferwatchd", dependencies: [
             "Agent", "AgentConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit"]),
+        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows"]),
     ]
 )

@@ -1,15 +1,21 @@
 import AuditIngest
 import ByteJSON
+import Flows
 
 /// What a replay or a live run prints on standard output.
 public struct OutputOptions: Sendable {
     /// Every assembled event as one JSON line.
     public var events = false
+    /// Every finished file-transfer flow as one JSON line.
+    public var flows = false
 
-    public init(events: Bool = false) { self.events = events }
+    public init(events: Bool = false, flows: Bool = false) {
+        self.events = events
+        self.flows = flows
+    }
 }
 
-/// Builds the consumer that turns events into output lines.
+/// Turns events and flows into output lines.
 final class EventPrinter {
     private let output = OutputBuffer(fd: 1)
     private var json = JSONWriter(capacity: 16_384)
@@ -21,6 +27,14 @@ final class EventPrinter {
         guard options.events else { return }
         json.reset()
         EventJSON.write(event, to: &json)
+        json.newline()
+        output.append(json.bytes)
+    }
+
+    func consume(_ flow: Flow) {
+        guard options.flows else { return }
+        json.reset()
+        FlowJSON.write(flow, to: &json)
         json.newline()
         output.append(json.bytes)
     }

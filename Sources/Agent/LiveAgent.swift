@@ -1,6 +1,8 @@
 import AgentConfig
 import AuditIngest
 import CLinux
+import Flows
+import HostState
 import KernelAudit
 
 #if canImport(Glibc)
@@ -14,6 +16,13 @@ func monotonicMilliseconds() -> Int64 {
     return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
 }
 
+/// Wall-clock milliseconds since the epoch: the time base of audit records and flows.
+func realtimeMilliseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}
+
 /// `xferwatchd run`: reads the live audit stream until SIGINT or SIGTERM.
 public final class LiveAgent {
     private let configuration: AgentConfiguration
@@ -23,15 +32,59 @@ public final class LiveAgent {
     private var session: AuditSession?
     private var rulesChangedByOthers = false
     private var lastStatus: AuditStatus?
+    private let processes: ProcessTable
+    private var sockets: HostSockets?
+    private var tracker: FlowTracker!
+    private var nextPrune: Int64 = 0
 
     public init(configuration: AgentConfiguration, output: OutputOptions, log: Logger) {
         self.configuration = configuration
         self.log = log
         self.printer = EventPrinter(options: output)
+        self.processes = ProcessTable(procfs: ProcFS(), capacity: configuration.host.maximumProcesses)
         self.pipeline = Pipeline(settings: configuration.assemblerSettings, log: log) { [unowned self] event in
             self.watchConfigChanges(event)
             self.printer.consume(event)
+            self.tracker.handle(event, now: realtimeMilliseconds())
         }
+    }
+
+    /// Host state for flows: sock_diag in our namespace (others are opened on demand) and
+    /// every process already running.
+    private func startHostState() {
+        do {
+            sockets = try HostSockets(procfs: processes.procfs!, log: { [log] in log.warning($0) })
+        } catch {
+            log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
+        }
+        tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: sockets,
+                              settings: configuration.flowSettings, emit: printer.consume)
+        processes.seedFromProc()
+        log.info("host: \(processes.count) running processes read from /proc")
+    }
+
+    /// Descriptors of the host-state sources (sock_diag destroy notifications) for poll().
+    private func hostPollDescriptors() -> [pollfd] {
+        (sockets?.destroyDescriptors ?? []).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+    }
+
+    /// Destroy notifications, flow timeouts and pruning; `ready` when a host descriptor polled readable.
+    private func serviceHostState(ready: Bool) {
+        let now = realtimeMilliseconds()
+        if ready {
+            sockets?.drainDestroyed { namespace, socket in
+                log.debug("socket destroyed in namespace \(namespace): \(socket.transport.rawValue) \(socket.localAddress):\(socket.localPort) -> \(socket.remoteAddress):\(socket.remotePort) cookie \(socket.cookie.map(String.init) ?? "-") out \(socket.bytesOut.map(String.init) ?? "-") in \(socket.bytesIn.map(String.init) ?? "-")")
+                tracker.destroyed(namespace: namespace, socket: socket, now: now)
+            }
+        }
+        tracker.tick(now: now)
+        if now >= nextPrune {
+            nextPrune = now + Int64(configuration.host.pruneIntervalMilliseconds)
+            processes.pruneExited()
+            let inUse = Set(tracker.openFlows.compactMap(\.namespace) + tracker.openFlows.compactMap(\.process.networkNamespace))
+            sockets?.closeIdleNamespaces(now: now, idleMilliseconds: 60_000, inUse: inUse)
+        }
+        printer.flush()
     }
 
     /// The source `auto` stands for: multicast beside a live audit daemon, else unicast.
@@ -45,6 +98,7 @@ public final class LiveAgent {
             log.error("cannot watch signals: \(String(cString: strerror(errno)))")
             return 1
         }
+        startHostState()
         let result: Int32
         switch configuration.audit.source {
         case .audisp:
@@ -56,8 +110,15 @@ public final class LiveAgent {
             result = runKernel(signals: signals)
         }
         pipeline.flush()
+        tracker.finish(now: realtimeMilliseconds())
         printer.flush()
         log.info("stopped: \(pipeline.summary)")
+        log.info("stopped: \(processes.summary); \(tracker.summary)")
+        if let c = sockets?.counters {
+            log.info("sockets: \(c.resolved) resolved (\(c.procNetFallbacks) through /proc/net), \(c.fdGone) gone before lookup, "
+                + "\(c.notFound) not found, \(c.sockDiagErrors) sock_diag errors, \(c.destroyOverruns) destroy overruns, "
+                + "\(c.socketsScanned) sockets scanned, \(c.namespacesOpened) namespaces watched")
+        }
         return result
     }
 
@@ -90,8 +151,8 @@ public final class LiveAgent {
         var nextRuleCheck = nextStatus + 5000
         while true {
             var fds = [pollfd(fd: session.reader.fd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 2, 250)
+                       pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)] + hostPollDescriptors()
+            let ready = poll(&fds, nfds_t(fds.count), 250)
             if ready < 0 && errno != EINTR {
                 log.error("poll: \(String(cString: strerror(errno)))")
                 return 1
@@ -104,7 +165,7 @@ public final class LiveAgent {
             }
             if fds[1].revents != 0, signals.stopRequested(log: log) { return 0 }
             pipeline.tick(wallTime: now)
-            printer.flush()
+            serviceHostState(ready: fds[2...].contains { $0.revents != 0 })
             if now >= nextStatus {
                 nextStatus = now + Int64(configuration.audit.statusIntervalMilliseconds)
                 checkStatus(session, mode: mode)
@@ -163,8 +224,8 @@ public final class LiveAgent {
         var follow = follow
         while true {
             var fds = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: follow == nil ? fd : -1, events: Int16(POLLIN), revents: 0)]
-            _ = poll(&fds, 2, 250)
+                       pollfd(fd: follow == nil ? fd : -1, events: Int16(POLLIN), revents: 0)] + hostPollDescriptors()
+            _ = poll(&fds, nfds_t(fds.count), 250)
             if fds[0].revents != 0, signals.stopRequested(log: log) { return 0 }
             let now = monotonicMilliseconds()
             reading: while true {
@@ -189,7 +250,7 @@ public final class LiveAgent {
                 }
             }
             pipeline.tick(wallTime: now)
-            printer.flush()
+            serviceHostState(ready: fds[2...].contains { $0.revents != 0 })
         }
     }
 

@@ -18,6 +18,7 @@ public final class Logger: Sendable {
     public func error(_ message: @autoclosure () -> String) { write(.error, message) }
     public func warning(_ message: @autoclosure () -> String) { write(.warning, message) }
     public func info(_ message: @autoclosure () -> String) { write(.info, message) }
+    public func debug(_ message: @autoclosure () -> String) { write(.debug, message) }
 
     private func write(_ messageLevel: LogLevel, _ message: () -> String) {
         guard messageLevel <= level else { return }

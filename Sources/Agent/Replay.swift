@@ -1,15 +1,28 @@
 import AgentConfig
 import AuditIngest
+import Flows
+import HostState
+import KernelAudit
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `xferwatchd replay`: recorded logs through the same pipeline as the live agent.
+/// `xferwatchd replay`: recorded logs through the same pipeline as the live agent. The host
+/// is not consulted (its /proc and sockets belong to today, not to the log), so flows carry
+/// what audit recorded: process, ancestry, remote end; no byte counts, no local ports.
 public enum Replay {
     public static func run(configuration: AgentConfiguration, files: [String], output: OutputOptions, log: Logger) -> Int32 {
         let printer = EventPrinter(options: output)
-        let pipeline = Pipeline(settings: configuration.assemblerSettings, log: log, consumer: printer.consume)
+        let processes = ProcessTable(procfs: nil, capacity: configuration.host.maximumProcesses)
+        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil,
+                                  settings: configuration.flowSettings, emit: printer.consume)
+        var lastTime: Int64 = 0
+        let pipeline = Pipeline(settings: configuration.assemblerSettings, log: log) { event in
+            printer.consume(event)
+            lastTime = max(lastTime, event.key.time.totalMilliseconds)
+            tracker.handle(event, now: lastTime)
+        }
         var failed = false
         for file in files.isEmpty ? ["-"] : files {
             let fd = file == "-" ? 0 : open(file, O_RDONLY | O_CLOEXEC)
@@ -33,8 +46,10 @@ public enum Replay {
             if fd != 0 { close(fd) }
         }
         pipeline.flush()
+        tracker.finish(now: lastTime)
         printer.flush()
         log.info("replay: \(pipeline.summary)")
+        log.info("replay: \(processes.summary); \(tracker.summary)")
         return failed ? 1 : 0
     }
 }
@@ -44,5 +59,31 @@ extension AgentConfiguration {
         AssemblerSettings(logTimeoutMilliseconds: Int64(audit.eventTimeoutMilliseconds),
                           wallTimeoutMilliseconds: Int64(audit.eventTimeoutMilliseconds),
                           maximumPendingEvents: audit.maximumPendingEvents)
+    }
+
+    var flowSettings: FlowSettings {
+        var settings = FlowSettings()
+        settings.unresolvedWaitMilliseconds = Int64(flows.unresolvedWaitMilliseconds)
+        settings.pollIntervalMilliseconds = Int64(flows.pollIntervalMilliseconds)
+        settings.dataLingerMilliseconds = Int64(flows.dataLingerMilliseconds)
+        settings.maximumOpenFlows = flows.maximumOpenFlows
+        return settings
+    }
+}
+
+extension ProcessTable {
+    var summary: String {
+        let c = counters
+        return "processes \(count) held, \(c.execs) execs, \(c.seeded) from /proc, \(c.exited) exited, \(c.evicted) evicted, "
+            + "\(c.pidReuse) pid reuses, \(c.unknownParents) unknown parents, \(c.goneBeforeRead) gone before read"
+    }
+}
+
+extension FlowTracker {
+    var summary: String {
+        let c = counters
+        return "flows \(c.flowsReported) reported of \(c.flowsStarted), \(c.socketCalls) socket calls, \(c.notTransfers) not transfers, "
+            + "\(c.serverSide) server side, \(c.failedConnects) failed connects, \(c.unresolved) unresolved (\(c.matchedLate) matched late), "
+            + "\(c.evicted) evicted"
     }
 }

@@ -61,8 +61,24 @@ public struct AgentConfiguration: Sendable {
         public var receiveBufferBytes = 8 << 20
     }
 
+    public struct Host: Sendable {
+        /// Process records kept; the least recently used go first when full.
+        public var maximumProcesses = 16384
+        /// How often records of exited processes are dropped.
+        public var pruneIntervalMilliseconds = 2000
+    }
+
+    public struct Flows: Sendable {
+        public var unresolvedWaitMilliseconds = 5000
+        public var pollIntervalMilliseconds = 2000
+        public var dataLingerMilliseconds = 10_000
+        public var maximumOpenFlows = 4096
+    }
+
     public var agent = Agent()
     public var audit = Audit()
+    public var host = Host()
+    public var flows = Flows()
 
     public init() {}
 
@@ -104,6 +120,18 @@ public struct AgentConfiguration: Sendable {
         config.audit.statusIntervalMilliseconds = audit.integer("status_interval_ms", default: config.audit.statusIntervalMilliseconds, in: 100...60_000)
         config.audit.receiveBufferBytes = audit.integer("receive_buffer_bytes", default: config.audit.receiveBufferBytes, in: 65_536...1 << 30)
         reader.absorb(audit)
+
+        var host = reader.section("host")
+        config.host.maximumProcesses = host.integer("max_processes", default: config.host.maximumProcesses, in: 256...1 << 22)
+        config.host.pruneIntervalMilliseconds = host.integer("prune_interval_ms", default: config.host.pruneIntervalMilliseconds, in: 100...600_000)
+        reader.absorb(host)
+
+        var flows = reader.section("flows")
+        config.flows.unresolvedWaitMilliseconds = flows.integer("unresolved_wait_ms", default: config.flows.unresolvedWaitMilliseconds, in: 100...600_000)
+        config.flows.pollIntervalMilliseconds = flows.integer("poll_interval_ms", default: config.flows.pollIntervalMilliseconds, in: 100...600_000)
+        config.flows.dataLingerMilliseconds = flows.integer("data_linger_ms", default: config.flows.dataLingerMilliseconds, in: 0...600_000)
+        config.flows.maximumOpenFlows = flows.integer("max_open_flows", default: config.flows.maximumOpenFlows, in: 16...1 << 20)
+        reader.absorb(flows)
 
         reader.finish()
         if !reader.problems.isEmpty { throw ConfigError(file: file, problems: reader.problems) }

@@ -2,6 +2,9 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/inet_diag.h>
 
 /* recvmmsg and struct mmsghdr: same layout and symbol, under names of our own. */
 struct xw_mmsghdr {
@@ -10,3 +13,9 @@ struct xw_mmsghdr {
 };
 extern int xw_recvmmsg(int fd, struct xw_mmsghdr *vector, unsigned int count, int flags,
                        struct timespec *timeout) __asm__("recvmmsg");
+
+/* setns(2) to open sock_diag sockets inside another network namespace. */
+extern int xw_setns(int fd, int nstype) __asm__("setns");
+static const int xw_clone_newnet = 0x40000000;
+/* Netlink socket options, from linux/socket.h and linux/netlink.h. */
+static const int xw_sol_netlink = 270;

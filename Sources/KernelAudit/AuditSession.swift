@@ -113,11 +113,14 @@ public final class AuditSession {
 public func xferwatchRuleSpecs(key: String, ownPid: Int32) -> [AuditRuleSpec] {
     let exclude = "pid!=\(ownPid)"
     var specs: [AuditRuleSpec] = []
-    for (arch, socketCalls) in [("b64", ["connect", "accept", "accept4", "bind"]), ("b32", ["connect", "accept4", "bind"])] {
+    // i386 has no accept(2), only accept4 (and socketcall, which audit rules cannot filter).
+    for (arch, socketCalls) in [("b64", ["connect", "accept", "accept4", "sendto", "sendmsg"]),
+                                ("b32", ["connect", "accept4", "sendto", "sendmsg"])] {
         specs.append(AuditRuleSpec(arch: arch, syscalls: ["execve", "execveat"], fields: [exclude], key: key))
-        specs.append(AuditRuleSpec(arch: arch, syscalls: socketCalls, fields: [exclude], key: key))
+        // Only calls that pass an IPv4/IPv6 address: no AF_UNIX traffic, and sendto/sendmsg
+        // only when unconnected (TFTP), not every TCP send.
         for family in [SocketAddress.familyInet, SocketAddress.familyInet6] {
-            specs.append(AuditRuleSpec(arch: arch, syscalls: ["sendto", "sendmsg"], fields: [exclude, "saddr_fam=\(family)"], key: key))
+            specs.append(AuditRuleSpec(arch: arch, syscalls: socketCalls, fields: [exclude, "saddr_fam=\(family)"], key: key))
         }
     }
     return specs

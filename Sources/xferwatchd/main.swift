@@ -39,11 +39,13 @@ struct Run: ParsableCommand {
     @OptionGroup var options: ConfigOption
     @Flag(help: "Print every assembled event as a JSON line on standard output.")
     var events = false
+    @Flag(help: "Print every finished file-transfer flow as a JSON line on standard output.")
+    var flows = false
 
     func run() throws {
         let configuration = try options.load()
         let log = Logger(level: configuration.agent.logLevel)
-        let status = LiveAgent(configuration: configuration, output: OutputOptions(events: events), log: log).run()
+        let status = LiveAgent(configuration: configuration, output: OutputOptions(events: events, flows: flows), log: log).run()
         if status != 0 { throw ExitCode(status) }
     }
 }
@@ -53,13 +55,15 @@ struct Replay: ParsableCommand {
     @OptionGroup var options: ConfigOption
     @Flag(help: "Print every assembled event as a JSON line on standard output.")
     var events = false
+    @Flag(help: "Print every file-transfer flow as a JSON line on standard output.")
+    var flows = false
     @Argument(help: "Audit log files; - for standard input.")
     var files: [String] = []
 
     func run() throws {
         let configuration = try options.load()
         let log = Logger(level: configuration.agent.logLevel)
-        let status = Agent.Replay.run(configuration: configuration, files: files, output: OutputOptions(events: events), log: log)
+        let status = Agent.Replay.run(configuration: configuration, files: files, output: OutputOptions(events: events, flows: flows), log: log)
         if status != 0 { throw ExitCode(status) }
     }
 }

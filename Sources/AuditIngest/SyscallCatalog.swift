@@ -1,0 +1,28 @@
+/// The syscalls the flow and process models act on, told apart by (arch, number) so that one
+/// lookup per SYSCALL record replaces string compares. Built from libaudit's tables by
+/// KernelAudit; numbers differ per architecture (connect is 42 on x86_64, 362 on i386).
+public enum SyscallKind: UInt8, Sendable {
+    case execve, connect, accept, sendto
+}
+
+public struct SyscallCatalog: Sendable {
+    private var kinds: [UInt64: SyscallKind] = [:]
+
+    public init() {}
+
+    public mutating func add(arch: UInt32, number: Int32, kind: SyscallKind) {
+        kinds[UInt64(arch) << 32 | UInt64(UInt32(bitPattern: number))] = kind
+    }
+
+    public func kind(arch: UInt32, number: Int32) -> SyscallKind? {
+        kinds[UInt64(arch) << 32 | UInt64(UInt32(bitPattern: number))]
+    }
+
+    public var isEmpty: Bool { kinds.isEmpty }
+
+    /// The catalog entry for an event's SYSCALL record (`arch` hex, `syscall` decimal).
+    public func kind(of record: AuditRecord) -> SyscallKind? {
+        guard let arch = record.hexInteger("arch"), let number = record.integer("syscall") else { return nil }
+        return kind(arch: UInt32(truncatingIfNeeded: arch), number: Int32(truncatingIfNeeded: number))
+    }
+}

@@ -1,0 +1,117 @@
+import AuditIngest
+import HostState
+
+/// What the user ran, as ECS `network.protocol` names it.
+public enum FlowProtocol: String, Sendable {
+    case ftp, ftpData = "ftp-data", scp, sftp, tftp, smb
+}
+
+/// Why a flow ended.
+public enum FlowEnd: String, Sendable {
+    /// The kernel destroyed the socket (TCP/UDP destroy notification) or it vanished.
+    case closed
+    /// The owning process exited (UDP sessions have no close of their own).
+    case processExited = "process exited"
+    /// The process and its socket were gone before we could look: bytes unknown.
+    case unresolved
+    /// Still open when the agent stopped or the replayed log ended.
+    case stopped
+    /// Pushed out because too many flows were open.
+    case evicted
+}
+
+/// One connection (or UDP exchange) of a process, attributed and classified. FTP sessions
+/// carry their data connections; TFTP sessions their transfer datagrams.
+public final class Flow {
+    public let id: UInt64
+    public let networkProtocol: FlowProtocol
+    /// The process that owns the socket (for scp/sftp, their ssh child).
+    public let process: ProcessRecord
+    /// The program that names the transfer when it is not the owner: scp or sftp.
+    public let transferProcess: ProcessRecord?
+    public let interactivity: Interactivity
+    public internal(set) var transport: Transport?
+    public let family: UInt8
+    public internal(set) var namespace: UInt64?
+    /// The socket as sock_diag last reported it: local address and port, cookie.
+    public internal(set) var socket: InetSocket?
+    public let remoteAddress: IPAddress
+    public let remotePort: UInt16
+    /// Accepted from the server (active-mode FTP data) rather than connected to it.
+    public let accepted: Bool
+    /// TFTP: the server's transfer port (TID) once the exchange moved there.
+    public internal(set) var transferPort: UInt16?
+    public let start: Int64
+    public internal(set) var end: Int64?
+    public internal(set) var endReason: FlowEnd?
+    public internal(set) var bytesOut: UInt64?
+    public internal(set) var bytesIn: UInt64?
+    /// Final counts from the kernel (TCP) or every datagram audited (UDP).
+    public internal(set) var bytesExact = false
+    public internal(set) var datagramsOut = 0
+    public internal(set) var dataConnections: [Flow] = []
+    /// The direction the command line states; the bytes decide when it does not.
+    let declaredDirection: TransferDirection
+    let fd: Int32
+    let uid: UInt32?
+    var lastActivity: Int64
+
+    init(id: UInt64, networkProtocol: FlowProtocol, process: ProcessRecord, transferProcess: ProcessRecord?,
+         interactivity: Interactivity, family: UInt8, remoteAddress: IPAddress, remotePort: UInt16, accepted: Bool,
+         start: Int64, declaredDirection: TransferDirection, fd: Int32, uid: UInt32?) {
+        self.id = id
+        self.networkProtocol = networkProtocol
+        self.process = process
+        self.transferProcess = transferProcess
+        self.interactivity = interactivity
+        self.family = family
+        self.remoteAddress = remoteAddress
+        self.remotePort = remotePort
+        self.accepted = accepted
+        self.start = start
+        self.declaredDirection = declaredDirection
+        self.fd = fd
+        self.uid = uid
+        self.lastActivity = start
+    }
+
+    public var isOpen: Bool { end == nil }
+
+    /// Bytes sent and received by the session: the connection plus its data connections.
+    public var sessionBytesOut: UInt64? { sum(bytesOut, dataConnections.map(\.bytesOut)) }
+    public var sessionBytesIn: UInt64? { sum(bytesIn, dataConnections.map(\.bytesIn)) }
+
+    private func sum(_ own: UInt64?, _ others: [UInt64?]) -> UInt64? {
+        let known = ([own] + others).compactMap { $0 }
+        return known.isEmpty ? nil : known.reduce(0, +)
+    }
+
+    /// Upload, download or unknown: the command line first, else the data's dominant side
+    /// (for FTP, the data connections alone: the control channel carries commands both ways).
+    public var transferDirection: TransferDirection {
+        if declaredDirection != .unknown { return declaredDirection }
+        if networkProtocol == .ftp {
+            guard !dataConnections.isEmpty else { return .unknown }
+            return TransferTools.directionFromBytes(out: dataConnections.compactMap(\.bytesOut).reduce(0, +),
+                                                    in: dataConnections.compactMap(\.bytesIn).reduce(0, +))
+        }
+        return TransferTools.directionFromBytes(out: bytesOut, in: bytesIn)
+    }
+
+    /// ECS network.direction, from this host's side.
+    public var networkDirection: String {
+        remoteAddress.isLoopback ? "internal" : (accepted ? "inbound" : "outbound")
+    }
+}
+
+extension IPAddress {
+    public var isLoopback: Bool {
+        if bytes.count == 4 { return bytes[0] == 127 }
+        if bytes.count == 16 {
+            if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
+            // ::ffff:127.x.x.x
+            return bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff && bytes[12] == 127
+        }
+        return false
+    }
+}

@@ -1,0 +1,145 @@
+import AuditIngest
+import ByteJSON
+import HostState
+
+/// A finished flow as one JSON object with ECS field names; xferwatch's own under `xferwatch`.
+public enum FlowJSON {
+    public static func write(_ flow: Flow, to json: inout JSONWriter) {
+        json.beginObject()
+        json.key("@timestamp"); json.timestamp(milliseconds: flow.end ?? flow.start)
+        json.key("event")
+        json.beginObject()
+        json.key("kind"); json.string("event")
+        json.key("category"); json.beginArray(); json.string("network"); json.endArray()
+        json.key("type"); json.beginArray(); json.string("connection"); json.string("end"); json.endArray()
+        json.key("start"); json.timestamp(milliseconds: flow.start)
+        if let end = flow.end { json.key("end"); json.timestamp(milliseconds: end) }
+        json.endObject()
+
+        json.key("network")
+        json.beginObject()
+        if let transport = flow.transport { json.key("transport"); json.string(transport.rawValue) }
+        json.key("type"); json.string(flow.family == 10 ? "ipv6" : "ipv4")
+        json.key("protocol"); json.string(flow.networkProtocol.rawValue)
+        json.key("direction"); json.string(flow.networkDirection)
+        json.endObject()
+
+        endpoints(flow, bytesOut: flow.sessionBytesOut, bytesIn: flow.sessionBytesIn, to: &json)
+
+        json.key("process")
+        process(flow.process, to: &json, withParent: true)
+        json.key("user")
+        json.beginObject()
+        if let uid = flow.process.uid { json.key("id"); json.string(String(uid)) }
+        if let auid = flow.process.auid {
+            json.key("audit"); json.beginObject(); json.key("id"); json.string(String(auid)); json.endObject()
+        }
+        json.endObject()
+
+        json.key("xferwatch")
+        json.beginObject()
+        json.key("flow_id"); json.number(flow.id)
+        json.key("state"); json.string(flow.endReason?.rawValue ?? "open")
+        json.key("bytes_exact"); json.bool(flow.bytesExact && flow.dataConnections.allSatisfy(\.bytesExact))
+        json.key("transfer")
+        json.beginObject()
+        json.key("direction"); json.string(flow.transferDirection.rawValue)
+        if let program = flow.transferProcess {
+            json.key("program")
+            process(program, to: &json, withParent: false)
+        }
+        json.endObject()
+        json.key("interactive"); json.bool(flow.interactivity.isInteractive)
+        json.key("interactive_reasons")
+        json.beginArray()
+        for reason in flow.interactivity.reasons { json.string(reason) }
+        json.endArray()
+        json.key("ancestry")
+        json.beginArray()
+        for ancestor in flow.process.ancestors() {
+            json.beginObject()
+            json.key("pid"); json.number(ancestor.pid)
+            json.key("executable"); json.string(ancestor.executable)
+            json.key("args"); strings(ancestor.arguments, to: &json)
+            json.endObject()
+        }
+        json.endArray()
+        if let namespace = flow.namespace { json.key("network_namespace"); json.number(namespace) }
+        if flow.networkProtocol == .tftp {
+            json.key("tftp")
+            json.beginObject()
+            if let port = flow.transferPort { json.key("transfer_port"); json.number(port) }
+            json.key("datagrams_out"); json.number(flow.datagramsOut)
+            json.endObject()
+        }
+        if flow.networkProtocol == .ftp {
+            json.key("data_connections")
+            json.beginArray()
+            for data in flow.dataConnections {
+                json.beginObject()
+                json.key("mode"); json.string(data.accepted ? "active" : "passive")
+                json.key("start"); json.timestamp(milliseconds: data.start)
+                if let end = data.end { json.key("end"); json.timestamp(milliseconds: end) }
+                endpoints(data, bytesOut: data.bytesOut, bytesIn: data.bytesIn, to: &json)
+                json.endObject()
+            }
+            json.endArray()
+        }
+        json.endObject()
+        json.endObject()
+    }
+
+    /// ECS source (this host) and destination (the remote end); bytes each side sent.
+    private static func endpoints(_ flow: Flow, bytesOut: UInt64?, bytesIn: UInt64?, to json: inout JSONWriter) {
+        json.key("source")
+        json.beginObject()
+        if let socket = flow.socket, socket.localPort != 0 {
+            json.key("ip"); json.string(socket.localAddress.description)
+            json.key("port"); json.number(socket.localPort)
+        }
+        if let bytesOut { json.key("bytes"); json.number(bytesOut) }
+        json.endObject()
+        json.key("destination")
+        json.beginObject()
+        json.key("ip"); json.string(flow.remoteAddress.description)
+        json.key("port"); json.number(flow.remotePort)
+        if let bytesIn { json.key("bytes"); json.number(bytesIn) }
+        json.endObject()
+    }
+
+    private static func process(_ p: ProcessRecord, to json: inout JSONWriter, withParent: Bool) {
+        json.beginObject()
+        json.key("pid"); json.number(p.pid)
+        json.key("name"); json.string(p.name)
+        json.key("executable"); json.string(p.executable)
+        json.key("args"); strings(p.arguments, to: &json)
+        json.key("command_line"); json.string(p.commandLine)
+        if let cwd = p.workingDirectory { json.key("working_directory"); json.string(cwd) }
+        json.key("start"); json.timestamp(milliseconds: p.startTime)
+        if let tty = p.tty { json.key("tty"); json.beginObject(); json.key("name"); json.string(tty); json.endObject() }
+        if let uid = p.uid { json.key("user"); json.beginObject(); json.key("id"); json.string(String(uid)); json.endObject() }
+        if let euid = p.euid { json.key("effective_user"); json.beginObject(); json.key("id"); json.string(String(euid)); json.endObject() }
+        if let session = p.sessionID { json.key("session_id"); json.number(session) }
+        json.key("stdin"); json.string(p.stdin.rawValue)
+        json.key("source"); json.string(p.source.rawValue)
+        if withParent {
+            json.key("parent")
+            json.beginObject()
+            json.key("pid"); json.number(p.ppid)
+            if let parent = p.parent {
+                json.key("name"); json.string(parent.name)
+                json.key("executable"); json.string(parent.executable)
+                json.key("args"); strings(parent.arguments, to: &json)
+                json.key("command_line"); json.string(parent.commandLine)
+            }
+            json.endObject()
+        }
+        json.endObject()
+    }
+
+    private static func strings(_ values: [String], to json: inout JSONWriter) {
+        json.beginArray()
+        for value in values { json.string(value) }
+        json.endArray()
+    }
+}

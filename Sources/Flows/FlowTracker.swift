@@ -1,0 +1,457 @@
+import AuditIngest
+import HostState
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct FlowSettings: Sendable {
+    /// How long a flow whose socket we never saw waits for its destroy notification.
+    public var unresolvedWaitMilliseconds: Int64 = 5000
+    /// How often open TCP flows are re-read (progress, and destroy notifications we missed).
+    public var pollIntervalMilliseconds: Int64 = 2000
+    /// How long an FTP session waits for data connections still open when its control closes.
+    public var dataLingerMilliseconds: Int64 = 10_000
+    public var maximumOpenFlows = 4096
+
+    public init() {}
+}
+
+/// Turns socket syscalls into attributed, classified flows and ends them when the kernel
+/// destroys their sockets. Live, it reads host state (HostSockets, /proc); replaying a log it
+/// has only the audit records: no bytes, no local ports, flows end with the log.
+public final class FlowTracker {
+    public struct Counters: Sendable, Equatable {
+        public var socketCalls = 0
+        /// connect() that failed outright (not EINPROGRESS).
+        public var failedConnects = 0
+        /// A server's side of a session (accepts, connects back to a peer it accepted from).
+        public var serverSide = 0
+        /// Connections that are not file transfers (DNS, HTTP...).
+        public var notTransfers = 0
+        public var flowsStarted = 0
+        public var flowsReported = 0
+        /// Flows whose socket was gone before we looked, and how many a destroy notification matched later.
+        public var unresolved = 0
+        public var matchedLate = 0
+        public var destroyNotifications = 0
+        public var evicted = 0
+    }
+
+    private struct SocketKey: Hashable { let namespace: UInt64; let cookie: UInt64 }
+    private struct DescriptorKey: Hashable { let pid: Int32; let fd: Int32 }
+    private struct RecentDestroy { let namespace: UInt64; let socket: InetSocket; let time: Int64 }
+
+    public let settings: FlowSettings
+    public let processes: ProcessTable
+    public let sockets: HostSockets?
+    public private(set) var counters = Counters()
+    private let catalog: SyscallCatalog
+    private let emit: (Flow) -> Void
+    private var nextID: UInt64 = 1
+    /// Top-level flows not yet reported, by id (data connections live inside their session).
+    private var open: [UInt64: Flow] = [:]
+    private var bySocket: [SocketKey: Flow] = [:]
+    private var ftpSessions: [Int32: [Flow]] = [:]
+    private var udpSessions: [DescriptorKey: Flow] = [:]
+    private var unresolved: [Flow] = []
+    private var recentDestroys: [RecentDestroy] = []
+    private var nextPoll: Int64 = 0
+
+    public init(catalog: SyscallCatalog, processes: ProcessTable, sockets: HostSockets?, settings: FlowSettings = FlowSettings(),
+                emit: @escaping (Flow) -> Void) {
+        self.catalog = catalog
+        self.processes = processes
+        self.sockets = sockets
+        self.settings = settings
+        self.emit = emit
+    }
+
+    public var openFlowCount: Int { open.count }
+    public var openFlows: some Collection<Flow> { open.values }
+
+    // MARK: audit events
+
+    /// One assembled audit event, at `now` (wall milliseconds live, log time in replay).
+    public func handle(_ event: AuditEvent, now: Int64) {
+        guard let syscall = event.records.first, syscall.type == .syscall, let kind = catalog.kind(of: syscall) else { return }
+        switch kind {
+        case .execve:
+            guard syscall.rawValue("success").map({ $0.elementsEqual("yes".utf8) }) ?? false,
+                  let record = processes.exec(syscall, event: event) else { return }
+            if let namespace = record.networkNamespace { sockets?.watchNamespace(namespace, of: record.pid, now: now) }
+        case .connect, .accept, .sendto:
+            socketCall(kind, syscall, event, now: now)
+        }
+    }
+
+    private func socketCall(_ kind: SyscallKind, _ syscall: AuditRecord, _ event: AuditEvent, now: Int64) {
+        guard let saddr = event.first(.sockaddr)?.rawValue("saddr"), let address = SocketAddress(hex: saddr),
+              let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) }),
+              let a0 = syscall.hexInteger("a0"), let exit = syscall.integer("exit") else { return }
+        let remote: IPAddress, port: UInt16, family: UInt8
+        switch address {
+        case .inet(let a, let p): (remote, port, family) = (a, p, UInt8(AF_INET))
+        case .inet6(let a, let p, _): (remote, port, family) = (a, p, UInt8(AF_INET6))
+        default: return
+        }
+        counters.socketCalls += 1
+        let success = syscall.rawValue("success").map { $0.elementsEqual("yes".utf8) } ?? false
+        let time = event.key.time.totalMilliseconds
+        let process = processes.current(pid: pid) ?? placeholder(pid: pid, syscall, time: time)
+        let fd = Int32(truncatingIfNeeded: a0)
+        let call = Call(process: process, fd: fd, remote: remote, port: port, family: family, time: time,
+                        uid: syscall.integer("uid").map { UInt32(truncatingIfNeeded: $0) })
+
+        switch kind {
+        case .accept:
+            guard success else { return }
+            let newFD = Int32(truncatingIfNeeded: exit)
+            if let session = ftpSession(pid: pid, remote: remote, excludingPort: nil) {
+                addDataConnection(to: session, Call(process: process, fd: newFD, remote: remote, port: port, family: family,
+                                                    time: time, uid: call.uid), accepted: true, now: now)
+            } else {
+                process.accepted(from: remote)
+                counters.serverSide += 1
+            }
+        case .connect:
+            // Non-blocking connects return EINPROGRESS: real connections.
+            guard success || exit == -Int64(EINPROGRESS) else {
+                counters.failedConnects += 1
+                return
+            }
+            if let session = udpSessions[DescriptorKey(pid: pid, fd: fd)] {
+                // busybox tftp connects to the server's transfer port after its request.
+                if remote == session.remoteAddress {
+                    session.transferPort = port
+                    session.bytesExact = false
+                    session.lastActivity = time
+                }
+                return
+            }
+            if process.sameProgramLineage.contains(where: { $0.acceptedPeers.contains(remote) }) {
+                counters.serverSide += 1
+                return
+            }
+            if let session = ftpSession(pid: pid, remote: remote, excludingPort: port) {
+                addDataConnection(to: session, call, accepted: false, now: now)
+                return
+            }
+            startConnection(call, now: now)
+        case .sendto:
+            datagram(call, bytes: success && exit > 0 ? UInt64(exit) : 0, now: now)
+        case .execve:
+            return
+        }
+    }
+
+    private struct Call {
+        let process: ProcessRecord
+        let fd: Int32
+        let remote: IPAddress
+        let port: UInt16
+        let family: UInt8
+        let time: Int64
+        let uid: UInt32?
+    }
+
+    /// A process we have no record of and cannot read: what its own SYSCALL record says.
+    private func placeholder(pid: Int32, _ syscall: AuditRecord, time: Int64) -> ProcessRecord {
+        let ppid = Int32(truncatingIfNeeded: syscall.integer("ppid") ?? 0)
+        let tty = syscall.string("tty").flatMap { $0 == "(none)" ? nil : $0 }
+        func id(_ name: StaticString) -> UInt32? { syscall.integer(name).map { UInt32(truncatingIfNeeded: $0) } }
+        return ProcessRecord(pid: pid, ppid: ppid, startTicks: nil, startTime: time, executable: syscall.string("exe") ?? "",
+                             arguments: syscall.string("comm").map { [$0] } ?? [], workingDirectory: nil,
+                             uid: id("uid"), euid: id("euid"), gid: id("gid"), auid: id("auid"), sessionID: id("ses"),
+                             tty: tty, stdin: .unknown, networkNamespace: nil, source: .syscall,
+                             parent: processes.record(pid: ppid))
+    }
+
+    // MARK: classification
+
+    /// The transfer protocol of a new outgoing TCP/UDP connection, or nil for other traffic.
+    private func classify(_ p: ProcessRecord, port: UInt16) -> (FlowProtocol, ProcessRecord?)? {
+        if p.programName == "ssh" || p.name == "ssh", let parent = p.parent {
+            switch parent.programName {
+            case "scp": return (.scp, parent)
+            case "sftp": return (.sftp, parent)
+            default: break
+            }
+        }
+        if port == 53 { return nil }
+        if port == 21 || TransferTools.isFTPClient(p) || TransferTools.hasFTPURL(p, port: port) { return (.ftp, nil) }
+        if port == 445 || port == 139 || TransferTools.smbClients.contains(p.programName) { return (.smb, nil) }
+        if port == 69 || TransferTools.isTFTPClient(p) { return (.tftp, nil) }
+        return nil
+    }
+
+    private func declaredDirection(_ proto: FlowProtocol, _ p: ProcessRecord, _ transfer: ProcessRecord?) -> TransferDirection {
+        let read: (String) -> String? = { [sockets] path in sockets == nil ? nil : readSmallFile(path) }
+        switch proto {
+        case .ftp, .ftpData: return TransferTools.ftpDirection(p, readFile: read)
+        case .scp: return transfer.map { TransferTools.scpDirection($0, ssh: p) } ?? .unknown
+        case .sftp: return transfer.map { TransferTools.sftpDirection($0, readFile: read) } ?? .unknown
+        case .tftp: return TransferTools.tftpDirection(p)
+        case .smb: return TransferTools.smbDirection(p)
+        }
+    }
+
+    private func newFlow(_ proto: FlowProtocol, _ call: Call, transfer: ProcessRecord?, accepted: Bool) -> Flow {
+        let live = sockets != nil
+        let interactivity = Interactivity.assess(call.process) { p in
+            live ? readSmallFile("\(self.processes.procfs?.root ?? "/proc")/\(p.pid)/cgroup") : nil
+        }
+        defer { nextID += 1; counters.flowsStarted += 1 }
+        return Flow(id: nextID, networkProtocol: proto, process: call.process, transferProcess: transfer,
+                    interactivity: interactivity, family: call.family, remoteAddress: call.remote, remotePort: call.port,
+                    accepted: accepted, start: call.time, declaredDirection: declaredDirection(proto, call.process, transfer),
+                    fd: call.fd, uid: call.uid)
+    }
+
+    // MARK: TCP (and connected UDP) flows
+
+    private func startConnection(_ call: Call, now: Int64) {
+        guard let (proto, transfer) = classify(call.process, port: call.port) else {
+            counters.notTransfers += 1
+            return
+        }
+        let flow = newFlow(proto, call, transfer: transfer, accepted: false)
+        let transports: [Transport] = proto == .tftp ? [.udp, .tcp] : [.tcp, .udp]
+        if !resolve(flow, transports: transports, now: now) && sockets != nil && proto != .tftp {
+            awaitDestroy(flow, now: now)
+        }
+        if flow.transport == .udp {
+            guard proto == .tftp else {
+                counters.notTransfers += 1
+                return
+            }
+            udpSessions[DescriptorKey(pid: flow.process.pid, fd: flow.fd)] = flow
+        }
+        track(flow, now: now)
+        if proto == .ftp { ftpSessions[flow.process.pid, default: []].append(flow) }
+    }
+
+    private func addDataConnection(to session: Flow, _ call: Call, accepted: Bool, now: Int64) {
+        let data = newFlow(.ftpData, call, transfer: nil, accepted: accepted)
+        if !resolve(data, transports: [.tcp], now: now) && sockets != nil { awaitDestroy(data, now: now) }
+        session.dataConnections.append(data)
+        session.lastActivity = call.time
+    }
+
+    /// Finds the flow's socket through its process's fd; false when it is already gone.
+    @discardableResult
+    private func resolve(_ flow: Flow, transports: [Transport], now: Int64) -> Bool {
+        guard let sockets else { return false }
+        guard let (namespace, socket) = sockets.resolve(pid: flow.process.pid, fd: flow.fd, namespace: flow.process.networkNamespace,
+                                                        family: flow.family, remotePort: flow.accepted ? nil : flow.remotePort,
+                                                        transports: transports, now: now) else { return false }
+        flow.namespace = namespace
+        flow.socket = socket
+        flow.transport = socket.transport
+        if socket.transport == .tcp {
+            flow.bytesOut = socket.bytesOut
+            flow.bytesIn = socket.bytesIn
+        }
+        if let cookie = socket.cookie { bySocket[SocketKey(namespace: namespace, cookie: cookie)] = flow }
+        return true
+    }
+
+    /// The process and socket were gone before we looked: a destroy notification (already
+    /// received, or still to come) with the same remote end and uid carries its counts.
+    private func awaitDestroy(_ flow: Flow, now: Int64) {
+        counters.unresolved += 1
+        if let index = recentDestroys.firstIndex(where: { matches(flow, $0.socket) && $0.time + 1000 >= flow.start }) {
+            let destroyed = recentDestroys.remove(at: index)
+            counters.matchedLate += 1
+            finishFromDestroy(flow, namespace: destroyed.namespace, socket: destroyed.socket, now: destroyed.time)
+            return
+        }
+        unresolved.append(flow)
+    }
+
+    private func matches(_ flow: Flow, _ socket: InetSocket) -> Bool {
+        socket.transport == .tcp && socket.remotePort == flow.remotePort && socket.remoteAddress == flow.remoteAddress
+            && (flow.uid == nil || flow.uid == socket.uid)
+    }
+
+    // MARK: UDP (TFTP)
+
+    private func datagram(_ call: Call, bytes: UInt64, now: Int64) {
+        let key = DescriptorKey(pid: call.process.pid, fd: call.fd)
+        if let session = udpSessions[key] {
+            guard call.remote == session.remoteAddress else { return }
+            if call.port != session.remotePort { session.transferPort = call.port }
+            session.datagramsOut += 1
+            session.bytesOut = (session.bytesOut ?? 0) + bytes
+            session.lastActivity = call.time
+            return
+        }
+        guard call.port == 69 || TransferTools.isTFTPClient(call.process) else {
+            counters.notTransfers += 1
+            return
+        }
+        let flow = newFlow(.tftp, call, transfer: nil, accepted: false)
+        flow.transport = .udp
+        flow.datagramsOut = 1
+        flow.bytesOut = bytes
+        // Every datagram with an address is audited; a later connect() hides the rest.
+        flow.bytesExact = true
+        resolve(flow, transports: [.udp], now: now)
+        flow.transport = .udp
+        udpSessions[key] = flow
+        track(flow, now: now)
+    }
+
+    // MARK: ends
+
+    /// A socket destroyed in `namespace`, with its final counters.
+    public func destroyed(namespace: UInt64, socket: InetSocket, now: Int64) {
+        counters.destroyNotifications += 1
+        if let cookie = socket.cookie, let flow = bySocket.removeValue(forKey: SocketKey(namespace: namespace, cookie: cookie)) {
+            finishFromDestroy(flow, namespace: namespace, socket: socket, now: now)
+            return
+        }
+        guard socket.transport == .tcp else { return }
+        if let index = unresolved.firstIndex(where: { matches($0, socket) }) {
+            counters.matchedLate += 1
+            finishFromDestroy(unresolved.remove(at: index), namespace: namespace, socket: socket, now: now)
+            return
+        }
+        // The audit record may still be on its way: keep it for a while.
+        recentDestroys.append(RecentDestroy(namespace: namespace, socket: socket, time: now))
+        if recentDestroys.count > 4096 { recentDestroys.removeFirst(1024) }
+    }
+
+    private func finishFromDestroy(_ flow: Flow, namespace: UInt64, socket: InetSocket, now: Int64) {
+        flow.namespace = namespace
+        if flow.socket == nil || flow.socket?.localPort == 0 { flow.socket = socket }
+        if socket.transport == .tcp {
+            flow.transport = .tcp
+            flow.bytesOut = socket.bytesOut
+            flow.bytesIn = socket.bytesIn
+            flow.bytesExact = socket.bytesOut != nil
+        }
+        end(flow, at: now, reason: .closed)
+    }
+
+    private func end(_ flow: Flow, at time: Int64, reason: FlowEnd) {
+        guard flow.end == nil else { return }
+        flow.end = max(time, flow.start)
+        flow.endReason = reason
+        if let cookie = flow.socket?.cookie, let namespace = flow.namespace {
+            bySocket[SocketKey(namespace: namespace, cookie: cookie)] = nil
+        }
+        if let session = sessionOwning(flow) {
+            reportIfComplete(session, now: time)
+        } else {
+            reportIfComplete(flow, now: time)
+        }
+    }
+
+    private func sessionOwning(_ data: Flow) -> Flow? {
+        guard data.networkProtocol == .ftpData else { return nil }
+        return ftpSessions[data.process.pid]?.first { $0.dataConnections.contains { $0 === data } }
+    }
+
+    /// Reports a top-level flow once it and its data connections have ended.
+    private func reportIfComplete(_ flow: Flow, now: Int64) {
+        guard open[flow.id] != nil, !flow.isOpen, !flow.dataConnections.contains(where: \.isOpen) else { return }
+        report(flow)
+    }
+
+    private func report(_ flow: Flow) {
+        open[flow.id] = nil
+        if flow.networkProtocol == .ftp {
+            ftpSessions[flow.process.pid]?.removeAll { $0 === flow }
+            if ftpSessions[flow.process.pid]?.isEmpty == true { ftpSessions[flow.process.pid] = nil }
+        }
+        if flow.transport == .udp { udpSessions[DescriptorKey(pid: flow.process.pid, fd: flow.fd)] = nil }
+        unresolved.removeAll { candidate in candidate === flow || flow.dataConnections.contains { $0 === candidate } }
+        counters.flowsReported += 1
+        emit(flow)
+    }
+
+    private func track(_ flow: Flow, now: Int64) {
+        open[flow.id] = flow
+        if open.count > settings.maximumOpenFlows, let oldest = open.values.min(by: { $0.lastActivity < $1.lastActivity }) {
+            counters.evicted += 1
+            endAll(oldest, at: now, reason: .evicted)
+        }
+    }
+
+    private func endAll(_ flow: Flow, at time: Int64, reason: FlowEnd) {
+        for data in flow.dataConnections where data.isOpen {
+            data.end = time
+            data.endReason = reason
+        }
+        if flow.isOpen {
+            flow.end = max(time, flow.start)
+            flow.endReason = reason
+        }
+        report(flow)
+    }
+
+    private func ftpSession(pid: Int32, remote: IPAddress, excludingPort: UInt16?) -> Flow? {
+        ftpSessions[pid]?.last { $0.remoteAddress == remote && $0.isOpen && $0.remotePort != excludingPort }
+    }
+
+    // MARK: time
+
+    /// Timeouts and polls; call a few times a second (live) or per event time (replay).
+    public func tick(now: Int64) {
+        // Flows whose destroy notification never matched.
+        while let first = unresolved.first, now - first.start >= settings.unresolvedWaitMilliseconds {
+            unresolved.removeFirst()
+            end(first, at: first.start, reason: .unresolved)
+        }
+        recentDestroys.removeAll { now - $0.time > settings.unresolvedWaitMilliseconds }
+        guard let sockets, now >= nextPoll else { return }
+        nextPoll = now + settings.pollIntervalMilliseconds
+        for flow in Array(open.values) {
+            for connection in [flow] + flow.dataConnections where connection.isOpen {
+                poll(connection, sockets: sockets, now: now)
+            }
+            if flow.isOpen, flow.transport == .udp, !processes.isAlive(flow.process) {
+                end(flow, at: now, reason: .processExited)
+            }
+            // A control connection closed long ago, data connections we never saw close.
+            if !flow.isOpen, let ended = flow.end, now - ended > settings.dataLingerMilliseconds, open[flow.id] != nil {
+                endAll(flow, at: now, reason: .closed)
+            }
+        }
+    }
+
+    private func poll(_ flow: Flow, sockets: HostSockets, now: Int64) {
+        guard flow.transport == .tcp, let socket = flow.socket, let namespace = flow.namespace, socket.cookie != nil else { return }
+        if let current = sockets.refresh(socket, namespace: namespace) {
+            if current.bytesOut != nil {
+                flow.bytesOut = current.bytesOut
+                flow.bytesIn = current.bytesIn
+            }
+        } else {
+            // Gone without a notification we could read: the last counts we saw.
+            flow.bytesExact = false
+            end(flow, at: now, reason: .closed)
+        }
+    }
+
+    /// Ends and reports every open flow: the agent is stopping or the log has ended.
+    public func finish(now: Int64) {
+        for flow in open.values.sorted(by: { $0.id < $1.id }) {
+            if let sockets, flow.transport == .tcp { poll(flow, sockets: sockets, now: now) }
+            if open[flow.id] != nil { endAll(flow, at: flow.lastActivity, reason: .stopped) }
+        }
+    }
+}
+
+/// A small text file (a batch or script a client reads), at most 64 KiB; nil if unreadable.
+func readSmallFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    return n < 0 ? nil : String(decoding: buffer[..<n], as: UTF8.self)
+}

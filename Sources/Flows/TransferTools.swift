@@ -1,0 +1,194 @@
+import HostState
+
+/// What the flow model knows about file-transfer programs: which process is an FTP or TFTP
+/// client, and which way a command line moves files.
+public enum TransferDirection: String, Sendable {
+    case upload, download, unknown
+}
+
+enum TransferTools {
+    static let ftpClients: Set<String> = ["ftp", "tnftp", "netkit-ftp", "pftp", "lftp", "lftpget", "ncftp", "ncftpput",
+                                          "ncftpget", "ncftpls", "ftpput", "ftpget", "wput", "gftp", "gftp-text", "yafc"]
+    static let tftpClients: Set<String> = ["tftp", "atftp"]
+    static let smbClients: Set<String> = ["smbclient", "smbget", "smbcacls", "rpcclient"]
+
+    static func isFTPClient(_ p: ProcessRecord) -> Bool {
+        ftpClients.contains(p.programName) || ftpClients.contains(p.name)
+    }
+
+    static func isTFTPClient(_ p: ProcessRecord) -> Bool {
+        tftpClients.contains(p.programName) || tftpClients.contains(p.name) || url(in: p, schemes: ["tftp"]) != nil
+    }
+
+    /// The first `scheme://host[:port]` URL in the arguments: (host, port or nil).
+    static func url(in p: ProcessRecord, schemes: Set<String>) -> (host: String, port: UInt16?)? {
+        for argument in p.arguments.dropFirst() {
+            let parts = argument.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, schemes.contains(parts[0].lowercased()) else { continue }
+            var authority = parts[1].prefix { $0 != "/" && $0 != "?" }
+            if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+            if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+                let host = String(authority[authority.index(after: authority.startIndex)..<close])
+                let rest = authority[authority.index(after: close)...]
+                return (host, rest.hasPrefix(":") ? UInt16(rest.dropFirst()) : nil)
+            }
+            if let colon = authority.lastIndex(of: ":") {
+                return (String(authority[..<colon]), UInt16(authority[authority.index(after: colon)...]))
+            }
+            return (String(authority), nil)
+        }
+        return nil
+    }
+
+    /// Whether the process names an FTP URL for this port (curl, wget, ftp auto-fetch).
+    static func hasFTPURL(_ p: ProcessRecord, port: UInt16) -> Bool {
+        guard let target = url(in: p, schemes: ["ftp", "ftps"]) else { return false }
+        return (target.port ?? 21) == port
+    }
+
+    // MARK: direction from the command line
+
+    /// scp's direction: a remote target operand means upload, a remote source download.
+    /// Also reads the legacy remote command (`scp -t` sink = upload, `scp -f` source = download)
+    /// that scp -O passes to its ssh child.
+    static func scpDirection(_ scp: ProcessRecord, ssh: ProcessRecord?) -> TransferDirection {
+        // ssh receives the remote command as one argument: "scp -r -t -- /tmp".
+        if let remote = ssh?.arguments.last(where: { $0.hasPrefix("scp ") }) {
+            let words = remote.split(separator: " ")
+            if words.contains("-t") { return .upload }
+            if words.contains("-f") { return .download }
+        }
+        let operands = operands(scp.arguments, optionsWithValue: "cFiJloPSDX")
+        guard operands.count >= 2, let target = operands.last else { return .unknown }
+        if isRemote(target) { return .upload }
+        if operands.dropLast().contains(where: isRemote) { return .download }
+        return .unknown
+    }
+
+    /// `host:path`, `user@host:path`, `scp://...`; a local path with a colon starts with / or .
+    static func isRemote(_ operand: String) -> Bool {
+        if operand.hasPrefix("scp://") || operand.hasPrefix("sftp://") { return true }
+        if operand.hasPrefix("/") || operand.hasPrefix(".") { return false }
+        guard let colon = operand.firstIndex(of: ":") else { return false }
+        return !operand[..<colon].contains("/")
+    }
+
+    static func sftpDirection(_ sftp: ProcessRecord, readFile: (String) -> String?) -> TransferDirection {
+        let args = sftp.arguments
+        if let b = args.firstIndex(of: "-b"), b + 1 < args.count, args[b + 1] != "-",
+           let script = readFile(resolve(args[b + 1], in: sftp)) {
+            return commandsDirection(script)
+        }
+        // `sftp host:file` fetches the file.
+        if let target = operands(args, optionsWithValue: "BbcDFiJlPRSsoX").last, isRemote(target),
+           let colon = target.firstIndex(of: ":"), target.index(after: colon) < target.endIndex {
+            return .download
+        }
+        return .unknown
+    }
+
+    /// FTP clients and curl/wget on an FTP URL.
+    static func ftpDirection(_ p: ProcessRecord, readFile: (String) -> String?) -> TransferDirection {
+        let args = p.arguments
+        switch p.programName {
+        case "ftpput", "ncftpput", "wput": return .upload
+        case "ftpget", "ncftpget", "lftpget", "wget": return .download
+        case "curl":
+            return args.contains { $0 == "-T" || $0.hasPrefix("--upload-file") || $0.hasPrefix("-T") } ? .upload : .download
+        case "lftp":
+            var scripts: [String] = []
+            for (i, a) in args.enumerated() where i + 1 < args.count {
+                if a == "-c" || a == "-e" { scripts.append(args[i + 1]) }
+                if a == "-f", let text = readFile(resolve(args[i + 1], in: p)) { scripts.append(text) }
+            }
+            return scripts.isEmpty ? .unknown : commandsDirection(scripts.joined(separator: "\n"))
+        case "ftp", "tnftp", "pftp":
+            // tnftp: `-u URL file` uploads; a bare URL argument is an auto-fetch download.
+            if args.contains("-u") { return .upload }
+            return url(in: p, schemes: ["ftp", "http", "https"]) != nil ? .download : .unknown
+        default: return .unknown
+        }
+    }
+
+    static func tftpDirection(_ p: ProcessRecord) -> TransferDirection {
+        let args = p.arguments
+        if p.programName == "curl" {
+            return args.contains { $0 == "-T" || $0.hasPrefix("--upload-file") || $0.hasPrefix("-T") } ? .upload : .download
+        }
+        if let c = args.firstIndex(of: "-c"), c + 1 < args.count {
+            switch args[c + 1] { case "put": return .upload; case "get": return .download; default: break }
+        }
+        for a in args.dropFirst() {
+            if a == "--put" || a == "-p" { return .upload }
+            if a == "--get" || a == "-g" { return .download }
+            // busybox combines flags: -pl FILE, -gr REMOTE.
+            if a.hasPrefix("-") && !a.hasPrefix("--") && a.count > 2 {
+                if a.contains("p") && !a.contains("g") { return .upload }
+                if a.contains("g") && !a.contains("p") { return .download }
+            }
+        }
+        return .unknown
+    }
+
+    static func smbDirection(_ p: ProcessRecord) -> TransferDirection {
+        if p.programName == "smbget" { return .download }
+        guard let c = p.arguments.firstIndex(where: { $0 == "-c" || $0 == "--command" }), c + 1 < p.arguments.count else { return .unknown }
+        return commandsDirection(p.arguments[c + 1])
+    }
+
+    /// Client commands (lftp, sftp batch, smbclient -c): put/mput/reput/`mirror -R` upload,
+    /// get/mget/pget/reget/mirror download; both or neither is unknown.
+    static func commandsDirection(_ script: String) -> TransferDirection {
+        var uploads = false
+        var downloads = false
+        for statement in script.split(whereSeparator: { $0 == "\n" || $0 == ";" }) {
+            let words = statement.split(separator: " ").map { $0.lowercased() }
+            guard var command = words.first else { continue }
+            if command.hasPrefix("-") || command.hasPrefix("@") { command.removeFirst() }
+            switch command {
+            case "put", "mput", "reput", "append": uploads = true
+            case "get", "mget", "pget", "reget", "cat": downloads = true
+            case "mirror":
+                if words.contains("-r") || words.contains("--reverse") { uploads = true } else { downloads = true }
+            default: break
+            }
+        }
+        if uploads != downloads { return uploads ? .upload : .download }
+        return .unknown
+    }
+
+    /// When the command line does not say: the side that carried at least 4 times the other.
+    static func directionFromBytes(out: UInt64?, in received: UInt64?) -> TransferDirection {
+        let o = out ?? 0, i = received ?? 0
+        if o >= 1024 && o >= 4 * i { return .upload }
+        if i >= 1024 && i >= 4 * o { return .download }
+        return .unknown
+    }
+
+    /// Operands after options; `optionsWithValue` lists single-letter options taking a value.
+    static func operands(_ args: [String], optionsWithValue: String) -> [String] {
+        var result: [String] = []
+        var i = 1
+        var optionsDone = false
+        while i < args.count {
+            let a = args[i]
+            if !optionsDone && a == "--" { optionsDone = true; i += 1; continue }
+            if !optionsDone && a.hasPrefix("-") && a.count > 1 {
+                // -P 22 or -P22; a value-taking letter ends the cluster.
+                for (offset, letter) in a.dropFirst().enumerated() where optionsWithValue.contains(letter) {
+                    if offset == a.count - 2 { i += 1 }
+                    break
+                }
+                i += 1
+                continue
+            }
+            result.append(a)
+            i += 1
+        }
+        return result
+    }
+
+    static func resolve(_ path: String, in p: ProcessRecord) -> String {
+        path.hasPrefix("/") || p.workingDirectory == nil ? path : p.workingDirectory! + "/" + path
+    }
+}

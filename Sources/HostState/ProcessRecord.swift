@@ -1,0 +1,117 @@
+import AuditIngest
+
+/// One process image: what a process was between two execs (or since we first saw it).
+/// A class so that children, flows and alerts can share it after the process is gone and
+/// the table has dropped it: a dead parent lives on exactly as long as someone refers to it.
+public final class ProcessRecord: @unchecked Sendable {
+    // Mutable state (server marks, exit, LRU) is only touched by the agent's single event loop.
+    public let pid: Int32
+    public let ppid: Int32
+    /// `/proc/<pid>/stat` start time in clock ticks after boot; nil when the process was gone
+    /// before we could read it. With the pid, this tells two processes apart across pid reuse.
+    public let startTicks: UInt64?
+    /// When this image started, milliseconds since the epoch: the execve event's time, or the
+    /// process start for processes found in /proc at start-up.
+    public let startTime: Int64
+    public let executable: String
+    public let arguments: [String]
+    public let workingDirectory: String?
+    public let uid: UInt32?
+    public let euid: UInt32?
+    public let gid: UInt32?
+    /// The login uid; 4294967295 means unset (services started by init).
+    public let auid: UInt32?
+    public let sessionID: UInt32?
+    /// The controlling terminal as audit names it (`pts0`), nil when there is none.
+    public let tty: String?
+    public let stdin: StdinKind
+    public let networkNamespace: UInt64?
+    /// See `Source`.
+    public let source: Source
+    public internal(set) var parent: ProcessRecord?
+    /// Accepted a connection: a server.
+    public internal(set) var isServer = false
+    /// Recent peers it accepted connections from (bounded): its own connects back to them,
+    /// like an FTP server's active-mode data connection, are the server's side of a session.
+    public internal(set) var acceptedPeers: [IPAddress] = []
+    public internal(set) var exited = false
+    /// For LRU eviction.
+    var lastUse: UInt64 = 0
+
+    /// How we learned about it: an audited execve, /proc, or only the socket syscall's own record.
+    public enum Source: String, Sendable { case execve, proc, syscall }
+
+    public static let unsetLoginUID: UInt32 = 4_294_967_295
+
+    public init(pid: Int32, ppid: Int32, startTicks: UInt64?, startTime: Int64, executable: String, arguments: [String],
+                workingDirectory: String?, uid: UInt32?, euid: UInt32?, gid: UInt32?, auid: UInt32?, sessionID: UInt32?,
+                tty: String?, stdin: StdinKind, networkNamespace: UInt64?, source: Source, parent: ProcessRecord? = nil) {
+        self.pid = pid
+        self.ppid = ppid
+        self.startTicks = startTicks
+        self.startTime = startTime
+        self.executable = executable
+        self.arguments = arguments
+        self.workingDirectory = workingDirectory
+        self.uid = uid
+        self.euid = euid
+        self.gid = gid
+        self.auid = auid
+        self.sessionID = sessionID
+        self.tty = tty
+        self.stdin = stdin
+        self.networkNamespace = networkNamespace
+        self.source = source
+        self.parent = parent
+    }
+
+    public func accepted(from peer: IPAddress) {
+        isServer = true
+        guard !acceptedPeers.contains(peer) else { return }
+        if acceptedPeers.count >= 32 { acceptedPeers.removeFirst() }
+        acceptedPeers.append(peer)
+    }
+
+    /// Itself and the ancestors that run the same program: a daemon and its forked workers.
+    public var sameProgramLineage: [ProcessRecord] {
+        var result = [self]
+        var next = parent
+        while let p = next, p.name == name, result.count < 16 {
+            result.append(p)
+            next = p.parent
+        }
+        return result
+    }
+
+    /// The last path component of the executable.
+    public var name: String { baseName(executable) }
+
+    /// The program the user meant: busybox applets and `-bash` login shells by their own name.
+    public var programName: String {
+        let first = arguments.first.map(baseName) ?? name
+        let program = first.hasPrefix("-") ? String(first.dropFirst()) : first
+        if program == "busybox" || name == "busybox" && program.isEmpty {
+            return arguments.count > 1 ? baseName(arguments[1]) : "busybox"
+        }
+        return program.isEmpty ? name : program
+    }
+
+    /// Parent, grandparent... up to pid 1 or the first unknown ancestor (at most `limit`).
+    public func ancestors(limit: Int = 64) -> [ProcessRecord] {
+        var result: [ProcessRecord] = []
+        var next = parent
+        while let p = next, result.count < limit {
+            result.append(p)
+            next = p.parent
+        }
+        return result
+    }
+
+    public var commandLine: String { arguments.joined(separator: " ") }
+}
+
+@inline(__always)
+public func baseName(_ path: String) -> String {
+    guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return path }
+    return String(path[path.utf8.index(after: slash)...])
+}

@@ -1,0 +1,238 @@
+import AuditIngest
+
+/// The process model: fed by execve events, seeded from /proc, pruned when processes exit,
+/// capped in size (least recently used records go first).
+public final class ProcessTable {
+    public struct Counters: Sendable, Equatable {
+        /// execve events turned into records.
+        public var execs = 0
+        /// Records built from /proc (at start-up, or a process first seen at a connect).
+        public var seeded = 0
+        /// Records dropped because the table was full.
+        public var evicted = 0
+        /// Records dropped because their process exited.
+        public var exited = 0
+        /// A pid that now belongs to another process than the record we held.
+        public var pidReuse = 0
+        /// Parents we could not identify (exited before we saw them, or pid reused since).
+        public var unknownParents = 0
+        /// execve events whose process had exited before we could read /proc.
+        public var goneBeforeRead = 0
+    }
+
+    /// nil when replaying a recorded log: today's /proc says nothing about yesterday's pids.
+    public let procfs: ProcFS?
+    public let capacity: Int
+    public private(set) var counters = Counters()
+    private var records: [Int32: ProcessRecord] = [:]
+    private var useClock: UInt64 = 0
+    private let bootTime: Int64
+    private let ticksPerSecond: Int64
+
+    public init(procfs: ProcFS?, capacity: Int = 16_384, ticksPerSecond: Int64 = 100) {
+        self.procfs = procfs
+        self.capacity = max(capacity, 64)
+        self.bootTime = procfs?.bootTimeMilliseconds() ?? 0
+        self.ticksPerSecond = ticksPerSecond
+    }
+
+    public var count: Int { records.count }
+
+    /// The record we hold for `pid`, without looking at /proc.
+    public func record(pid: Int32) -> ProcessRecord? { records[pid] }
+
+    // MARK: feeding
+
+    /// A successful execve event. Reads what audit does not carry (start time, stdin, network
+    /// namespace) from /proc at once: short-lived clients are gone within milliseconds.
+    @discardableResult
+    public func exec(_ syscall: AuditRecord, event: AuditEvent) -> ProcessRecord? {
+        guard let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) }), pid > 0 else { return nil }
+        let ppid = Int32(truncatingIfNeeded: syscall.integer("ppid") ?? 0)
+        let stat = procfs?.stat(pid: pid)
+        if procfs != nil && stat == nil { counters.goneBeforeRead += 1 }
+        let arguments = FieldDecoding.argv(event.records.lazy.filter { $0.type == .execve }).map { String(decoding: $0, as: UTF8.self) }
+        let cwd = event.first(.cwd)?.string("cwd")
+        let tty = syscall.string("tty").flatMap { $0 == "(none)" ? nil : $0 }
+        let previous = records[pid]
+        let parent: ProcessRecord?
+        if let previous, previous.ppid == ppid, previous.startTicks == nil || previous.startTicks == stat?.startTicks {
+            parent = previous.parent
+        } else {
+            parent = resolveParent(ppid, childStart: stat?.startTicks)
+        }
+        let record = ProcessRecord(
+            pid: pid, ppid: ppid, startTicks: stat?.startTicks, startTime: event.key.time.totalMilliseconds,
+            executable: syscall.string("exe") ?? "", arguments: arguments, workingDirectory: cwd,
+            uid: syscall.uint32("uid"), euid: syscall.uint32("euid"), gid: syscall.uint32("gid"),
+            auid: syscall.uint32("auid"), sessionID: syscall.uint32("ses"), tty: tty,
+            stdin: stat == nil ? .unknown : procfs?.stdin(pid: pid) ?? .unknown,
+            networkNamespace: stat == nil ? nil : procfs?.networkNamespace(pid: pid), source: .execve, parent: parent)
+        // Servers stay servers across exec (sshd re-executes itself for each connection).
+        if let previous, previous.isServer, previous.startTicks == record.startTicks {
+            record.isServer = true
+            record.acceptedPeers = previous.acceptedPeers
+        }
+        insert(record)
+        counters.execs += 1
+        return record
+    }
+
+    /// The process behind `pid` now: the record we hold if /proc still shows the same process,
+    /// else a fresh record from /proc; the held record when the process is gone; nil if unknown.
+    public func current(pid: Int32) -> ProcessRecord? {
+        let stat = procfs?.stat(pid: pid)
+        if let held = records[pid] {
+            if let stat, let ticks = held.startTicks, ticks != stat.startTicks {
+                counters.pidReuse += 1
+                held.exited = true
+                records[pid] = nil
+            } else {
+                touch(held)
+                return held
+            }
+        }
+        guard let stat else { return nil }
+        return seed(pid: pid, stat: stat)
+    }
+
+    // MARK: /proc
+
+    /// Builds records for every process in /proc, parents first where they resolve.
+    public func seedFromProc() {
+        guard let procfs else { return }
+        for pid in procfs.pids() where records[pid] == nil {
+            guard let stat = procfs.stat(pid: pid) else { continue }
+            _ = seed(pid: pid, stat: stat)
+        }
+    }
+
+    private func seed(pid: Int32, stat: ProcStat) -> ProcessRecord {
+        let procfs = procfs!
+        let parent = resolveParent(stat.ppid, childStart: stat.startTicks)
+        let status = procfs.read(pid: pid, "status").map(ProcStatus.init) ?? ProcStatus()
+        let auid = procfs.read(pid: pid, "loginuid").flatMap { ProcStatus.decimal($0) }
+        let session = procfs.read(pid: pid, "sessionid").flatMap { ProcStatus.decimal($0) }
+        let exe = procfs.readLink(pid: pid, "exe").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let cmdline = procfs.read(pid: pid, "cmdline").map { FieldDecoding.proctitleArguments(Array($0)).map { String(decoding: $0, as: UTF8.self) } } ?? []
+        let cwd = procfs.readLink(pid: pid, "cwd").map { String(decoding: $0, as: UTF8.self) }
+        let record = ProcessRecord(
+            pid: pid, ppid: stat.ppid, startTicks: stat.startTicks,
+            startTime: bootTime + Int64(stat.startTicks) * 1000 / ticksPerSecond,
+            executable: exe, arguments: cmdline, workingDirectory: cwd,
+            uid: status.uid, euid: status.euid, gid: status.gid, auid: auid.map(UInt32.init(truncatingIfNeeded:)),
+            sessionID: session.map(UInt32.init(truncatingIfNeeded:)), tty: ProcFS.terminalName(ttyNumber: stat.ttyNumber),
+            stdin: procfs.stdin(pid: pid), networkNamespace: procfs.networkNamespace(pid: pid), source: .proc, parent: parent)
+        insert(record)
+        counters.seeded += 1
+        return record
+    }
+
+    /// The parent of a process that started at `childStart`: a record that started later is a
+    /// reused pid, never the parent.
+    private func resolveParent(_ ppid: Int32, childStart: UInt64?) -> ProcessRecord? {
+        guard ppid > 0 else { return nil }
+        if let held = records[ppid] {
+            if let child = childStart, let start = held.startTicks, start > child {
+                counters.unknownParents += 1
+                return nil
+            }
+            touch(held)
+            return held
+        }
+        guard let stat = procfs?.stat(pid: ppid) else {
+            counters.unknownParents += 1
+            return nil
+        }
+        if let child = childStart, stat.startTicks > child {
+            counters.unknownParents += 1
+            return nil
+        }
+        return seed(pid: ppid, stat: stat)
+    }
+
+    // MARK: pruning
+
+    /// Drops records of processes that exited. Records stay reachable from children and flows.
+    public func pruneExited() {
+        guard let procfs else { return }
+        var gone: [Int32] = []
+        for (pid, record) in records where !procfs.exists(pid: pid) {
+            record.exited = true
+            gone.append(pid)
+        }
+        for pid in gone { records[pid] = nil }
+        counters.exited += gone.count
+    }
+
+    /// Whether the process of `record` is still running (same pid, same start time).
+    public func isAlive(_ record: ProcessRecord) -> Bool {
+        if record.exited { return false }
+        guard let stat = procfs?.stat(pid: record.pid) else { return false }
+        return record.startTicks == nil || record.startTicks == stat.startTicks
+    }
+
+    private func insert(_ record: ProcessRecord) {
+        if let old = records[record.pid], old !== record { old.exited = old.startTicks != record.startTicks }
+        touch(record)
+        records[record.pid] = record
+        if records.count > capacity { evictOldest() }
+    }
+
+    @inline(__always)
+    private func touch(_ record: ProcessRecord) {
+        useClock &+= 1
+        record.lastUse = useClock
+    }
+
+    /// Drops the least recently used eighth: one sort per capacity/8 inserts.
+    private func evictOldest() {
+        let victims = records.values.sorted { $0.lastUse < $1.lastUse }.prefix(max(1, capacity / 8))
+        for victim in victims { records[victim.pid] = nil }
+        counters.evicted += victims.count
+    }
+}
+
+/// The `Uid:` and `Gid:` lines of /proc/<pid>/status.
+struct ProcStatus {
+    var uid: UInt32?
+    var euid: UInt32?
+    var gid: UInt32?
+
+    init() {}
+
+    init(_ text: ArraySlice<UInt8>) {
+        for line in text.split(separator: UInt8(ascii: "\n")) {
+            if line.starts(with: "Uid:".utf8) {
+                let ids = Self.numbers(line.dropFirst(4))
+                uid = ids.first
+                euid = ids.count > 1 ? ids[1] : nil
+            } else if line.starts(with: "Gid:".utf8) {
+                gid = Self.numbers(line.dropFirst(4)).first
+            }
+        }
+    }
+
+    static func numbers(_ text: ArraySlice<UInt8>) -> [UInt32] {
+        text.split(whereSeparator: { $0 == 9 || $0 == 32 }).compactMap { decimal($0).map(UInt32.init(truncatingIfNeeded:)) }
+    }
+
+    static func decimal(_ text: ArraySlice<UInt8>) -> UInt64? {
+        var value: UInt64 = 0
+        var digits = 0
+        for c in text {
+            if c == 10 { break }
+            guard c >= 48 && c <= 57 else { return nil }
+            value = value &* 10 &+ UInt64(c - 48)
+            digits += 1
+        }
+        return digits > 0 ? value : nil
+    }
+}
+
+extension AuditRecord {
+    /// A decimal id field (uid, auid, ses...); 4294967295 stays as is (unset).
+    func uint32(_ name: StaticString) -> UInt32? {
+        integer(name).map { UInt32(truncatingIfNeeded: $0) }
+    }
+}
