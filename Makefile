@@ -3,7 +3,9 @@ SWIFT ?= swift
 CONFIG ?= ./agent.conf
 # Debian packages the build, the agent and the tests need.
 BUILD_PACKAGES := libaudit-dev pkg-config
-TEST_PACKAGES := auditd python3-audit laurel curl iproute2
+# Real servers and clients for the end-to-end flow tests (Tests/support/transfer-lab).
+TEST_PACKAGES := auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
+	tnftp lftp busybox bsdutils
 
 .PHONY: run test build release deps test-deps bench-replay
 
@@ -11,10 +13,17 @@ deps:
 	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
-# Debian starts auditd on install where it can: the tests need the audit socket free.
+# Installing servers must not start them on the host: without a policy of its own, the
+# machine gets a temporary policy-rc.d that forbids starting services during the install.
 test-deps: deps
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	if [ -n "$$missing" ]; then \
+		guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; status=$$?; \
+		if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+		[ $$status -eq 0 ] || exit $$status; \
+	fi
+	@# The tests need the audit socket free.
 	@if pgrep -x auditd >/dev/null; then service auditd stop >/dev/null 2>&1 || pkill -x auditd; fi; true
 
 build: deps
@@ -27,7 +36,8 @@ run: release
 	.build/release/xferwatchd run --config $(CONFIG)
 
 # Tests that use the kernel audit subsystem share one serialized suite; they need root.
-test: test-deps build
+# The end-to-end flow tests run the release build, as shipped, against short-lived clients.
+test: test-deps release
 	$(SWIFT) test
 
 bench-replay: test-deps release

@@ -58,7 +58,7 @@ public final class LiveAgent {
             log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
         }
         tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: sockets,
-                              settings: configuration.flowSettings, emit: printer.consume)
+                              settings: configuration.flowSettings, debug: { [log] in log.debug($0()) }, emit: printer.consume)
         processes.seedFromProc()
         log.info("host: \(processes.count) running processes read from /proc")
     }

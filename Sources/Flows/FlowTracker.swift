@@ -58,9 +58,13 @@ public final class FlowTracker {
     private var recentDestroys: [RecentDestroy] = []
     private var nextPoll: Int64 = 0
 
+    /// Debug-level notes (why a flow could not be resolved...).
+    private let debug: (@autoclosure () -> String) -> Void
+
     public init(catalog: SyscallCatalog, processes: ProcessTable, sockets: HostSockets?, settings: FlowSettings = FlowSettings(),
-                emit: @escaping (Flow) -> Void) {
+                debug: @escaping (@autoclosure () -> String) -> Void = { _ in }, emit: @escaping (Flow) -> Void) {
         self.catalog = catalog
+        self.debug = debug
         self.processes = processes
         self.sockets = sockets
         self.settings = settings
@@ -98,6 +102,15 @@ public final class FlowTracker {
         counters.socketCalls += 1
         let success = syscall.rawValue("success").map { $0.elementsEqual("yes".utf8) } ?? false
         let time = event.key.time.totalMilliseconds
+        // TFTP sends one audited datagram per block: keep that path free of /proc reads.
+        if kind == .sendto, let session = udpSessions[DescriptorKey(pid: pid, fd: Int32(truncatingIfNeeded: a0))] {
+            guard remote == session.remoteAddress else { return }
+            if port != session.remotePort { session.transferPort = port }
+            session.datagramsOut += 1
+            session.bytesOut = (session.bytesOut ?? 0) + (success && exit > 0 ? UInt64(exit) : 0)
+            session.lastActivity = time
+            return
+        }
         let process = processes.current(pid: pid) ?? placeholder(pid: pid, syscall, time: time)
         let fd = Int32(truncatingIfNeeded: a0)
         let call = Call(process: process, fd: fd, remote: remote, port: port, family: family, time: time,
@@ -163,7 +176,7 @@ public final class FlowTracker {
         return ProcessRecord(pid: pid, ppid: ppid, startTicks: nil, startTime: time, executable: syscall.string("exe") ?? "",
                              arguments: syscall.string("comm").map { [$0] } ?? [], workingDirectory: nil,
                              uid: id("uid"), euid: id("euid"), gid: id("gid"), auid: id("auid"), sessionID: id("ses"),
-                             tty: tty, stdin: .unknown, networkNamespace: nil, source: .syscall,
+                             terminalSession: nil, tty: tty, stdin: .unknown, networkNamespace: nil, source: .syscall,
                              parent: processes.record(pid: ppid))
     }
 
@@ -244,7 +257,10 @@ public final class FlowTracker {
         guard let sockets else { return false }
         guard let (namespace, socket) = sockets.resolve(pid: flow.process.pid, fd: flow.fd, namespace: flow.process.networkNamespace,
                                                         family: flow.family, remotePort: flow.accepted ? nil : flow.remotePort,
-                                                        transports: transports, now: now) else { return false }
+                                                        transports: transports, now: now) else {
+            debug("flow \(flow.id): no socket behind fd \(flow.fd) of pid \(flow.process.pid) (\(flow.process.name)) any more, \(now - flow.start) ms after the call")
+            return false
+        }
         flow.namespace = namespace
         flow.socket = socket
         flow.transport = socket.transport
@@ -276,16 +292,9 @@ public final class FlowTracker {
 
     // MARK: UDP (TFTP)
 
+    /// The first datagram of a possible TFTP session (later ones take the fast path above).
     private func datagram(_ call: Call, bytes: UInt64, now: Int64) {
         let key = DescriptorKey(pid: call.process.pid, fd: call.fd)
-        if let session = udpSessions[key] {
-            guard call.remote == session.remoteAddress else { return }
-            if call.port != session.remotePort { session.transferPort = call.port }
-            session.datagramsOut += 1
-            session.bytesOut = (session.bytesOut ?? 0) + bytes
-            session.lastActivity = call.time
-            return
-        }
         guard call.port == 69 || TransferTools.isTFTPClient(call.process) else {
             counters.notTransfers += 1
             return

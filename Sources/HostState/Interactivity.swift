@@ -1,7 +1,8 @@
 /// Whether a person at a terminal ran a process, and if not, why not.
 /// Interactive means: a controlling terminal, stdin on a terminal, a login uid, and nothing in
 /// the ancestry that marks automation (cron, atd, a systemd unit, a web server, an sshd remote
-/// command, a CI runner, a shell script). A shell running `-c` on a real terminal is interactive.
+/// command, a CI runner; a shell script in the same terminal session). A shell running `-c`
+/// on a real terminal is interactive.
 public struct Interactivity: Sendable, Equatable {
     public var reasons: [String]
     public var isInteractive: Bool { reasons.isEmpty }
@@ -44,7 +45,10 @@ public struct Interactivity: Sendable, Equatable {
             if name.hasPrefix("php-fpm") { add("launched by a web server") }
             if isJenkinsAgent(p) { add("launched by a CI runner") }
             if depth > 0, name == "sshd", process.tty == nil { add("launched by sshd as a remote command") }
-            if shells.contains(program) || shells.contains(name) {
+            // Scripts count within the process's terminal session: a terminal opened by
+            // `script` or sshd starts a new one, and what launched that is not the user's doing.
+            let sameSession = process.terminalSession == nil || p.terminalSession == nil || p.terminalSession == process.terminalSession
+            if sameSession, shells.contains(program) || shells.contains(name) {
                 switch shellMode(p.arguments) {
                 case .command where p.tty == nil: add("shell running -c")
                 case .script: add("shell running a script file")

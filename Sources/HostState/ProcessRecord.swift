@@ -22,6 +22,8 @@ public final class ProcessRecord: @unchecked Sendable {
     /// The login uid; 4294967295 means unset (services started by init).
     public let auid: UInt32?
     public let sessionID: UInt32?
+    /// The POSIX session (setsid) from /proc: a terminal session's processes share it.
+    public let terminalSession: Int32?
     /// The controlling terminal as audit names it (`pts0`), nil when there is none.
     public let tty: String?
     public let stdin: StdinKind
@@ -45,7 +47,7 @@ public final class ProcessRecord: @unchecked Sendable {
 
     public init(pid: Int32, ppid: Int32, startTicks: UInt64?, startTime: Int64, executable: String, arguments: [String],
                 workingDirectory: String?, uid: UInt32?, euid: UInt32?, gid: UInt32?, auid: UInt32?, sessionID: UInt32?,
-                tty: String?, stdin: StdinKind, networkNamespace: UInt64?, source: Source, parent: ProcessRecord? = nil) {
+                terminalSession: Int32?, tty: String?, stdin: StdinKind, networkNamespace: UInt64?, source: Source, parent: ProcessRecord? = nil) {
         self.pid = pid
         self.ppid = ppid
         self.startTicks = startTicks
@@ -58,6 +60,7 @@ public final class ProcessRecord: @unchecked Sendable {
         self.gid = gid
         self.auid = auid
         self.sessionID = sessionID
+        self.terminalSession = terminalSession
         self.tty = tty
         self.stdin = stdin
         self.networkNamespace = networkNamespace

@@ -65,7 +65,7 @@ public final class ProcessTable {
             pid: pid, ppid: ppid, startTicks: stat?.startTicks, startTime: event.key.time.totalMilliseconds,
             executable: syscall.string("exe") ?? "", arguments: arguments, workingDirectory: cwd,
             uid: syscall.uint32("uid"), euid: syscall.uint32("euid"), gid: syscall.uint32("gid"),
-            auid: syscall.uint32("auid"), sessionID: syscall.uint32("ses"), tty: tty,
+            auid: syscall.uint32("auid"), sessionID: syscall.uint32("ses"), terminalSession: stat?.session, tty: tty,
             stdin: stat == nil ? .unknown : procfs?.stdin(pid: pid) ?? .unknown,
             networkNamespace: stat == nil ? nil : procfs?.networkNamespace(pid: pid), source: .execve, parent: parent)
         // Servers stay servers across exec (sshd re-executes itself for each connection).
@@ -121,7 +121,7 @@ public final class ProcessTable {
             startTime: bootTime + Int64(stat.startTicks) * 1000 / ticksPerSecond,
             executable: exe, arguments: cmdline, workingDirectory: cwd,
             uid: status.uid, euid: status.euid, gid: status.gid, auid: auid.map(UInt32.init(truncatingIfNeeded:)),
-            sessionID: session.map(UInt32.init(truncatingIfNeeded:)), tty: ProcFS.terminalName(ttyNumber: stat.ttyNumber),
+            sessionID: session.map(UInt32.init(truncatingIfNeeded:)), terminalSession: stat.session, tty: ProcFS.terminalName(ttyNumber: stat.ttyNumber),
             stdin: procfs.stdin(pid: pid), networkNamespace: procfs.networkNamespace(pid: pid), source: .proc, parent: parent)
         insert(record)
         counters.seeded += 1

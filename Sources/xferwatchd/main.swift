@@ -45,6 +45,9 @@ struct Run: ParsableCommand {
     func run() throws {
         let configuration = try options.load()
         let log = Logger(level: configuration.agent.logLevel)
+        // A reader of our output going away must be an error we report, not a silent death
+        // that leaves the kernel's audit state behind.
+        signal(SIGPIPE, SIG_IGN)
         let status = LiveAgent(configuration: configuration, output: OutputOptions(events: events, flows: flows), log: log).run()
         if status != 0 { throw ExitCode(status) }
     }

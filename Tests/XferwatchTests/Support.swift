@@ -7,6 +7,8 @@ enum Repo {
     static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
     static func fixture(_ name: String) -> String { path("Tests/Fixtures/\(name)") }
     static var xferwatchd: String { path(".build/debug/xferwatchd") }
+    /// The optimized build, for end-to-end tests that race short-lived clients (make test builds it).
+    static var xferwatchdRelease: String { path(".build/release/xferwatchd") }
 }
 
 func lines(ofFile path: String) throws -> [String] {

@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+@testable import AuditIngest
+@testable import Flows
+@testable import HostState
+import KernelAudit
+
+/// Flows from a log the kernel recorded while real clients ran against Tests/support/transfer-lab
+/// (Tests/Fixtures/flows/commands.sh; manifest.txt names each client's pid). Replay has no
+/// /proc and no sockets: process, parent, protocol and the command line's direction only.
+@Suite struct FlowReplayTests {
+    static func replay() throws -> (flows: [Flow], pids: [String: Int32], tracker: FlowTracker) {
+        let (events, _) = try assemble(try lines(ofFile: Repo.fixture("flows/flows.log")))
+        var flows: [Flow] = []
+        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil), sockets: nil) { flows.append($0) }
+        var last: Int64 = 0
+        for event in events {
+            last = event.key.time.totalMilliseconds
+            tracker.handle(event, now: last)
+        }
+        tracker.finish(now: last)
+        var pids: [String: Int32] = [:]
+        for line in try lines(ofFile: Repo.fixture("flows/manifest.txt")) {
+            let parts = line.split(separator: " ")
+            pids[String(parts[0])] = Int32(parts[1])
+        }
+        return (flows, pids, tracker)
+    }
+
+    @Test func everyClientHasItsFlowAndNothingElseDoes() throws {
+        let (flows, pids, tracker) = try Self.replay()
+        func owned(_ name: String) throws -> Flow {
+            let pid = try #require(pids[name])
+            return try #require(flows.first { $0.process.pid == pid || $0.transferProcess?.pid == pid }, "no flow for \(name)")
+        }
+        let passive = try owned("ftp-passive-put")
+        #expect(passive.process.executable == "/usr/bin/tnftp" && passive.networkProtocol == .ftp && passive.remotePort == 21)
+        #expect(passive.dataConnections.count == 1 && passive.dataConnections[0].accepted == false)
+        let active = try owned("ftp-active-get")
+        #expect(active.dataConnections.count == 1 && active.dataConnections[0].accepted == true, "the client accepted the server's data connection")
+        let curl = try owned("curl-put")
+        #expect(curl.process.executable == "/usr/bin/curl" && curl.transferDirection == .upload && curl.dataConnections.count == 1)
+
+        let scp = try owned("scp-put")
+        #expect(scp.process.executable == "/usr/bin/ssh" && scp.process.parent?.pid == pids["scp-put"])
+        #expect(scp.networkProtocol == .scp && scp.transferDirection == .upload)
+        let legacy = try owned("scp-legacy-get")
+        #expect(legacy.networkProtocol == .scp && legacy.transferDirection == .download)
+        let sftp = try owned("sftp-batch-put")
+        #expect(sftp.networkProtocol == .sftp && sftp.transferProcess?.executable == "/usr/bin/sftp")
+
+        let tftp = try owned("tftp-put")
+        #expect(tftp.networkProtocol == .tftp && tftp.transport == .udp && tftp.transferDirection == .upload)
+        // Every block went through an audited sendto: 300,000 bytes plus 4-byte headers, the
+        // request and the odd retransmission.
+        #expect((tftp.bytesOut ?? 0) >= 302_344 && Double(tftp.bytesOut ?? 0) < 300_000 * 1.02 && tftp.bytesExact)
+        #expect(tftp.transferPort != nil && tftp.transferPort != 69)
+        let busybox = try owned("busybox-tftp-get")
+        #expect(busybox.networkProtocol == .tftp && busybox.transferDirection == .download)
+
+        // vsftpd's active-mode connect back, sshd, in.tftpd: server side, never a flow.
+        let clientPids = Set(pids.values)
+        for flow in flows {
+            #expect(clientPids.contains(flow.process.pid) || clientPids.contains(flow.transferProcess?.pid ?? -1),
+                    "flow of \(flow.process.executable) pid \(flow.process.pid) belongs to no client")
+        }
+        #expect(tracker.counters.serverSide > 0)
+        // Every client in the manifest has its flow (curl-http talked HTTP to port 21: ftp by port).
+        #expect(flows.count == pids.count)
+    }
+
+    @Test func ancestryFollowsTheParentsInTheLog() throws {
+        let (flows, pids, _) = try Self.replay()
+        let scp = try #require(flows.first { $0.transferProcess?.pid == pids["scp-put"] })
+        let chain = scp.process.ancestors().map(\.executable)
+        #expect(chain.first == "/usr/bin/scp")
+        #expect(chain.dropFirst().first == "/usr/bin/bash", "scp was exec'd by the workload's shell: \(chain)")
+    }
+}
+
+@Suite struct TransferToolsTests {
+    func process(_ args: [String], cwd: String = "/tmp") -> ProcessRecord {
+        ProcessRecord(pid: 10, ppid: 1, startTicks: nil, startTime: 0, executable: "/usr/bin/" + baseName(args[0]), arguments: args,
+                      workingDirectory: cwd, uid: 0, euid: 0, gid: 0, auid: 0, sessionID: 1, terminalSession: nil, tty: nil,
+                      stdin: .unknown, networkNamespace: nil, source: .execve)
+    }
+
+    @Test func scpDirectionFromOperands() {
+        #expect(TransferTools.scpDirection(process(["scp", "-r", "/var/log", "user@host:/tmp"]), ssh: nil) == .upload)
+        #expect(TransferTools.scpDirection(process(["scp", "-P", "2222", "host:/etc/passwd", "."]), ssh: nil) == .download)
+        #expect(TransferTools.scpDirection(process(["scp", "-P2222", "./a:b", "/tmp/x"]), ssh: nil) == .unknown)
+        #expect(TransferTools.scpDirection(process(["scp", "a", "scp://host/x"]), ssh: nil) == .upload)
+        // Legacy protocol: the remote command the ssh child carries.
+        let ssh = process(["ssh", "-x", "-oPermitLocalCommand=no", "--", "host", "scp -v -f -- /etc/shadow"])
+        #expect(TransferTools.scpDirection(process(["scp", "-O", "x", "y"]), ssh: ssh) == .download)
+    }
+
+    @Test func clientCommandLines() {
+        #expect(TransferTools.ftpDirection(process(["curl", "-T", "a.zip", "ftp://h/"]), readFile: { _ in nil }) == .upload)
+        #expect(TransferTools.ftpDirection(process(["curl", "ftp://h/a.zip"]), readFile: { _ in nil }) == .download)
+        #expect(TransferTools.ftpDirection(process(["lftp", "-e", "mirror -R /var/log /up; quit", "h"]), readFile: { _ in nil }) == .upload)
+        #expect(TransferTools.ftpDirection(process(["lftp", "-f", "job.lftp"]), readFile: { $0 == "/tmp/job.lftp" ? "open h\nget x\n" : nil }) == .download)
+        #expect(TransferTools.ftpDirection(process(["busybox", "ftpput", "h", "a", "b"]), readFile: { _ in nil }) == .upload)
+        #expect(TransferTools.ftpDirection(process(["ftp", "-n", "h"]), readFile: { _ in nil }) == .unknown)
+        #expect(TransferTools.tftpDirection(process(["tftp", "h", "-c", "put", "a"])) == .upload)
+        #expect(TransferTools.tftpDirection(process(["busybox", "tftp", "-g", "-r", "a", "h"])) == .download)
+        #expect(TransferTools.tftpDirection(process(["atftp", "--put", "-l", "a", "h"])) == .upload)
+        #expect(TransferTools.sftpDirection(process(["sftp", "-b", "b.txt", "h"]), readFile: { _ in "put /etc/passwd\n" }) == .upload)
+        #expect(TransferTools.sftpDirection(process(["sftp", "host:/etc/hosts"]), readFile: { _ in nil }) == .download)
+        #expect(TransferTools.smbDirection(process(["smbclient", "//h/s", "-c", "put secrets.7z"])) == .upload)
+    }
+
+    @Test func urlsAndBytes() {
+        #expect(TransferTools.url(in: process(["curl", "ftp://u:p@[2001:db8::1]:2121/x"]), schemes: ["ftp"])! == ("2001:db8::1", 2121))
+        #expect(TransferTools.hasFTPURL(process(["wget", "ftp://203.0.113.5:2121/a"]), port: 2121))
+        #expect(!TransferTools.hasFTPURL(process(["wget", "ftp://203.0.113.5/a"]), port: 2121))
+        #expect(TransferTools.directionFromBytes(out: 5_000_000, in: 1200) == .upload)
+        #expect(TransferTools.directionFromBytes(out: 300, in: 900) == .unknown)
+    }
+}
