@@ -35,6 +35,8 @@ let package = Package(
             "Agent", "AgentConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // bench/flows: socket lookup by /proc/net scan and by sock_diag, on the host's real load.
+        .executableTarget(name: "SocketLookupBench", dependencies: ["HostState"], path: "bench/SocketLookupBench"),
         .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows"]),
     ]
 )

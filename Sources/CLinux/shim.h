@@ -19,3 +19,22 @@ extern int xw_setns(int fd, int nstype) __asm__("setns");
 static const int xw_clone_newnet = 0x40000000;
 /* Netlink socket options, from linux/socket.h and linux/netlink.h. */
 static const int xw_sol_netlink = 270;
+
+/* A copy of another process's file descriptor (pidfd_open + pidfd_getfd, Linux 5.6+; needs
+ * ptrace access to the process, e.g. CAP_SYS_PTRACE). Returns the new descriptor (close-on-exec)
+ * or -1 with errno set. */
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <errno.h>
+static inline int xw_copy_descriptor(int pid, int fd) {
+    int pidfd = (int)syscall(434 /* pidfd_open */, pid, 0);
+    if (pidfd < 0) return -1;
+    int copy = (int)syscall(438 /* pidfd_getfd */, pidfd, fd, 0);
+    int saved = errno;
+    close(pidfd);
+    errno = saved;
+    return copy;
+}
+static const int xw_so_cookie = 57;
+static const int xw_so_protocol = 38;
+static const int xw_tcp_info = 11;

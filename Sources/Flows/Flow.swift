@@ -42,6 +42,8 @@ public final class Flow {
     /// TFTP: the server's transfer port (TID) once the exchange moved there.
     public internal(set) var transferPort: UInt16?
     public let start: Int64
+    /// When its socket was found (wall ms): with `start`, the attribution latency.
+    public internal(set) var attributedAt: Int64?
     public internal(set) var end: Int64?
     public internal(set) var endReason: FlowEnd?
     public internal(set) var bytesOut: UInt64?

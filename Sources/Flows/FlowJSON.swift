@@ -49,6 +49,11 @@ public enum FlowJSON {
             process(program, to: &json, withParent: false)
         }
         json.endObject()
+        json.key("process")
+        json.beginObject()
+        json.key("stdin"); json.string(flow.process.stdin.rawValue)
+        json.key("known_from"); json.string(flow.process.source.rawValue)
+        json.endObject()
         json.key("interactive"); json.bool(flow.interactivity.isInteractive)
         json.key("interactive_reasons")
         json.beginArray()
@@ -65,6 +70,9 @@ public enum FlowJSON {
         }
         json.endArray()
         if let namespace = flow.namespace { json.key("network_namespace"); json.number(namespace) }
+        // When the socket was found. (The audit record's own time comes from the kernel's coarse
+        // clock: up to one tick, 4 ms at HZ=250, before the real time of the call.)
+        if let attributed = flow.attributedAt { json.key("attributed"); json.timestamp(milliseconds: attributed) }
         if flow.networkProtocol == .tftp {
             json.key("tftp")
             json.beginObject()
@@ -120,8 +128,6 @@ public enum FlowJSON {
         if let uid = p.uid { json.key("user"); json.beginObject(); json.key("id"); json.string(String(uid)); json.endObject() }
         if let euid = p.euid { json.key("effective_user"); json.beginObject(); json.key("id"); json.string(String(euid)); json.endObject() }
         if let session = p.sessionID { json.key("session_id"); json.number(session) }
-        json.key("stdin"); json.string(p.stdin.rawValue)
-        json.key("source"); json.string(p.source.rawValue)
         if withParent {
             json.key("parent")
             json.beginObject()

@@ -210,9 +210,9 @@ public final class FlowTracker {
     }
 
     private func newFlow(_ proto: FlowProtocol, _ call: Call, transfer: ProcessRecord?, accepted: Bool) -> Flow {
-        let live = sockets != nil
+        let procRoot = sockets == nil ? nil : processes.procfs?.root
         let interactivity = Interactivity.assess(call.process) { p in
-            live ? readSmallFile("\(self.processes.procfs?.root ?? "/proc")/\(p.pid)/cgroup") : nil
+            procRoot.flatMap { readSmallFile("\($0)/\(p.pid)/cgroup") }
         }
         defer { nextID += 1; counters.flowsStarted += 1 }
         return Flow(id: nextID, networkProtocol: proto, process: call.process, transferProcess: transfer,
@@ -229,16 +229,13 @@ public final class FlowTracker {
             return
         }
         let flow = newFlow(proto, call, transfer: transfer, accepted: false)
-        let transports: [Transport] = proto == .tftp ? [.udp, .tcp] : [.tcp, .udp]
-        if !resolve(flow, transports: transports, now: now) && sockets != nil && proto != .tftp {
-            awaitDestroy(flow, now: now)
-        }
-        if flow.transport == .udp {
-            guard proto == .tftp else {
-                counters.notTransfers += 1
-                return
-            }
+        // TFTP is UDP, the others TCP: one table to search (each dump walks the namespace's sockets).
+        if proto == .tftp {
+            resolve(flow, transports: [.udp], now: now)
+            flow.transport = .udp
             udpSessions[DescriptorKey(pid: flow.process.pid, fd: flow.fd)] = flow
+        } else if !resolve(flow, transports: [.tcp], now: now) && sockets != nil {
+            awaitDestroy(flow, now: now)
         }
         track(flow, now: now)
         if proto == .ftp { ftpSessions[flow.process.pid, default: []].append(flow) }
@@ -255,15 +252,22 @@ public final class FlowTracker {
     @discardableResult
     private func resolve(_ flow: Flow, transports: [Transport], now: Int64) -> Bool {
         guard let sockets else { return false }
-        guard let (namespace, socket) = sockets.resolve(pid: flow.process.pid, fd: flow.fd, namespace: flow.process.networkNamespace,
+        guard let (namespace, found) = sockets.resolve(pid: flow.process.pid, fd: flow.fd, namespace: flow.process.networkNamespace,
                                                         family: flow.family, remotePort: flow.accepted ? nil : flow.remotePort,
                                                         transports: transports, now: now) else {
             debug("flow \(flow.id): no socket behind fd \(flow.fd) of pid \(flow.process.pid) (\(flow.process.name)) any more, \(now - flow.start) ms after the call")
             return false
         }
+        var socket = found
+        if socket.remotePort == 0 && !flow.accepted {
+            // Still connecting: the connect's own address is the remote end.
+            socket.remoteAddress = flow.remoteAddress
+            socket.remotePort = flow.remotePort
+        }
         flow.namespace = namespace
         flow.socket = socket
         flow.transport = socket.transport
+        flow.attributedAt = now
         if socket.transport == .tcp {
             flow.bytesOut = socket.bytesOut
             flow.bytesIn = socket.bytesIn

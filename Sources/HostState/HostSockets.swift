@@ -1,4 +1,6 @@
 import AuditIngest
+import CLinux
+import CTCPInfo
 
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +16,8 @@ public final class HostSockets {
         public var fdGone = 0
         /// The inode was not in the namespace's tables (closed in between).
         public var notFound = 0
+        /// Read straight from a copy of the process's descriptor (pidfd_getfd): no table walk.
+        public var fromDescriptor = 0
         /// Answered from /proc/<pid>/net because sock_diag could not.
         public var procNetFallbacks = 0
         public var sockDiagErrors = 0
@@ -119,13 +123,19 @@ public final class HostSockets {
             counters.fdGone += 1
             return nil
         }
-        if watchNamespace(netns, of: pid, now: now), let ns = namespaces[netns] {
+        let watched = watchNamespace(netns, of: pid, now: now)
+        if let socket = Self.inspect(pid: pid, fd: fd, inode: inode) {
+            counters.fromDescriptor += 1
+            counters.resolved += 1
+            return (netns, socket)
+        }
+        if watched, let ns = namespaces[netns] {
             do {
                 for transport in transports {
-                    let candidates = try ns.query.dump(family: family, transport: transport,
-                                                       remotePort: transport == .tcp ? remotePort : nil)
-                    counters.socketsScanned += candidates.count
-                    if let socket = candidates.first(where: { $0.inode == inode }) {
+                    let (socket, scanned) = try ns.query.find(inode: inode, family: family, transport: transport,
+                                                              remotePort: transport == .tcp ? remotePort : nil)
+                    counters.socketsScanned += scanned
+                    if let socket {
                         counters.resolved += 1
                         return (netns, socket)
                     }
@@ -155,6 +165,62 @@ public final class HostSockets {
         }
         counters.notFound += 1
         return nil
+    }
+
+    /// The socket behind another process's descriptor, read through a copy of it: address,
+    /// port, protocol, cookie and TCP counters in a few syscalls, whatever the number of sockets
+    /// on the host. nil when the copy is refused (no ptrace access, kernel before 5.6) or the
+    /// descriptor now holds another socket.
+    static func inspect(pid: Int32, fd: Int32, inode: UInt64) -> InetSocket? {
+        let copy = xw_copy_descriptor(pid, fd)
+        guard copy >= 0 else { return nil }
+        defer { close(copy) }
+        var st = stat()
+        guard fstat(copy, &st) == 0, UInt64(st.st_ino) == inode else { return nil }
+        func option<T>(_ level: Int32, _ name: Int32, _ value: inout T) -> Bool {
+            var length = socklen_t(MemoryLayout<T>.size)
+            return getsockopt(copy, level, name, &value, &length) == 0
+        }
+        var proto: Int32 = 0
+        var cookie: UInt64 = 0
+        guard option(SOL_SOCKET, xw_so_protocol, &proto), proto == IPPROTO_TCP || proto == IPPROTO_UDP,
+              option(SOL_SOCKET, xw_so_cookie, &cookie) else { return nil }
+        var local = sockaddr_storage()
+        var peer = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(copy, $0, &length) } }
+        guard named == 0, let (family, localAddress, localPort) = Self.endpoint(local) else { return nil }
+        // A connect still in SYN_SENT has no peer yet: the caller knows the remote end.
+        length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let connected = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(copy, $0, &length) } }
+        let remote = connected == 0 ? Self.endpoint(peer) : nil
+        var socket = InetSocket(transport: proto == IPPROTO_TCP ? .tcp : .udp, family: family, state: 0,
+                                localAddress: localAddress, localPort: localPort,
+                                remoteAddress: remote?.1 ?? IPAddress(bytes: [UInt8](repeating: 0, count: family == UInt8(AF_INET6) ? 16 : 4)),
+                                remotePort: remote?.2 ?? 0, inode: inode, uid: st.st_uid, cookie: cookie, bytesOut: nil, bytesIn: nil)
+        if proto == IPPROTO_TCP {
+            var info = [UInt8](repeating: 0, count: 512)
+            var size = socklen_t(info.count)
+            if getsockopt(copy, Int32(IPPROTO_TCP), xw_tcp_info, &info, &size) == 0 {
+                var counters = xw_tcp_counters()
+                if xw_tcp_counters(info, Int(size), &counters) != 0 {
+                    socket.state = counters.state
+                    (socket.bytesOut, socket.bytesIn) = SockDiag.payloadBytes(counters, state: counters.state)
+                }
+            }
+        }
+        return socket
+    }
+
+    static func endpoint(_ storage: sockaddr_storage) -> (UInt8, IPAddress, UInt16)? {
+        let family = Int32(storage.ss_family)
+        return withUnsafeBytes(of: storage) { raw in
+            switch family {
+            case AF_INET: return (UInt8(AF_INET), IPAddress(bytes: raw[4..<8]), UInt16(raw[2]) << 8 | UInt16(raw[3]))
+            case AF_INET6: return (UInt8(AF_INET6), IPAddress(bytes: raw[8..<24]), UInt16(raw[2]) << 8 | UInt16(raw[3]))
+            default: return nil
+            }
+        }
     }
 
     /// The socket's current counters; nil when it no longer exists (or its namespace is gone).

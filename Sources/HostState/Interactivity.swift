@@ -56,13 +56,10 @@ public struct Interactivity: Sendable, Equatable {
                 }
             }
         }
-        if process.auid == ProcessRecord.unsetLoginUID || process.tty == nil {
-            for p in lineage.prefix(8) {
-                if let cgroup = cgroupOf(p), isSystemdUnit(cgroup) {
-                    add("launched by a systemd unit")
-                    break
-                }
-            }
+        // Children stay in their service's cgroup: the nearest process still running tells.
+        if process.auid == ProcessRecord.unsetLoginUID || process.tty == nil,
+           let cgroup = lineage.prefix(8).lazy.compactMap(cgroupOf).first, isSystemdUnit(cgroup) {
+            add("launched by a systemd unit")
         }
         return Interactivity(reasons: reasons)
     }

@@ -49,13 +49,15 @@ public final class ProcFS {
         return path.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
-    /// A whole small file (up to 64 KiB), or nil.
+    /// A whole file, or nil. The buffer grows for big files (/proc/net tables of busy hosts)
+    /// and is reused: use the slice before the next read.
     public func read(pid: Int32, _ suffix: StaticString) -> ArraySlice<UInt8>? {
         let fd = withPath(pid: pid, suffix) { open($0, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var total = 0
-        while total < buffer.count {
+        while true {
+            if total == buffer.count { buffer += [UInt8](repeating: 0, count: buffer.count) }
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
             if n < 0 { if errno == EINTR { continue }; return nil }
             if n == 0 { break }

@@ -103,17 +103,37 @@ public final class SockDiag {
         request.sdiag_protocol = transport.ipProtocol
         request.idiag_ext = UInt8(1 << (INET_DIAG_INFO - 1))
         request.idiag_states = states
-        var attribute: [UInt8] = []
-        if let remotePort {
-            // Bytecode: "remote port == P", else jump past the end (reject).
-            let ops: [UInt8] = [UInt8(INET_DIAG_BC_D_EQ), 8, 12, 0, 0, 0] + withUnsafeBytes(of: remotePort.littleEndian, Array.init)
-            attribute = withUnsafeBytes(of: UInt16(4 + ops.count).littleEndian, Array.init)
-                + withUnsafeBytes(of: UInt16(INET_DIAG_REQ_BYTECODE).littleEndian, Array.init) + ops
-        }
+        let attribute = remotePort.map(Self.remotePortFilter) ?? []
         var result: [InetSocket] = []
         try send(request, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), attribute: attribute)
         try receive { socket in result.append(socket) }
         return result
+    }
+
+    /// The socket with this inode among those a dump returns, and how many the kernel sent;
+    /// only the match is decoded in full.
+    public func find(inode: UInt64, family: UInt8, transport: Transport, remotePort: UInt16?) throws(SockDiagError) -> (socket: InetSocket?, scanned: Int) {
+        var request = inet_diag_req_v2()
+        request.sdiag_family = family
+        request.sdiag_protocol = transport.ipProtocol
+        request.idiag_ext = UInt8(1 << (INET_DIAG_INFO - 1))
+        request.idiag_states = ~0
+        var found: InetSocket?
+        var scanned = 0
+        try send(request, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), attribute: remotePort.map(Self.remotePortFilter) ?? [])
+        try receive(match: { payload in
+            scanned += 1
+            let offset = MemoryLayout<inet_diag_msg>.offset(of: \inet_diag_msg.idiag_inode)!
+            return payload.count >= MemoryLayout<inet_diag_msg>.size && UInt64(payload.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) == inode
+        }) { found = $0 }
+        return (found, scanned)
+    }
+
+    /// Bytecode for "remote port == P", else jump past the end (reject).
+    static func remotePortFilter(_ port: UInt16) -> [UInt8] {
+        let ops: [UInt8] = [UInt8(INET_DIAG_BC_D_EQ), 8, 12, 0, 0, 0] + withUnsafeBytes(of: port.littleEndian, Array.init)
+        return withUnsafeBytes(of: UInt16(4 + ops.count).littleEndian, Array.init)
+            + withUnsafeBytes(of: UInt16(INET_DIAG_REQ_BYTECODE).littleEndian, Array.init) + ops
     }
 
     /// The current state of one socket, by its id (addresses, ports, cookie); nil if it is gone.
@@ -159,8 +179,9 @@ public final class SockDiag {
         if sent < 0 { throw SockDiagError(operation: "sock_diag request", code: errno) }
     }
 
-    /// Reads replies to the last request until NLMSG_DONE (dumps) or the one answer (lookups).
-    private func receive(_ body: (InetSocket) -> Void) throws(SockDiagError) {
+    /// Reads replies to the last request until NLMSG_DONE (dumps) or the one answer (lookups);
+    /// `match` picks which messages are decoded.
+    private func receive(match: (UnsafeRawBufferPointer) -> Bool = { _ in true }, _ body: (InetSocket) -> Void) throws(SockDiagError) {
         while true {
             let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
@@ -179,7 +200,7 @@ public final class SockDiag {
                         if code != 0 { failure = -code }
                         finished = true
                     default:
-                        if let socket = Self.parse(payload) { body(socket) }
+                        if match(payload), let socket = Self.parse(payload) { body(socket) }
                         if flags & UInt16(NLM_F_MULTI) == 0 { finished = true }
                     }
                 }
