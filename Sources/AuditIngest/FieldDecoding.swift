@@ -93,7 +93,7 @@ public enum FieldDecoding {
     /// across several EXECVE records.
     public static func argv(_ records: some Sequence<AuditRecord>) -> [[UInt8]] {
         var argc = 0
-        var arguments: [Int: [UInt8]] = [:]
+        var arguments: [[UInt8]] = []
         for record in records where record.type == .execve {
             for field in record.rawFields {
                 let name = record.name(field)
@@ -101,13 +101,19 @@ public enum FieldDecoding {
                     argc = max(argc, Int(decimal(record.rawValue(field)) ?? 0))
                     continue
                 }
-                guard let argument = ExecveArgument(name: name) else { continue }
+                // A bogus index must not make us allocate: the kernel never writes one past argc.
+                guard let argument = ExecveArgument(name: name), argument.index <= max(argc, 1 << 16) else { continue }
+                while arguments.count <= argument.index { arguments.append([]) }
                 let value = decode(name: name, value: record.rawValue(field), recordType: .execve)
-                arguments[argument.index, default: []].append(contentsOf: value)
+                if arguments[argument.index].isEmpty {
+                    arguments[argument.index] = value
+                } else {
+                    arguments[argument.index].append(contentsOf: value)
+                }
             }
         }
-        let count = max(argc, (arguments.keys.max() ?? -1) + 1)
-        return (0..<count).map { arguments[$0] ?? [] }
+        while arguments.count < argc { arguments.append([]) }
+        return arguments
     }
 
     /// PROCTITLE's value: the command line with NULs between arguments, possibly cut at 128 bytes.

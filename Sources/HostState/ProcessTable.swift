@@ -51,7 +51,7 @@ public final class ProcessTable {
         let ppid = Int32(truncatingIfNeeded: syscall.integer("ppid") ?? 0)
         let stat = procfs?.stat(pid: pid)
         if procfs != nil && stat == nil { counters.goneBeforeRead += 1 }
-        let arguments = FieldDecoding.argv(event.records.lazy.filter { $0.type == .execve }).map { String(decoding: $0, as: UTF8.self) }
+        let arguments = FieldDecoding.argv(event.records).map { String(decoding: $0, as: UTF8.self) }
         let cwd = event.first(.cwd)?.string("cwd")
         let tty = syscall.string("tty").flatMap { $0 == "(none)" ? nil : $0 }
         let previous = records[pid]
