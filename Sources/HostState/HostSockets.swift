@@ -171,7 +171,7 @@ public final class HostSockets {
     /// port, protocol, cookie and TCP counters in a few syscalls, whatever the number of sockets
     /// on the host. nil when the copy is refused (no ptrace access, kernel before 5.6) or the
     /// descriptor now holds another socket.
-    static func inspect(pid: Int32, fd: Int32, inode: UInt64) -> InetSocket? {
+    public static func inspect(pid: Int32, fd: Int32, inode: UInt64) -> InetSocket? {
         let copy = xw_copy_descriptor(pid, fd)
         guard copy >= 0 else { return nil }
         defer { close(copy) }

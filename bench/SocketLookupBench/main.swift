@@ -1,6 +1,7 @@
 // Cost of finding one socket by inode on the current host: a /proc/net scan against
 // sock_diag dumps (all sockets, and filtered in the kernel by remote port as the agent does).
-//   SocketLookupBench ITERATIONS
+// With a PID, also through a copy of one of that process's socket descriptors (pidfd_getfd).
+//   SocketLookupBench ITERATIONS [PID]
 // Prints one line per method: microseconds per lookup and sockets seen per lookup.
 import HostState
 
@@ -16,6 +17,7 @@ func cpuMicroseconds() -> Double {
 
 let arguments = CommandLine.arguments
 let iterations = arguments.count > 1 ? Int(arguments[1]) ?? 200 : 200
+let owner = arguments.count > 2 ? Int32(arguments[2]) : nil
 let procfs = ProcFS()
 let diag = try SockDiag()
 let everything = try diag.dump(family: UInt8(AF_INET), transport: .tcp) + diag.dump(family: UInt8(AF_INET6), transport: .tcp)
@@ -56,4 +58,12 @@ try measure("sock_diag dump, all sockets") {
 try measure("sock_diag dump filtered by remote port, only the match decoded (xferwatchd)") {
     let (socket, scanned) = try diag.find(inode: wanted, family: target.family, transport: .tcp, remotePort: target.remotePort)
     return socket == nil ? -1 : scanned
+}
+if let owner, let fd = procfs.fileDescriptors(pid: owner).last(where: { procfs.socketInode(pid: owner, fd: $0) != nil }),
+   let inode = procfs.socketInode(pid: owner, fd: fd) {
+    measure("copy of pid \(owner)'s fd \(fd) (pidfd_getfd, xferwatchd's first choice)") {
+        guard let found = procfs.socketInode(pid: owner, fd: fd), found == inode,
+              HostSockets.inspect(pid: owner, fd: fd, inode: found) != nil else { return -1 }
+        return 1
+    }
 }
