@@ -118,3 +118,40 @@ import KernelAudit
         #expect(TransferTools.directionFromBytes(out: 300, in: 900) == .unknown)
     }
 }
+
+/// Classification by port and program on connect records written the way the kernel writes them.
+@Suite struct FlowClassificationTests {
+    /// A connect by `exe` (argv[0] `program`) to 203.0.113.10:`port`, after its execve.
+    func flows(program: String, exe: String, port: UInt16, serial: Int = 10) throws -> ([Flow], FlowTracker.Counters) {
+        let portHex = String(port, radix: 16, uppercase: true)
+        let saddr = "0200" + String(repeating: "0", count: 4 - portHex.count) + portHex + "CB00710A" + "0000000000000000"
+        let lines = [
+            "type=SYSCALL msg=audit(1700000000.000:\(serial)): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=2 ppid=1 pid=500 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm=\"\(program)\" exe=\"\(exe)\" key=\"k\"",
+            "type=EXECVE msg=audit(1700000000.000:\(serial)): argc=2 a0=\"\(program)\" a1=\"203.0.113.10\"",
+            "type=EOE msg=audit(1700000000.000:\(serial)): ",
+            "type=SYSCALL msg=audit(1700000000.100:\(serial + 1)): arch=c000003e syscall=42 success=no exit=-115 a0=3 a1=7f a2=10 a3=0 items=0 ppid=1 pid=500 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm=\"\(program)\" exe=\"\(exe)\" key=\"k\"",
+            "type=SOCKADDR msg=audit(1700000000.100:\(serial + 1)): saddr=\(saddr)",
+            "type=EOE msg=audit(1700000000.100:\(serial + 1)): ",
+        ]
+        let (events, _) = try assemble(lines)
+        var flows: [Flow] = []
+        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil), sockets: nil) { flows.append($0) }
+        for event in events { tracker.handle(event, now: event.key.time.totalMilliseconds) }
+        tracker.finish(now: 1_700_000_001_000)
+        return (flows, tracker.counters)
+    }
+
+    @Test func byPortAndByProgram() throws {
+        #expect(try flows(program: "smbclient", exe: "/usr/bin/smbclient", port: 445).0.first?.networkProtocol == .smb)
+        #expect(try flows(program: "nc", exe: "/usr/bin/nc.openbsd", port: 139).0.first?.networkProtocol == .smb)
+        // Port 21 makes FTP whoever connects; an FTP client makes FTP whatever the port.
+        let nc = try flows(program: "nc", exe: "/usr/bin/nc.openbsd", port: 21).0.first
+        #expect(nc?.networkProtocol == .ftp && nc?.remoteAddress.description == "203.0.113.10" && nc?.remotePort == 21)
+        #expect(try flows(program: "lftp", exe: "/usr/bin/lftp", port: 2121).0.first?.networkProtocol == .ftp)
+        // Non-blocking connects (EINPROGRESS) are flows; HTTPS by curl is not a transfer flow.
+        let https = try flows(program: "curl", exe: "/usr/bin/curl", port: 443)
+        #expect(https.0.isEmpty && https.1.notTransfers == 1)
+        // DNS over TCP from an FTP client is not FTP.
+        #expect(try flows(program: "ftp", exe: "/usr/bin/tnftp", port: 53).0.isEmpty)
+    }
+}

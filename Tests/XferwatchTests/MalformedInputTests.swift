@@ -4,6 +4,9 @@ import Testing
 @testable import Agent
 @testable import AgentConfig
 @testable import AuditIngest
+import Flows
+import HostState
+import KernelAudit
 
 @Suite struct MalformedInputTests {
     @Test(arguments: [
@@ -53,14 +56,24 @@ import Testing
     /// the pipeline never crashes and every line is accounted for.
     @Test func randomMutationsOfRealRecords() throws {
         let originals = try lines(ofFile: Repo.fixture("raw.log")) + lines(ofFile: Repo.fixture("enriched.log"))
+            + lines(ofFile: Repo.fixture("flows/flows.log"))
         var generator = SplitMix(seed: 20261122)
         var events = 0
+        var flows = 0
+        // The flow model takes the same mangled events; its JSON must parse too.
+        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil, capacity: 256), sockets: nil) { flow in
+            flows += 1
+            var json = JSONWriter()
+            FlowJSON.write(flow, to: &json)
+            #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
+        }
         let pipeline = Pipeline(settings: AssemblerSettings(), log: Logger(level: .error)) { event in
             events += 1
             var json = JSONWriter()
             EventJSON.write(event, to: &json)
             // Whatever the bytes, the JSON written must parse.
             #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
+            tracker.handle(event, now: event.key.time.totalMilliseconds)
         }
         var fed = 0
         for _ in 0..<20_000 {
@@ -81,6 +94,8 @@ import Testing
             fed += 1
         }
         pipeline.flush()
+        tracker.finish(now: 0)
+        #expect(flows > 0)
         let counters = pipeline.assembler.counters
         #expect(counters.records + pipeline.ingest.malformed + emptyLines(pipeline) == fed)
         #expect(pipeline.ingest.malformed > 100)
