@@ -24,17 +24,16 @@ final class EventPrinter {
     init(options: OutputOptions) { self.options = options }
 
     func consume(_ event: AuditEvent) {
-        guard options.events else { return }
-        json.reset()
-        EventJSON.write(event, to: &json)
-        json.newline()
-        output.append(json.bytes)
+        if options.events { line { EventJSON.write(event, to: &$0) } }
     }
 
     func consume(_ flow: Flow) {
-        guard options.flows else { return }
+        if options.flows { line { FlowJSON.write(flow, to: &$0) } }
+    }
+
+    private func line(_ write: (inout JSONWriter) -> Void) {
         json.reset()
-        FlowJSON.write(flow, to: &json)
+        write(&json)
         json.newline()
         output.append(json.bytes)
     }

@@ -146,14 +146,21 @@ public final class ProcFS {
     static func bracketedNumber(_ text: ArraySlice<UInt8>, prefix: StaticString) -> UInt64? {
         let matches = prefix.withUTF8Buffer { text.starts(with: $0) }
         guard matches, text.last == UInt8(ascii: "]") else { return nil }
+        return decimal(text.dropFirst(prefix.utf8CodeUnitCount).dropLast())
+    }
+
+    /// An unsigned decimal ending at the end, a NUL or a newline (proc files, d_name); nil when
+    /// there are no digits or anything else.
+    public static func decimal(_ text: some Collection<UInt8>) -> UInt64? {
         var value: UInt64 = 0
-        var sawDigit = false
-        for c in text.dropFirst(prefix.utf8CodeUnitCount).dropLast() {
+        var digits = 0
+        for c in text {
+            if c == 0 || c == 10 { break }
             guard c >= 48 && c <= 57 else { return nil }
             value = value &* 10 &+ UInt64(c - 48)
-            sawDigit = true
+            digits += 1
         }
-        return sawDigit ? value : nil
+        return digits > 0 ? value : nil
     }
 
     /// The pids under `/proc`, in directory order.
@@ -171,18 +178,8 @@ public final class ProcFS {
         defer { closedir(dir) }
         var result: [Int32] = []
         while let entry = readdir(dir) {
-            let value: Int32? = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                var v: Int32 = 0
-                var count = 0
-                for c in raw {
-                    if c == 0 { break }
-                    guard c >= 48 && c <= 57 else { return nil }
-                    v = v &* 10 &+ Int32(c - 48)
-                    count += 1
-                }
-                return count > 0 ? v : nil
-            }
-            if let value { result.append(value) }
+            let value = withUnsafeBytes(of: entry.pointee.d_name) { Self.decimal($0) }
+            if let value, value <= UInt64(Int32.max) { result.append(Int32(value)) }
         }
         return result
     }

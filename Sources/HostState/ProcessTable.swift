@@ -111,8 +111,8 @@ public final class ProcessTable {
         let procfs = procfs!
         let parent = resolveParent(stat.ppid, childStart: stat.startTicks)
         let status = procfs.read(pid: pid, "status").map(ProcStatus.init) ?? ProcStatus()
-        let auid = procfs.read(pid: pid, "loginuid").flatMap { ProcStatus.decimal($0) }
-        let session = procfs.read(pid: pid, "sessionid").flatMap { ProcStatus.decimal($0) }
+        let auid = procfs.read(pid: pid, "loginuid").flatMap { ProcFS.decimal($0) }
+        let session = procfs.read(pid: pid, "sessionid").flatMap { ProcFS.decimal($0) }
         let exe = procfs.readLink(pid: pid, "exe").map { String(decoding: $0, as: UTF8.self) } ?? ""
         let cmdline = procfs.read(pid: pid, "cmdline").map { FieldDecoding.proctitleArguments(Array($0)).map { String(decoding: $0, as: UTF8.self) } } ?? []
         let cwd = procfs.readLink(pid: pid, "cwd").map { String(decoding: $0, as: UTF8.self) }
@@ -214,19 +214,7 @@ struct ProcStatus {
     }
 
     static func numbers(_ text: ArraySlice<UInt8>) -> [UInt32] {
-        text.split(whereSeparator: { $0 == 9 || $0 == 32 }).compactMap { decimal($0).map(UInt32.init(truncatingIfNeeded:)) }
-    }
-
-    static func decimal(_ text: ArraySlice<UInt8>) -> UInt64? {
-        var value: UInt64 = 0
-        var digits = 0
-        for c in text {
-            if c == 10 { break }
-            guard c >= 48 && c <= 57 else { return nil }
-            value = value &* 10 &+ UInt64(c - 48)
-            digits += 1
-        }
-        return digits > 0 ? value : nil
+        text.split(whereSeparator: { $0 == 9 || $0 == 32 }).compactMap { ProcFS.decimal($0).map(UInt32.init(truncatingIfNeeded:)) }
     }
 }
 
