@@ -37,8 +37,12 @@ run: release
 
 # Tests that use the kernel audit subsystem share one serialized suite; they need root.
 # The end-to-end flow tests run the release build, as shipped, against short-lived clients.
+# On failure the issues are repeated at the end, where a log's tail shows them.
 test: test-deps release
-	$(SWIFT) test
+	@mkdir -p .build; { $(SWIFT) test 2>&1; echo $$? > .build/test-status; } | tee .build/test-output.txt; \
+	status=$$(cat .build/test-status); \
+	if [ "$$status" -ne 0 ]; then echo "--- failed expectations ---"; grep -A2 "recorded an issue" .build/test-output.txt | cut -c1-400; fi; \
+	exit $$status
 
 bench-replay: test-deps release
 	bench/replay

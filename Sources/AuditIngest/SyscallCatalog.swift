@@ -18,8 +18,6 @@ public struct SyscallCatalog: Sendable {
         kinds[UInt64(arch) << 32 | UInt64(UInt32(bitPattern: number))]
     }
 
-    public var isEmpty: Bool { kinds.isEmpty }
-
     /// The catalog entry for an event's SYSCALL record (`arch` hex, `syscall` decimal).
     public func kind(of record: AuditRecord) -> SyscallKind? {
         guard let arch = record.hexInteger("arch"), let number = record.integer("syscall") else { return nil }

@@ -57,6 +57,8 @@ public final class Flow {
     let fd: Int32
     let uid: UInt32?
     var lastActivity: Int64
+    /// When a poll first found the socket gone: its destroy notification may still be queued.
+    var vanishedAt: Int64?
 
     init(id: UInt64, networkProtocol: FlowProtocol, process: ProcessRecord, transferProcess: ProcessRecord?,
          interactivity: Interactivity, family: UInt8, remoteAddress: IPAddress, remotePort: UInt16, accepted: Bool,

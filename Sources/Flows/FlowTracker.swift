@@ -71,7 +71,6 @@ public final class FlowTracker {
         self.emit = emit
     }
 
-    public var openFlowCount: Int { open.count }
     public var openFlows: some Collection<Flow> { open.values }
 
     // MARK: audit events
@@ -81,8 +80,7 @@ public final class FlowTracker {
         guard let syscall = event.records.first, syscall.type == .syscall, let kind = catalog.kind(of: syscall) else { return }
         switch kind {
         case .execve:
-            guard syscall.rawValue("success").map({ $0.elementsEqual("yes".utf8) }) ?? false,
-                  let record = processes.exec(syscall, event: event) else { return }
+            guard Self.succeeded(syscall), let record = processes.exec(syscall, event: event) else { return }
             if let namespace = record.networkNamespace { sockets?.watchNamespace(namespace, of: record.pid, now: now) }
         case .connect, .accept, .sendto:
             socketCall(kind, syscall, event, now: now)
@@ -100,29 +98,30 @@ public final class FlowTracker {
         default: return
         }
         counters.socketCalls += 1
-        let success = syscall.rawValue("success").map { $0.elementsEqual("yes".utf8) } ?? false
+        let success = Self.succeeded(syscall)
+        let sent: UInt64 = kind == .sendto && success && exit > 0 ? UInt64(exit) : 0
         let time = event.key.time.totalMilliseconds
+        let fd = Int32(truncatingIfNeeded: a0)
         // TFTP sends one audited datagram per block: keep that path free of /proc reads.
-        if kind == .sendto, let session = udpSessions[DescriptorKey(pid: pid, fd: Int32(truncatingIfNeeded: a0))] {
+        if kind == .sendto, let session = udpSessions[DescriptorKey(pid: pid, fd: fd)] {
             guard remote == session.remoteAddress else { return }
             if port != session.remotePort { session.transferPort = port }
             session.datagramsOut += 1
-            session.bytesOut = (session.bytesOut ?? 0) + (success && exit > 0 ? UInt64(exit) : 0)
+            session.bytesOut = (session.bytesOut ?? 0) + sent
             session.lastActivity = time
             return
         }
-        let process = processes.current(pid: pid) ?? placeholder(pid: pid, syscall, time: time)
-        let fd = Int32(truncatingIfNeeded: a0)
-        let call = Call(process: process, fd: fd, remote: remote, port: port, family: family, time: time,
+        let process = processes.describe(pid: pid, syscall: syscall, time: time)
+        var call = Call(process: process, fd: fd, remote: remote, port: port, family: family, time: time,
                         uid: syscall.integer("uid").map { UInt32(truncatingIfNeeded: $0) })
 
         switch kind {
         case .accept:
             guard success else { return }
-            let newFD = Int32(truncatingIfNeeded: exit)
             if let session = ftpSession(pid: pid, remote: remote, excludingPort: nil) {
-                addDataConnection(to: session, Call(process: process, fd: newFD, remote: remote, port: port, family: family,
-                                                    time: time, uid: call.uid), accepted: true, now: now)
+                // The accepted connection is the new descriptor accept returned.
+                call.fd = Int32(truncatingIfNeeded: exit)
+                addDataConnection(to: session, call, accepted: true, now: now)
             } else {
                 process.accepted(from: remote)
                 counters.serverSide += 1
@@ -152,32 +151,28 @@ public final class FlowTracker {
             }
             startConnection(call, now: now)
         case .sendto:
-            datagram(call, bytes: success && exit > 0 ? UInt64(exit) : 0, now: now)
+            guard call.port == 69 || TransferTools.isTFTPClient(call.process) else {
+                counters.notTransfers += 1
+                return
+            }
+            startTFTPSession(call, firstDatagram: sent, now: now)
         case .execve:
             return
         }
     }
 
+    private static func succeeded(_ syscall: AuditRecord) -> Bool {
+        syscall.rawValue("success").map { $0.elementsEqual("yes".utf8) } ?? false
+    }
+
     private struct Call {
         let process: ProcessRecord
-        let fd: Int32
+        var fd: Int32
         let remote: IPAddress
         let port: UInt16
         let family: UInt8
         let time: Int64
         let uid: UInt32?
-    }
-
-    /// A process we have no record of and cannot read: what its own SYSCALL record says.
-    private func placeholder(pid: Int32, _ syscall: AuditRecord, time: Int64) -> ProcessRecord {
-        let ppid = Int32(truncatingIfNeeded: syscall.integer("ppid") ?? 0)
-        let tty = syscall.string("tty").flatMap { $0 == "(none)" ? nil : $0 }
-        func id(_ name: StaticString) -> UInt32? { syscall.integer(name).map { UInt32(truncatingIfNeeded: $0) } }
-        return ProcessRecord(pid: pid, ppid: ppid, startTicks: nil, startTime: time, executable: syscall.string("exe") ?? "",
-                             arguments: syscall.string("comm").map { [$0] } ?? [], workingDirectory: nil,
-                             uid: id("uid"), euid: id("euid"), gid: id("gid"), auid: id("auid"), sessionID: id("ses"),
-                             terminalSession: nil, tty: tty, stdin: .unknown, networkNamespace: nil, source: .syscall,
-                             parent: processes.record(pid: ppid))
     }
 
     // MARK: classification
@@ -199,7 +194,9 @@ public final class FlowTracker {
     }
 
     private func declaredDirection(_ proto: FlowProtocol, _ p: ProcessRecord, _ transfer: ProcessRecord?) -> TransferDirection {
-        let read: (String) -> String? = { [sockets] path in sockets == nil ? nil : readSmallFile(path) }
+        // Batch files are read on the live host only: a replayed log's paths are not today's files.
+        let live = processes.procfs != nil
+        let read: (String) -> String? = { path in live ? readSmallFile(path) : nil }
         switch proto {
         case .ftp, .ftpData: return TransferTools.ftpDirection(p, readFile: read)
         case .scp: return transfer.map { TransferTools.scpDirection($0, ssh: p) } ?? .unknown
@@ -210,10 +207,7 @@ public final class FlowTracker {
     }
 
     private func newFlow(_ proto: FlowProtocol, _ call: Call, transfer: ProcessRecord?, accepted: Bool) -> Flow {
-        let procRoot = sockets == nil ? nil : processes.procfs?.root
-        let interactivity = Interactivity.assess(call.process) { p in
-            procRoot.flatMap { readSmallFile("\($0)/\(p.pid)/cgroup") }
-        }
+        let interactivity = Interactivity.assess(call.process) { [processes] p in processes.procfs?.cgroup(pid: p.pid) }
         defer { nextID += 1; counters.flowsStarted += 1 }
         return Flow(id: nextID, networkProtocol: proto, process: call.process, transferProcess: transfer,
                     interactivity: interactivity, family: call.family, remoteAddress: call.remote, remotePort: call.port,
@@ -228,15 +222,13 @@ public final class FlowTracker {
             counters.notTransfers += 1
             return
         }
-        let flow = newFlow(proto, call, transfer: transfer, accepted: false)
         // TFTP is UDP, the others TCP: one table to search (each dump walks the namespace's sockets).
         if proto == .tftp {
-            resolve(flow, transports: [.udp], now: now)
-            flow.transport = .udp
-            udpSessions[DescriptorKey(pid: flow.process.pid, fd: flow.fd)] = flow
-        } else if !resolve(flow, transports: [.tcp], now: now) && sockets != nil {
-            awaitDestroy(flow, now: now)
+            startTFTPSession(call, firstDatagram: nil, now: now)
+            return
         }
+        let flow = newFlow(proto, call, transfer: transfer, accepted: false)
+        if !resolve(flow, transports: [.tcp], now: now) && sockets != nil { awaitDestroy(flow, now: now) }
         track(flow, now: now)
         if proto == .ftp { ftpSessions[flow.process.pid, default: []].append(flow) }
     }
@@ -296,22 +288,19 @@ public final class FlowTracker {
 
     // MARK: UDP (TFTP)
 
-    /// The first datagram of a possible TFTP session (later ones take the fast path above).
-    private func datagram(_ call: Call, bytes: UInt64, now: Int64) {
-        let key = DescriptorKey(pid: call.process.pid, fd: call.fd)
-        guard call.port == 69 || TransferTools.isTFTPClient(call.process) else {
-            counters.notTransfers += 1
-            return
-        }
+    /// A TFTP session on the client's UDP socket, from its request: a sendto (`firstDatagram`
+    /// bytes) or a connect to the server. Later datagrams take the fast path in `socketCall`.
+    private func startTFTPSession(_ call: Call, firstDatagram: UInt64?, now: Int64) {
         let flow = newFlow(.tftp, call, transfer: nil, accepted: false)
-        flow.transport = .udp
-        flow.datagramsOut = 1
-        flow.bytesOut = bytes
-        // Every datagram with an address is audited; a later connect() hides the rest.
-        flow.bytesExact = true
         resolve(flow, transports: [.udp], now: now)
         flow.transport = .udp
-        udpSessions[key] = flow
+        if let firstDatagram {
+            flow.datagramsOut = 1
+            flow.bytesOut = firstDatagram
+            // Every datagram with an address is audited; a later connect() hides the rest.
+            flow.bytesExact = true
+        }
+        udpSessions[DescriptorKey(pid: call.process.pid, fd: call.fd)] = flow
         track(flow, now: now)
     }
 
@@ -441,10 +430,13 @@ public final class FlowTracker {
                 flow.bytesOut = current.bytesOut
                 flow.bytesIn = current.bytesIn
             }
-        } else {
-            // Gone without a notification we could read: the last counts we saw.
+        } else if let vanished = flow.vanishedAt, now - vanished >= settings.pollIntervalMilliseconds {
+            // Gone and no notification came for a whole interval: the last counts we saw.
             flow.bytesExact = false
-            end(flow, at: now, reason: .closed)
+            end(flow, at: vanished, reason: .closed)
+        } else if flow.vanishedAt == nil {
+            // The socket can die between draining notifications and this poll: wait for its own.
+            flow.vanishedAt = now
         }
     }
 

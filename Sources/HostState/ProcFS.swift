@@ -121,6 +121,11 @@ public final class ProcFS {
         return Self.bracketedNumber(link, prefix: "socket:[")
     }
 
+    /// The process's cgroup path(s), as /proc/<pid>/cgroup lists them.
+    public func cgroup(pid: Int32) -> String? {
+        read(pid: pid, "cgroup").map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// The network namespace inode of a process (`net:[4026531840]`).
     public func networkNamespace(pid: Int32) -> UInt64? {
         readLink(pid: pid, "ns/net").flatMap { Self.bracketedNumber($0, prefix: "net:[") }

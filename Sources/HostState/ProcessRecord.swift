@@ -31,8 +31,6 @@ public final class ProcessRecord: @unchecked Sendable {
     /// See `Source`.
     public let source: Source
     public internal(set) var parent: ProcessRecord?
-    /// Accepted a connection: a server.
-    public internal(set) var isServer = false
     /// Recent peers it accepted connections from (bounded): its own connects back to them,
     /// like an FTP server's active-mode data connection, are the server's side of a session.
     public internal(set) var acceptedPeers: [IPAddress] = []
@@ -69,7 +67,6 @@ public final class ProcessRecord: @unchecked Sendable {
     }
 
     public func accepted(from peer: IPAddress) {
-        isServer = true
         guard !acceptedPeers.contains(peer) else { return }
         if acceptedPeers.count >= 32 { acceptedPeers.removeFirst() }
         acceptedPeers.append(peer)
@@ -93,9 +90,7 @@ public final class ProcessRecord: @unchecked Sendable {
     public var programName: String {
         let first = arguments.first.map(baseName) ?? name
         let program = first.hasPrefix("-") ? String(first.dropFirst()) : first
-        if program == "busybox" || name == "busybox" && program.isEmpty {
-            return arguments.count > 1 ? baseName(arguments[1]) : "busybox"
-        }
+        if program == "busybox" && arguments.count > 1 { return baseName(arguments[1]) }
         return program.isEmpty ? name : program
     }
 

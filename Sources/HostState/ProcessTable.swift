@@ -52,8 +52,6 @@ public final class ProcessTable {
         let stat = procfs?.stat(pid: pid)
         if procfs != nil && stat == nil { counters.goneBeforeRead += 1 }
         let arguments = FieldDecoding.argv(event.records).map { String(decoding: $0, as: UTF8.self) }
-        let cwd = event.first(.cwd)?.string("cwd")
-        let tty = syscall.string("tty").flatMap { $0 == "(none)" ? nil : $0 }
         let previous = records[pid]
         let parent: ProcessRecord?
         if let previous, previous.ppid == ppid, previous.startTicks == nil || previous.startTicks == stat?.startTicks {
@@ -61,21 +59,38 @@ public final class ProcessTable {
         } else {
             parent = resolveParent(ppid, childStart: stat?.startTicks)
         }
-        let record = ProcessRecord(
-            pid: pid, ppid: ppid, startTicks: stat?.startTicks, startTime: event.key.time.totalMilliseconds,
-            executable: syscall.string("exe") ?? "", arguments: arguments, workingDirectory: cwd,
-            uid: syscall.uint32("uid"), euid: syscall.uint32("euid"), gid: syscall.uint32("gid"),
-            auid: syscall.uint32("auid"), sessionID: syscall.uint32("ses"), terminalSession: stat?.session, tty: tty,
-            stdin: stat == nil ? .unknown : procfs?.stdin(pid: pid) ?? .unknown,
-            networkNamespace: stat == nil ? nil : procfs?.networkNamespace(pid: pid), source: .execve, parent: parent)
+        let record = Self.record(from: syscall, pid: pid, ppid: ppid, time: event.key.time.totalMilliseconds, arguments: arguments,
+                                 workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat,
+                                 stdin: stat == nil ? .unknown : procfs?.stdin(pid: pid) ?? .unknown,
+                                 networkNamespace: stat == nil ? nil : procfs?.networkNamespace(pid: pid), source: .execve, parent: parent)
         // Servers stay servers across exec (sshd re-executes itself for each connection).
-        if let previous, previous.isServer, previous.startTicks == record.startTicks {
-            record.isServer = true
-            record.acceptedPeers = previous.acceptedPeers
-        }
+        if let previous, previous.startTicks == record.startTicks { record.acceptedPeers = previous.acceptedPeers }
         insert(record)
         counters.execs += 1
         return record
+    }
+
+    /// The process behind a socket call: `current(pid:)`, else (gone before we could read it,
+    /// never seen exec) what the call's own SYSCALL record says, not kept in the table.
+    public func describe(pid: Int32, syscall: AuditRecord, time: Int64) -> ProcessRecord {
+        if let known = current(pid: pid) { return known }
+        let ppid = Int32(truncatingIfNeeded: syscall.integer("ppid") ?? 0)
+        return Self.record(from: syscall, pid: pid, ppid: ppid, time: time, arguments: syscall.string("comm").map { [$0] } ?? [],
+                           workingDirectory: nil, stat: nil, stdin: .unknown, networkNamespace: nil, source: .syscall,
+                           parent: records[ppid])
+    }
+
+    /// A record from the identity fields every SYSCALL record carries (exe, ids, tty).
+    private static func record(from syscall: AuditRecord, pid: Int32, ppid: Int32, time: Int64, arguments: [String],
+                               workingDirectory: String?, stat: ProcStat?, stdin: StdinKind, networkNamespace: UInt64?,
+                               source: ProcessRecord.Source, parent: ProcessRecord?) -> ProcessRecord {
+        ProcessRecord(
+            pid: pid, ppid: ppid, startTicks: stat?.startTicks, startTime: time, executable: syscall.string("exe") ?? "",
+            arguments: arguments, workingDirectory: workingDirectory,
+            uid: syscall.uint32("uid"), euid: syscall.uint32("euid"), gid: syscall.uint32("gid"),
+            auid: syscall.uint32("auid"), sessionID: syscall.uint32("ses"), terminalSession: stat?.session,
+            tty: syscall.string("tty").flatMap { $0 == "(none)" ? nil : $0 },
+            stdin: stdin, networkNamespace: networkNamespace, source: source, parent: parent)
     }
 
     /// The process behind `pid` now: the record we hold if /proc still shows the same process,

@@ -95,14 +95,14 @@ public final class SockDiag {
 
     // MARK: requests
 
-    /// Every socket of a family and transport in `states` (a bit mask of TCP states, 1 << state),
-    /// optionally only those whose remote port is `remotePort` (filtered by the kernel).
-    public func dump(family: UInt8, transport: Transport, states: UInt32 = ~0, remotePort: UInt16? = nil) throws(SockDiagError) -> [InetSocket] {
+    /// Every socket of a family and transport, all decoded, optionally only those whose remote
+    /// port is `remotePort` (filtered by the kernel). The agent uses `find`; bench/flows compares.
+    public func dump(family: UInt8, transport: Transport, remotePort: UInt16? = nil) throws(SockDiagError) -> [InetSocket] {
         var request = inet_diag_req_v2()
         request.sdiag_family = family
         request.sdiag_protocol = transport.ipProtocol
         request.idiag_ext = UInt8(1 << (INET_DIAG_INFO - 1))
-        request.idiag_states = states
+        request.idiag_states = ~0
         let attribute = remotePort.map(Self.remotePortFilter) ?? []
         var result: [InetSocket] = []
         try send(request, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), attribute: attribute)
