@@ -2,7 +2,7 @@
 SWIFT ?= swift
 CONFIG ?= ./agent.conf
 # Debian packages the build, the agent and the tests need.
-BUILD_PACKAGES := libaudit-dev pkg-config
+BUILD_PACKAGES := libaudit-dev libpcre2-dev pkg-config
 # Real servers and clients for the end-to-end flow tests (Tests/support/transfer-lab).
 TEST_PACKAGES := auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
 	tnftp lftp busybox bsdutils

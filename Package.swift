@@ -15,6 +15,8 @@ let package = Package(
         .systemLibrary(name: "CAudit", pkgConfig: "audit", providers: [.apt(["libaudit-dev"])]),
         // Linux interfaces Glibc's Swift module hides (signalfd, recvmmsg).
         .systemLibrary(name: "CLinux"),
+        // PCRE2 (8-bit), wrapped once in Swift by Patterns.
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         // The kernel's struct tcp_info byte counters, read in C (see its header for why).
         .target(name: "CTCPInfo"),
         // Record parsing and event assembly: pure Swift, works on bytes.
@@ -25,18 +27,22 @@ let package = Package(
         .target(name: "HostState", dependencies: ["AuditIngest", "CLinux", "CTCPInfo"]),
         // Flows: socket syscalls + host state -> attributed, classified transfer flows.
         .target(name: "Flows", dependencies: ["AuditIngest", "HostState", "ByteJSON"]),
+        // Regular expressions: PCRE2 compiled once with JIT, matched on bytes.
+        .target(name: "Patterns", dependencies: ["CPCRE2"]),
         // agent.conf: typed configuration and its validation.
-        .target(name: "AgentConfig", dependencies: ["TOMLKit"]),
+        .target(name: "AgentConfig", dependencies: ["TOMLKit", "Patterns"]),
+        // Detection: processes and flows -> rules, exclusions -> alerts.
+        .target(name: "Detection", dependencies: ["AuditIngest", "HostState", "Flows", "AgentConfig", "Patterns", "ByteJSON"]),
         // A small JSON writer on bytes, shared by every output.
         .target(name: "ByteJSON"),
         // The pipeline: sources -> assembly -> consumers, and the run/replay drivers.
-        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "AgentConfig", "ByteJSON", "CLinux"]),
+        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "Detection", "AgentConfig", "ByteJSON", "CLinux"]),
         .executableTarget(name: "xferwatchd", dependencies: [
             "Agent", "AgentConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // bench/flows: socket lookup by /proc/net scan and by sock_diag, on the host's real load.
         .executableTarget(name: "SocketLookupBench", dependencies: ["HostState"], path: "bench/SocketLookupBench"),
-        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows"]),
+        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns"]),
     ]
 )

@@ -8,14 +8,17 @@ public struct OutputOptions: Sendable {
     public var events = false
     /// Every finished file-transfer flow as one JSON line.
     public var flows = false
+    /// Every alert as one JSON line.
+    public var alerts = false
 
-    public init(events: Bool = false, flows: Bool = false) {
+    public init(events: Bool = false, flows: Bool = false, alerts: Bool = false) {
         self.events = events
         self.flows = flows
+        self.alerts = alerts
     }
 }
 
-/// Turns events and flows into output lines.
+/// Turns events, flows and alerts into lines on standard output.
 final class EventPrinter {
     private let output = OutputBuffer(fd: 1)
     private var json = JSONWriter(capacity: 16_384)
@@ -29,6 +32,10 @@ final class EventPrinter {
 
     func consume(_ flow: Flow) {
         if options.flows { line { FlowJSON.write(flow, to: &$0) } }
+    }
+
+    func consume(alertLine: [UInt8]) {
+        if options.alerts { output.append(alertLine) }
     }
 
     private func line(_ write: (inout JSONWriter) -> Void) {

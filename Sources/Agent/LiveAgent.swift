@@ -1,6 +1,7 @@
 import AgentConfig
 import AuditIngest
 import CLinux
+import Detection
 import Flows
 import HostState
 import KernelAudit
@@ -35,7 +36,10 @@ public final class LiveAgent {
     private let processes: ProcessTable
     private var sockets: HostSockets?
     private var tracker: FlowTracker!
+    private var detector: Detector!
+    private var alerts: AlertOutput!
     private var nextPrune: Int64 = 0
+    private var reportedAuditPidLoss = false
 
     public init(configuration: AgentConfiguration, output: OutputOptions, log: Logger) {
         self.configuration = configuration
@@ -49,6 +53,34 @@ public final class LiveAgent {
         }
     }
 
+    /// Rules, exclusions and the alert file. The first-seen state lives in state_dir; when it
+    /// cannot, the rule still works from memory and says so.
+    private func startDetection() -> Bool {
+        let now = realtimeMilliseconds()
+        let learning = configuration.detection.firstSeenLearningMinutes
+        var firstSeen: FirstSeenStore?
+        do {
+            firstSeen = try FirstSeenStore(directory: configuration.agent.stateDirectory, learningMinutes: learning, now: now)
+        } catch {
+            log.error("first-seen state: \(error); learning in memory only, from now")
+            firstSeen = try? FirstSeenStore(directory: nil, learningMinutes: learning, now: now)
+        }
+        let users = UserNames()
+        alerts = AlertOutput(filePath: configuration.output.filePath, printer: printer, users: users)
+        do {
+            detector = try Detector(configuration: configuration, processes: processes, firstSeen: firstSeen, users: users,
+                                    idPrefix: String(UInt64(now), radix: 36), emit: alerts.consume)
+        } catch {
+            log.error("detection: \(error)")
+            return false
+        }
+        if let firstSeen {
+            log.info("detection: \(RuleID.allCases.count - configuration.detection.disabledRules.count) rules, \(configuration.exclusions.count) exclusions, "
+                + "\(firstSeen.count) executables known to connect out")
+        }
+        return true
+    }
+
     /// Host state for flows: sock_diag in our namespace (others are opened on demand) and
     /// every process already running.
     private func startHostState() {
@@ -57,8 +89,8 @@ public final class LiveAgent {
         } catch {
             log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
         }
-        tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: sockets,
-                              settings: configuration.flowSettings, debug: { [log] in log.debug($0()) }, emit: printer.consume)
+        tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: sockets, settings: configuration.flowSettings,
+                              debug: { [log] in log.debug($0()) }, observer: FlowConsumers(detector: detector, printer: printer))
         processes.seedFromProc()
         log.info("host: \(processes.count) running processes read from /proc")
     }
@@ -78,6 +110,7 @@ public final class LiveAgent {
             }
         }
         tracker.tick(now: now)
+        if let trouble = alerts.service(log: log) { detector.health(trouble, time: now) }
         if now >= nextPrune {
             nextPrune = now + Int64(configuration.host.pruneIntervalMilliseconds)
             processes.pruneExited()
@@ -98,6 +131,7 @@ public final class LiveAgent {
             log.error("cannot watch signals: \(String(cString: strerror(errno)))")
             return 1
         }
+        guard startDetection() else { return 1 }
         startHostState()
         let result: Int32
         switch configuration.audit.source {
@@ -114,6 +148,7 @@ public final class LiveAgent {
         printer.flush()
         log.info("stopped: \(pipeline.summary)")
         log.info("stopped: \(processes.summary); \(tracker.summary)")
+        log.info("stopped: \(detector.summary); \(alerts.summary)")
         if let c = sockets?.counters {
             log.info("sockets: \(c.resolved) resolved (\(c.procNetFallbacks) through /proc/net), \(c.fdGone) gone before lookup, "
                 + "\(c.notFound) not found, \(c.sockDiagErrors) sock_diag errors, \(c.destroyOverruns) destroy overruns, "
@@ -175,7 +210,11 @@ public final class LiveAgent {
                 rulesChangedByOthers = false
                 do {
                     let reinstalled = try session.verifyRules()
-                    if reinstalled > 0 { log.warning("\(reinstalled) of our audit rules were removed by someone else; reinstalled them") }
+                    if reinstalled > 0 {
+                        log.warning("\(reinstalled) of our audit rules were removed by someone else; reinstalled them")
+                        detector.health(["\(reinstalled) audit rules with key \(configuration.audit.ruleKey) were removed by someone else (reinstalled)"],
+                                        time: realtimeMilliseconds())
+                    }
                 } catch {
                     log.error("cannot check the audit rules: \(error)")
                 }
@@ -192,6 +231,8 @@ public final class LiveAgent {
         }
         if let last = lastStatus, status.lost != last.lost {
             log.warning("the kernel lost \(status.lost &- last.lost) audit records (lost counter \(status.lost), backlog \(status.backlog) of \(status.backlogLimit))")
+            detector.health(["the kernel lost \(status.lost &- last.lost) audit records", "backlog \(status.backlog) of \(status.backlogLimit)"],
+                            time: realtimeMilliseconds())
         }
         if status.backlogLimit > 0 && status.backlog * 5 > status.backlogLimit * 4 {
             log.warning("audit backlog at \(status.backlog) of \(status.backlogLimit)")
@@ -202,6 +243,10 @@ public final class LiveAgent {
         }
         if mode == .unicast && status.pid != UInt32(getpid()) {
             log.error("the audit pid is now \(status.pid): another audit daemon took the stream")
+            if !reportedAuditPidLoss {
+                reportedAuditPidLoss = true
+                detector.health(["audit pid \(status.pid) took the audit stream: no events reach xferwatch"], time: realtimeMilliseconds())
+            }
         }
         lastStatus = status
     }

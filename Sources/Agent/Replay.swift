@@ -1,5 +1,6 @@
 import AgentConfig
 import AuditIngest
+import Detection
 import Flows
 import HostState
 import KernelAudit
@@ -15,8 +16,20 @@ public enum Replay {
     public static func run(configuration: AgentConfiguration, files: [String], output: OutputOptions, log: Logger) -> Int32 {
         let printer = EventPrinter(options: output)
         let processes = ProcessTable(procfs: nil, capacity: configuration.host.maximumProcesses)
-        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil,
-                                  settings: configuration.flowSettings, emit: printer.consume)
+        let users = UserNames()
+        let alerts = AlertOutput(filePath: nil, printer: printer, users: users)
+        let detector: Detector
+        do {
+            // The log's own first connection starts the learning period; nothing is persisted.
+            let firstSeen = try FirstSeenStore(directory: nil, learningMinutes: configuration.detection.firstSeenLearningMinutes, now: 0)
+            detector = try Detector(configuration: configuration, processes: processes, firstSeen: firstSeen, users: users,
+                                    idPrefix: "replay", emit: alerts.consume)
+        } catch {
+            log.error("detection: \(error)")
+            return 1
+        }
+        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil, settings: configuration.flowSettings,
+                                  observer: FlowConsumers(detector: detector, printer: printer))
         var lastTime: Int64 = 0
         let pipeline = Pipeline(settings: configuration.assemblerSettings, log: log) { event in
             printer.consume(event)
@@ -50,6 +63,7 @@ public enum Replay {
         printer.flush()
         log.info("replay: \(pipeline.summary)")
         log.info("replay: \(processes.summary); \(tracker.summary)")
+        log.info("replay: \(detector.summary); \(alerts.summary)")
         return failed ? 1 : 0
     }
 }

@@ -1,3 +1,4 @@
+import Patterns
 import TOMLKit
 
 #if canImport(Glibc)
@@ -79,6 +80,10 @@ public struct AgentConfiguration: Sendable {
     public var audit = Audit()
     public var host = Host()
     public var flows = Flows()
+    public var detection = Detection()
+    public var network = Network()
+    public var output = Output()
+    public var exclusions: [Exclusion] = []
 
     public init() {}
 
@@ -133,6 +138,8 @@ public struct AgentConfiguration: Sendable {
         config.flows.maximumOpenFlows = flows.integer("max_open_flows", default: config.flows.maximumOpenFlows, in: 16...1 << 20)
         reader.absorb(flows)
 
+        config.readDetection(&reader)
+
         reader.finish()
         if !reader.problems.isEmpty { throw ConfigError(file: file, problems: reader.problems) }
         return config
@@ -145,6 +152,8 @@ struct TableReader {
     let table: TOMLTable?
     let path: String
     var known: Set<String> = []
+    /// Keys given with a non-empty value (an exclusion must have one besides its name).
+    var conditionKeys: Set<String> = []
     var problems: [ConfigProblem] = []
 
     init(table: TOMLTable?, path: String) {
@@ -152,7 +161,11 @@ struct TableReader {
         self.path = path
     }
 
-    private func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    mutating func problem(_ key: String, _ reason: String) {
+        problems.append(ConfigProblem(keyPath: key.isEmpty ? path : keyPath(key), reason: reason))
+    }
 
     mutating func section(_ key: String) -> TableReader {
         known.insert(key)
@@ -191,6 +204,7 @@ struct TableReader {
 
     mutating func string(_ key: String, default fallback: String, absolutePath: Bool = false, maximumLength: Int = 4096) -> String {
         guard let text = value(key, .string, "a string")?.string else { return fallback }
+        conditionKeys.insert(key)
         if absolutePath && !text.hasPrefix("/") {
             problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected an absolute path, found \"\(text)\""))
             return fallback
@@ -223,7 +237,7 @@ struct TableReader {
 }
 
 /// The whole file as UTF-8 text, or nil with errno set.
-func readTextFile(_ path: String) -> String? {
+public func readTextFile(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -236,4 +250,14 @@ func readTextFile(_ path: String) -> String? {
         bytes.append(contentsOf: chunk[0..<count])
     }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// `mkdir -p` for the agent's own directories (state, alert files); the error text or nil.
+public func createDirectories(_ path: String, mode: mode_t = 0o750) -> String? {
+    var partial = ""
+    for component in path.split(separator: "/") {
+        partial += "/" + component
+        if mkdir(partial, mode) != 0 && errno != EEXIST { return "\(partial): \(String(cString: strerror(errno)))" }
+    }
+    return nil
 }

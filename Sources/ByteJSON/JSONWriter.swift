@@ -48,6 +48,12 @@ public struct JSONWriter {
         needsComma = true
     }
 
+    public mutating func null() {
+        separator()
+        bytes.append(contentsOf: "null".utf8)
+        needsComma = true
+    }
+
     public mutating func newline() { bytes.append(0x0A); needsComma = false }
 
     @inline(__always)

@@ -16,13 +16,7 @@ public enum FlowJSON {
         if let end = flow.end { json.key("end"); json.timestamp(milliseconds: end) }
         json.endObject()
 
-        json.key("network")
-        json.beginObject()
-        if let transport = flow.transport { json.key("transport"); json.string(transport.rawValue) }
-        json.key("type"); json.string(flow.family == 10 ? "ipv6" : "ipv4")
-        json.key("protocol"); json.string(flow.networkProtocol.rawValue)
-        json.key("direction"); json.string(flow.networkDirection)
-        json.endObject()
+        json.key("network"); network(flow, to: &json)
 
         endpoints(flow, bytesOut: flow.sessionBytesOut, bytesIn: flow.sessionBytesIn, to: &json)
 
@@ -59,16 +53,7 @@ public enum FlowJSON {
         json.beginArray()
         for reason in flow.interactivity.reasons { json.string(reason) }
         json.endArray()
-        json.key("ancestry")
-        json.beginArray()
-        for ancestor in flow.process.ancestors() {
-            json.beginObject()
-            json.key("pid"); json.number(ancestor.pid)
-            json.key("executable"); json.string(ancestor.executable)
-            json.key("args"); strings(ancestor.arguments, to: &json)
-            json.endObject()
-        }
-        json.endArray()
+        json.key("ancestry"); ancestry(of: flow.process, to: &json)
         if let namespace = flow.namespace { json.key("network_namespace"); json.number(namespace) }
         // When the socket was found. (The audit record's own time comes from the kernel's coarse
         // clock: up to one tick, 4 ms at HZ=250, before the real time of the call.)
@@ -97,8 +82,31 @@ public enum FlowJSON {
         json.endObject()
     }
 
+    /// Parent first, up to pid 1 or the first unknown ancestor.
+    public static func ancestry(of process: ProcessRecord, to json: inout JSONWriter) {
+        json.beginArray()
+        for ancestor in process.ancestors() {
+            json.beginObject()
+            json.key("pid"); json.number(ancestor.pid)
+            json.key("executable"); json.string(ancestor.executable)
+            json.key("args"); strings(ancestor.arguments, to: &json)
+            json.endObject()
+        }
+        json.endArray()
+    }
+
+    /// ECS network: transport, ip version, protocol, direction.
+    public static func network(_ flow: Flow, to json: inout JSONWriter) {
+        json.beginObject()
+        if let transport = flow.transport { json.key("transport"); json.string(transport.rawValue) }
+        json.key("type"); json.string(flow.family == 10 ? "ipv6" : "ipv4")
+        json.key("protocol"); json.string(flow.networkProtocol.rawValue)
+        json.key("direction"); json.string(flow.networkDirection)
+        json.endObject()
+    }
+
     /// ECS source (this host) and destination (the remote end); bytes each side sent.
-    private static func endpoints(_ flow: Flow, bytesOut: UInt64?, bytesIn: UInt64?, to json: inout JSONWriter) {
+    public static func endpoints(_ flow: Flow, bytesOut: UInt64?, bytesIn: UInt64?, to json: inout JSONWriter) {
         json.key("source")
         json.beginObject()
         if let socket = flow.socket, socket.localPort != 0 {
@@ -115,7 +123,8 @@ public enum FlowJSON {
         json.endObject()
     }
 
-    private static func process(_ p: ProcessRecord, to json: inout JSONWriter, withParent: Bool) {
+    /// ECS process; `interactive` when the caller knows it (alerts do).
+    public static func process(_ p: ProcessRecord, to json: inout JSONWriter, withParent: Bool, interactive: Bool? = nil) {
         json.beginObject()
         json.key("pid"); json.number(p.pid)
         json.key("name"); json.string(p.name)
@@ -128,6 +137,7 @@ public enum FlowJSON {
         if let uid = p.uid { json.key("user"); json.beginObject(); json.key("id"); json.string(String(uid)); json.endObject() }
         if let euid = p.euid { json.key("effective_user"); json.beginObject(); json.key("id"); json.string(String(euid)); json.endObject() }
         if let session = p.sessionID { json.key("session_id"); json.number(session) }
+        if let interactive { json.key("interactive"); json.bool(interactive) }
         if withParent {
             json.key("parent")
             json.beginObject()
@@ -143,7 +153,7 @@ public enum FlowJSON {
         json.endObject()
     }
 
-    private static func strings(_ values: [String], to json: inout JSONWriter) {
+    public static func strings(_ values: [String], to json: inout JSONWriter) {
         json.beginArray()
         for value in values { json.string(value) }
         json.endArray()

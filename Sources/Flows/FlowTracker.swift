@@ -47,7 +47,7 @@ public final class FlowTracker {
     public let sockets: HostSockets?
     public private(set) var counters = Counters()
     private let catalog: SyscallCatalog
-    private let emit: (Flow) -> Void
+    private let observer: any FlowObserver
     private var nextID: UInt64 = 1
     /// Top-level flows not yet reported, by id (data connections live inside their session).
     private var open: [UInt64: Flow] = [:]
@@ -62,13 +62,13 @@ public final class FlowTracker {
     private let debug: (@autoclosure () -> String) -> Void
 
     public init(catalog: SyscallCatalog, processes: ProcessTable, sockets: HostSockets?, settings: FlowSettings = FlowSettings(),
-                debug: @escaping (@autoclosure () -> String) -> Void = { _ in }, emit: @escaping (Flow) -> Void) {
+                debug: @escaping (@autoclosure () -> String) -> Void = { _ in }, observer: any FlowObserver) {
         self.catalog = catalog
         self.debug = debug
         self.processes = processes
         self.sockets = sockets
         self.settings = settings
-        self.emit = emit
+        self.observer = observer
     }
 
     public var openFlows: some Collection<Flow> { open.values }
@@ -82,6 +82,7 @@ public final class FlowTracker {
         case .execve:
             guard Self.succeeded(syscall), let record = processes.exec(syscall, event: event) else { return }
             if let namespace = record.networkNamespace { sockets?.watchNamespace(namespace, of: record.pid, now: now) }
+            observer.processStarted(record)
         case .connect, .accept, .sendto:
             socketCall(kind, syscall, event, now: now)
         }
@@ -145,12 +146,14 @@ public final class FlowTracker {
                 counters.serverSide += 1
                 return
             }
+            observer.connected(process, to: remote, port: port, time: time)
             if let session = ftpSession(pid: pid, remote: remote, excludingPort: port) {
                 addDataConnection(to: session, call, accepted: false, now: now)
                 return
             }
             startConnection(call, now: now)
         case .sendto:
+            observer.connected(process, to: remote, port: port, time: time)
             guard call.port == 69 || TransferTools.isTFTPClient(call.process) else {
                 counters.notTransfers += 1
                 return
@@ -207,7 +210,7 @@ public final class FlowTracker {
     }
 
     private func newFlow(_ proto: FlowProtocol, _ call: Call, transfer: ProcessRecord?, accepted: Bool) -> Flow {
-        let interactivity = Interactivity.assess(call.process) { [processes] p in processes.procfs?.cgroup(pid: p.pid) }
+        let interactivity = processes.interactivity(of: call.process)
         defer { nextID += 1; counters.flowsStarted += 1 }
         return Flow(id: nextID, networkProtocol: proto, process: call.process, transferProcess: transfer,
                     interactivity: interactivity, family: call.family, remoteAddress: call.remote, remotePort: call.port,
@@ -228,9 +231,10 @@ public final class FlowTracker {
             return
         }
         let flow = newFlow(proto, call, transfer: transfer, accepted: false)
-        if !resolve(flow, transports: [.tcp], now: now) && sockets != nil { awaitDestroy(flow, now: now) }
+        let resolved = resolve(flow, transports: [.tcp], now: now)
         track(flow, now: now)
         if proto == .ftp { ftpSessions[flow.process.pid, default: []].append(flow) }
+        if !resolved && sockets != nil { awaitDestroy(flow, now: now) }
     }
 
     private func addDataConnection(to session: Flow, _ call: Call, accepted: Bool, now: Int64) {
@@ -370,11 +374,12 @@ public final class FlowTracker {
         if flow.transport == .udp { udpSessions[DescriptorKey(pid: flow.process.pid, fd: flow.fd)] = nil }
         unresolved.removeAll { candidate in candidate === flow || flow.dataConnections.contains { $0 === candidate } }
         counters.flowsReported += 1
-        emit(flow)
+        observer.flowReported(flow)
     }
 
     private func track(_ flow: Flow, now: Int64) {
         open[flow.id] = flow
+        observer.flowStarted(flow)
         if open.count > settings.maximumOpenFlows, let oldest = open.values.min(by: { $0.lastActivity < $1.lastActivity }) {
             counters.evicted += 1
             endAll(oldest, at: now, reason: .evicted)

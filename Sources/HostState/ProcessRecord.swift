@@ -105,7 +105,7 @@ public final class ProcessRecord: @unchecked Sendable {
         return result
     }
 
-    public var commandLine: String { arguments.joined(separator: " ") }
+    public private(set) lazy var commandLine = arguments.joined(separator: " ")
 }
 
 @inline(__always)

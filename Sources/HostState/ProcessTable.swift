@@ -181,6 +181,11 @@ public final class ProcessTable {
     }
 
     /// Whether the process of `record` is still running (same pid, same start time).
+    /// Whether a person at a terminal ran it; live, systemd units are told by their cgroup.
+    public func interactivity(of process: ProcessRecord) -> Interactivity {
+        Interactivity.assess(process) { [procfs] p in procfs?.cgroup(pid: p.pid) }
+    }
+
     public func isAlive(_ record: ProcessRecord) -> Bool {
         if record.exited { return false }
         guard let stat = procfs?.stat(pid: record.pid) else { return false }

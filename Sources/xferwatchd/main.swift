@@ -41,6 +41,8 @@ struct Run: ParsableCommand {
     var events = false
     @Flag(help: "Print every finished file-transfer flow as a JSON line on standard output.")
     var flows = false
+    @Flag(help: "Print every alert as a JSON line on standard output too (they always go to [output.file]).")
+    var alerts = false
 
     func run() throws {
         let configuration = try options.load()
@@ -48,7 +50,8 @@ struct Run: ParsableCommand {
         // A reader of our output going away must be an error we report, not a silent death
         // that leaves the kernel's audit state behind.
         signal(SIGPIPE, SIG_IGN)
-        let status = LiveAgent(configuration: configuration, output: OutputOptions(events: events, flows: flows), log: log).run()
+        let output = OutputOptions(events: events, flows: flows, alerts: alerts)
+        let status = LiveAgent(configuration: configuration, output: output, log: log).run()
         if status != 0 { throw ExitCode(status) }
     }
 }
@@ -60,13 +63,16 @@ struct Replay: ParsableCommand {
     var events = false
     @Flag(help: "Print every file-transfer flow as a JSON line on standard output.")
     var flows = false
+    @Flag(help: "Print every alert as a JSON line on standard output (the default without --events or --flows).")
+    var alerts = false
     @Argument(help: "Audit log files; - for standard input.")
     var files: [String] = []
 
     func run() throws {
         let configuration = try options.load()
         let log = Logger(level: configuration.agent.logLevel)
-        let status = Agent.Replay.run(configuration: configuration, files: files, output: OutputOptions(events: events, flows: flows), log: log)
+        let output = OutputOptions(events: events, flows: flows, alerts: alerts || (!events && !flows))
+        let status = Agent.Replay.run(configuration: configuration, files: files, output: output, log: log)
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -183,18 +183,23 @@ extension KernelAuditTests {
 
         // MARK: harness
 
-        /// Starts the agent on the live stream (unicast) with flows on stdout.
-        func startAgent() throws -> Child {
+        /// Starts the agent on the live stream (unicast) with flows on stdout, its state and
+        /// alerts (`alertFile`) under the test's directory; `extra` adds configuration.
+        func startAgent(_ extra: String = "") throws -> Child {
             let config = work + "/agent.conf"
             try """
             [agent]
             log_level = "debug"
+            state_dir = "\(work)/state"
             [audit]
             source = "unicast"
             event_timeout_ms = 500
             [flows]
             poll_interval_ms = 200
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+            [output.file]
+            path = "\(alertFile)"
+
+            """.appending(extra).write(toFile: config, atomically: true, encoding: .utf8)
             let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", config, "--flows"])
             try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 15), "agent did not start: \(agent.stderr)")
             return agent
@@ -217,6 +222,8 @@ extension KernelAuditTests {
             try #require(status == 0, "\(executable) \(arguments) failed (\(status)): \(child.stderr)")
             return child.pid
         }
+
+        var alertFile: String { work + "/alerts.jsonl" }
 
         func randomFile(_ name: String, bytes: Int) throws -> String {
             let path = work + "/" + name

@@ -11,8 +11,8 @@ import KernelAudit
 @Suite struct FlowReplayTests {
     static func replay() throws -> (flows: [Flow], pids: [String: Int32], tracker: FlowTracker) {
         let (events, _) = try assemble(try lines(ofFile: Repo.fixture("flows/flows.log")))
-        var flows: [Flow] = []
-        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil), sockets: nil) { flows.append($0) }
+        let collector = FlowCollector()
+        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil), sockets: nil, observer: collector)
         var last: Int64 = 0
         for event in events {
             last = event.key.time.totalMilliseconds
@@ -24,7 +24,7 @@ import KernelAudit
             let parts = line.split(separator: " ")
             pids[String(parts[0])] = Int32(parts[1])
         }
-        return (flows, pids, tracker)
+        return (collector.flows, pids, tracker)
     }
 
     @Test func everyClientHasItsFlowAndNothingElseDoes() throws {
@@ -134,11 +134,11 @@ import KernelAudit
             "type=EOE msg=audit(1700000000.100:\(serial + 1)): ",
         ]
         let (events, _) = try assemble(lines)
-        var flows: [Flow] = []
-        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil), sockets: nil) { flows.append($0) }
+        let collector = FlowCollector()
+        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil), sockets: nil, observer: collector)
         for event in events { tracker.handle(event, now: event.key.time.totalMilliseconds) }
         tracker.finish(now: 1_700_000_001_000)
-        return (flows, tracker.counters)
+        return (collector.flows, tracker.counters)
     }
 
     @Test func byPortAndByProgram() throws {

@@ -4,6 +4,7 @@ import Testing
 @testable import Agent
 @testable import AgentConfig
 @testable import AuditIngest
+import Detection
 import Flows
 import HostState
 import KernelAudit
@@ -61,12 +62,24 @@ import KernelAudit
         var events = 0
         var flows = 0
         // The flow model takes the same mangled events; its JSON must parse too.
-        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil, capacity: 256), sockets: nil) { flow in
+        // So do the rules; every alert's JSON must parse.
+        let processes = ProcessTable(procfs: nil, capacity: 256)
+        var alerts = 0
+        let detector = try Detector(configuration: AgentConfiguration(), processes: processes,
+                                    firstSeen: try FirstSeenStore(directory: nil, learningMinutes: 0, now: 0), users: UserNames(),
+                                    idPrefix: "t") { alert in
+            alerts += 1
+            var json = JSONWriter()
+            AlertJSON.write(alert, hostname: "h", users: UserNames(), to: &json)
+            #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
+        }
+        let collector = FlowCollector(forwardingTo: detector) { flow in
             flows += 1
             var json = JSONWriter()
             FlowJSON.write(flow, to: &json)
             #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
         }
+        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil, observer: collector)
         let pipeline = Pipeline(settings: AssemblerSettings(), log: Logger(level: .error)) { event in
             events += 1
             var json = JSONWriter()
@@ -96,6 +109,7 @@ import KernelAudit
         pipeline.flush()
         tracker.finish(now: 0)
         #expect(flows > 0)
+        #expect(alerts > 0)
         let counters = pipeline.assembler.counters
         #expect(counters.records + pipeline.ingest.malformed + emptyLines(pipeline) == fed)
         #expect(pipeline.ingest.malformed > 100)

@@ -1,5 +1,7 @@
 import Foundation
 @testable import AuditIngest
+import Flows
+import HostState
 
 /// Paths inside the repository, found from this file's location.
 enum Repo {
@@ -111,4 +113,27 @@ func runCommand(_ executable: String, _ arguments: [String], stdin: FileHandle? 
 /// Every JSON line of `text` as a dictionary.
 func jsonLines(_ text: String) throws -> [[String: Any]] {
     try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+}
+
+/// Keeps the flows the tracker reports; optionally passes everything on (to a Detector).
+final class FlowCollector: FlowObserver {
+    private(set) var flows: [Flow] = []
+    private let next: (any FlowObserver)?
+    private let onFlow: ((Flow) -> Void)?
+
+    init(forwardingTo next: (any FlowObserver)? = nil, onFlow: ((Flow) -> Void)? = nil) {
+        self.next = next
+        self.onFlow = onFlow
+    }
+
+    func processStarted(_ process: ProcessRecord) { next?.processStarted(process) }
+    func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
+        next?.connected(process, to: remote, port: port, time: time)
+    }
+    func flowStarted(_ flow: Flow) { next?.flowStarted(flow) }
+    func flowReported(_ flow: Flow) {
+        flows.append(flow)
+        onFlow?(flow)
+        next?.flowReported(flow)
+    }
 }

@@ -1,0 +1,23 @@
+import AgentConfig
+import AuditIngest
+import Flows
+import HostState
+
+/// One rule firing on one process, flow or agent condition.
+public struct Alert {
+    public let id: String
+    public let rule: RuleID
+    /// Milliseconds since the epoch: the event that fired it.
+    public let time: Int64
+    /// Why it fired, in words an analyst reads ("no tty", "parent cron", "sent 12 MB").
+    public let reasons: [String]
+    public let process: ProcessRecord?
+    public let interactivity: Interactivity?
+    public let flow: Flow?
+    /// The peer of a connection that is not a transfer flow (first-seen processes).
+    public let remote: (address: IPAddress, port: UInt16)?
+
+    public var destination: (address: IPAddress, port: UInt16)? {
+        flow.map { ($0.remoteAddress, $0.remotePort) } ?? remote
+    }
+}

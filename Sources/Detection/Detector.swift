@@ -1,0 +1,239 @@
+import AgentConfig
+import AuditIngest
+import Flows
+import HostState
+import Patterns
+
+/// Turns processes, connections and flows into alerts: each enabled rule once per execve or
+/// flow, then the exclusions. Rules that need only the command line and the peer run when a
+/// flow starts; those that need its bytes (and Elastic's rule, which needs the source
+/// address) when it is reported.
+public final class Detector: FlowObserver {
+    public struct Counters: Sendable {
+        public var alerts: [RuleID: Int] = [:]
+        public var execsChecked = 0
+        public var flowsChecked = 0
+    }
+
+    public private(set) var counters = Counters()
+    private let settings: AgentConfiguration.Detection
+    private let enabled: Set<RuleID>
+    private let trusted: [IPNetwork]
+    private let processes: ProcessTable
+    private let firstSeen: FirstSeenStore?
+    private let exclusions: ExclusionSet
+    private let emit: (Alert) -> Void
+    private let commandLinePatterns: [Pattern]
+    private let imageFilter: [Pattern]
+    private let filenamePatterns: [Pattern]
+    private let scriptedPatterns: [Pattern]
+    private let idPrefix: String
+    private var nextID: UInt64 = 1
+
+    /// Every pattern of the configuration compiles here, once.
+    public init(configuration: AgentConfiguration, processes: ProcessTable, firstSeen: FirstSeenStore?, users: UserNames,
+                idPrefix: String, emit: @escaping (Alert) -> Void) throws(PatternError) {
+        let detection = configuration.detection
+        settings = detection
+        enabled = Set(RuleID.allCases).subtracting(detection.disabledRules)
+        trusted = configuration.network.trustedNetworks
+        self.processes = processes
+        self.firstSeen = firstSeen
+        self.idPrefix = idPrefix
+        self.emit = emit
+        self.users = users
+        func compile(_ sources: [String]) throws(PatternError) -> [Pattern] {
+            var result: [Pattern] = []
+            for source in sources { result.append(try Pattern(source)) }
+            return result
+        }
+        commandLinePatterns = try compile(detection.commandLinePatterns)
+        imageFilter = try compile(detection.processImageFilter)
+        filenamePatterns = try compile(detection.filenamePatterns)
+        scriptedPatterns = try compile(detection.scriptedFTPPatterns)
+        exclusions = try ExclusionSet(configuration.exclusions, users: users)
+    }
+
+    public let users: UserNames
+    public var silenced: [String: Int] { exclusions.silenced }
+    /// Matches that hit PCRE2's backtracking limit, over every pattern.
+    public var patternLimitErrors: Int {
+        (commandLinePatterns + imageFilter + filenamePatterns + scriptedPatterns).reduce(0) { $0 + $1.limitErrors }
+    }
+
+    // MARK: execve
+
+    public func processStarted(_ process: ProcessRecord) {
+        counters.execsChecked += 1
+        if enabled.contains(.commandLine), let pattern = commandLinePatterns.first(where: { $0.matches(process.commandLine) }) {
+            raise(.commandLine, time: process.startTime, reasons: ["command line matches \(pattern.source)"], process: process)
+        }
+        if enabled.contains(.scriptedFTP) {
+            let reasons = scriptedFTPReasons(process)
+            if !reasons.isEmpty { raise(.scriptedFTP, time: process.startTime, reasons: reasons, process: process) }
+        }
+    }
+
+    static let ftpCommandClients: Set<String> = ["ftp", "tnftp", "netkit-ftp", "pftp"]
+
+    /// Splunk's `ftp -s:script` and the ways Linux FTP clients run scripts.
+    func scriptedFTPReasons(_ p: ProcessRecord) -> [String] {
+        var reasons: [String] = []
+        if let pattern = scriptedPatterns.first(where: { $0.matches(p.commandLine) }) {
+            reasons.append("command line matches \(pattern.source)")
+        }
+        let program = p.programName
+        let args = p.arguments
+        if Self.ftpCommandClients.contains(program) || Self.ftpCommandClients.contains(p.name) {
+            switch p.stdin {
+            case .file: reasons.append("\(program) reads its commands from a file on stdin")
+            case .pipe: reasons.append("\(program) reads its commands from a pipe")
+            default: break
+            }
+        }
+        if program == "lftp", p.tty == nil, let option = args.dropFirst().first(where: { ["-f", "-c", "-e"].contains($0) }) {
+            reasons.append("lftp \(option) runs commands without a terminal")
+        }
+        if program == "sftp", args.contains("-b") { reasons.append("sftp -b runs a batch file") }
+        if program == "ftpput" || program == "ftpget" { reasons.append("\(program) transfers without a session (busybox applet)") }
+        return reasons
+    }
+
+    // MARK: connections and flows
+
+    public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
+        // Port 0 and unspecified peers are route probes (getaddrinfo's AI_ADDRCONFIG), not connections.
+        guard enabled.contains(.firstSeenProcess), let firstSeen, !process.executable.isEmpty, port != 0,
+              remote.bytes.contains(where: { $0 != 0 }) else { return }
+        // A connection to a trusted peer counts as having connected out: only then is it known.
+        guard firstSeen.observe(process.executable, now: time) == .new, !isTrusted(remote) else { return }
+        raise(.firstSeenProcess, time: time,
+              reasons: ["first outbound connection of \(process.executable)", "destination \(remote) is untrusted"],
+              process: process, remote: (remote, port))
+    }
+
+    public func flowStarted(_ flow: Flow) {
+        counters.flowsChecked += 1
+        let untrusted = !isTrusted(flow.remoteAddress)
+        let proto = flow.networkProtocol
+        if enabled.contains(.noninteractiveTransfer), untrusted, [.ftp, .scp, .sftp, .tftp].contains(proto),
+           !flow.interactivity.isInteractive {
+            raise(.noninteractiveTransfer, flow: flow,
+                  reasons: flow.interactivity.reasons + ["destination \(flow.remoteAddress) is untrusted"])
+        }
+        if enabled.contains(.lolbinTransfer) {
+            let reasons = lolbinReasons(flow)
+            if !reasons.isEmpty { raise(.lolbinTransfer, flow: flow, reasons: reasons) }
+        }
+        if enabled.contains(.nonstandardPort), let usual = Self.usualPorts[proto], !usual.contains(flow.remotePort) {
+            let client = Self.imageName(flow.transferProcess ?? flow.process)
+            raise(.nonstandardPort, flow: flow, reasons: [
+                "\(client) connected to port \(flow.remotePort) (usual for \(proto.rawValue): \(usual.map(String.init).joined(separator: ", ")))",
+            ])
+        }
+        if enabled.contains(.suspiciousFilename) {
+            let names = suspiciousNames(flow.transferProcess ?? flow.process)
+            if !names.isEmpty { raise(.suspiciousFilename, flow: flow, reasons: names.map { "command line names \($0)" }) }
+        }
+    }
+
+    static let usualPorts: [FlowProtocol: [UInt16]] = [.ftp: [21, 990], .scp: [22], .sftp: [22], .tftp: [69], .smb: [445, 139]]
+
+    /// The process and its two nearest ancestors, each checked against process_image_filter.
+    func lolbinReasons(_ flow: Flow) -> [String] {
+        let roles = ["process", "parent", "grandparent"]
+        var reasons: [String] = []
+        for (role, image) in zip(roles, [flow.process] + flow.process.ancestors(limit: 2)) {
+            let subject = ([image.executable] + image.arguments.dropFirst()).joined(separator: " ")
+            if let pattern = imageFilter.first(where: { $0.matches(subject) }) {
+                reasons.append("\(role) \(Self.imageName(image)) (pid \(image.pid)) matches \(pattern.source)")
+            }
+        }
+        return reasons
+    }
+
+    /// The program's name; busybox applets as `busybox tftp`.
+    static func imageName(_ p: ProcessRecord) -> String {
+        p.name == "busybox" && p.programName != "busybox" ? "busybox \(p.programName)" : p.programName
+    }
+
+    /// Words of the command line whose base name looks like an archive or a hash.
+    func suspiciousNames(_ p: ProcessRecord) -> [String] {
+        var found: [String] = []
+        for argument in p.arguments.dropFirst() {
+            for word in argument.split(whereSeparator: { $0 == " " || $0 == ";" || $0 == "\t" }) {
+                let name = baseName(String(word))
+                if !name.isEmpty, !found.contains(name), filenamePatterns.contains(where: { $0.matches(name) }) { found.append(name) }
+            }
+        }
+        return found
+    }
+
+    public func flowReported(_ flow: Flow) {
+        let untrusted = !isTrusted(flow.remoteAddress)
+        let out = flow.sessionBytesOut ?? 0
+        let total = out + (flow.sessionBytesIn ?? 0)
+        if enabled.contains(.largeTransfer), untrusted, out >= UInt64(settings.transferSizeThreshold) {
+            raise(.largeTransfer, flow: flow, reasons: [
+                "sent \(out) bytes (threshold \(settings.transferSizeThreshold))", "destination \(flow.remoteAddress) is untrusted",
+            ])
+        }
+        if enabled.contains(.outboundRatio), untrusted, total > 0, total >= UInt64(settings.outboundMinimumBytes) {
+            let share = Double(out) / Double(total)
+            if share >= settings.dataFlowDirectionThreshold {
+                raise(.outboundRatio, flow: flow, reasons: [
+                    "\(percent(share)) of \(total) bytes outbound (threshold \(percent(settings.dataFlowDirectionThreshold)))",
+                    "destination \(flow.remoteAddress) is untrusted",
+                ])
+            }
+        }
+        if enabled.contains(.ftpToInternet), let reasons = ftpToInternetReasons(flow) {
+            raise(.ftpToInternet, flow: flow, reasons: reasons)
+        }
+    }
+
+    /// Elastic's rule: its own fixed ranges, not trusted_networks.
+    static let elasticNonInternet = ["10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
+                                     "224.0.0.0/4", "::1/128", "fe80::/10", "ff00::/8"].compactMap(IPNetwork.init)
+    static let rfc1918 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].compactMap(IPNetwork.init)
+
+    func ftpToInternetReasons(_ flow: Flow) -> [String]? {
+        guard flow.transport != .udp, flow.remotePort == 20 || flow.remotePort == 21,
+              !Self.elasticNonInternet.contains(address: flow.remoteAddress.bytes) else { return nil }
+        let destination = "destination \(flow.remoteAddress):\(flow.remotePort) is on the Internet"
+        // A replayed log has no local address (audit records only the peer).
+        guard let source = flow.socket?.localAddress, flow.socket?.localPort != 0 else {
+            return ["source address not recorded", destination]
+        }
+        guard Self.rfc1918.contains(address: source.bytes) else { return nil }
+        return ["source \(source) is private (RFC 1918)", destination]
+    }
+
+    // MARK: agent health
+
+    /// The agent's own trouble, as an alert a SOC sees beside the others.
+    public func health(_ reasons: [String], time: Int64) {
+        guard enabled.contains(.agentHealth) else { return }
+        raise(.agentHealth, time: time, reasons: reasons, process: nil)
+    }
+
+    // MARK: raising
+
+    private func isTrusted(_ address: IPAddress) -> Bool { trusted.contains(address: address.bytes) }
+
+    private func raise(_ rule: RuleID, flow: Flow, reasons: [String]) {
+        raise(rule, time: flow.end ?? flow.start, reasons: reasons, process: flow.process, interactivity: flow.interactivity, flow: flow)
+    }
+
+    private func raise(_ rule: RuleID, time: Int64, reasons: [String], process: ProcessRecord?, interactivity: Interactivity? = nil,
+                       flow: Flow? = nil, remote: (IPAddress, UInt16)? = nil) {
+        let alert = Alert(id: "\(idPrefix)-\(nextID)", rule: rule, time: time, reasons: reasons, process: process,
+                          interactivity: interactivity ?? process.map(processes.interactivity(of:)), flow: flow, remote: remote)
+        if exclusions.silence(alert) != nil { return }
+        nextID += 1
+        counters.alerts[rule, default: 0] += 1
+        emit(alert)
+    }
+}
+
+private func percent(_ share: Double) -> String { "\(Int((share * 100).rounded()))%" }

@@ -1,0 +1,20 @@
+import AuditIngest
+import HostState
+
+/// What the flow tracker tells the stages after it (detection, printing), in event order.
+public protocol FlowObserver: AnyObject {
+    /// An audited execve succeeded; the record holds what /proc said at once.
+    func processStarted(_ process: ProcessRecord)
+    /// An outgoing connect (or addressed send) to an IP peer, transfer or not.
+    func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64)
+    /// A transfer flow was attributed and classified (bytes still unknown).
+    func flowStarted(_ flow: Flow)
+    /// A top-level flow (with its data connections) has ended and is final.
+    func flowReported(_ flow: Flow)
+}
+
+extension FlowObserver {
+    public func processStarted(_ process: ProcessRecord) {}
+    public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {}
+    public func flowStarted(_ flow: Flow) {}
+}
