@@ -77,7 +77,8 @@ public final class AuditSession {
         let loaded = try control.listRules()
         var reinstalled = 0
         for rule in rules where !loaded.contains(rule) {
-            try control.add(rule)
+            // The kernel may list a rule in a form that differs from ours by a byte: it is there.
+            do { try control.add(rule) } catch where error.code == EEXIST { continue }
             reinstalled += 1
         }
         rulesReinstalled += reinstalled

@@ -68,6 +68,9 @@ final class Child {
         try process.run()
     }
 
+    /// A test that fails half-way must not leave its agent holding the audit socket.
+    deinit { if process.isRunning { stop() } }
+
     var pid: Int32 { process.processIdentifier }
     var stdout: String { collected.stdout }
     var stderr: String { collected.stderr }
