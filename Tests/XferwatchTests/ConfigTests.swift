@@ -7,9 +7,21 @@ import Testing
         let text = try String(contentsOfFile: Repo.path("agent.conf"), encoding: .utf8)
         let config = try AgentConfiguration.parse(text)
         #expect(config.audit.source == .auto)
+        // The shipped values are the built-in defaults, written out.
+        let defaults = AgentConfiguration()
+        #expect(config.detection.commandLinePatterns == defaults.detection.commandLinePatterns)
+        #expect(config.detection.processImageFilter == defaults.detection.processImageFilter)
+        #expect(config.detection.filenamePatterns == defaults.detection.filenamePatterns)
+        #expect(config.detection.scriptedFTPPatterns == defaults.detection.scriptedFTPPatterns)
+        #expect(config.network.trustedNetworks == defaults.network.trustedNetworks)
+        #expect(config.output.filePath == defaults.output.filePath && config.exclusions.isEmpty)
         // Every key the reader knows stands in the shipped file with a comment above it.
         for key in ["state_dir", "log_level", "source", "log_file", "rule_key", "backlog_limit", "rate_limit",
-                    "event_timeout_ms", "max_pending_events", "status_interval_ms", "receive_buffer_bytes"] {
+                    "event_timeout_ms", "max_pending_events", "status_interval_ms", "receive_buffer_bytes",
+                    "max_processes", "prune_interval_ms", "unresolved_wait_ms", "poll_interval_ms", "data_linger_ms", "max_open_flows",
+                    "disabled_rules", "transfer_size_threshold", "data_flow_direction_threshold", "outbound_minimum_bytes",
+                    "command_line_patterns", "process_image_filter", "filename_patterns", "scripted_ftp_patterns",
+                    "first_seen_learning_minutes", "trusted_networks", "path"] {
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             let index = try #require(lines.firstIndex { $0.hasPrefix("\(key) =") }, "\(key) missing from agent.conf")
             #expect(lines[index - 1].hasPrefix("#"), "\(key) has no comment")

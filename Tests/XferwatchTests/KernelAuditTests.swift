@@ -37,7 +37,18 @@ import Testing
 
     func configFile(in directory: String, source: String) throws -> String {
         let path = directory + "/agent.conf"
-        try "[agent]\nlog_level = \"debug\"\n[audit]\nsource = \"\(source)\"\nevent_timeout_ms = 500\n".write(toFile: path, atomically: true, encoding: .utf8)
+        // State and alerts stay in the test's directory, never in /var.
+        try """
+            [agent]
+            log_level = "debug"
+            state_dir = "\(directory)/state"
+            [audit]
+            source = "\(source)"
+            event_timeout_ms = 500
+            [output.file]
+            path = "\(directory)/alerts.jsonl"
+
+            """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
