@@ -43,6 +43,9 @@ let package = Package(
         ]),
         // bench/flows: socket lookup by /proc/net scan and by sock_diag, on the host's real load.
         .executableTarget(name: "SocketLookupBench", dependencies: ["HostState"], path: "bench/SocketLookupBench"),
+        // bench/detection: rule cost per execve and per flow, beside Swift Regex.
+        .executableTarget(name: "DetectionBench", dependencies: ["AgentConfig", "AuditIngest", "Detection", "Flows", "HostState", "KernelAudit"],
+                          path: "bench/DetectionBench"),
         .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns"]),
     ]
 )

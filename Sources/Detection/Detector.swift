@@ -27,6 +27,9 @@ public final class Detector: FlowObserver {
     private let imageFilter: [Pattern]
     private let filenamePatterns: [Pattern]
     private let scriptedPatterns: [Pattern]
+    /// Every execve-time pattern in one alternation: most command lines match none, and one
+    /// scan rejects them (bench/detection: 541 instead of 668 ns per execve with the defaults).
+    private let execvePrefilter: Pattern?
     private let idPrefix: String
     private var nextID: UInt64 = 1
 
@@ -48,6 +51,7 @@ public final class Detector: FlowObserver {
             return result
         }
         commandLinePatterns = try compile(detection.commandLinePatterns)
+        execvePrefilter = try Self.alternation(of: detection.commandLinePatterns + detection.scriptedFTPPatterns)
         imageFilter = try compile(detection.processImageFilter)
         filenamePatterns = try compile(detection.filenamePatterns)
         scriptedPatterns = try compile(detection.scriptedFTPPatterns)
@@ -58,18 +62,27 @@ public final class Detector: FlowObserver {
     public var silenced: [String: Int] { exclusions.silenced }
     /// Matches that hit PCRE2's backtracking limit, over every pattern.
     public var patternLimitErrors: Int {
-        (commandLinePatterns + imageFilter + filenamePatterns + scriptedPatterns).reduce(0) { $0 + $1.limitErrors }
+        (commandLinePatterns + imageFilter + filenamePatterns + scriptedPatterns + [execvePrefilter].compactMap { $0 }).reduce(0) { $0 + $1.limitErrors }
     }
 
     // MARK: execve
 
+    /// One pattern matching whatever any of `sources` matches; nil when they cannot be joined
+    /// safely (group numbers shift, so back-references and recursion are left alone).
+    static func alternation(of sources: [String]) throws(PatternError) -> Pattern? {
+        let unsafe = ["(?P=", "(?|", "(?R", "(?&", "\\g", "\\k"] + (1...9).map { "\\\($0)" } + (1...9).map { "(?\($0)" }
+        guard sources.count > 1, !sources.contains(where: { source in unsafe.contains { source.contains($0) } }) else { return nil }
+        return try Pattern(sources.map { "(?:\($0))" }.joined(separator: "|"))
+    }
+
     public func processStarted(_ process: ProcessRecord) {
         counters.execsChecked += 1
-        if enabled.contains(.commandLine), let pattern = commandLinePatterns.first(where: { $0.matches(process.commandLine) }) {
+        let mayMatch = execvePrefilter?.matches(process.commandLine) ?? true
+        if mayMatch, enabled.contains(.commandLine), let pattern = commandLinePatterns.first(where: { $0.matches(process.commandLine) }) {
             raise(.commandLine, time: process.startTime, reasons: ["command line matches \(pattern.source)"], process: process)
         }
         if enabled.contains(.scriptedFTP) {
-            let reasons = scriptedFTPReasons(process)
+            let reasons = scriptedFTPReasons(process, patternsMayMatch: mayMatch)
             if !reasons.isEmpty { raise(.scriptedFTP, time: process.startTime, reasons: reasons, process: process) }
         }
     }
@@ -77,9 +90,9 @@ public final class Detector: FlowObserver {
     static let ftpCommandClients: Set<String> = ["ftp", "tnftp", "netkit-ftp", "pftp"]
 
     /// Splunk's `ftp -s:script` and the ways Linux FTP clients run scripts.
-    func scriptedFTPReasons(_ p: ProcessRecord) -> [String] {
+    func scriptedFTPReasons(_ p: ProcessRecord, patternsMayMatch: Bool = true) -> [String] {
         var reasons: [String] = []
-        if let pattern = scriptedPatterns.first(where: { $0.matches(p.commandLine) }) {
+        if patternsMayMatch, let pattern = scriptedPatterns.first(where: { $0.matches(p.commandLine) }) {
             reasons.append("command line matches \(pattern.source)")
         }
         let program = p.programName

@@ -83,16 +83,16 @@ public final class ProcessRecord: @unchecked Sendable {
         return result
     }
 
-    /// The last path component of the executable.
-    public var name: String { baseName(executable) }
+    /// The last path component of the executable (computed once: rules ask often).
+    public private(set) lazy var name = baseName(executable)
 
     /// The program the user meant: busybox applets and `-bash` login shells by their own name.
-    public var programName: String {
+    public private(set) lazy var programName: String = {
         let first = arguments.first.map(baseName) ?? name
         let program = first.hasPrefix("-") ? String(first.dropFirst()) : first
         if program == "busybox" && arguments.count > 1 { return baseName(arguments[1]) }
         return program.isEmpty ? name : program
-    }
+    }()
 
     /// Parent, grandparent... up to pid 1 or the first unknown ancestor (at most `limit`).
     public func ancestors(limit: Int = 64) -> [ProcessRecord] {

@@ -1,0 +1,112 @@
+// bench/detection: what the default rules cost per execve and per flow, on processes and flows
+// rebuilt from kernel-recorded logs (Tests/Fixtures/detection and flows, or logs given as
+// arguments). Beside it, the same command-line patterns in Swift's Regex, the peer PCRE2 JIT
+// replaces on the hot path.
+import AgentConfig
+import AuditIngest
+import Detection
+import Flows
+import HostState
+import KernelAudit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class Collector: FlowObserver {
+    var processes: [ProcessRecord] = []
+    var flows: [Flow] = []
+    func processStarted(_ process: ProcessRecord) { processes.append(process) }
+    func flowReported(_ flow: Flow) { flows.append(flow) }
+}
+
+func nanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}
+
+/// Runs the log through the assembler and the flow tracker, keeping what detection sees.
+func rebuild(_ paths: [String], into collector: Collector) {
+    let processes = ProcessTable(procfs: nil)
+    let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil, observer: collector)
+    var last: Int64 = 0
+    let assembler = EventAssembler(settings: AssemblerSettings()) { event in
+        last = event.key.time.totalMilliseconds
+        tracker.handle(event, now: last)
+    }
+    for path in paths {
+        guard let text = readTextFile(path) else {
+            print("bench/detection: cannot read \(path)")
+            exit(1)
+        }
+        for line in text.split(separator: "\n") {
+            var bytes = Array(line.utf8)
+            let record = bytes.withUnsafeBytes { try? RecordParser.parseLine($0) }
+            if let record { assembler.add(record) }
+        }
+    }
+    assembler.flush()
+    tracker.finish(now: last)
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let paths = arguments.isEmpty ? ["Tests/Fixtures/detection/detection.log", "Tests/Fixtures/flows/flows.log"] : arguments
+let collector = Collector()
+rebuild(paths, into: collector)
+let configuration = AgentConfiguration()
+var alerts = 0
+let detector = try Detector(configuration: configuration, processes: ProcessTable(procfs: nil),
+                            firstSeen: try FirstSeenStore(directory: nil, learningMinutes: 0, now: 0), users: UserNames(),
+                            idPrefix: "bench") { _ in alerts += 1 }
+let commandLines = collector.processes.map(\.commandLine)
+print("input: \(collector.processes.count) execve, \(collector.flows.count) flows from \(paths.joined(separator: ", "))")
+
+// Enough rounds for a second or so of work each.
+let rounds = max(1, 400_000 / max(collector.processes.count, 1))
+var start = nanoseconds()
+for _ in 0..<rounds { for process in collector.processes { detector.processStarted(process) } }
+let perExec = Double(nanoseconds() - start) / Double(rounds * collector.processes.count)
+let execAlerts = alerts
+
+let flowRounds = max(1, 100_000 / max(collector.flows.count, 1))
+alerts = 0
+start = nanoseconds()
+for _ in 0..<flowRounds {
+    for flow in collector.flows {
+        detector.flowStarted(flow)
+        detector.flowReported(flow)
+    }
+}
+let perFlow = Double(nanoseconds() - start) / Double(flowRounds * collector.flows.count)
+
+// The peer: the same execve-time patterns (command line and Splunk's) in Swift Regex.
+let sources = configuration.detection.commandLinePatterns + configuration.detection.scriptedFTPPatterns
+let swiftRegexes = sources.compactMap { try? Regex($0) }
+var swiftMatches = 0
+let swiftRounds = max(1, rounds / 20)
+start = nanoseconds()
+for _ in 0..<swiftRounds {
+    for line in commandLines where swiftRegexes.contains(where: { line.contains($0) }) { swiftMatches += 1 }
+}
+let perExecSwift = Double(nanoseconds() - start) / Double(swiftRounds * commandLines.count)
+
+func row(_ name: String, _ ns: Double, _ note: String) {
+    let padded = name.padding(toLength: 46, withPad: " ", startingAt: 0)
+    let value = String(Int(ns.rounded()))
+    print(padded + String(repeating: " ", count: max(0, 10 - value.count)) + value + " ns   " + note)
+}
+print("per item, default rules (\(RuleID.allCases.count) rules, \(sources.count) execve patterns), \(ProcessInfo.processorName):")
+row("execve, all rules (PCRE2 JIT)", perExec, "\(execAlerts / rounds) alerts per pass of \(collector.processes.count)")
+row("execve, execve patterns only in Swift Regex", perExecSwift, "\(swiftRegexes.count) of \(sources.count) patterns compiled, \(swiftMatches / swiftRounds) matches per pass")
+row("flow, start + end rules", perFlow, "\(alerts / flowRounds) alerts per pass of \(collector.flows.count)")
+print(String(format: "at 1,000 execve/s: %.3f%% of one core for execve rules (Swift Regex: %.2f%%)", perExec / 10_000, perExecSwift / 10_000))
+
+enum ProcessInfo {
+    static var processorName: String {
+        guard let text = readTextFile("/proc/cpuinfo"),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+              let colon = line.firstIndex(of: ":") else { return "unknown CPU" }
+        return line[line.index(after: colon)...].trimmingPrefix(" ").description
+    }
+}
