@@ -4,10 +4,18 @@ import Testing
 /// The live sources that read lines: audisp (auditd's plugin format on stdin) and a followed
 /// log file across rotation and truncation.
 @Suite struct LineSourceTests {
+    /// A configuration whose state and alerts stay in the temporary directory, never in /var.
     func config(_ body: String) throws -> String {
-        let path = NSTemporaryDirectory() + "xferwatch-\(UUID().uuidString).conf"
-        try body.write(toFile: path, atomically: true, encoding: .utf8)
+        let base = NSTemporaryDirectory() + "xferwatch-\(UUID().uuidString)"
+        let path = base + ".conf"
+        let own = "[agent]\nstate_dir = \"\(base)-state\"\n[output.file]\npath = \"\(base)-alerts.jsonl\"\n"
+        try (own + body).write(toFile: path, atomically: true, encoding: .utf8)
         return path
+    }
+
+    func removeConfig(_ path: String) {
+        let base = String(path.dropLast(".conf".count))
+        for leftover in [path, base + "-state", base + "-alerts.jsonl"] { try? FileManager.default.removeItem(atPath: leftover) }
     }
 
     @Test func audispReadsThePluginFormatOnStdinUntilEndOfInput() throws {
@@ -17,7 +25,7 @@ import Testing
         try records.write(toFile: input, atomically: true, encoding: .utf8)
         defer { unlink(input) }
         let conf = try config("[audit]\nsource = \"audisp\"\n")
-        defer { unlink(conf) }
+        defer { removeConfig(conf) }
         let result = try runCommand(Repo.xferwatchd, ["run", "--config", conf, "--events"], stdin: FileHandle(forReadingAtPath: input), seconds: 20)
         #expect(result.status == 0)
         let events = try jsonLines(result.stdout)
@@ -33,7 +41,7 @@ import Testing
         // Written before the agent starts: not read (the agent starts at the end, like tail -F).
         try "type=SYSCALL msg=audit(1.000:1): pid=1 comm=\"old\"\n".write(toFile: log, atomically: true, encoding: .utf8)
         let conf = try config("[audit]\nsource = \"file\"\nlog_file = \"\(log)\"\nevent_timeout_ms = 200\n")
-        defer { unlink(conf) }
+        defer { removeConfig(conf) }
 
         let agent = try Child(Repo.xferwatchd, ["run", "--config", conf, "--events"])
         defer { agent.stop() }
