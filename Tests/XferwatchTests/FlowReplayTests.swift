@@ -10,21 +10,9 @@ import KernelAudit
 /// /proc and no sockets: process, parent, protocol and the command line's direction only.
 @Suite struct FlowReplayTests {
     static func replay() throws -> (flows: [Flow], pids: [String: Int32], tracker: FlowTracker) {
-        let (events, _) = try assemble(try lines(ofFile: Repo.fixture("flows/flows.log")))
         let collector = FlowCollector()
-        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil), sockets: nil, observer: collector)
-        var last: Int64 = 0
-        for event in events {
-            last = event.key.time.totalMilliseconds
-            tracker.handle(event, now: last)
-        }
-        tracker.finish(now: last)
-        var pids: [String: Int32] = [:]
-        for line in try lines(ofFile: Repo.fixture("flows/manifest.txt")) {
-            let parts = line.split(separator: " ")
-            pids[String(parts[0])] = Int32(parts[1])
-        }
-        return (collector.flows, pids, tracker)
+        let tracker = try replayFixture("flows/flows.log", observer: collector)
+        return (collector.flows, try manifest("flows/manifest.txt"), tracker)
     }
 
     @Test func everyClientHasItsFlowAndNothingElseDoes() throws {

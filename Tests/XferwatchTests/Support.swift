@@ -140,3 +140,26 @@ final class FlowCollector: FlowObserver {
         next?.flowReported(flow)
     }
 }
+
+/// Runs a recorded fixture log (`Tests/Fixtures/DIR/NAME.log`) through a replay-mode flow
+/// tracker, and reads the fixture's manifest ("NAME PID" per client).
+func replayFixture(_ log: String, observer: any FlowObserver, processes: ProcessTable = ProcessTable(procfs: nil)) throws -> FlowTracker {
+    let (events, _) = try assemble(try lines(ofFile: Repo.fixture(log)))
+    let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil, observer: observer)
+    var last: Int64 = 0
+    for event in events {
+        last = event.key.time.totalMilliseconds
+        tracker.handle(event, now: last)
+    }
+    tracker.finish(now: last)
+    return tracker
+}
+
+func manifest(_ path: String) throws -> [String: Int32] {
+    var pids: [String: Int32] = [:]
+    for line in try lines(ofFile: Repo.fixture(path)) {
+        let parts = line.split(separator: " ")
+        pids[String(parts[0])] = Int32(parts[1])
+    }
+    return pids
+}
