@@ -4,6 +4,7 @@ import ByteJSON
 import Detection
 import Flows
 import HostState
+import Patterns
 
 #if canImport(Glibc)
 import Glibc
@@ -66,6 +67,21 @@ final class AlertOutput {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "unknown" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Rules and where their alerts go, built the same way for replay and the live agent.
+struct DetectionStage {
+    let detector: Detector
+    let alerts: AlertOutput
+
+    /// `alertFile` nil: alerts go to the printer only.
+    init(configuration: AgentConfiguration, processes: ProcessTable, firstSeen: FirstSeenStore, alertFile: String?,
+         printer: EventPrinter, idPrefix: String) throws(PatternError) {
+        let users = UserNames()
+        alerts = AlertOutput(filePath: alertFile, printer: printer, users: users)
+        detector = try Detector(configuration: configuration, processes: processes, firstSeen: firstSeen, users: users,
+                                idPrefix: idPrefix, emit: alerts.consume)
     }
 }
 

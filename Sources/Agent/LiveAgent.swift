@@ -58,26 +58,24 @@ public final class LiveAgent {
     private func startDetection() -> Bool {
         let now = realtimeMilliseconds()
         let learning = configuration.detection.firstSeenLearningMinutes
-        var firstSeen: FirstSeenStore?
+        let firstSeen: FirstSeenStore
         do {
             firstSeen = try FirstSeenStore(directory: configuration.agent.stateDirectory, learningMinutes: learning, now: now)
         } catch {
             log.error("first-seen state: \(error); learning in memory only, from now")
-            firstSeen = try? FirstSeenStore(directory: nil, learningMinutes: learning, now: now)
+            firstSeen = FirstSeenStore(learningMinutes: learning)
         }
-        let users = UserNames()
-        alerts = AlertOutput(filePath: configuration.output.filePath, printer: printer, users: users)
         do {
-            detector = try Detector(configuration: configuration, processes: processes, firstSeen: firstSeen, users: users,
-                                    idPrefix: String(UInt64(now), radix: 36), emit: alerts.consume)
+            let stage = try DetectionStage(configuration: configuration, processes: processes, firstSeen: firstSeen,
+                                           alertFile: configuration.output.filePath, printer: printer,
+                                           idPrefix: String(UInt64(now), radix: 36))
+            (detector, alerts) = (stage.detector, stage.alerts)
         } catch {
             log.error("detection: \(error)")
             return false
         }
-        if let firstSeen {
-            log.info("detection: \(RuleID.allCases.count - configuration.detection.disabledRules.count) rules, \(configuration.exclusions.count) exclusions, "
-                + "\(firstSeen.count) executables known to connect out")
-        }
+        log.info("detection: \(RuleID.allCases.count - configuration.detection.disabledRules.count) rules, \(configuration.exclusions.count) exclusions, "
+            + "\(firstSeen.count) executables known to connect out")
         return true
     }
 

@@ -16,18 +16,17 @@ public enum Replay {
     public static func run(configuration: AgentConfiguration, files: [String], output: OutputOptions, log: Logger) -> Int32 {
         let printer = EventPrinter(options: output)
         let processes = ProcessTable(procfs: nil, capacity: configuration.host.maximumProcesses)
-        let users = UserNames()
-        let alerts = AlertOutput(filePath: nil, printer: printer, users: users)
-        let detector: Detector
+        let stage: DetectionStage
         do {
             // The log's own first connection starts the learning period; nothing is persisted.
-            let firstSeen = try FirstSeenStore(directory: nil, learningMinutes: configuration.detection.firstSeenLearningMinutes, now: 0)
-            detector = try Detector(configuration: configuration, processes: processes, firstSeen: firstSeen, users: users,
-                                    idPrefix: "replay", emit: alerts.consume)
+            stage = try DetectionStage(configuration: configuration, processes: processes,
+                                       firstSeen: FirstSeenStore(learningMinutes: configuration.detection.firstSeenLearningMinutes),
+                                       alertFile: nil, printer: printer, idPrefix: "replay")
         } catch {
             log.error("detection: \(error)")
             return 1
         }
+        let (detector, alerts) = (stage.detector, stage.alerts)
         let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil, settings: configuration.flowSettings,
                                   observer: FlowConsumers(detector: detector, printer: printer))
         var lastTime: Int64 = 0

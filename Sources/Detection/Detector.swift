@@ -20,7 +20,7 @@ public final class Detector: FlowObserver {
     private let enabled: Set<RuleID>
     private let trusted: [IPNetwork]
     private let processes: ProcessTable
-    private let firstSeen: FirstSeenStore?
+    private let firstSeen: FirstSeenStore
     private let exclusions: ExclusionSet
     private let emit: (Alert) -> Void
     private let commandLinePatterns: [Pattern]
@@ -34,7 +34,7 @@ public final class Detector: FlowObserver {
     private var nextID: UInt64 = 1
 
     /// Every pattern of the configuration compiles here, once.
-    public init(configuration: AgentConfiguration, processes: ProcessTable, firstSeen: FirstSeenStore?, users: UserNames,
+    public init(configuration: AgentConfiguration, processes: ProcessTable, firstSeen: FirstSeenStore, users: UserNames,
                 idPrefix: String, emit: @escaping (Alert) -> Void) throws(PatternError) {
         let detection = configuration.detection
         settings = detection
@@ -87,17 +87,15 @@ public final class Detector: FlowObserver {
         }
     }
 
-    static let ftpCommandClients: Set<String> = ["ftp", "tnftp", "netkit-ftp", "pftp"]
-
     /// Splunk's `ftp -s:script` and the ways Linux FTP clients run scripts.
-    func scriptedFTPReasons(_ p: ProcessRecord, patternsMayMatch: Bool = true) -> [String] {
+    func scriptedFTPReasons(_ p: ProcessRecord, patternsMayMatch: Bool) -> [String] {
         var reasons: [String] = []
         if patternsMayMatch, let pattern = scriptedPatterns.first(where: { $0.matches(p.commandLine) }) {
             reasons.append("command line matches \(pattern.source)")
         }
         let program = p.programName
         let args = p.arguments
-        if Self.ftpCommandClients.contains(program) || Self.ftpCommandClients.contains(p.name) {
+        if TransferTools.commandFTPClients.contains(program) || TransferTools.commandFTPClients.contains(p.name) {
             switch p.stdin {
             case .file: reasons.append("\(program) reads its commands from a file on stdin")
             case .pipe: reasons.append("\(program) reads its commands from a pipe")
@@ -116,7 +114,7 @@ public final class Detector: FlowObserver {
 
     public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
         // Port 0 and unspecified peers are route probes (getaddrinfo's AI_ADDRCONFIG), not connections.
-        guard enabled.contains(.firstSeenProcess), let firstSeen, !process.executable.isEmpty, port != 0,
+        guard enabled.contains(.firstSeenProcess), !process.executable.isEmpty, port != 0,
               remote.bytes.contains(where: { $0 != 0 }) else { return }
         // A connection to a trusted peer counts as having connected out: only then is it known.
         guard firstSeen.observe(process.executable, now: time) == .new, !isTrusted(remote) else { return }
@@ -138,7 +136,7 @@ public final class Detector: FlowObserver {
             let reasons = lolbinReasons(flow)
             if !reasons.isEmpty { raise(.lolbinTransfer, flow: flow, reasons: reasons) }
         }
-        if enabled.contains(.nonstandardPort), let usual = Self.usualPorts[proto], !usual.contains(flow.remotePort) {
+        if enabled.contains(.nonstandardPort), let usual = proto.standardPorts, !usual.contains(flow.remotePort) {
             let client = Self.imageName(flow.transferProcess ?? flow.process)
             raise(.nonstandardPort, flow: flow, reasons: [
                 "\(client) connected to port \(flow.remotePort) (usual for \(proto.rawValue): \(usual.map(String.init).joined(separator: ", ")))",
@@ -149,8 +147,6 @@ public final class Detector: FlowObserver {
             if !names.isEmpty { raise(.suspiciousFilename, flow: flow, reasons: names.map { "command line names \($0)" }) }
         }
     }
-
-    static let usualPorts: [FlowProtocol: [UInt16]] = [.ftp: [21, 990], .scp: [22], .sftp: [22], .tftp: [69], .smb: [445, 139]]
 
     /// The process and its two nearest ancestors, each checked against process_image_filter.
     func lolbinReasons(_ flow: Flow) -> [String] {

@@ -24,13 +24,15 @@ public final class FirstSeenStore {
 
     public var count: Int { known.count }
 
-    /// Loads the store from `directory` (created if missing); nil keeps it in memory.
-    public init(directory: String?, learningMinutes: Int, now: Int64) throws(StateError) {
+    /// A store in memory: learning starts with the first connection it sees.
+    public init(learningMinutes: Int) {
         learningMilliseconds = Int64(learningMinutes) * 60_000
-        guard let directory else {
-            path = nil
-            return
-        }
+        path = nil
+    }
+
+    /// Loads the store from `directory` (created if missing) and appends to it from now on.
+    public init(directory: String, learningMinutes: Int, now: Int64) throws(StateError) {
+        learningMilliseconds = Int64(learningMinutes) * 60_000
         let path = directory + "/" + Self.fileName
         self.path = path
         if let failure = createDirectories(directory) { throw StateError(path: directory, reason: failure) }

@@ -4,6 +4,18 @@ import HostState
 /// What the user ran, as ECS `network.protocol` names it.
 public enum FlowProtocol: String, Sendable {
     case ftp, ftpData = "ftp-data", scp, sftp, tftp, smb
+
+    /// The server ports the protocol normally uses (FTP also implicit FTPS); nil for FTP data,
+    /// whose ports are negotiated.
+    public var standardPorts: [UInt16]? {
+        switch self {
+        case .ftp: [21, 990]
+        case .ftpData: nil
+        case .scp, .sftp: [22]
+        case .tftp: [69]
+        case .smb: [445, 139]
+        }
+    }
 }
 
 /// Why a flow ended.

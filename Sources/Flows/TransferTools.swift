@@ -6,7 +6,9 @@ public enum TransferDirection: String, Sendable {
     case upload, download, unknown
 }
 
-enum TransferTools {
+public enum TransferTools {
+    /// Classic ftp clients that read their commands from stdin (tnftp is Debian's `ftp`).
+    public static let commandFTPClients: Set<String> = ["ftp", "tnftp", "netkit-ftp", "pftp"]
     static let ftpClients: Set<String> = ["ftp", "tnftp", "netkit-ftp", "pftp", "lftp", "lftpget", "ncftp", "ncftpput",
                                           "ncftpget", "ncftpls", "ftpput", "ftpget", "wput", "gftp", "gftp-text", "yafc"]
     static let tftpClients: Set<String> = ["tftp", "atftp"]

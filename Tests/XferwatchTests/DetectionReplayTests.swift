@@ -34,7 +34,7 @@ import Patterns
         let processes = ProcessTable(procfs: nil)
         var alerts: [Alert] = []
         let detector = try Detector(configuration: configuration, processes: processes,
-                                    firstSeen: try FirstSeenStore(directory: nil, learningMinutes: configuration.detection.firstSeenLearningMinutes, now: 0),
+                                    firstSeen: FirstSeenStore(learningMinutes: configuration.detection.firstSeenLearningMinutes),
                                     users: UserNames(), idPrefix: "test") { alerts.append($0) }
         _ = try replayFixture("detection/detection.log", observer: detector, processes: processes)
         return Run(alerts: alerts, pids: try manifest("detection/manifest.txt"), detector: detector)

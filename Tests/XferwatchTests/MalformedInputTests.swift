@@ -66,7 +66,7 @@ import KernelAudit
         let processes = ProcessTable(procfs: nil, capacity: 256)
         var alerts = 0
         let detector = try Detector(configuration: AgentConfiguration(), processes: processes,
-                                    firstSeen: try FirstSeenStore(directory: nil, learningMinutes: 0, now: 0), users: UserNames(),
+                                    firstSeen: FirstSeenStore(learningMinutes: 0), users: UserNames(),
                                     idPrefix: "t") { alert in
             alerts += 1
             var json = JSONWriter()

@@ -41,7 +41,7 @@ func rebuild(_ paths: [String], into collector: Collector) {
             exit(1)
         }
         for line in text.split(separator: "\n") {
-            var bytes = Array(line.utf8)
+            let bytes = Array(line.utf8)
             let record = bytes.withUnsafeBytes { try? RecordParser.parseLine($0) }
             if let record { assembler.add(record) }
         }
@@ -57,7 +57,7 @@ rebuild(paths, into: collector)
 let configuration = AgentConfiguration()
 var alerts = 0
 let detector = try Detector(configuration: configuration, processes: ProcessTable(procfs: nil),
-                            firstSeen: try FirstSeenStore(directory: nil, learningMinutes: 0, now: 0), users: UserNames(),
+                            firstSeen: FirstSeenStore(learningMinutes: 0), users: UserNames(),
                             idPrefix: "bench") { _ in alerts += 1 }
 let commandLines = collector.processes.map(\.commandLine)
 print("input: \(collector.processes.count) execve, \(collector.flows.count) flows from \(paths.joined(separator: ", "))")
