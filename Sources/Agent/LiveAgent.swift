@@ -31,7 +31,9 @@ public final class LiveAgent {
     private let printer: EventPrinter
     private var pipeline: Pipeline!
     private var session: AuditSession?
-    private var rulesChangedByOthers = false
+    /// When someone last removed rules; the check waits for that to settle so one `auditctl -D`
+    /// (a removal per rule) is reinstalled and reported once.
+    private var lastRuleRemoval: Int64?
     private var lastStatus: AuditStatus?
     private let processes: ProcessTable
     private var sockets: HostSockets?
@@ -203,9 +205,10 @@ public final class LiveAgent {
                 nextStatus = now + Int64(configuration.audit.statusIntervalMilliseconds)
                 checkStatus(session, mode: mode)
             }
-            if rulesChangedByOthers || now >= nextRuleCheck {
+            let removalSettled = lastRuleRemoval.map { now - $0 >= Self.ruleRemovalSettleMilliseconds } ?? false
+            if removalSettled || now >= nextRuleCheck {
                 nextRuleCheck = now + 5000
-                rulesChangedByOthers = false
+                lastRuleRemoval = nil
                 do {
                     let reinstalled = try session.verifyRules()
                     if reinstalled > 0 {
@@ -250,10 +253,12 @@ public final class LiveAgent {
     }
 
     /// A CONFIG_CHANGE that removes rules may have removed ours: check at once.
+    private static let ruleRemovalSettleMilliseconds: Int64 = 150
+
     private func watchConfigChanges(_ event: AuditEvent) {
         for record in event.records where record.type == .configChange {
             if let op = record.rawValue("op"), op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) {
-                rulesChangedByOthers = true
+                lastRuleRemoval = monotonicMilliseconds()
             }
         }
     }
