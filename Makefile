@@ -2,10 +2,10 @@
 SWIFT ?= swift
 CONFIG ?= ./agent.conf
 # Debian packages the build, the agent and the tests need.
-BUILD_PACKAGES := libaudit-dev libpcre2-dev pkg-config
+BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev pkg-config
 # Real servers and clients for the end-to-end flow tests (Tests/support/transfer-lab).
 TEST_PACKAGES := auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
-	tnftp lftp busybox bsdutils
+	tnftp lftp busybox bsdutils gcc libc6-dev
 
 .PHONY: run test build release deps test-deps bench-replay
 

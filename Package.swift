@@ -17,6 +17,10 @@ let package = Package(
         .systemLibrary(name: "CLinux"),
         // PCRE2 (8-bit), wrapped once in Swift by Patterns.
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        // libyara, wrapped once in Swift by Scanning.
+        .systemLibrary(name: "CYara", pkgConfig: "yara", providers: [.apt(["libyara-dev"])]),
+        // libcrypto, for the SHA-256 of matched files.
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // The kernel's struct tcp_info byte counters, read in C (see its header for why).
         .target(name: "CTCPInfo"),
         // Record parsing and event assembly: pure Swift, works on bytes.
@@ -29,16 +33,18 @@ let package = Package(
         .target(name: "Flows", dependencies: ["AuditIngest", "HostState", "ByteJSON"]),
         // Regular expressions: PCRE2 compiled once with JIT, matched on bytes.
         .target(name: "Patterns", dependencies: ["CPCRE2"]),
+        // YARA scanning: rule files compiled once, a file cache by identity, a worker thread.
+        .target(name: "Scanning", dependencies: ["CYara", "CCrypto"]),
         // agent.conf: typed configuration and its validation.
         .target(name: "AgentConfig", dependencies: ["TOMLKit", "Patterns"]),
         // Detection: processes and flows -> rules, exclusions -> alerts.
-        .target(name: "Detection", dependencies: ["AuditIngest", "HostState", "Flows", "AgentConfig", "Patterns", "ByteJSON"]),
+        .target(name: "Detection", dependencies: ["AuditIngest", "HostState", "Flows", "AgentConfig", "Patterns", "Scanning", "ByteJSON"]),
         // A small JSON writer on bytes, shared by every output.
         .target(name: "ByteJSON"),
         // The pipeline: sources -> assembly -> consumers, and the run/replay drivers.
-        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "Detection", "AgentConfig", "ByteJSON", "CLinux"]),
+        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "Detection", "Scanning", "AgentConfig", "ByteJSON", "CLinux"]),
         .executableTarget(name: "xferwatchd", dependencies: [
-            "Agent", "AgentConfig",
+            "Agent", "AgentConfig", "Scanning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // bench/flows: socket lookup by /proc/net scan and by sock_diag, on the host's real load.
@@ -46,6 +52,8 @@ let package = Package(
         // bench/detection: rule cost per execve and per flow, beside Swift Regex.
         .executableTarget(name: "DetectionBench", dependencies: ["AgentConfig", "AuditIngest", "Detection", "Flows", "HostState", "KernelAudit"],
                           path: "bench/DetectionBench"),
-        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns"]),
+        // bench/yara: scans per second and the cost an execve storm adds once scans are cached.
+        .executableTarget(name: "YaraBench", dependencies: ["Scanning"], path: "bench/YaraBench"),
+        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning"]),
     ]
 )

@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file as scanning saw it: the cache key is its identity, so a file rewritten in place
+/// (new size or mtime) or replaced (new inode) is scanned again.
+public struct FileIdentity: Hashable, Sendable {
+    public let device: UInt64
+    public let inode: UInt64
+    public let size: Int64
+    public let modified: Int64
+}
+
+/// What to scan: the path an event names, and how to be sure it is the file the event meant.
+public struct ScanTarget: Sendable, Equatable {
+    public var path: String
+    /// The inode audit recorded (PATH record): a different file at the path now is not scanned.
+    public var expectedInode: UInt64?
+    /// Tried when the path is gone or replaced: `/proc/<pid>/exe` still opens a deleted binary.
+    public var fallbackPath: String?
+
+    public init(path: String, expectedInode: UInt64? = nil, fallbackPath: String? = nil) {
+        self.path = path
+        self.expectedInode = expectedInode
+        self.fallbackPath = fallbackPath
+    }
+}
+
+public struct ScannedFile: Sendable, Equatable {
+    public let path: String
+    public let identity: FileIdentity
+    /// Computed for matched files only.
+    public let sha256: String?
+}
+
+public struct ScanResult: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case scanned, cached, tooLarge, gone, notRegular
+        case failed(String)
+    }
+
+    public let outcome: Outcome
+    public let file: ScannedFile?
+    public let matches: [YaraMatch]
+}
+
+/// Scans files with one rule set and remembers results by file identity. One thread uses it.
+public final class FileScanner {
+    public struct Counters: Sendable, Equatable {
+        public var scans = 0
+        public var cacheHits = 0
+        public var filesMatched = 0
+        public var tooLarge = 0
+        /// Gone, replaced since the event, or unreadable.
+        public var gone = 0
+        public var notRegular = 0
+        public var failed = 0
+        public var bytesScanned: Int64 = 0
+    }
+
+    public private(set) var counters = Counters()
+    public let rules: YaraRules
+    private let maximumSize: Int64
+    private let cacheCapacity: Int
+    private var cache: [FileIdentity: (sha256: String?, matches: [YaraMatch])] = [:]
+    /// Insertion order, for evicting the oldest entry.
+    private var cacheOrder: [FileIdentity] = []
+    private var cacheOldest = 0
+
+    public init(rules: YaraRules, maximumSize: Int64, cacheCapacity: Int = 16_384) {
+        self.rules = rules
+        self.maximumSize = maximumSize
+        self.cacheCapacity = max(1, cacheCapacity)
+    }
+
+    public func scan(_ target: ScanTarget) -> ScanResult {
+        var sawIrregular = false
+        for path in [target.path, target.fallbackPath].compactMap({ $0 }) {
+            var info = stat()
+            guard stat(path, &info) == 0 else { continue }
+            guard info.st_mode & S_IFMT == S_IFREG else {
+                sawIrregular = true
+                continue
+            }
+            if let expected = target.expectedInode, UInt64(info.st_ino) != expected { continue }
+            return scan(path: path, identity: Self.identity(info))
+        }
+        if sawIrregular {
+            counters.notRegular += 1
+            return ScanResult(outcome: .notRegular, file: nil, matches: [])
+        }
+        counters.gone += 1
+        return ScanResult(outcome: .gone, file: nil, matches: [])
+    }
+
+    private func scan(path: String, identity: FileIdentity) -> ScanResult {
+        if let cached = cache[identity] {
+            counters.cacheHits += 1
+            return ScanResult(outcome: .cached, file: ScannedFile(path: path, identity: identity, sha256: cached.sha256), matches: cached.matches)
+        }
+        guard identity.size <= maximumSize else {
+            counters.tooLarge += 1
+            return ScanResult(outcome: .tooLarge, file: ScannedFile(path: path, identity: identity, sha256: nil), matches: [])
+        }
+        // O_NONBLOCK: a FIFO swapped in after stat must not block the worker.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else {
+            counters.gone += 1
+            return ScanResult(outcome: .gone, file: nil, matches: [])
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Self.identity(info) == identity else {
+            counters.gone += 1
+            return ScanResult(outcome: .gone, file: nil, matches: [])
+        }
+        let matches: [YaraMatch]
+        do {
+            matches = try rules.scan(fd: fd)
+        } catch {
+            counters.failed += 1
+            return ScanResult(outcome: .failed(error.description), file: ScannedFile(path: path, identity: identity, sha256: nil), matches: [])
+        }
+        counters.scans += 1
+        counters.bytesScanned += identity.size
+        let sha256 = matches.isEmpty ? nil : SHA256.hex(fd: fd)
+        if !matches.isEmpty { counters.filesMatched += 1 }
+        remember(identity, sha256: sha256, matches: matches)
+        return ScanResult(outcome: .scanned, file: ScannedFile(path: path, identity: identity, sha256: sha256), matches: matches)
+    }
+
+    private func remember(_ identity: FileIdentity, sha256: String?, matches: [YaraMatch]) {
+        if cacheOrder.count < cacheCapacity {
+            cacheOrder.append(identity)
+        } else {
+            cache[cacheOrder[cacheOldest]] = nil
+            cacheOrder[cacheOldest] = identity
+            cacheOldest = (cacheOldest + 1) % cacheCapacity
+        }
+        cache[identity] = (sha256, matches)
+    }
+
+    static func identity(_ info: stat) -> FileIdentity {
+        FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                     modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+    }
+}

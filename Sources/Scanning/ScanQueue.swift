@@ -1,0 +1,185 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Scanning off the event loop: one worker thread takes targets from a bounded queue and
+/// hands back matches (and failures) with the caller's context. The event loop polls
+/// `descriptor` and calls `takeResults`. A full queue drops the target and counts it.
+public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
+    public struct Counters: Sendable, Equatable {
+        public var queued = 0
+        /// Targets refused because the queue was full.
+        public var dropped = 0
+        public var scanner = FileScanner.Counters()
+    }
+
+    /// Readable while results wait.
+    public var descriptor: Int32 { wake.read }
+    public let capacity: Int
+    private let scanner: FileScanner
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var pending: [(ScanTarget, Context)] = []
+    private var pendingHead = 0
+    private var results: [(ScanResult, Context)] = []
+    private var snapshot = Counters()
+    private var stopping = false
+    private var wakePending = false
+    private var busy = false
+    private let wake: (read: Int32, write: Int32)
+    private var thread: pthread_t?
+
+    /// Starts the worker; nil when no thread or pipe can be had. Create it after blocking
+    /// signals: the thread inherits the mask.
+    public static func start(scanner: FileScanner, capacity: Int) -> ScanQueue? {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return nil }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        let queue = ScanQueue(scanner: scanner, capacity: capacity, wake: (fds[0], fds[1]))
+        return queue.startWorker() ? queue : nil
+    }
+
+    private init(scanner: FileScanner, capacity: Int, wake: (read: Int32, write: Int32)) {
+        self.scanner = scanner
+        self.capacity = max(1, capacity)
+        self.wake = wake
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    private func startWorker() -> Bool {
+        // The worker holds the queue until stop() ends it.
+        thread = spawnThread { self.work() }
+        return thread != nil
+    }
+
+    deinit {
+        close(wake.read)
+        close(wake.write)
+        pthread_cond_destroy(&condition)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    /// Queues a scan; false (and counted) when the queue is full.
+    @discardableResult
+    public func submit(_ target: ScanTarget, context: Context) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard pending.count - pendingHead < capacity else {
+            snapshot.dropped += 1
+            return false
+        }
+        pending.append((target, context))
+        snapshot.queued += 1
+        pthread_cond_signal(&condition)
+        return true
+    }
+
+    /// Matches and failures finished since the last call.
+    public func takeResults() -> [(result: ScanResult, context: Context)] {
+        var byte: UInt8 = 0
+        while read(wake.read, &byte, 1) > 0 {}
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        wakePending = false
+        defer { results.removeAll(keepingCapacity: true) }
+        return results.map { ($0.0, $0.1) }
+    }
+
+    public var counters: Counters {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return snapshot
+    }
+
+    /// Waits until every queued target is scanned (tests and replay-like callers).
+    public func waitUntilIdle() {
+        while true {
+            pthread_mutex_lock(&mutex)
+            let idle = pending.count == pendingHead && !busy
+            pthread_mutex_unlock(&mutex)
+            if idle { return }
+            usleep(1000)
+        }
+    }
+
+    /// Lets the worker finish what it is scanning, then joins it; queued targets are dropped.
+    /// The worker holds the queue, so this must be called for the queue to go away.
+    public func stop() {
+        pthread_mutex_lock(&mutex)
+        stopping = true
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+        if let thread {
+            pthread_join(thread, nil)
+            self.thread = nil
+        }
+    }
+
+    private func work() {
+        while true {
+            pthread_mutex_lock(&mutex)
+            while pending.count == pendingHead && !stopping { pthread_cond_wait(&condition, &mutex) }
+            if stopping {
+                pthread_mutex_unlock(&mutex)
+                return
+            }
+            let (target, context) = pending[pendingHead]
+            pendingHead += 1
+            if pendingHead == pending.count {
+                pending.removeAll(keepingCapacity: true)
+                pendingHead = 0
+            } else if pendingHead >= capacity {
+                pending.removeFirst(pendingHead)
+                pendingHead = 0
+            }
+            busy = true
+            pthread_mutex_unlock(&mutex)
+
+            let result = scanner.scan(target)
+
+            pthread_mutex_lock(&mutex)
+            busy = false
+            snapshot.scanner = scanner.counters
+            var notify = false
+            if !result.matches.isEmpty || Self.isFailure(result.outcome) {
+                results.append((result, context))
+                notify = !wakePending
+                wakePending = true
+            }
+            pthread_mutex_unlock(&mutex)
+            if notify {
+                var byte: UInt8 = 1
+                _ = write(wake.write, &byte, 1)
+            }
+        }
+    }
+
+    private static func isFailure(_ outcome: ScanResult.Outcome) -> Bool {
+        if case .failed = outcome { return true }
+        return false
+    }
+}
+
+/// A thread running `body`. The C start routine cannot capture generic context, so the
+/// closure travels in a box.
+private func spawnThread(_ body: @escaping () -> Void) -> pthread_t? {
+    final class Box {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+    let box = Unmanaged.passRetained(Box(body))
+    var thread = pthread_t()
+    let status = pthread_create(&thread, nil, { argument in
+        Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
+        return nil
+    }, box.toOpaque())
+    guard status == 0 else {
+        box.release()
+        return nil
+    }
+    return thread
+}
