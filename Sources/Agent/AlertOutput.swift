@@ -85,21 +85,26 @@ struct DetectionStage {
     }
 }
 
-/// The flow tracker's observers: detection, then printing finished flows.
+/// The flow tracker's observers: detection, scanning of uploads, then printing finished flows.
 final class FlowConsumers: FlowObserver {
     let detector: Detector
     let printer: EventPrinter
+    let scans: ScanStage?
 
-    init(detector: Detector, printer: EventPrinter) {
+    init(detector: Detector, printer: EventPrinter, scans: ScanStage?) {
         self.detector = detector
         self.printer = printer
+        self.scans = scans
     }
 
     func processStarted(_ process: ProcessRecord) { detector.processStarted(process) }
     func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
         detector.connected(process, to: remote, port: port, time: time)
     }
-    func flowStarted(_ flow: Flow) { detector.flowStarted(flow) }
+    func flowStarted(_ flow: Flow) {
+        detector.flowStarted(flow)
+        scans?.flowStarted(flow)
+    }
     func flowReported(_ flow: Flow) {
         detector.flowReported(flow)
         printer.consume(flow)

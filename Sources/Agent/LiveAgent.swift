@@ -40,6 +40,7 @@ public final class LiveAgent {
     private var tracker: FlowTracker!
     private var detector: Detector!
     private var alerts: AlertOutput!
+    private var scans: ScanStage?
     private var nextPrune: Int64 = 0
     private var reportedAuditPidLoss = false
 
@@ -52,6 +53,7 @@ public final class LiveAgent {
             self.watchConfigChanges(event)
             self.printer.consume(event)
             self.tracker.handle(event, now: realtimeMilliseconds())
+            self.scans?.handle(event)
         }
     }
 
@@ -90,14 +92,15 @@ public final class LiveAgent {
             log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
         }
         tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: sockets, settings: configuration.flowSettings,
-                              debug: { [log] in log.debug($0()) }, observer: FlowConsumers(detector: detector, printer: printer))
+                              debug: { [log] in log.debug($0()) }, observer: FlowConsumers(detector: detector, printer: printer, scans: scans))
         processes.seedFromProc()
         log.info("host: \(processes.count) running processes read from /proc")
     }
 
-    /// Descriptors of the host-state sources (sock_diag destroy notifications) for poll().
+    /// Descriptors of the host-state sources (sock_diag destroy notifications, finished
+    /// scans) for poll().
     private func hostPollDescriptors() -> [pollfd] {
-        (sockets?.destroyDescriptors ?? []).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        ((sockets?.destroyDescriptors ?? []) + [scans?.queue.descriptor].compactMap { $0 }).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
     }
 
     /// Destroy notifications, flow timeouts and pruning; `ready` when a host descriptor polled readable.
@@ -110,6 +113,7 @@ public final class LiveAgent {
             }
         }
         tracker.tick(now: now)
+        scans?.collect(detector: detector, log: log)
         if let trouble = alerts.service(log: log) { detector.health(trouble, time: now) }
         if now >= nextPrune {
             nextPrune = now + Int64(configuration.host.pruneIntervalMilliseconds)
@@ -132,6 +136,7 @@ public final class LiveAgent {
             return 1
         }
         guard startDetection() else { return 1 }
+        scans = ScanStage.start(configuration.yara, processes: processes, log: log)
         startHostState()
         let result: Int32
         switch configuration.audit.source {
@@ -148,6 +153,11 @@ public final class LiveAgent {
         printer.flush()
         log.info("stopped: \(pipeline.summary)")
         log.info("stopped: \(processes.summary); \(tracker.summary)")
+        if let scans {
+            scans.queue.stop()
+            scans.collect(detector: detector, log: log)
+            log.info("stopped: \(scans.summary)")
+        }
         log.info("stopped: \(detector.summary); \(alerts.summary)")
         if let c = sockets?.counters {
             log.info("sockets: \(c.resolved) resolved (\(c.procNetFallbacks) through /proc/net), \(c.fdGone) gone before lookup, "

@@ -28,7 +28,7 @@ public enum Replay {
         }
         let (detector, alerts) = (stage.detector, stage.alerts)
         let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil, settings: configuration.flowSettings,
-                                  observer: FlowConsumers(detector: detector, printer: printer))
+                                  observer: FlowConsumers(detector: detector, printer: printer, scans: nil))
         var lastTime: Int64 = 0
         let pipeline = Pipeline(settings: configuration.assemblerSettings, log: log) { event in
             printer.consume(event)

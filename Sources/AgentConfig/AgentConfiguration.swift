@@ -76,6 +76,19 @@ public struct AgentConfiguration: Sendable {
         public var maximumOpenFlows = 4096
     }
 
+    /// `[rules.yara]`: scanning executed binaries and listening servers with libyara.
+    public struct Yara: Sendable {
+        public var enabled = true
+        /// Globs of rule files, compiled at start (a file that does not compile is skipped).
+        public var paths = ["/etc/xferwatch/yara/*.yar"]
+        /// Larger files are not scanned (counted).
+        public var maximumFileSize = 64 << 20
+        /// Also scan the local files a transfer command line names (what it may upload).
+        public var scanUploadedFiles = false
+        /// Targets waiting for the scanning thread; more are dropped (counted).
+        public var queueSize = 1024
+    }
+
     public var agent = Agent()
     public var audit = Audit()
     public var host = Host()
@@ -84,6 +97,7 @@ public struct AgentConfiguration: Sendable {
     public var network = Network()
     public var output = Output()
     public var exclusions: [Exclusion] = []
+    public var yara = Yara()
 
     public init() {}
 
@@ -139,6 +153,19 @@ public struct AgentConfiguration: Sendable {
         reader.absorb(flows)
 
         config.readDetection(&reader)
+
+        var rules = reader.section("rules")
+        var yara = rules.section("yara")
+        config.yara.enabled = yara.bool("enabled", default: config.yara.enabled)
+        config.yara.paths = yara.strings("paths", default: config.yara.paths)
+        for (index, path) in config.yara.paths.enumerated() where !path.hasPrefix("/") {
+            yara.problem("paths[\(index)]", "expected an absolute path or glob, found \"\(path)\"")
+        }
+        config.yara.maximumFileSize = yara.integer("max_file_size", default: config.yara.maximumFileSize, in: 1...1 << 40)
+        config.yara.scanUploadedFiles = yara.bool("scan_uploaded_files", default: config.yara.scanUploadedFiles)
+        config.yara.queueSize = yara.integer("queue_size", default: config.yara.queueSize, in: 1...1 << 20)
+        rules.absorb(yara)
+        reader.absorb(rules)
 
         reader.finish()
         if !reader.problems.isEmpty { throw ConfigError(file: file, problems: reader.problems) }
@@ -223,6 +250,10 @@ struct TableReader {
             return fallback
         }
         return number
+    }
+
+    mutating func bool(_ key: String, default fallback: Bool) -> Bool {
+        value(key, .bool, "true or false")?.bool ?? fallback
     }
 
     mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, default fallback: T) -> T where T.RawValue == String {

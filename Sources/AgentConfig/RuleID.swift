@@ -10,5 +10,6 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
     case ftpToInternet = "ftp.internet"
     case nonstandardPort = "transfer.nonstandard_port"
     case firstSeenProcess = "network.first_seen_process"
+    case yaraMatch = "yara.match"
     case agentHealth = "agent.health"
 }

@@ -2,7 +2,7 @@
 /// lookup per SYSCALL record replaces string compares. Built from libaudit's tables by
 /// KernelAudit; numbers differ per architecture (connect is 42 on x86_64, 362 on i386).
 public enum SyscallKind: UInt8, Sendable {
-    case execve, connect, accept, sendto
+    case execve, connect, accept, sendto, listen
 }
 
 public struct SyscallCatalog: Sendable {

@@ -16,6 +16,7 @@ public struct Alert {
     public let flow: Flow?
     /// The peer of a connection that is not a transfer flow (first-seen processes).
     public let remote: (address: IPAddress, port: UInt16)?
+    public var yara: YaraFinding? = nil
 
     public var destination: (address: IPAddress, port: UInt16)? {
         flow.map { ($0.remoteAddress, $0.remotePort) } ?? remote

@@ -1,6 +1,7 @@
 import ByteJSON
 import Flows
 import HostState
+import Scanning
 
 /// An alert as one ECS-aligned JSON object (`event.kind` = alert); xferwatch's own fields
 /// under `xferwatch`.
@@ -13,15 +14,21 @@ public enum AlertJSON {
         json.beginObject()
         json.key("kind"); json.string("alert")
         json.key("id"); json.string(alert.id)
-        json.key("severity"); json.number(info.severity)
-        json.key("category"); json.beginArray(); json.string(alert.flow != nil || alert.remote != nil ? "network" : "process"); json.endArray()
+        json.key("severity"); json.number(alert.yara?.severity ?? info.severity)
+        json.key("category"); json.beginArray()
+        json.string(alert.flow != nil || alert.remote != nil ? "network" : alert.yara != nil ? "malware" : "process")
+        json.endArray()
         json.endObject()
 
         json.key("rule")
         json.beginObject()
         json.key("id"); json.string(alert.rule.rawValue)
-        json.key("name"); json.string(info.name)
-        json.key("description"); json.string(info.description)
+        if let yara = alert.yara {
+            yaraRule(yara, info: info, to: &json)
+        } else {
+            json.key("name"); json.string(info.name)
+            json.key("description"); json.string(info.description)
+        }
         json.endObject()
 
         if let technique = info.technique, let tactic = info.tactic {
@@ -62,6 +69,18 @@ public enum AlertJSON {
             json.endObject()
         }
 
+        if let yara = alert.yara {
+            json.key("file")
+            json.beginObject()
+            json.key("path"); json.string(yara.file.path)
+            json.key("size"); json.number(yara.file.identity.size)
+            json.key("inode"); json.string(String(yara.file.identity.inode))
+            if let sha256 = yara.file.sha256 {
+                json.key("hash"); json.beginObject(); json.key("sha256"); json.string(sha256); json.endObject()
+            }
+            json.endObject()
+        }
+
         json.key("xferwatch")
         json.beginObject()
         json.key("analytic")
@@ -71,6 +90,25 @@ public enum AlertJSON {
             json.key("interactive_reasons"); FlowJSON.strings(interactivity.reasons, to: &json)
         }
         if let process = alert.process { json.key("ancestry"); FlowJSON.ancestry(of: process, to: &json) }
+        if let yara = alert.yara {
+            json.key("yara")
+            json.beginObject()
+            json.key("rule"); json.string(yara.match.rule)
+            json.key("namespace"); json.string(yara.match.namespace)
+            json.key("tags"); FlowJSON.strings(yara.match.tags, to: &json)
+            json.key("meta")
+            json.beginObject()
+            for (key, value) in yara.match.meta {
+                json.key(key.utf8)
+                switch value {
+                case .string(let text): json.string(text)
+                case .integer(let number): json.number(number)
+                case .boolean(let flag): json.bool(flag)
+                }
+            }
+            json.endObject()
+            json.endObject()
+        }
         if let flow = alert.flow {
             json.key("flow_id"); json.number(flow.id)
             json.key("transfer")
@@ -84,5 +122,17 @@ public enum AlertJSON {
         }
         json.endObject()
         json.endObject()
+    }
+
+    /// ECS rule fields from the YARA rule: its name (prefixed `yara:`), its meta's description,
+    /// author and reference, and the rule file as the ruleset.
+    private static func yaraRule(_ yara: YaraFinding, info: RuleInfo, to json: inout JSONWriter) {
+        json.key("name"); json.string("yara:\(yara.match.rule)")
+        json.key("description"); json.string(yara.match.metaString("description") ?? info.description)
+        if let author = yara.match.metaString("author") {
+            json.key("author"); json.beginArray(); json.string(author); json.endArray()
+        }
+        if let reference = yara.match.metaString("reference") { json.key("reference"); json.string(reference) }
+        json.key("ruleset"); json.string(yara.match.namespace)
     }
 }

@@ -218,6 +218,15 @@ public final class Detector: FlowObserver {
         return ["source \(source) is private (RFC 1918)", destination]
     }
 
+    // MARK: scanning
+
+    /// A YARA rule matched a file this process executed, listens with or may upload.
+    public func yaraMatched(_ finding: YaraFinding, process: ProcessRecord?, time: Int64) {
+        guard enabled.contains(.yaraMatch) else { return }
+        raise(.yaraMatch, time: time, reasons: [finding.trigger, "YARA rule \(finding.match.rule) matched \(finding.file.path)"],
+              process: process, yara: finding)
+    }
+
     // MARK: agent health
 
     /// The agent's own trouble, as an alert a SOC sees beside the others.
@@ -235,9 +244,9 @@ public final class Detector: FlowObserver {
     }
 
     private func raise(_ rule: RuleID, time: Int64, reasons: [String], process: ProcessRecord?, interactivity: Interactivity? = nil,
-                       flow: Flow? = nil, remote: (IPAddress, UInt16)? = nil) {
+                       flow: Flow? = nil, remote: (IPAddress, UInt16)? = nil, yara: YaraFinding? = nil) {
         let alert = Alert(id: "\(idPrefix)-\(nextID)", rule: rule, time: time, reasons: reasons, process: process,
-                          interactivity: interactivity ?? process.map(processes.interactivity(of:)), flow: flow, remote: remote)
+                          interactivity: interactivity ?? process.map(processes.interactivity(of:)), flow: flow, remote: remote, yara: yara)
         if exclusions.silence(alert) != nil { return }
         nextID += 1
         counters.alerts[rule, default: 0] += 1

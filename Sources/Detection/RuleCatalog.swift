@@ -60,6 +60,10 @@ extension RuleID {
             RuleInfo(name: "First outbound connection of an executable",
                      description: "After the learning period, an executable that never connected out before connected to an untrusted destination.",
                      severity: 21, analytic: nil, technique: (id: "T1071", name: "Application Layer Protocol"), tactic: commandAndControl)
+        case .yaraMatch:
+            RuleInfo(name: "YARA rule match",
+                     description: "A YARA rule matched a file a process executed or tried to execute, the executable of a process that started listening on TCP, or a file a transfer may upload.",
+                     severity: 73, analytic: nil, technique: nil, tactic: nil)
         case .agentHealth:
             RuleInfo(name: "xferwatch agent health",
                      description: "The agent lost audit events, its kernel rules were changed by someone else, or an output fell behind.",

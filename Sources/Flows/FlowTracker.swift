@@ -85,6 +85,9 @@ public final class FlowTracker {
             observer.processStarted(record)
         case .connect, .accept, .sendto:
             socketCall(kind, syscall, event, now: now)
+        case .listen:
+            // Servers are left out of flows; listening matters to scanning only.
+            return
         }
     }
 
@@ -159,7 +162,7 @@ public final class FlowTracker {
                 return
             }
             startTFTPSession(call, firstDatagram: sent, now: now)
-        case .execve:
+        case .execve, .listen:
             return
         }
     }

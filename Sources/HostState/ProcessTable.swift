@@ -70,10 +70,11 @@ public final class ProcessTable {
         return record
     }
 
-    /// The process behind a socket call: `current(pid:)`, else (gone before we could read it,
-    /// never seen exec) what the call's own SYSCALL record says, not kept in the table.
+    /// The process behind a syscall: `current(pid:)`, else (gone before we could read it, a
+    /// zombie whose /proc entry has no executable, never seen exec) what the call's own SYSCALL
+    /// record says, not kept in the table.
     public func describe(pid: Int32, syscall: AuditRecord, time: Int64) -> ProcessRecord {
-        if let known = current(pid: pid) { return known }
+        if let known = current(pid: pid), !known.executable.isEmpty { return known }
         let ppid = Int32(truncatingIfNeeded: syscall.integer("ppid") ?? 0)
         return Self.record(from: syscall, pid: pid, ppid: ppid, time: time, arguments: syscall.string("comm").map { [$0] } ?? [],
                            workingDirectory: nil, stat: nil, stdin: .unknown, networkNamespace: nil, source: .syscall,

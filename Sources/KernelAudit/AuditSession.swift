@@ -117,7 +117,8 @@ public func xferwatchRuleSpecs(key: String, ownPid: Int32) -> [AuditRuleSpec] {
     // i386 has no accept(2), only accept4 (and socketcall, which audit rules cannot filter).
     for (arch, socketCalls) in [("b64", ["connect", "accept", "accept4", "sendto", "sendmsg"]),
                                 ("b32", ["connect", "accept4", "sendto", "sendmsg"])] {
-        specs.append(AuditRuleSpec(arch: arch, syscalls: ["execve", "execveat"], fields: [exclude], key: key))
+        // listen: servers starting, whose executables are scanned (rare, so every family).
+        specs.append(AuditRuleSpec(arch: arch, syscalls: ["execve", "execveat", "listen"], fields: [exclude], key: key))
         // Only calls that pass an IPv4/IPv6 address: no AF_UNIX traffic, and sendto/sendmsg
         // only when unconnected (TFTP), not every TCP send.
         for family in [SocketAddress.familyInet, SocketAddress.familyInet6] {

@@ -6,7 +6,7 @@ extension SyscallCatalog {
     public static func fromLibaudit() -> SyscallCatalog {
         let names: [(String, SyscallKind)] = [
             ("execve", .execve), ("execveat", .execve), ("connect", .connect), ("accept", .accept), ("accept4", .accept),
-            ("sendto", .sendto), ("sendmsg", .sendto),
+            ("sendto", .sendto), ("sendmsg", .sendto), ("listen", .listen),
         ]
         var catalog = SyscallCatalog()
         for machine in Int32(0)..<Int32(32) {

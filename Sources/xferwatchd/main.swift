@@ -1,5 +1,6 @@
 import Agent
 import AgentConfig
+import Scanning
 import ArgumentParser
 
 #if canImport(Glibc)
@@ -81,8 +82,14 @@ struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate a configuration file.")
     @OptionGroup var options: ConfigOption
 
+    /// The YARA rule files are compiled too: one that does not compile is skipped at run time,
+    /// so it is a warning here, not an error.
     func run() throws {
-        _ = try options.load()
+        let configuration = try options.load()
         print("\(options.config): ok")
+        guard configuration.yara.enabled else { return }
+        let (rules, errors) = YaraRules.compile(globs: configuration.yara.paths)
+        for error in errors { print("warning: yara: \(error) (the file would be skipped)") }
+        print("yara: \(rules?.ruleCount ?? 0) rules from \(rules?.files.count ?? 0) files")
     }
 }

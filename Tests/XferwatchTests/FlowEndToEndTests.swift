@@ -218,7 +218,7 @@ extension KernelAuditTests {
         func stop(_ agent: Child, expecting count: Int) throws -> [[String: Any]] {
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline, agent.stdout.split(separator: "\n").count < count { usleep(50_000) }
-            #expect(agent.stop() == 0)
+            #expect(agent.stop() == 0, "agent: \(agent.stderr.suffix(6000))")
             return try jsonLines(agent.stdout)
         }
 

@@ -35,7 +35,7 @@ import Testing
         return path
     }
 
-    func configFile(in directory: String, source: String) throws -> String {
+    func configFile(in directory: String, source: String, extra: String = "") throws -> String {
         let path = directory + "/agent.conf"
         // State and alerts stay in the test's directory, never in /var.
         try """
@@ -48,7 +48,7 @@ import Testing
             [output.file]
             path = "\(directory)/alerts.jsonl"
 
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+            """.appending(extra).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 

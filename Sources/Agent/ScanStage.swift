@@ -1,0 +1,185 @@
+import AgentConfig
+import AuditIngest
+import Detection
+import Flows
+import HostState
+import KernelAudit
+import Scanning
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Picks what to scan from the audit stream (every execve attempt, every TCP listen, and the
+/// files a transfer names when asked) and turns the worker's matches into `yara.match`
+/// alerts. Live only: a replayed log names files of another time, maybe another host.
+final class ScanStage {
+    struct Context: Sendable {
+        let process: ProcessRecord?
+        let trigger: String
+        let time: Int64
+    }
+
+    /// One alert per process, file and rule: a server found at execve is not reported again at listen.
+    private struct AlertKey: Hashable {
+        let pid: Int32
+        let processStart: Int64
+        let file: FileIdentity
+        let rule: String
+    }
+
+    let queue: ScanQueue<Context>
+    let rules: YaraRules
+    private let catalog = SyscallCatalog.fromLibaudit()
+    private let processes: ProcessTable
+    private let scanUploads: Bool
+    private var alerted: Set<AlertKey> = []
+    private static let alertedLimit = 16_384
+    private var loggedFailures = 0
+    private var droppedReported = 0
+    private var nextDropReport: Int64 = 0
+
+    /// Compiles the rules and starts the worker; nil when scanning is off or no rule loaded.
+    /// Call after signals are blocked (the worker thread inherits the mask).
+    static func start(_ settings: AgentConfiguration.Yara, processes: ProcessTable, log: Logger) -> ScanStage? {
+        guard settings.enabled else {
+            log.info("yara: scanning disabled")
+            return nil
+        }
+        let (rules, errors) = YaraRules.compile(globs: settings.paths)
+        for error in errors { log.error("yara: \(error) (file skipped)") }
+        guard let rules else {
+            log.warning("yara: no rules loaded from \(settings.paths.joined(separator: ", ")); scanning off")
+            return nil
+        }
+        let scanner = FileScanner(rules: rules, maximumSize: Int64(settings.maximumFileSize))
+        guard let queue = ScanQueue<Context>.start(scanner: scanner, capacity: settings.queueSize) else {
+            log.error("yara: cannot start the scanning thread: \(String(cString: strerror(errno)))")
+            return nil
+        }
+        log.info("yara: \(rules.ruleCount) rules from \(rules.files.count) files")
+        return ScanStage(queue: queue, rules: rules, processes: processes, scanUploads: settings.scanUploadedFiles)
+    }
+
+    private init(queue: ScanQueue<Context>, rules: YaraRules, processes: ProcessTable, scanUploads: Bool) {
+        self.queue = queue
+        self.rules = rules
+        self.processes = processes
+        self.scanUploads = scanUploads
+    }
+
+    /// Called after the flow tracker saw the event, so an execve's process is in the table.
+    func handle(_ event: AuditEvent) {
+        guard let syscall = event.records.first, syscall.type == .syscall, let kind = catalog.kind(of: syscall),
+              let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) }) else { return }
+        let time = event.key.time.totalMilliseconds
+        let succeeded = syscall.rawValue("success").map { $0.elementsEqual("yes".utf8) } ?? false
+        switch kind {
+        case .execve:
+            executed(event, syscall: syscall, pid: pid, succeeded: succeeded, time: time)
+        case .listen where succeeded:
+            listened(syscall, pid: pid, time: time)
+        default:
+            return
+        }
+    }
+
+    /// The file execve was asked to run (PATH item 0): a failed attempt (a PE on Linux fails
+    /// with ENOEXEC) is scanned too, as long as the file existed (the PATH record has an inode).
+    private func executed(_ event: AuditEvent, syscall: AuditRecord, pid: Int32, succeeded: Bool, time: Int64) {
+        guard let path = event.records.first(where: { $0.type == .path && $0.integer("item") == 0 }),
+              let name = path.string("name"), !name.isEmpty,
+              let inode = path.integer("inode").map({ UInt64(bitPattern: $0) }) else { return }
+        let cwd = event.first(.cwd)?.string("cwd")
+        let resolved = Self.normalized(name.hasPrefix("/") || cwd == nil ? name : cwd! + "/" + name)
+        let process = succeeded ? processes.record(pid: pid) : processes.describe(pid: pid, syscall: syscall, time: time)
+        let trigger: String
+        if succeeded {
+            trigger = "executed \(resolved)"
+        } else {
+            let exit = syscall.integer("exit").map { Int32(truncatingIfNeeded: -$0) } ?? 0
+            trigger = "tried to execute \(resolved) (\(exit > 0 ? String(cString: strerror(exit)) : "failed"))"
+        }
+        queue.submit(ScanTarget(path: resolved, expectedInode: inode, fallbackPath: succeeded ? "/proc/\(pid)/exe" : nil),
+                     context: Context(process: process, trigger: trigger, time: time))
+    }
+
+    /// `/tmp/./x` as `/tmp/x`: the path an analyst searches for. `..` stays (symlinks).
+    static func normalized(_ path: String) -> String {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
+    }
+
+    /// A process started listening: its executable, when the socket is TCP. A socket gone
+    /// before we could look is scanned anyway (cached scans cost little; a missed server more).
+    private func listened(_ syscall: AuditRecord, pid: Int32, time: Int64) {
+        guard let procfs = processes.procfs, let fd = syscall.hexInteger("a0").map({ Int32(truncatingIfNeeded: $0) }) else { return }
+        let trigger: String
+        if let inode = procfs.socketInode(pid: pid, fd: fd) {
+            var port: UInt16?
+            if let table = procfs.read(pid: pid, "net/tcp") {
+                port = ProcNetTable.parse(table, transport: .tcp, ipv6: false).first { $0.inode == inode }?.localPort
+            }
+            if port == nil, let table = procfs.read(pid: pid, "net/tcp6") {
+                port = ProcNetTable.parse(table, transport: .tcp, ipv6: true).first { $0.inode == inode }?.localPort
+            }
+            guard let port else { return }  // a Unix or other non-TCP socket
+            trigger = "listening on TCP port \(port)"
+        } else {
+            trigger = "listened on descriptor \(fd), closed before it could be read"
+        }
+        let process = processes.describe(pid: pid, syscall: syscall, time: time)
+        queue.submit(ScanTarget(path: process.executable, fallbackPath: "/proc/\(pid)/exe"),
+                     context: Context(process: process, trigger: trigger, time: time))
+    }
+
+    /// With `scan_uploaded_files`: the local files an upload's command line names.
+    func flowStarted(_ flow: Flow) {
+        guard scanUploads, flow.transferDirection != .download else { return }
+        let program = flow.transferProcess ?? flow.process
+        for argument in program.arguments.dropFirst().prefix(32) where !argument.hasPrefix("-") && !argument.isEmpty {
+            let path = Self.normalized(argument.hasPrefix("/") ? argument : (program.workingDirectory ?? "/") + "/" + argument)
+            var info = stat()
+            guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            let trigger = "named by \(program.programName)'s command line, \(flow.transferDirection.rawValue) to \(flow.remoteAddress):\(flow.remotePort)"
+            queue.submit(ScanTarget(path: path), context: Context(process: flow.process, trigger: trigger, time: flow.start))
+        }
+    }
+
+    /// Matches finished by the worker become alerts; failures are logged (the first 50).
+    func collect(detector: Detector, log: Logger) {
+        for (result, context) in queue.takeResults() {
+            if case .failed(let reason) = result.outcome {
+                loggedFailures += 1
+                if loggedFailures <= 50 { log.warning("yara: cannot scan \(result.file?.path ?? "?"): \(reason)") }
+                continue
+            }
+            guard let file = result.file else { continue }
+            for match in result.matches {
+                if let process = context.process {
+                    let key = AlertKey(pid: process.pid, processStart: process.startTime, file: file.identity, rule: match.rule)
+                    if alerted.count >= Self.alertedLimit { alerted.removeAll(keepingCapacity: true) }
+                    guard alerted.insert(key).inserted else { continue }
+                }
+                detector.yaraMatched(YaraFinding(match: match, file: file, trigger: context.trigger), process: context.process, time: context.time)
+            }
+        }
+        // Targets dropped on a full queue: a health alert at most once a minute.
+        let dropped = queue.counters.dropped
+        let now = monotonicMilliseconds()
+        if dropped > droppedReported, now >= nextDropReport {
+            let reason = "yara scan queue full (\(queue.capacity)): \(dropped - droppedReported) files not scanned"
+            log.warning(reason)
+            detector.health([reason], time: realtimeMilliseconds())
+            droppedReported = dropped
+            nextDropReport = now + 60_000
+        }
+    }
+
+    var summary: String {
+        let c = queue.counters
+        let s = c.scanner
+        return "yara: \(c.queued) queued, \(s.scans) scanned (\(s.bytesScanned) bytes), \(s.cacheHits) cache hits, \(s.filesMatched) files matched, "
+            + "\(s.tooLarge) too large, \(s.gone) gone, \(s.notRegular) not regular, \(s.failed) failed, \(c.dropped) dropped (queue full)"
+    }
+}
