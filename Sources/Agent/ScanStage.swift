@@ -36,6 +36,8 @@ final class ScanStage {
     private var alerted: Set<AlertKey> = []
     private static let alertedLimit = 16_384
     private var loggedFailures = 0
+    /// Targets found since the last `collect`.
+    private var batch: [(ScanTarget, Context)] = []
     private var droppedReported = 0
     private var nextDropReport: Int64 = 0
 
@@ -100,8 +102,8 @@ final class ScanStage {
             let exit = syscall.integer("exit").map { Int32(truncatingIfNeeded: -$0) } ?? 0
             trigger = "tried to execute \(resolved) (\(exit > 0 ? String(cString: strerror(exit)) : "failed"))"
         }
-        queue.submit(ScanTarget(path: resolved, expectedInode: inode, fallbackPath: succeeded ? "/proc/\(pid)/exe" : nil),
-                     context: Context(process: process, trigger: trigger, time: time))
+        batch.append((ScanTarget(path: resolved, expectedInode: inode, fallbackPath: succeeded ? "/proc/\(pid)/exe" : nil),
+                      Context(process: process, trigger: trigger, time: time)))
     }
 
     /// `/tmp/./x` as `/tmp/x`: the path an analyst searches for. `..` stays (symlinks).
@@ -129,8 +131,8 @@ final class ScanStage {
             trigger = "listened on descriptor \(fd), closed before it could be read"
         }
         let process = processes.describe(pid: pid, syscall: syscall, time: time)
-        queue.submit(ScanTarget(path: process.executable, fallbackPath: "/proc/\(pid)/exe"),
-                     context: Context(process: process, trigger: trigger, time: time))
+        batch.append((ScanTarget(path: process.executable, fallbackPath: "/proc/\(pid)/exe"),
+                      Context(process: process, trigger: trigger, time: time)))
     }
 
     /// With `scan_uploaded_files`: the local files an upload's command line names.
@@ -142,12 +144,16 @@ final class ScanStage {
             var info = stat()
             guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
             let trigger = "named by \(program.programName)'s command line, \(flow.transferDirection.rawValue) to \(flow.remoteAddress):\(flow.remotePort)"
-            queue.submit(ScanTarget(path: path), context: Context(process: flow.process, trigger: trigger, time: flow.start))
+            batch.append((ScanTarget(path: path), Context(process: flow.process, trigger: trigger, time: flow.start)))
         }
     }
 
-    /// Matches finished by the worker become alerts; failures are logged (the first 50).
+    /// Hands the targets gathered since the last call to the worker (one wake-up per loop
+    /// turn, not per execve); matches finished by the worker become alerts; failures are logged
+    /// (the first 50).
     func collect(detector: Detector, log: Logger) {
+        queue.submit(batch)
+        batch.removeAll(keepingCapacity: true)
         for (result, context) in queue.takeResults() {
             if case .failed(let reason) = result.outcome {
                 loggedFailures += 1

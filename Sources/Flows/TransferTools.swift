@@ -25,9 +25,11 @@ public enum TransferTools {
     /// The first `scheme://host[:port]` URL in the arguments: (host, port or nil).
     static func url(in p: ProcessRecord, schemes: Set<String>) -> (host: String, port: UInt16?)? {
         for argument in p.arguments.dropFirst() {
-            let parts = argument.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, schemes.contains(parts[0].lowercased()) else { continue }
-            var authority = parts[1].prefix { $0 != "/" && $0 != "?" }
+            // Most arguments have no "://": find it on bytes before building any substring.
+            guard let separator = schemeSeparator(in: argument) else { continue }
+            let scheme = argument[..<separator], rest = argument[argument.index(separator, offsetBy: 3)...]
+            guard schemes.contains(scheme.lowercased()) else { continue }
+            var authority = rest.prefix { $0 != "/" && $0 != "?" }
             if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
             if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
                 let host = String(authority[authority.index(after: authority.startIndex)..<close])
@@ -38,6 +40,18 @@ public enum TransferTools {
                 return (String(authority[..<colon]), UInt16(authority[authority.index(after: colon)...]))
             }
             return (String(authority), nil)
+        }
+        return nil
+    }
+
+    /// Where "://" starts in `text`, if anywhere.
+    private static func schemeSeparator(in text: String) -> String.Index? {
+        let bytes = text.utf8
+        var index = bytes.startIndex
+        while let colon = bytes[index...].firstIndex(of: UInt8(ascii: ":")) {
+            let slashes = bytes[bytes.index(after: colon)...].prefix(2)
+            if slashes.elementsEqual("//".utf8) { return colon }
+            index = bytes.index(after: colon)
         }
         return nil
     }

@@ -66,16 +66,22 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
     /// Queues a scan; false (and counted) when the queue is full.
     @discardableResult
     public func submit(_ target: ScanTarget, context: Context) -> Bool {
+        submit([(target, context)]) == 1
+    }
+
+    /// Queues scans under one lock and one wake-up of the worker (an event loop submits what
+    /// one read of the audit socket brought); returns how many fit, the rest are counted dropped.
+    @discardableResult
+    public func submit(_ batch: [(ScanTarget, Context)]) -> Int {
+        guard !batch.isEmpty else { return 0 }
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        guard pending.count - pendingHead < capacity else {
-            snapshot.dropped += 1
-            return false
-        }
-        pending.append((target, context))
-        snapshot.queued += 1
-        pthread_cond_signal(&condition)
-        return true
+        let accepted = min(batch.count, max(0, capacity - (pending.count - pendingHead)))
+        pending += batch.prefix(accepted)
+        snapshot.queued += accepted
+        snapshot.dropped += batch.count - accepted
+        if accepted > 0 { pthread_cond_signal(&condition) }
+        return accepted
     }
 
     /// Matches and failures finished since the last call.

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Live benchmark: the same load (bench/loadgen.c: fork/exec of /bin/true at RATE/s, a loopback
+connect every 10th exec) under the same kernel audit rules, watched by
+  (a) auditd alone, writing its RAW log,
+  (b) auditd with laurel as its plugin,
+  (c) xferwatchd alone in unicast mode, everything on (process model, /proc, flows, detection,
+      YARA, the alert file).
+For each rate it prints the CPU seconds the watcher used during the load (utime+stime of every
+process involved, from /proc), kernel lost records, peak RSS and the achieved rate.
+Usage (as root): bench/live.py [SECONDS] [RATE...]   default 15 s at 500, 1000 and 2000 exec/s."""
+import os, re, shutil, signal, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "bench/out/live")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, check=check, capture_output=True, text=True).stdout
+
+
+def audit_status():
+    return dict(line.split(" ", 1) for line in sh("auditctl", "-s").splitlines() if " " in line)
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"bench/live: {what} did not happen")
+
+
+def run_load(rate, seconds, watched):
+    """Runs loadgen; returns (CPU seconds of the watched pids during the load, lost, loadgen's line)."""
+    lost = int(audit_status()["lost"])
+    before = sum(cpu_seconds(p) for p in watched())
+    line = sh(os.path.join(OUT, "loadgen"), str(rate), str(seconds), "10", "9").strip()
+    time.sleep(1.5)  # let the watcher drain what the load queued
+    after = sum(cpu_seconds(p) for p in watched())
+    return after - before, int(audit_status()["lost"]) - lost, line
+
+
+def start_auditd(directory, laurel):
+    os.makedirs(os.path.join(directory, "plugins"), exist_ok=True)
+    conf = os.path.join(directory, "auditd.conf")
+    with open(conf, "w") as f:
+        f.write(f"""local_events = yes
+write_logs = yes
+log_file = {directory}/audit.log
+log_format = RAW
+flush = INCREMENTAL_ASYNC
+freq = 50
+max_log_file = 0
+max_log_file_action = IGNORE
+space_left = 2
+admin_space_left = 1
+disk_full_action = IGNORE
+q_depth = 65536
+overflow_action = IGNORE
+plugin_dir = {directory}/plugins
+""")
+    os.chmod(conf, 0o640)
+    if laurel:
+        os.makedirs(os.path.join(directory, "laurel"), exist_ok=True)
+        with open(os.path.join(directory, "laurel.toml"), "w") as f:
+            f.write(f"""directory = "{directory}/laurel"
+[auditlog]
+file = "laurel.log"
+size = 100000000000
+generations = 1
+[transform]
+execve-argv = [ "array" ]
+[enrich]
+pid = true
+container = true
+script = true
+""")
+        with open(os.path.join(directory, "plugins/laurel.conf"), "w") as f:
+            f.write(f"active = yes\ndirection = out\npath = /usr/sbin/laurel\ntype = always\n"
+                    f"args = --config {directory}/laurel.toml\nformat = string\n")
+    auditd = subprocess.Popen(["auditd", "-n", "-c", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: audit_status().get("pid") == str(auditd.pid), 5, "auditd taking the audit pid")
+    return auditd
+
+
+def load_rules(rules):
+    sh("auditctl", "-b", "16384")
+    sh("auditctl", "--backlog_wait_time", "0")
+    for rule in rules:
+        sh("auditctl", *rule.split())
+    sh("auditctl", "-e", "1")
+
+
+def measure_auditd(rate, seconds, rules, laurel):
+    directory = os.path.join(OUT, f"{'laurel' if laurel else 'auditd'}-{rate}")
+    shutil.rmtree(directory, ignore_errors=True)
+    auditd = start_auditd(directory, laurel)
+    try:
+        load_rules(rules)
+        if laurel:
+            wait_for(lambda: sh("pgrep", "-P", str(auditd.pid), check=False).strip(), 5, "laurel starting")
+
+        def watched():
+            return [auditd.pid] + [int(p) for p in sh("pgrep", "-P", str(auditd.pid), check=False).split()]
+        cpu, lost, line = run_load(rate, seconds, watched)
+        rss = sum(peak_rss_mb(p) for p in watched())
+        return cpu, lost, rss, line
+    finally:
+        sh("auditctl", "-D", "-k", "xwbench", check=False)
+        auditd.send_signal(signal.SIGTERM)
+        auditd.wait(10)
+        sh("auditctl", "-e", "0", check=False)
+
+
+def measure_xferwatchd(rate, seconds):
+    directory = os.path.join(OUT, f"xferwatchd-{rate}")
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
+    conf = os.path.join(directory, "agent.conf")
+    with open(conf, "w") as f:
+        f.write(f"""[agent]
+state_dir = "{directory}/state"
+log_level = "warning"
+[audit]
+source = "unicast"
+[rules.yara]
+paths = ["{ROOT}/rules/yara/*.yar"]
+[output.file]
+path = "{directory}/alerts.jsonl"
+""")
+    err = open(os.path.join(directory, "stderr"), "w+")
+    agent = subprocess.Popen([os.path.join(ROOT, ".build/release/xferwatchd"), "run", "--config", conf],
+                             stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_for(lambda: audit_status().get("pid") == str(agent.pid) and "xferwatch" in sh("auditctl", "-l"), 10,
+                 "xferwatchd installing its rules")
+        rules = [line.replace("-F key=xferwatch", "-F key=xwbench") for line in sh("auditctl", "-l").splitlines()]
+        cpu, lost, line = run_load(rate, seconds, lambda: [agent.pid])
+        return cpu, lost, peak_rss_mb(agent.pid), line, rules
+    finally:
+        agent.send_signal(signal.SIGINT)
+        agent.wait(15)
+
+
+def main():
+    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    rates = [int(r) for r in sys.argv[2:]] or [500, 1000, 2000]
+    if os.geteuid() != 0:
+        raise SystemExit("bench/live: run as root")
+    status = audit_status()
+    if status.get("pid", "0") != "0" and os.path.exists(f"/proc/{status['pid']}"):
+        raise SystemExit(f"bench/live: pid {status['pid']} holds the audit socket")
+    os.makedirs(OUT, exist_ok=True)
+    sh("gcc", "-O2", "-o", os.path.join(OUT, "loadgen"), os.path.join(ROOT, "bench/loadgen.c"))
+    if not os.path.exists(os.path.join(ROOT, ".build/release/xferwatchd")):
+        sh("swift", "build", "-c", "release", "--package-path", ROOT)
+
+    print(f"{'rate':>6} {'watcher':<26} {'CPU s':>7} {'% core':>7} {'lost':>6} {'peak MB':>8}  load")
+    for rate in rates:
+        # xferwatchd first: the rules it installs are the ones auditd gets.
+        cpu, lost, rss, line, rules = measure_xferwatchd(rate, seconds)
+        rows = [("auditd alone (RAW log)", *measure_auditd(rate, seconds, rules, False)),
+                ("auditd + laurel", *measure_auditd(rate, seconds, rules, True)),
+                ("xferwatchd (everything on)", cpu, lost, rss, line)]
+        for name, c, l, r, text in rows:
+            achieved = re.search(r"\((\d+) exec/s\)", text)
+            print(f"{rate:>6} {name:<26} {c:>7.2f} {100 * c / seconds:>6.1f}% {l:>6} {r:>8.1f}  {achieved.group(1) if achieved else '?'} exec/s")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
