@@ -29,7 +29,6 @@ final class ScanStage {
     }
 
     let queue: ScanQueue<Context>
-    let rules: YaraRules
     private let catalog = SyscallCatalog.fromLibaudit()
     private let processes: ProcessTable
     private let scanUploads: Bool
@@ -60,12 +59,11 @@ final class ScanStage {
             return nil
         }
         log.info("yara: \(rules.ruleCount) rules from \(rules.files.count) files")
-        return ScanStage(queue: queue, rules: rules, processes: processes, scanUploads: settings.scanUploadedFiles)
+        return ScanStage(queue: queue, processes: processes, scanUploads: settings.scanUploadedFiles)
     }
 
-    private init(queue: ScanQueue<Context>, rules: YaraRules, processes: ProcessTable, scanUploads: Bool) {
+    private init(queue: ScanQueue<Context>, processes: ProcessTable, scanUploads: Bool) {
         self.queue = queue
-        self.rules = rules
         self.processes = processes
         self.scanUploads = scanUploads
     }

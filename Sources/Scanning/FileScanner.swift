@@ -59,7 +59,7 @@ public final class FileScanner {
     }
 
     public private(set) var counters = Counters()
-    public let rules: YaraRules
+    private let rules: YaraRules
     private let maximumSize: Int64
     private let cacheCapacity: Int
     private var cache: [FileIdentity: (sha256: String?, matches: [YaraMatch])] = [:]

@@ -25,7 +25,6 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
     private var snapshot = Counters()
     private var stopping = false
     private var wakePending = false
-    private var busy = false
     private let wake: (read: Int32, write: Int32)
     private var thread: pthread_t?
 
@@ -101,17 +100,6 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
         return snapshot
     }
 
-    /// Waits until every queued target is scanned (tests and replay-like callers).
-    public func waitUntilIdle() {
-        while true {
-            pthread_mutex_lock(&mutex)
-            let idle = pending.count == pendingHead && !busy
-            pthread_mutex_unlock(&mutex)
-            if idle { return }
-            usleep(1000)
-        }
-    }
-
     /// Lets the worker finish what it is scanning, then joins it; queued targets are dropped.
     /// The worker holds the queue, so this must be called for the queue to go away.
     public func stop() {
@@ -142,13 +130,11 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
                 pending.removeFirst(pendingHead)
                 pendingHead = 0
             }
-            busy = true
             pthread_mutex_unlock(&mutex)
 
             let result = scanner.scan(target)
 
             pthread_mutex_lock(&mutex)
-            busy = false
             snapshot.scanner = scanner.counters
             var notify = false
             if !result.matches.isEmpty || Self.isFailure(result.outcome) {
