@@ -41,6 +41,8 @@ public final class LiveAgent {
     private var detector: Detector!
     private var alerts: AlertOutput!
     private var scans: ScanStage?
+    /// Which syscalls are which, shared by the flow tracker and the scanner.
+    private let catalog = SyscallCatalog.fromLibaudit()
     private var nextPrune: Int64 = 0
     private var reportedAuditPidLoss = false
 
@@ -91,7 +93,7 @@ public final class LiveAgent {
         } catch {
             log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
         }
-        tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: sockets, settings: configuration.flowSettings,
+        tracker = FlowTracker(catalog: catalog, processes: processes, sockets: sockets, settings: configuration.flowSettings,
                               debug: { [log] in log.debug($0()) }, observer: FlowConsumers(detector: detector, printer: printer, scans: scans))
         processes.seedFromProc()
         log.info("host: \(processes.count) running processes read from /proc")
@@ -136,7 +138,7 @@ public final class LiveAgent {
             return 1
         }
         guard startDetection() else { return 1 }
-        scans = ScanStage.start(configuration.yara, processes: processes, log: log)
+        scans = ScanStage.start(configuration.yara, catalog: catalog, processes: processes, log: log)
         startHostState()
         let result: Int32
         switch configuration.audit.source {
@@ -262,9 +264,10 @@ public final class LiveAgent {
         lastStatus = status
     }
 
-    /// A CONFIG_CHANGE that removes rules may have removed ours: check at once.
+    /// How long rule removals must stop before the rules are checked.
     private static let ruleRemovalSettleMilliseconds: Int64 = 150
 
+    /// A CONFIG_CHANGE that removes rules may have removed ours: check once removals settle.
     private func watchConfigChanges(_ event: AuditEvent) {
         for record in event.records where record.type == .configChange {
             if let op = record.rawValue("op"), op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) {

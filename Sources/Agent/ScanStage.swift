@@ -3,7 +3,6 @@ import AuditIngest
 import Detection
 import Flows
 import HostState
-import KernelAudit
 import Scanning
 
 #if canImport(Glibc)
@@ -29,7 +28,7 @@ final class ScanStage {
     }
 
     let queue: ScanQueue<Context>
-    private let catalog = SyscallCatalog.fromLibaudit()
+    private let catalog: SyscallCatalog
     private let processes: ProcessTable
     private let scanUploads: Bool
     private var alerted: Set<AlertKey> = []
@@ -42,7 +41,7 @@ final class ScanStage {
 
     /// Compiles the rules and starts the worker; nil when scanning is off or no rule loaded.
     /// Call after signals are blocked (the worker thread inherits the mask).
-    static func start(_ settings: AgentConfiguration.Yara, processes: ProcessTable, log: Logger) -> ScanStage? {
+    static func start(_ settings: AgentConfiguration.Yara, catalog: SyscallCatalog, processes: ProcessTable, log: Logger) -> ScanStage? {
         guard settings.enabled else {
             log.info("yara: scanning disabled")
             return nil
@@ -59,28 +58,27 @@ final class ScanStage {
             return nil
         }
         log.info("yara: \(rules.ruleCount) rules from \(rules.files.count) files")
-        return ScanStage(queue: queue, processes: processes, scanUploads: settings.scanUploadedFiles)
+        return ScanStage(queue: queue, catalog: catalog, processes: processes, scanUploads: settings.scanUploadedFiles)
     }
 
-    private init(queue: ScanQueue<Context>, processes: ProcessTable, scanUploads: Bool) {
+    private init(queue: ScanQueue<Context>, catalog: SyscallCatalog, processes: ProcessTable, scanUploads: Bool) {
         self.queue = queue
+        self.catalog = catalog
         self.processes = processes
         self.scanUploads = scanUploads
     }
 
     /// Called after the flow tracker saw the event, so an execve's process is in the table.
     func handle(_ event: AuditEvent) {
+        // Socket calls (a TFTP block each) are the bulk of the stream: leave them at the lookup.
         guard let syscall = event.records.first, syscall.type == .syscall, let kind = catalog.kind(of: syscall),
+              kind == .execve || kind == .listen && syscall.syscallSucceeded,
               let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) }) else { return }
         let time = event.key.time.totalMilliseconds
-        let succeeded = syscall.rawValue("success").map { $0.elementsEqual("yes".utf8) } ?? false
-        switch kind {
-        case .execve:
-            executed(event, syscall: syscall, pid: pid, succeeded: succeeded, time: time)
-        case .listen where succeeded:
+        if kind == .execve {
+            executed(event, syscall: syscall, pid: pid, succeeded: syscall.syscallSucceeded, time: time)
+        } else {
             listened(syscall, pid: pid, time: time)
-        default:
-            return
         }
     }
 

@@ -95,6 +95,11 @@ public struct AuditRecord: Sendable {
         rawValue(name).flatMap { FieldDecoding.decimal($0) }
     }
 
+    /// A SYSCALL record's `success=yes`.
+    public var syscallSucceeded: Bool {
+        rawValue("success").map { $0.elementsEqual("yes".utf8) } ?? false
+    }
+
     /// A hexadecimal field without prefix (a0..a3, arch).
     public func hexInteger(_ name: StaticString) -> UInt64? {
         rawValue(name).flatMap { FieldDecoding.hexNumber($0) }

@@ -80,7 +80,7 @@ public final class FlowTracker {
         guard let syscall = event.records.first, syscall.type == .syscall, let kind = catalog.kind(of: syscall) else { return }
         switch kind {
         case .execve:
-            guard Self.succeeded(syscall), let record = processes.exec(syscall, event: event) else { return }
+            guard syscall.syscallSucceeded, let record = processes.exec(syscall, event: event) else { return }
             if let namespace = record.networkNamespace { sockets?.watchNamespace(namespace, of: record.pid, now: now) }
             observer.processStarted(record)
         case .connect, .accept, .sendto:
@@ -102,7 +102,7 @@ public final class FlowTracker {
         default: return
         }
         counters.socketCalls += 1
-        let success = Self.succeeded(syscall)
+        let success = syscall.syscallSucceeded
         let sent: UInt64 = kind == .sendto && success && exit > 0 ? UInt64(exit) : 0
         let time = event.key.time.totalMilliseconds
         let fd = Int32(truncatingIfNeeded: a0)
@@ -165,10 +165,6 @@ public final class FlowTracker {
         case .execve, .listen:
             return
         }
-    }
-
-    private static func succeeded(_ syscall: AuditRecord) -> Bool {
-        syscall.rawValue("success").map { $0.elementsEqual("yes".utf8) } ?? false
     }
 
     private struct Call {

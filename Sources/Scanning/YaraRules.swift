@@ -13,7 +13,7 @@ public struct RuleFileError: Error, Sendable, CustomStringConvertible {
 }
 
 /// One YARA rule that matched a file, with its meta as written in the rule.
-public struct YaraMatch: Sendable, Equatable {
+public struct YaraMatch: Sendable {
     public enum MetaValue: Sendable, Equatable {
         case string(String)
         case integer(Int64)
@@ -36,11 +36,6 @@ public struct YaraMatch: Sendable, Equatable {
         case nil: nil
         }
     }
-
-    public static func == (a: YaraMatch, b: YaraMatch) -> Bool {
-        a.rule == b.rule && a.namespace == b.namespace && a.tags == b.tags
-            && a.meta.map(\.key) == b.meta.map(\.key) && a.meta.map(\.value) == b.meta.map(\.value)
-    }
 }
 
 /// Rules compiled by libyara from the files a set of globs names. A file that does not compile
@@ -62,7 +57,7 @@ public final class YaraRules: @unchecked Sendable {
         }
         var good: [String] = []
         for file in expand(globs) {
-            let fileErrors = compileErrors(of: [file])
+            let fileErrors = compileErrors(of: file)
             if fileErrors.isEmpty { good.append(file) } else { errors += fileErrors }
         }
         guard !good.isEmpty else { return (nil, errors) }
@@ -87,11 +82,11 @@ public final class YaraRules: @unchecked Sendable {
 
     deinit { yr_rules_destroy(rules) }
 
-    /// The errors libyara reports for `files` compiled together (empty when they compile).
-    private static func compileErrors(of files: [String]) -> [RuleFileError] {
+    /// The errors libyara reports for `file` compiled alone (empty when it compiles).
+    private static func compileErrors(of file: String) -> [RuleFileError] {
         var compiler: UnsafeMutablePointer<YR_COMPILER>?
         guard yr_compiler_create(&compiler) == ERROR_SUCCESS, let compiler else {
-            return [RuleFileError(file: files.first ?? "-", line: 0, message: "libyara cannot create a compiler")]
+            return [RuleFileError(file: file, line: 0, message: "libyara cannot create a compiler")]
         }
         defer { yr_compiler_destroy(compiler) }
         let collector = ErrorCollector()
@@ -103,7 +98,7 @@ public final class YaraRules: @unchecked Sendable {
             collector.errors.append(RuleFileError(file: file.map { String(cString: $0) } ?? "-", line: Int(line),
                                                   message: message.map { String(cString: $0) } ?? "error"))
         }, unmanaged.toOpaque())
-        for file in files where add(file, to: compiler) > 0 && collector.errors.isEmpty {
+        if add(file, to: compiler) > 0 && collector.errors.isEmpty {
             collector.errors.append(RuleFileError(file: file, line: 0, message: "cannot read the rule file"))
         }
         return collector.errors
