@@ -19,8 +19,10 @@ let package = Package(
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         // libyara, wrapped once in Swift by Scanning.
         .systemLibrary(name: "CYara", pkgConfig: "yara", providers: [.apt(["libyara-dev"])]),
-        // libcrypto, for the SHA-256 of matched files.
-        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // OpenSSL: libcrypto for the SHA-256 of matched files, libssl for syslog over TLS.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // Threads and clocks, shared by the modules that run a thread of their own.
+        .target(name: "Runtime"),
         // The kernel's struct tcp_info byte counters, read in C (see its header for why).
         .target(name: "CTCPInfo"),
         // Record parsing and event assembly: pure Swift, works on bytes.
@@ -34,15 +36,18 @@ let package = Package(
         // Regular expressions: PCRE2 compiled once with JIT, matched on bytes.
         .target(name: "Patterns", dependencies: ["CPCRE2"]),
         // YARA scanning: rule files compiled once, a file cache by identity, a worker thread.
-        .target(name: "Scanning", dependencies: ["CYara", "CCrypto"]),
+        .target(name: "Scanning", dependencies: ["CYara", "COpenSSL", "Runtime"]),
         // agent.conf: typed configuration and its validation.
         .target(name: "AgentConfig", dependencies: ["TOMLKit", "Patterns"]),
         // Detection: processes and flows -> rules, exclusions -> alerts.
         .target(name: "Detection", dependencies: ["AuditIngest", "HostState", "Flows", "AgentConfig", "Patterns", "Scanning", "ByteJSON"]),
         // A small JSON writer on bytes, shared by every output.
         .target(name: "ByteJSON"),
+        // Outputs: syslog messages (RFC 5424/3164), the durable spool and its forwarding thread
+        // (unix, udp, tcp, tls), the alert file with rotation.
+        .target(name: "Outputs", dependencies: ["AgentConfig", "ByteJSON", "COpenSSL", "Runtime"]),
         // The pipeline: sources -> assembly -> consumers, and the run/replay drivers.
-        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "Detection", "Scanning", "AgentConfig", "ByteJSON", "CLinux"]),
+        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "Detection", "Scanning", "AgentConfig", "ByteJSON", "CLinux", "Outputs", "Runtime"]),
         .executableTarget(name: "xferwatchd", dependencies: [
             "Agent", "AgentConfig", "Scanning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -54,6 +59,6 @@ let package = Package(
                           path: "bench/DetectionBench"),
         // bench/yara: scans per second and the cost an execve storm adds once scans are cached.
         .executableTarget(name: "YaraBench", dependencies: ["Scanning"], path: "bench/YaraBench"),
-        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning"]),
+        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime"]),
     ]
 )

@@ -4,25 +4,44 @@ import ByteJSON
 import Detection
 import Flows
 import HostState
+import Outputs
 import Patterns
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Where alerts go: the alert file (live) and standard output (replay, or `run --alerts`).
+/// Where alerts go: the alert file and syslog (live), standard output (replay, or `run --alerts`).
 final class AlertOutput {
     private var json = JSONWriter(capacity: 16_384)
     private let file: AlertFile?
+    private let syslog: (forwarder: SyslogForwarder, builder: SyslogMessageBuilder, payload: SyslogPayload)?
     private let printer: EventPrinter
     private let hostname = AlertOutput.hostname()
     private let users: UserNames
-    private var failing = false
-    private var droppedReported = 0
+    private var fileFailing = false
+    private var fileDroppedReported = 0
+    private var syslogHealth = SyslogHealth()
     private(set) var emitted = 0
 
-    init(filePath: String?, printer: EventPrinter, users: UserNames) {
-        file = filePath.flatMap { $0.isEmpty ? nil : AlertFile(path: $0) }
+    /// `outputs` nil: the printer only (replay).
+    init(outputs: AgentConfiguration.Output?, stateDirectory: String, printer: EventPrinter, users: UserNames, log: Logger) {
+        file = outputs.flatMap { $0.file.enabled ? AlertFile(settings: $0.file) : nil }
+        if let settings = outputs?.syslog, settings.enabled,
+           let forwarder = SyslogForwarder.start(settings: settings, spoolDirectory: stateDirectory + "/spool/syslog", log: { level, message in
+               switch level {
+               case .error: log.error(message)
+               case .warning: log.warning(message)
+               case .info: log.info(message)
+               case .debug: log.debug(message)
+               }
+           }) {
+            syslog = (forwarder, SyslogMessageBuilder(settings: settings, hostname: hostname, processID: getpid()), settings.payload)
+            log.info("syslog output to \(settings.address) (\(settings.format.rawValue), \(settings.payload.rawValue)), spool \(stateDirectory)/spool/syslog")
+        } else {
+            if outputs?.syslog.enabled == true { log.error("syslog output: cannot start its thread: \(String(cString: strerror(errno)))") }
+            syslog = nil
+        }
         self.printer = printer
         self.users = users
     }
@@ -30,37 +49,69 @@ final class AlertOutput {
     func consume(_ alert: Alert) {
         json.reset()
         AlertJSON.write(alert, hostname: hostname, users: users, to: &json)
+        if let syslog {
+            var payload: [UInt8]
+            if syslog.payload == .json {
+                payload = json.bytes
+            } else {
+                payload = []
+                AlertCEF.write(alert, hostname: hostname, users: users, to: &payload)
+            }
+            let message = syslog.builder.message(time: alert.time, severity: syslogSeverity(eventSeverity: alert.severity), msgID: alert.rule.rawValue,
+                                                 parameters: [("rule", alert.rule.rawValue), ("event", alert.id), ("severity", String(alert.severity))],
+                                                 payload: payload)
+            syslog.forwarder.submit(message.bytes, truncated: message.truncatedFrom != nil)
+        }
         json.newline()
         emitted += 1
         file?.append(json.bytes)
         printer.consume(alertLine: json.bytes)
     }
 
+    /// SIGHUP: the alert file is opened again (after logrotate's copy or move).
+    func reopen() { file?.reopen() }
+
+    /// Spools what syslog was handed and ends its thread.
+    func stop() { syslog?.forwarder.stop() }
+
     /// Retries waiting lines and follows rotation; returns the reasons for a health alert when
-    /// the file output starts failing or comes back after dropping alerts.
-    func service(log: Logger) -> [String]? {
-        guard let file else { return nil }
-        file.reopenIfMoved()
-        file.drain()
-        if let failure = file.failure, !failing {
-            failing = true
-            log.error("alert file output failing: \(failure); \(file.waitingCount) alerts waiting")
-            return ["alert file output failing: \(failure)", "\(file.waitingCount) alerts waiting to be written"]
-        }
-        if file.failure == nil && failing {
-            failing = false
-            log.info("alert file output writing again")
-            if file.dropped > droppedReported {
-                defer { droppedReported = file.dropped }
-                return ["alert file output dropped \(file.dropped - droppedReported) alerts while failing (queue of \(AlertFile.waitingLimit) full)"]
+    /// an output starts failing, drops alerts, or comes back after dropping.
+    func service(log: Logger, now: Int64) -> [String]? {
+        var reasons: [String] = []
+        if let file {
+            file.reopenIfMoved()
+            file.drain()
+            if let failure = file.failure, !fileFailing {
+                fileFailing = true
+                log.error("alert file output failing: \(failure); \(file.waitingCount) alerts waiting")
+                reasons += ["alert file output failing: \(failure)", "\(file.waitingCount) alerts waiting to be written"]
+            }
+            if file.failure == nil && fileFailing {
+                fileFailing = false
+                log.info("alert file output writing again")
+                if file.dropped > fileDroppedReported {
+                    reasons.append("alert file output dropped \(file.dropped - fileDroppedReported) alerts while failing (queue of \(AlertFile.waitingLimit) full)")
+                    fileDroppedReported = file.dropped
+                }
             }
         }
-        return nil
+        if let syslog {
+            reasons += syslogHealth.check(syslog.forwarder.currentStatus, spoolLimit: syslog.forwarder.spoolLimit, now: now, log: log)
+        }
+        return reasons.isEmpty ? nil : reasons
     }
 
     var summary: String {
-        guard let file else { return "alerts \(emitted) emitted" }
-        return "alerts \(emitted) emitted, \(file.written) written to \(file.path), \(file.waitingCount) waiting, \(file.dropped) dropped"
+        var parts = ["alerts \(emitted) emitted"]
+        if let file {
+            parts.append("\(file.written) written to \(file.path) (\(file.rotations) rotations), \(file.waitingCount) waiting, \(file.dropped) dropped")
+        }
+        if let syslog {
+            let status = syslog.forwarder.currentStatus
+            parts.append("syslog \(status.address): \(status.delivered) delivered, \(status.spool.records) spooled (\(status.spool.bytes) bytes), "
+                + "\(status.dropped) dropped, \(status.truncated) truncated, \(status.connections) connections")
+        }
+        return parts.joined(separator: "; ")
     }
 
     static func hostname() -> String {
@@ -70,16 +121,65 @@ final class AlertOutput {
     }
 }
 
+/// When the syslog output's state is worth an `agent.health` alert: alerts dropped, the spool
+/// filling up or unwritable, the receiver unreachable for a while. Each condition is reported
+/// when it starts (drops at most once a minute), not on every check.
+struct SyslogHealth {
+    private var droppedReported = 0
+    private var lastDropReport: Int64 = 0
+    private var spoolHighReported = false
+    private var spoolProblemReported: String?
+    private var unreachableSince: Int64?
+    private var unreachableReported = false
+    /// How long the receiver may be away before it is an alert (restarts are routine).
+    static let unreachableGraceMilliseconds: Int64 = 60_000
+
+    mutating func check(_ status: SyslogForwarder.Status, spoolLimit: Int, now: Int64, log: Logger) -> [String] {
+        var reasons: [String] = []
+        if status.dropped > droppedReported && now - lastDropReport >= 60_000 {
+            let dropped = status.dropped - droppedReported
+            log.error("syslog output dropped \(dropped) alerts (spool full: \(status.spool.dropped) in all, oversize: \(status.droppedOversize), spool unwritable: \(status.droppedUnspooled))")
+            reasons.append("syslog output dropped \(dropped) alerts: the spool (spool_max_bytes \(spoolLimit)) was full and its oldest alerts went")
+            droppedReported = status.dropped
+            lastDropReport = now
+        }
+        if status.spool.bytes * 5 >= spoolLimit * 4 && !spoolHighReported {
+            spoolHighReported = true
+            log.warning("syslog spool \(status.spool.bytes) of \(spoolLimit) bytes used")
+            reasons.append("syslog spool \(status.spool.bytes * 100 / spoolLimit)% full (\(status.spool.records) alerts not delivered)")
+        } else if status.spool.bytes * 2 < spoolLimit {
+            spoolHighReported = false
+        }
+        if let problem = status.spoolProblem, problem != spoolProblemReported {
+            reasons.append("syslog spool unwritable: \(problem); \(status.waiting) alerts held in memory")
+        }
+        spoolProblemReported = status.spoolProblem
+        if let problem = status.problem {
+            let since = unreachableSince ?? now
+            unreachableSince = since
+            if !unreachableReported && now - since >= Self.unreachableGraceMilliseconds {
+                unreachableReported = true
+                reasons.append("syslog receiver \(status.address) unreachable for \((now - since) / 1000) s: \(problem)")
+                reasons.append("\(status.spool.records) alerts spooled for it")
+            }
+        } else {
+            unreachableSince = nil
+            unreachableReported = false
+        }
+        return reasons
+    }
+}
+
 /// Rules and where their alerts go, built the same way for replay and the live agent.
 struct DetectionStage {
     let detector: Detector
     let alerts: AlertOutput
 
-    /// `alertFile` nil: alerts go to the printer only.
-    init(configuration: AgentConfiguration, processes: ProcessTable, firstSeen: FirstSeenStore, alertFile: String?,
-         printer: EventPrinter, idPrefix: String) throws(PatternError) {
+    /// `outputs` nil: alerts go to the printer only.
+    init(configuration: AgentConfiguration, processes: ProcessTable, firstSeen: FirstSeenStore, outputs: AgentConfiguration.Output?,
+         printer: EventPrinter, log: Logger, idPrefix: String) throws(PatternError) {
         let users = UserNames()
-        alerts = AlertOutput(filePath: alertFile, printer: printer, users: users)
+        alerts = AlertOutput(outputs: outputs, stateDirectory: configuration.agent.stateDirectory, printer: printer, users: users, log: log)
         detector = try Detector(configuration: configuration, processes: processes, firstSeen: firstSeen, users: users,
                                 idPrefix: idPrefix, emit: alerts.consume)
     }

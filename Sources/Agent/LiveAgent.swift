@@ -5,24 +5,11 @@ import Detection
 import Flows
 import HostState
 import KernelAudit
+import Runtime
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A monotonic clock in milliseconds, for wall-time timeouts.
-func monotonicMilliseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-}
-
-/// Wall-clock milliseconds since the epoch: the time base of audit records and flows.
-func realtimeMilliseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-}
 
 /// `xferwatchd run`: reads the live audit stream until SIGINT or SIGTERM.
 public final class LiveAgent {
@@ -73,7 +60,7 @@ public final class LiveAgent {
         }
         do {
             let stage = try DetectionStage(configuration: configuration, processes: processes, firstSeen: firstSeen,
-                                           alertFile: configuration.output.filePath, printer: printer,
+                                           outputs: configuration.output, printer: printer, log: log,
                                            idPrefix: String(UInt64(now), radix: 36))
             (detector, alerts) = (stage.detector, stage.alerts)
         } catch {
@@ -116,7 +103,7 @@ public final class LiveAgent {
         }
         tracker.tick(now: now)
         scans?.collect(detector: detector, log: log)
-        if let trouble = alerts.service(log: log) { detector.health(trouble, time: now) }
+        if let trouble = alerts.service(log: log, now: monotonicMilliseconds()) { detector.health(trouble, time: now) }
         if now >= nextPrune {
             nextPrune = now + Int64(configuration.host.pruneIntervalMilliseconds)
             processes.pruneExited()
@@ -124,6 +111,17 @@ public final class LiveAgent {
             sockets?.closeIdleNamespaces(now: now, idleMilliseconds: 60_000, inUse: inUse)
         }
         printer.flush()
+    }
+
+    /// Acts on pending signals; true when one asks the agent to stop.
+    private func handleSignals(_ signals: SignalWatcher) -> Bool {
+        let received = signals.take()
+        if received.hangup {
+            log.info("SIGHUP: reopening the alert file")
+            alerts.reopen()
+        }
+        if let stop = received.stop { log.info("signal \(stop): stopping") }
+        return received.stop != nil
     }
 
     /// The source `auto` stands for: multicast beside a live audit daemon, else unicast.
@@ -160,6 +158,7 @@ public final class LiveAgent {
             scans.collect(detector: detector, log: log)
             log.info("stopped: \(scans.summary)")
         }
+        alerts.stop()
         log.info("stopped: \(detector.summary); \(alerts.summary)")
         if let c = sockets?.counters {
             log.info("sockets: \(c.resolved) resolved (\(c.procNetFallbacks) through /proc/net), \(c.fdGone) gone before lookup, "
@@ -210,7 +209,7 @@ public final class LiveAgent {
                     pipeline.ingest(netlinkType: type, body: body, wallTime: now)
                 }
             }
-            if fds[1].revents != 0, signals.stopRequested(log: log) { return 0 }
+            if fds[1].revents != 0, handleSignals(signals) { return 0 }
             pipeline.tick(wallTime: now)
             serviceHostState(ready: fds[2...].contains { $0.revents != 0 })
             if now >= nextStatus {
@@ -287,7 +286,7 @@ public final class LiveAgent {
             var fds = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: follow == nil ? fd : -1, events: Int16(POLLIN), revents: 0)] + hostPollDescriptors()
             _ = poll(&fds, nfds_t(fds.count), 250)
-            if fds[0].revents != 0, signals.stopRequested(log: log) { return 0 }
+            if fds[0].revents != 0, handleSignals(signals) { return 0 }
             let now = monotonicMilliseconds()
             reading: while true {
                 switch input.readOnce(into: pipeline, wallTime: now) {
@@ -379,18 +378,13 @@ final class SignalWatcher {
 
     deinit { close(fd) }
 
-    /// Reads pending signals; true when one asks the agent to stop.
-    func stopRequested(log: Logger) -> Bool {
+    /// Reads pending signals: the stop signal's number if one came, and whether SIGHUP did.
+    func take() -> (stop: UInt32?, hangup: Bool) {
         var info = signalfd_siginfo()
-        var stop = false
+        var received: (stop: UInt32?, hangup: Bool) = (nil, false)
         while read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
-            if info.ssi_signo == UInt32(SIGHUP) {
-                log.info("SIGHUP: nothing to reload yet in this version")
-            } else {
-                log.info("signal \(info.ssi_signo): stopping")
-                stop = true
-            }
+            if info.ssi_signo == UInt32(SIGHUP) { received.hangup = true } else { received.stop = info.ssi_signo }
         }
-        return stop
+        return received
     }
 }

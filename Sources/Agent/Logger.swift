@@ -1,4 +1,5 @@
 import AgentConfig
+import Outputs
 
 #if canImport(Glibc)
 import Glibc
@@ -25,21 +26,6 @@ public final class Logger: Sendable {
         let line = Array("\(program): \(messageLevel.rawValue): \(message())\n".utf8)
         line.withUnsafeBytes { _ = writeAll(2, $0) }
     }
-}
-
-/// Writes all bytes to `fd`, retrying short writes and EINTR. False if the fd refuses them.
-@discardableResult
-func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-    var offset = 0
-    while offset < bytes.count {
-        let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if written < 0 {
-            if errno == EINTR { continue }
-            return false
-        }
-        offset += written
-    }
-    return true
 }
 
 /// Buffered standard output: events and alerts go out in large writes.

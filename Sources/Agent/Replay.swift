@@ -21,7 +21,7 @@ public enum Replay {
             // The log's own first connection starts the learning period; nothing is persisted.
             stage = try DetectionStage(configuration: configuration, processes: processes,
                                        firstSeen: FirstSeenStore(learningMinutes: configuration.detection.firstSeenLearningMinutes),
-                                       alertFile: nil, printer: printer, idPrefix: "replay")
+                                       outputs: nil, printer: printer, log: log, idPrefix: "replay")
         } catch {
             log.error("detection: \(error)")
             return 1

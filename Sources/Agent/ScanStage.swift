@@ -3,6 +3,7 @@ import AuditIngest
 import Detection
 import Flows
 import HostState
+import Runtime
 import Scanning
 
 #if canImport(Glibc)

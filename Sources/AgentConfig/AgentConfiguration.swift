@@ -153,6 +153,7 @@ public struct AgentConfiguration: Sendable {
         reader.absorb(flows)
 
         config.readDetection(&reader)
+        config.readOutput(&reader)
 
         var rules = reader.section("rules")
         var yara = rules.section("yara")

@@ -1,7 +1,7 @@
 import Patterns
 import TOMLKit
 
-/// `[detection]`, `[network]`, `[output.file]` and `[[exclusions]]` of agent.conf.
+/// `[detection]`, `[network]` and `[[exclusions]]` of agent.conf.
 extension AgentConfiguration {
     public struct Detection: Sendable {
         /// Rule ids turned off.
@@ -46,11 +46,6 @@ extension AgentConfiguration {
                                       "224.0.0.0/4", "::1/128", "fe80::/10", "ff00::/8", "fc00::/7"].compactMap(IPNetwork.init)
     }
 
-    public struct Output: Sendable {
-        /// JSON lines, one alert each; empty string turns the file off.
-        public var filePath = "/var/log/xferwatch/alerts.jsonl"
-    }
-
     /// Alerts that must not be emitted: every field given must match (a list matches any item).
     public struct Exclusion: Sendable {
         public var name: String
@@ -85,14 +80,6 @@ extension AgentConfiguration {
         var networkSection = reader.section("network")
         network.trustedNetworks = networkSection.networks("trusted_networks", default: network.trustedNetworks)
         reader.absorb(networkSection)
-
-        var outputSection = reader.section("output")
-        var file = outputSection.section("file")
-        if let path = file.optionalString("path") {
-            if path.isEmpty || path.hasPrefix("/") { output.filePath = path } else { file.problem("path", "expected an absolute path or \"\", found \"\(path)\"") }
-        }
-        outputSection.absorb(file)
-        reader.absorb(outputSection)
 
         exclusions = reader.tables("exclusions").enumerated().map { index, table in
             var table = table

@@ -18,6 +18,11 @@ public struct Alert {
     public let remote: (address: IPAddress, port: UInt16)?
     public var yara: YaraFinding? = nil
 
+    /// The rule's name; a YARA match is named by its YARA rule.
+    public var ruleName: String { yara.map { "yara:\($0.match.rule)" } ?? rule.info.name }
+    /// ECS event.severity (1-100): the rule's, or a YARA rule's own score.
+    public var severity: Int { yara?.severity ?? rule.info.severity }
+
     public var destination: (address: IPAddress, port: UInt16)? {
         flow.map { ($0.remoteAddress, $0.remotePort) } ?? remote
     }

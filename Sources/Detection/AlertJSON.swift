@@ -14,7 +14,7 @@ public enum AlertJSON {
         json.beginObject()
         json.key("kind"); json.string("alert")
         json.key("id"); json.string(alert.id)
-        json.key("severity"); json.number(alert.yara?.severity ?? info.severity)
+        json.key("severity"); json.number(alert.severity)
         json.key("category"); json.beginArray()
         json.string(alert.flow != nil || alert.remote != nil ? "network" : alert.yara != nil ? "malware" : "process")
         json.endArray()
@@ -24,7 +24,7 @@ public enum AlertJSON {
         json.beginObject()
         json.key("id"); json.string(alert.rule.rawValue)
         if let yara = alert.yara {
-            yaraRule(yara, info: info, to: &json)
+            yaraRule(alert, yara, info: info, to: &json)
         } else {
             json.key("name"); json.string(info.name)
             json.key("description"); json.string(info.description)
@@ -126,8 +126,8 @@ public enum AlertJSON {
 
     /// ECS rule fields from the YARA rule: its name (prefixed `yara:`), its meta's description,
     /// author and reference, and the rule file as the ruleset.
-    private static func yaraRule(_ yara: YaraFinding, info: RuleInfo, to json: inout JSONWriter) {
-        json.key("name"); json.string("yara:\(yara.match.rule)")
+    private static func yaraRule(_ alert: Alert, _ yara: YaraFinding, info: RuleInfo, to json: inout JSONWriter) {
+        json.key("name"); json.string(alert.ruleName)
         json.key("description"); json.string(yara.match.metaString("description") ?? info.description)
         if let author = yara.match.metaString("author") {
             json.key("author"); json.beginArray(); json.string(author); json.endArray()

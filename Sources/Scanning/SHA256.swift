@@ -1,4 +1,4 @@
-import CCrypto
+import COpenSSL
 
 #if canImport(Glibc)
 import Glibc

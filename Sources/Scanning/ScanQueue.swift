@@ -1,3 +1,5 @@
+import Runtime
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -154,24 +156,4 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
         if case .failed = outcome { return true }
         return false
     }
-}
-
-/// A thread running `body`. The C start routine cannot capture generic context, so the
-/// closure travels in a box.
-private func spawnThread(_ body: @escaping () -> Void) -> pthread_t? {
-    final class Box {
-        let body: () -> Void
-        init(_ body: @escaping () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body))
-    var thread = pthread_t()
-    let status = pthread_create(&thread, nil, { argument in
-        Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-        return nil
-    }, box.toOpaque())
-    guard status == 0 else {
-        box.release()
-        return nil
-    }
-    return thread
 }

@@ -14,7 +14,14 @@ import Testing
         #expect(config.detection.filenamePatterns == defaults.detection.filenamePatterns)
         #expect(config.detection.scriptedFTPPatterns == defaults.detection.scriptedFTPPatterns)
         #expect(config.network.trustedNetworks == defaults.network.trustedNetworks)
-        #expect(config.output.filePath == defaults.output.filePath && config.exclusions.isEmpty)
+        #expect(config.output.file.path == defaults.output.file.path && config.exclusions.isEmpty)
+        #expect(config.output.file.maximumBytes == defaults.output.file.maximumBytes && config.output.file.generations == defaults.output.file.generations)
+        let syslog = config.output.syslog, syslogDefaults = defaults.output.syslog
+        #expect(syslog.enabled && syslog.address == syslogDefaults.address && syslog.format == .rfc5424 && syslog.payload == .json)
+        #expect(syslog.facility == .authpriv && syslog.framing == .octetCounting && syslog.appName == "xferwatch")
+        #expect(syslog.maximumMessageBytes == syslogDefaults.maximumMessageBytes && syslog.spoolMaximumBytes == syslogDefaults.spoolMaximumBytes)
+        #expect(syslog.retryInitialMilliseconds == syslogDefaults.retryInitialMilliseconds && syslog.retryMaximumMilliseconds == syslogDefaults.retryMaximumMilliseconds)
+        #expect(syslog.tlsVerifyHostname && syslog.tlsCAFile.isEmpty)
         #expect(config.yara.paths == defaults.yara.paths && config.yara.maximumFileSize == defaults.yara.maximumFileSize)
         #expect(config.yara.enabled == defaults.yara.enabled && config.yara.scanUploadedFiles == defaults.yara.scanUploadedFiles)
         #expect(config.yara.queueSize == defaults.yara.queueSize)
@@ -25,7 +32,9 @@ import Testing
                     "disabled_rules", "transfer_size_threshold", "data_flow_direction_threshold", "outbound_minimum_bytes",
                     "command_line_patterns", "process_image_filter", "filename_patterns", "scripted_ftp_patterns",
                     "first_seen_learning_minutes", "trusted_networks", "path",
-                    "enabled", "paths", "max_file_size", "scan_uploaded_files", "queue_size"] {
+                    "enabled", "paths", "max_file_size", "scan_uploaded_files", "queue_size", "max_size", "generations",
+                    "address", "format", "payload", "facility", "framing", "app_name", "max_message_size", "tls_verify_hostname",
+                    "spool_max_bytes", "retry_initial_ms", "retry_max_ms"] {
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             let index = try #require(lines.firstIndex { $0.hasPrefix("\(key) =") }, "\(key) missing from agent.conf")
             #expect(lines[index - 1].hasPrefix("#"), "\(key) has no comment")

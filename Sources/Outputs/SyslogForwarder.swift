@@ -1,0 +1,372 @@
+import AgentConfig
+import Runtime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `[output.syslog]`: delivers alerts to a syslog receiver from a thread of its own, so a slow
+/// or absent receiver never holds up the audit stream.
+///
+/// The event loop hands built messages to `submit`. The thread appends them to the spool
+/// (durable before anything is sent), then sends from the spool's cursor. A datagram counts as
+/// delivered once the socket took it; a stream message once the receiver's TCP stack
+/// acknowledged its last byte. Only then does the cursor pass it, so a connection that breaks,
+/// or an agent that restarts, sends again what may not have arrived: at least once, never lost.
+public final class SyslogForwarder: @unchecked Sendable {
+    public struct Status: Sendable {
+        public var address: String
+        public var connected = false
+        /// Why the receiver is not reachable, while that lasts.
+        public var problem: String?
+        /// Why the spool cannot be written, while that lasts.
+        public var spoolProblem: String?
+        public var spool = Spool.Counters()
+        /// Messages handed over and not yet in the spool.
+        public var waiting = 0
+        public var delivered = 0
+        /// Connections made (the first included).
+        public var connections = 0
+        /// Dropped before reaching the spool (the spool could not be written and memory filled).
+        public var droppedUnspooled = 0
+        /// Datagrams the socket refused as too big even after truncation.
+        public var droppedOversize = 0
+        public var truncated = 0
+
+        public var dropped: Int { spool.dropped + droppedUnspooled + droppedOversize }
+    }
+
+    public typealias Log = @Sendable (_ level: LogLevel, _ message: String) -> Void
+
+    private let settings: AgentConfiguration.SyslogOutput
+    private let spoolDirectory: String
+    private let log: Log
+    private var mutex = pthread_mutex_t()
+    private var pending: [[UInt8]] = []
+    private var shared: Status
+    private var stopping = false
+    private let wake: (read: Int32, write: Int32)
+    private var thread: pthread_t?
+    /// Messages kept in memory while the spool cannot take them.
+    static let waitingLimit = 10_000
+
+    // Owned by the thread.
+    private var spool: Spool?
+    private var connection: SyslogConnection?
+    private var nextAttempt: Int64 = 0
+    private var retryDelay: Int64
+    private var nextSpoolAttempt: Int64 = 0
+    private var lastCursorSync: Int64 = 0
+    /// Stream: the next record to send, bytes framed and not yet written, and records written
+    /// whose acknowledgement is awaited (by their last byte's position on the wire).
+    private var sendPosition: Spool.Position?
+    private var outgoing: [UInt8] = []
+    private var outgoingWritten = 0
+    private var outgoingRecords: [(end: Int, next: Spool.Position)] = []
+    private var unacknowledged: [(wireEnd: UInt64, next: Spool.Position)] = []
+    private var wireAtBatchStart: UInt64 = 0
+    /// The socket refused more for now: wait until it is writable.
+    private var socketFull = false
+    private var status: Status
+
+    /// Starts the thread; nil when the system gives no thread or pipe. The spool lives in
+    /// `spoolDirectory`; when it cannot be opened the forwarder keeps messages in memory
+    /// (bounded, counted) and tries again.
+    public static func start(settings: AgentConfiguration.SyslogOutput, spoolDirectory: String, log: @escaping Log) -> SyslogForwarder? {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return nil }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        let forwarder = SyslogForwarder(settings: settings, spoolDirectory: spoolDirectory, log: log, wake: (fds[0], fds[1]))
+        forwarder.openSpool()
+        forwarder.thread = spawnThread { forwarder.run() }
+        return forwarder.thread == nil ? nil : forwarder
+    }
+
+    private init(settings: AgentConfiguration.SyslogOutput, spoolDirectory: String, log: @escaping Log, wake: (read: Int32, write: Int32)) {
+        self.settings = settings
+        self.spoolDirectory = spoolDirectory
+        self.log = log
+        self.wake = wake
+        retryDelay = Int64(settings.retryInitialMilliseconds)
+        status = Status(address: settings.address.description)
+        shared = status
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    deinit {
+        close(wake.read)
+        close(wake.write)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    /// Hands one message over; it is in the spool within one turn of the thread.
+    public func submit(_ message: [UInt8], truncated: Bool = false) {
+        pthread_mutex_lock(&mutex)
+        pending.append(message)
+        if truncated { shared.truncated += 1 }
+        if pending.count > Self.waitingLimit {
+            // Only while the spool cannot be written: keep the newest, count the rest.
+            pending.removeFirst(pending.count - Self.waitingLimit)
+            shared.droppedUnspooled += 1
+        }
+        shared.waiting = pending.count
+        pthread_mutex_unlock(&mutex)
+        var byte: UInt8 = 1
+        _ = Glibc.write(wake.write, &byte, 1)
+    }
+
+    /// The spool's bound (spool_max_bytes).
+    public var spoolLimit: Int { settings.spoolMaximumBytes }
+
+    public var currentStatus: Status {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return shared
+    }
+
+    /// Spools what was handed over, saves the cursor and ends the thread. What was sent but not
+    /// acknowledged is sent again by the next run.
+    public func stop() {
+        pthread_mutex_lock(&mutex)
+        stopping = true
+        pthread_mutex_unlock(&mutex)
+        var byte: UInt8 = 1
+        _ = Glibc.write(wake.write, &byte, 1)
+        if let thread {
+            pthread_join(thread, nil)
+            self.thread = nil
+        }
+    }
+
+    // MARK: the thread
+
+    private func run() {
+        while true {
+            pthread_mutex_lock(&mutex)
+            let batch = pending
+            pending.removeAll(keepingCapacity: true)
+            let stop = stopping
+            pthread_mutex_unlock(&mutex)
+
+            let now = monotonicMilliseconds()
+            spoolMessages(batch, now: now)
+            if stop {
+                spool?.sync()
+                connection?.shutdown()
+                connection = nil
+                publish()
+                return
+            }
+            if connection == nil && now >= nextAttempt { connect(now: now) }
+            if connection != nil { deliver() }
+            if let spool, now - lastCursorSync >= 100 {
+                spool.sync()
+                lastCursorSync = now
+            }
+            publish()
+            waitForWork()
+        }
+    }
+
+    private func spoolMessages(_ batch: [[UInt8]], now: Int64) {
+        if spool == nil && now >= nextSpoolAttempt { openSpool() }
+        guard !batch.isEmpty else { return }
+        guard let spool else { return requeue(batch) }
+        do {
+            try spool.append(batch)
+            status.spoolProblem = nil
+        } catch {
+            if status.spoolProblem != error.description { log(.error, "syslog spool: \(error); alerts wait in memory (at most \(Self.waitingLimit))") }
+            status.spoolProblem = error.description
+            requeue(batch)
+        }
+    }
+
+    /// Puts messages the spool refused back in front of newer ones, within the memory bound.
+    private func requeue(_ batch: [[UInt8]]) {
+        pthread_mutex_lock(&mutex)
+        pending = batch + pending
+        if pending.count > Self.waitingLimit {
+            shared.droppedUnspooled += pending.count - Self.waitingLimit
+            pending.removeFirst(pending.count - Self.waitingLimit)
+        }
+        shared.waiting = pending.count
+        pthread_mutex_unlock(&mutex)
+    }
+
+    private func openSpool() {
+        do {
+            spool = try Spool(directory: spoolDirectory, maximumBytes: settings.spoolMaximumBytes)
+            status.spoolProblem = nil
+            if let spool, spool.counters.records > 0 {
+                log(.info, "syslog spool \(spoolDirectory): \(spool.counters.records) alerts from an earlier run to deliver")
+            }
+            if let spool, spool.counters.damagedBytes > 0 {
+                log(.warning, "syslog spool \(spoolDirectory): cut off \(spool.counters.damagedBytes) bytes of a damaged record (an interrupted write)")
+            }
+        } catch {
+            nextSpoolAttempt = monotonicMilliseconds() + 10_000
+            status.spoolProblem = error.description
+            log(.error, "syslog spool \(spoolDirectory): \(error); alerts wait in memory (at most \(Self.waitingLimit))")
+        }
+    }
+
+    private func connect(now: Int64) {
+        do {
+            connection = try SyslogConnection.open(settings, timeoutMilliseconds: 5000)
+            log(.info, "syslog \(settings.address): connected")
+            status.connected = true
+            status.problem = nil
+            status.connections += 1
+            retryDelay = Int64(settings.retryInitialMilliseconds)
+            sendPosition = nil
+            outgoing.removeAll(keepingCapacity: true)
+            outgoingRecords.removeAll()
+            unacknowledged.removeAll()
+        } catch {
+            fail(error.description, now: now)
+        }
+    }
+
+    private func fail(_ reason: String, now: Int64) {
+        if status.problem != reason {
+            log(.warning, "syslog \(settings.address): \(reason); \(status.spool.records) alerts spooled, retrying in \(retryDelay) ms")
+        }
+        connection = nil
+        status.connected = false
+        status.problem = reason
+        nextAttempt = now + retryDelay
+        retryDelay = min(retryDelay * 2, Int64(settings.retryMaximumMilliseconds))
+    }
+
+    private func deliver() {
+        guard let connection, let spool else { return }
+        socketFull = false
+        if let closed = connection.readClosure() { return fail(closed, now: monotonicMilliseconds()) }
+        if connection.isStream { deliverStream(connection, spool) } else { deliverDatagrams(connection, spool) }
+    }
+
+    private func deliverDatagrams(_ connection: SyslogConnection, _ spool: Spool) {
+        while true {
+            let records = spool.read(from: spool.cursor, maximumBytes: 256 << 10)
+            guard !records.isEmpty else { return }
+            var delivered: [Spool.Position] = []
+            defer {
+                spool.acknowledge(delivered)
+                status.delivered += delivered.count
+            }
+            for record in records {
+                switch record.message.withUnsafeBytes({ connection.write($0) }) {
+                case .wrote:
+                    delivered.append(record.next)
+                case .tooBig:
+                    // Cut to max_message_size and still refused: the socket's own limit is lower.
+                    delivered.append(record.next)
+                    status.droppedOversize += 1
+                    log(.error, "syslog \(settings.address): a \(record.message.count)-byte message is too big for the socket; dropped (lower max_message_size)")
+                case .wouldBlock:
+                    socketFull = true
+                    return
+                case .failed(let reason):
+                    return fail(reason, now: monotonicMilliseconds())
+                }
+            }
+        }
+    }
+
+    private func deliverStream(_ connection: SyslogConnection, _ spool: Spool) {
+        while true {
+            if outgoing.isEmpty && !frameBatch(spool) { break }
+            let result = outgoing.withUnsafeBytes { connection.write(UnsafeRawBufferPointer(rebasing: $0[outgoingWritten...])) }
+            switch result {
+            case .wrote(let count):
+                outgoingWritten += count
+                // Plain TCP: a record is on the wire once its last byte is; TLS writes the batch whole.
+                let wire = connection.wireBytesWritten
+                while let first = outgoingRecords.first, first.end <= outgoingWritten {
+                    outgoingRecords.removeFirst()
+                    let wireEnd = settings.address.transport == .tls ? wire : wireAtBatchStart + UInt64(first.end)
+                    unacknowledged.append((wireEnd, first.next))
+                }
+                if outgoingWritten == outgoing.count {
+                    outgoing.removeAll(keepingCapacity: true)
+                    outgoingWritten = 0
+                }
+            case .wouldBlock, .tooBig:
+                socketFull = true
+                acknowledgeStream(connection, spool)
+                return
+            case .failed(let reason):
+                return fail(reason, now: monotonicMilliseconds())
+            }
+        }
+        acknowledgeStream(connection, spool)
+    }
+
+    /// Frames the next records after those already written (RFC 6587 octet counting or LF).
+    private func frameBatch(_ spool: Spool) -> Bool {
+        let from = sendPosition.map { max($0, spool.cursor) } ?? spool.cursor
+        let records = spool.read(from: from, maximumBytes: 256 << 10)
+        guard !records.isEmpty else { return false }
+        for record in records {
+            if settings.framing == .octetCounting {
+                outgoing += "\(record.message.count) ".utf8
+                outgoing += record.message
+            } else {
+                outgoing += record.message
+                outgoing.append(0x0A)
+            }
+            outgoingRecords.append((outgoing.count, record.next))
+        }
+        sendPosition = records.last!.next
+        wireAtBatchStart = connection?.wireBytesWritten ?? 0
+        outgoingWritten = 0
+        return true
+    }
+
+    private func acknowledgeStream(_ connection: SyslogConnection, _ spool: Spool) {
+        guard !unacknowledged.isEmpty else { return }
+        let acknowledged = connection.wireBytesWritten &- UInt64(connection.unacknowledgedBytes)
+        let count = unacknowledged.prefix { $0.wireEnd <= acknowledged }.count
+        guard count > 0 else { return }
+        spool.acknowledge(unacknowledged.prefix(count).map(\.next))
+        unacknowledged.removeFirst(count)
+        status.delivered += count
+    }
+
+    private func publish() {
+        if let spool { status.spool = spool.counters }
+        pthread_mutex_lock(&mutex)
+        let waiting = shared.waiting
+        let truncated = shared.truncated
+        let unspooled = shared.droppedUnspooled
+        shared = status
+        shared.waiting = waiting
+        shared.truncated = truncated
+        shared.droppedUnspooled = unspooled
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Sleeps until a message is handed over, the socket can take more or sent bytes may have
+    /// been acknowledged, or the next reconnection or spool attempt is due.
+    private func waitForWork() {
+        let now = monotonicMilliseconds()
+        var timeout: Int64 = 1000
+        if connection == nil { timeout = min(timeout, max(0, nextAttempt - now)) }
+        if !unacknowledged.isEmpty { timeout = 10 }
+        if spool == nil { timeout = min(timeout, max(0, nextSpoolAttempt - now)) }
+        var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+        if let connection {
+            // Readable also when the receiver closes the connection.
+            var events = Int16(POLLIN)
+            if socketFull { events |= Int16(POLLOUT) }
+            fds.append(pollfd(fd: connection.fd, events: events, revents: 0))
+        }
+        _ = poll(&fds, nfds_t(fds.count), Int32(timeout))
+        var scratch = [UInt8](repeating: 0, count: 256)
+        while read(wake.read, &scratch, scratch.count) > 0 {}
+    }
+}
