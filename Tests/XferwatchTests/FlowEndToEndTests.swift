@@ -208,7 +208,7 @@ extension KernelAuditTests {
             [output.file]
             path = "\(alertFile)"
 
-            """.appending(extra).write(toFile: config, atomically: true, encoding: .utf8)
+            """.appending(extra).appending(noSyslogUnlessAsked(extra)).write(toFile: config, atomically: true, encoding: .utf8)
             let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", config, "--flows"])
             try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 15), "agent did not start: \(agent.stderr)")
             return agent

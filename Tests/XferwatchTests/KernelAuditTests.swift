@@ -48,7 +48,7 @@ import Testing
             [output.file]
             path = "\(directory)/alerts.jsonl"
 
-            """.appending(extra).write(toFile: path, atomically: true, encoding: .utf8)
+            """.appending(extra).appending(noSyslogUnlessAsked(extra)).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
@@ -220,4 +220,9 @@ import Testing
         #expect(sockaddr?["address"] as? String == "127.0.0.1")
         #expect(sockaddr?["port"] as? Int == 9)
     }
+}
+
+/// Tests that do not test syslog must not send their alerts to the host's /dev/log.
+func noSyslogUnlessAsked(_ extra: String) -> String {
+    extra.contains("[output.syslog]") ? "" : "\n[output.syslog]\nenabled = false\n"
 }

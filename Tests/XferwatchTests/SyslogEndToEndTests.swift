@@ -1,0 +1,304 @@
+import Foundation
+import Testing
+
+/// Syslog end to end: the agent on the live audit stream raises real alerts (scripted ftp
+/// command lines, curl uploads to the lab's FTP server) and forwards them to Debian's rsyslogd
+/// over UDP, TCP and TLS; what rsyslogd received, byte for byte, is checked against the alert
+/// file. Then the receiver goes away, the agent restarts, the spool fills: nothing is lost
+/// that is not counted.
+extension KernelAuditTests.FlowEndToEnd {
+    @Test func everyAlertArrivesOnceOverUDPTCPAndTLS() throws {
+        let receiver = try SyslogReceiver(directory: work + "/rsyslog")
+        let upload = try randomFile("report.tar.gz", bytes: 20_000)
+        for transport in ["udp", "tcp", "tls"] {
+            receiver.clear()
+            try? FileManager.default.removeItem(atPath: alertFile)
+            let agent = try startAgent(receiver.config(transport))
+            #expect(agent.waitForStderr(containing: "syslog \(transport)://127.0.0.1:\(receiver.port(transport)): connected", seconds: 10), "\(agent.stderr.suffix(2000))")
+            for job in 1...3 { _ = try client("/bin/true", ["ftp", "-s:\(transport)-job\(job).txt"]) }
+            _ = try client("/usr/bin/curl", ["-s", "-T", upload, "ftp://203.0.113.10/upload/\(transport).tar.gz"])
+            let alerts = try waitForAlerts(atLeast: 6)
+            let received = receiver.waitForMessages(alerts.count)
+            _ = try stop(agent, expecting: 1)
+
+            #expect(received.count == alerts.count, "\(transport): \(received.count) received, \(alerts.count) raised")
+            let parsed = try received.map { try #require(RFC5424Message($0), "\(transport): not RFC 5424: \($0.prefix(300))") }
+            #expect(Set(parsed.map(\.eventID)).count == parsed.count, "\(transport): each alert once")
+            let byID = Dictionary(uniqueKeysWithValues: alerts.map { ($0.id, $0) })
+            let alertLines = Set(try String(contentsOfFile: alertFile, encoding: .utf8).split(separator: "\n").map(String.init))
+            for message in parsed {
+                let alert = try #require(byID[message.eventID], "\(transport): \(message.eventID) is not in the alert file")
+                let severity = try #require(alert.json["event.severity"] as? Int)
+                #expect(message.priority == 10 * 8 + (severity >= 70 ? 3 : severity >= 40 ? 4 : 5), "authpriv, severity from event.severity")
+                #expect(message.appName == "xferwatch" && message.procID == String(agent.pid) && message.msgID == alert.rule)
+                #expect(message.structuredData == "[xferwatch@32473 rule=\"\(alert.rule)\" event=\"\(alert.id)\" severity=\"\(severity)\"]")
+                #expect(message.timestamp == alert.json["@timestamp"] as? String)
+                #expect(alertLines.contains(message.body), "\(transport): the payload is the alert file's line, byte for byte")
+            }
+            #expect(Set(alerts.map(\.rule)).isSuperset(of: ["ftp.scripted", "an1169.lolbin_transfer", "ftp.internet"]))
+        }
+    }
+
+    @Test func rfc3164WithACEFPayloadOverLineFramedTCP() throws {
+        let receiver = try SyslogReceiver(directory: work + "/rsyslog")
+        let upload = try randomFile("cef.bin", bytes: 30_000)
+        let agent = try startAgent(receiver.config("tcp", "format = \"rfc3164\"\npayload = \"cef\"\nframing = \"lf\"\nfacility = \"local4\"\n"))
+        let scripted = try client("/bin/true", ["ftp", "-s:cef.txt", "key=v|x\\y"])
+        let curl = try client("/usr/bin/curl", ["-s", "-T", upload, "ftp://203.0.113.10/upload/cef.bin"])
+        let alerts = try waitForAlerts(atLeast: 4)
+        let received = receiver.waitForMessages(alerts.count)
+        _ = try stop(agent, expecting: 1)
+        #expect(received.count == alerts.count)
+
+        let hostname = try runCommand("/bin/hostname", ["-s"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let header = #/^<(\d+)>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 123]\d \d\d:\d\d:\d\d (\S+) xferwatch\[(\d+)\]: (CEF:.*)$/#
+        var events: [[String: String]] = []
+        for line in received {
+            let match = try #require(line.wholeMatch(of: header), "not RFC 3164: \(line.prefix(200))")
+            #expect(match.2 == hostname && Int(match.3) == Int(agent.pid))
+            let cef = try #require(CEFRecord(String(match.4)), "not CEF: \(match.4)")
+            // local4 (20) * 8 + the syslog severity.
+            #expect(Int(match.1).map { $0 / 8 } == 20)
+            events.append(cef.extensions.merging(["_signature": cef.signature, "_name": cef.name, "_severity": cef.severity]) { a, _ in a })
+        }
+        // The test's own wrappers (python, sh) name "ftp -s:" too: the alert of /bin/true is the one.
+        let script = try #require(events.first { $0["_signature"] == "ftp.scripted" && $0["sproc"] == "true" }, "\(events)")
+        #expect(script["_name"] == "Scripted FTP client" && script["_severity"] == "5")
+        #expect(script["cs1Label"] == "ruleId" && script["cs1"] == "ftp.scripted")
+        #expect(script["spid"] == String(scripted) && script["sproc"] == "true" && script["suser"] == "root" && script["suid"] == "0")
+        #expect(script["cs3Label"] == "commandLine" && script["cs3"] == "/bin/true ftp -s:cef.txt key=v|x\\y", "unescaped by the parser")
+        #expect(script["cs2Label"] == "mitreTechnique" && script["cs2"] == "T1071.002")
+        let internet = try #require(events.first { $0["_signature"] == "ftp.internet" }, "\(events.map { $0["_signature"] })")
+        #expect(internet["spid"] == String(curl) && internet["sproc"] == "curl")
+        #expect(internet["dst"] == "203.0.113.10" && internet["dpt"] == "21" && internet["src"] == "10.203.0.1" && internet["spt"] != nil)
+        #expect(internet["proto"] == "TCP" && internet["app"] == "ftp")
+        #expect(Int(internet["out"] ?? "").map { $0 >= 30_000 } == true, "bytes out with the data connection")
+        let fromFile = try #require(alerts.first { $0.rule == "ftp.internet" })
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let time = try #require(formatter.date(from: fromFile.json["@timestamp"] as? String ?? ""))
+        #expect(internet["externalId"] == fromFile.id && internet["rt"] == String(Int64((time.timeIntervalSince1970 * 1000).rounded())))
+        #expect(internet["msg"] == fromFile.reasons.joined(separator: "; "))
+    }
+
+    /// The receiver goes away and 1,000 alerts are raised; then the agent stops with 300 more
+    /// still spooled and a new agent delivers them. Over TLS, whose acknowledgement is the
+    /// hardest to get right: every alert arrives.
+    @Test func noAlertIsLostWhileTheReceiverIsDownOrTheAgentRestarts() throws {
+        let receiver = try SyslogReceiver(directory: work + "/rsyslog")
+        let config = receiver.config("tls", "retry_initial_ms = 100\nretry_max_ms = 400\n")
+        var agent = try startAgent(config)
+        #expect(agent.waitForStderr(containing: "connected", seconds: 10))
+        receiver.stop()
+        _ = try client("/bin/sh", ["-c", "for i in $(seq 1000); do /bin/true ftp -s:outage-$i.txt; done"])
+        var alerts = try waitForAlerts(atLeast: 1000, of: "/usr/bin/true")
+        #expect(alerts.filter { $0.executable == "/usr/bin/true" }.count == 1000)
+        #expect(agent.waitForStderr(containing: "the receiver closed", seconds: 5) || agent.stderr.contains("Connection refused"))
+        try receiver.start()
+        var received = receiver.waitForMessages(alerts.count, seconds: 60)
+        var ids = try received.map { try #require(RFC5424Message($0)).eventID }
+        #expect(Set(ids) == Set(alerts.map(\.id)), "\(Set(alerts.map(\.id)).subtracting(ids).count) of \(alerts.count) missing")
+
+        receiver.stop()
+        _ = try client("/bin/sh", ["-c", "for i in $(seq 300); do /bin/true ftp -s:restart-$i.txt; done"])
+        alerts = try waitForAlerts(atLeast: 1300, of: "/usr/bin/true")
+        _ = try stop(agent, expecting: 0)
+        let summary = try #require(agent.stderr.firstMatch(of: #/syslog tls://\S+: (\d+) delivered, (\d+) spooled/#), "\(agent.stderr.suffix(1500))")
+        #expect(Int(summary.2)! >= 300, "the 300 alerts raised while the receiver was down wait in the spool")
+        try receiver.start()
+        agent = try startAgent(config)
+        #expect(agent.waitForStderr(containing: "\(summary.2) alerts from an earlier run to deliver", seconds: 10), "\(agent.stderr.suffix(1500))")
+        received = receiver.waitForMessages(alerts.count, seconds: 60)
+        _ = try stop(agent, expecting: 0)
+        ids = try received.map { try #require(RFC5424Message($0)).eventID }
+        #expect(Set(ids) == Set(alerts.map(\.id)), "\(Set(alerts.map(\.id)).subtracting(ids).count) of \(alerts.count) missing")
+        // At least once: a duplicate is allowed only where a connection broke mid-flight.
+        #expect(ids.count - Set(ids).count < 50, "\(ids.count - Set(ids).count) duplicates")
+    }
+
+    /// A spool of 16 KiB cannot hold 100 alerts: the oldest go, the count is exact, the newest arrive.
+    @Test func aFullSpoolDropsTheOldestAndSaysHowMany() throws {
+        let receiver = try SyslogReceiver(directory: work + "/rsyslog")
+        receiver.stop()
+        let config = receiver.config("tcp", "spool_max_bytes = 16384\nretry_initial_ms = 100\nretry_max_ms = 200\n")
+        var agent = try startAgent(config)
+        _ = try client("/bin/sh", ["-c", "for i in $(seq 100); do /bin/true ftp -s:full-$i.txt; done"])
+        _ = try waitForAlerts(atLeast: 100, of: "/usr/bin/true")
+        // The event loop sees the drops within a turn and raises agent.health.
+        let health = try waitForAlerts(atLeast: 1, of: nil, rule: "agent.health")
+        _ = try stop(agent, expecting: 0)
+        let summary = try #require(agent.stderr.firstMatch(of: #/syslog tcp://\S+: (\d+) delivered, (\d+) spooled \(\d+ bytes\), (\d+) dropped/#))
+        let (delivered, spooled, dropped) = (Int(summary.1)!, Int(summary.2)!, Int(summary.3)!)
+        #expect(delivered == 0 && dropped > 0 && spooled > 0)
+        #expect(health.first?.reasons.first?.hasPrefix("syslog output dropped") == true, "\(health.map(\.reasons))")
+        let alerts = try readAlerts()
+        #expect(spooled + dropped == alerts.count, "every alert is spooled or counted as dropped")
+
+        try receiver.start()
+        agent = try startAgent(config)
+        let received = receiver.waitForMessages(spooled)
+        _ = try stop(agent, expecting: 0)
+        let ids = try received.map { try #require(RFC5424Message($0)).eventID }
+        #expect(ids.count == spooled && ids == alerts.suffix(spooled).map(\.id), "the newest alerts, in order")
+    }
+
+    // MARK: harness
+
+    /// The alert file once it holds `count` alerts (of that executable, of that rule), up to
+    /// 20 s; all its alerts, or those of `rule`.
+    func waitForAlerts(atLeast count: Int, of executable: String? = nil, rule: String? = nil) throws -> [AlertView] {
+        let deadline = Date().addingTimeInterval(20)
+        func matching(_ alerts: [AlertView]) -> Int {
+            alerts.filter { (executable == nil || $0.executable == executable) && (rule == nil || $0.rule == rule) }.count
+        }
+        var alerts = try readAlerts()
+        while matching(alerts) < count && Date() < deadline {
+            usleep(100_000)
+            alerts = try readAlerts()
+        }
+        try #require(matching(alerts) >= count, "\(matching(alerts)) alerts of \(count)")
+        return rule == nil ? alerts : alerts.filter { $0.rule == rule }
+    }
+}
+
+/// Debian's rsyslogd on loopback ports (Tests/support/syslog-receiver), with a CA, server and
+/// client certificates of its own; stopped when the test ends, even a failed one.
+final class SyslogReceiver {
+    let directory: String
+    private let ports: [String: Int]
+
+    private var daemon: Child?
+
+    init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let base = 20_000 + Int.random(in: 0..<4_000) * 3
+        ports = ["udp": base, "tcp": base + 1, "tls": base + 2]
+        for step in [["certs", directory], ["config", directory, String(base), String(base + 1), String(base + 2)]] {
+            let done = try runCommand(Repo.path("Tests/support/syslog-receiver"), step)
+            try #require(done.status == 0, "syslog-receiver \(step[0]): \(done.stderr)")
+        }
+        try start()
+    }
+
+    deinit { stop() }
+
+    func port(_ transport: String) -> Int { ports[transport]! }
+
+    /// rsyslogd in the foreground, once its TCP and TLS ports accept connections.
+    func start() throws {
+        let daemon = try Child("/usr/sbin/rsyslogd", ["-n", "-f", directory + "/rsyslog.conf", "-i", directory + "/rsyslogd.pid"])
+        self.daemon = daemon
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if [ports["tcp"]!, ports["tls"]!].allSatisfy({ Self.accepts($0) }) { return }
+            usleep(50_000)
+        }
+        Issue.record("rsyslogd did not start: \(daemon.stderr)")
+    }
+
+    private static func accepts(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
+    func stop() {
+        _ = daemon?.stop(signal: SIGTERM)
+        daemon = nil
+    }
+
+    /// The agent's [output.syslog] for this receiver; TLS with the test CA and a client certificate.
+    func config(_ transport: String, _ extra: String = "") -> String {
+        var text = "[output.syslog]\naddress = \"\(transport)://127.0.0.1:\(ports[transport]!)\"\n"
+        if transport == "tls" {
+            text += "tls_ca_file = \"\(directory)/tls/ca.pem\"\ntls_cert_file = \"\(directory)/tls/client.pem\"\ntls_key_file = \"\(directory)/tls/client.key\"\n"
+        }
+        return text + extra
+    }
+
+    /// Empties the file in place: rsyslogd keeps writing to the same inode.
+    func clear() { truncate(directory + "/received.log", 0) }
+
+    var messages: [String] {
+        ((try? String(contentsOfFile: directory + "/received.log", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    /// What arrived once `count` messages did, or after `seconds`; then a moment more, so a
+    /// duplicate would show.
+    func waitForMessages(_ count: Int, seconds: Double = 15) -> [String] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while messages.count < count && Date() < deadline { usleep(50_000) }
+        usleep(300_000)
+        return messages
+    }
+}
+
+/// An RFC 5424 message with our structured data, parsed strictly.
+struct RFC5424Message {
+    let priority: Int
+    let timestamp: String
+    let hostname, appName, procID, msgID, structuredData, body, eventID: String
+
+    init?(_ line: String) {
+        let pattern = #/^<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) ([!-~]{1,255}) ([!-~]{1,48}) ([!-~]{1,128}) ([!-~]{1,32}) (\[xferwatch@32473(?: [a-z]+="(?:[^"\\\]]|\\["\\\]])*")+\]) (.*)$/#
+        guard let match = line.wholeMatch(of: pattern), let event = line.firstMatch(of: #/ event="([^"]+)"/#) else { return nil }
+        priority = Int(match.1)!
+        timestamp = String(match.2)
+        (hostname, appName, procID, msgID) = (String(match.3), String(match.4), String(match.5), String(match.6))
+        structuredData = String(match.7)
+        body = String(match.8)
+        eventID = String(event.1)
+    }
+}
+
+/// A CEF record: header fields and extensions with CEF's escaping undone.
+struct CEFRecord {
+    let signature, name, severity: String
+    let extensions: [String: String]
+
+    init?(_ text: String) {
+        var header: [String] = []
+        var field = ""
+        var index = text.startIndex
+        while header.count < 7, index < text.endIndex {
+            let character = text[index]
+            if character == "\\", text.index(after: index) < text.endIndex {
+                index = text.index(after: index)
+                field.append(text[index])
+            } else if character == "|" {
+                header.append(field)
+                field = ""
+            } else {
+                field.append(character)
+            }
+            index = text.index(after: index)
+        }
+        guard header.count == 7, header[0] == "CEF:0", header[1] == "xferwatch" else { return nil }
+        (signature, name, severity) = (header[4], header[5], header[6])
+        var extensions: [String: String] = [:]
+        let rest = String(text[index...])
+        for match in rest.matches(of: #/([A-Za-z0-9]+)=((?:[^\\=]|\\.)*?)(?= [A-Za-z0-9]+=|$)/#) {
+            var value = ""
+            var escaped = false
+            for character in match.2 {
+                if escaped {
+                    value.append(character == "n" ? "\n" : character == "r" ? "\r" : character)
+                    escaped = false
+                } else if character == "\\" {
+                    escaped = true
+                } else {
+                    value.append(character)
+                }
+            }
+            extensions[String(match.1)] = value
+        }
+        self.extensions = extensions
+    }
+}
