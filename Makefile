@@ -3,9 +3,9 @@ SWIFT ?= swift
 CONFIG ?= ./agent.conf
 # Debian packages the build, the agent and the tests need.
 BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev pkg-config
-# Real servers and clients for the end-to-end flow tests (Tests/support/transfer-lab).
+# Real servers and clients for the end-to-end tests (Tests/support/transfer-lab, syslog-receiver).
 TEST_PACKAGES := auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
-	tnftp lftp busybox bsdutils gcc libc6-dev
+	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl
 
 .PHONY: run test build release deps test-deps bench-replay
 

@@ -59,6 +59,8 @@ let package = Package(
                           path: "bench/DetectionBench"),
         // bench/yara: scans per second and the cost an execve storm adds once scans are cached.
         .executableTarget(name: "YaraBench", dependencies: ["Scanning"], path: "bench/YaraBench"),
+        // bench/syslog: alerts per second through the spool to a TCP receiver, and to the alert file.
+        .executableTarget(name: "SyslogBench", dependencies: ["AgentConfig", "Outputs", "Runtime"], path: "bench/SyslogBench"),
         .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime"]),
     ]
 )

@@ -13,6 +13,8 @@ extension AgentConfiguration {
         public var maximumBytes = 100 << 20
         /// Rotated files kept: path.1 (newest) ... path.N.
         public var generations = 5
+
+        public init() {}
     }
 
     /// Alerts forwarded to a syslog receiver through a durable spool in state_dir.

@@ -67,6 +67,10 @@ public final class SyslogForwarder: @unchecked Sendable {
     private var wireAtBatchStart: UInt64 = 0
     /// The socket refused more for now: wait until it is writable.
     private var socketFull = false
+    /// A turn sends at most this much, so what the event loop hands over reaches the spool
+    /// between turns even while a backlog drains to a fast receiver.
+    private static let turnBytes = 1 << 20
+    private var turnBudgetSpent = false
     private var status: Status
 
     /// Starts the thread; nil when the system gives no thread or pipe. The spool lives in
@@ -148,6 +152,7 @@ public final class SyslogForwarder: @unchecked Sendable {
             pthread_mutex_lock(&mutex)
             let batch = pending
             pending.removeAll(keepingCapacity: true)
+            shared.waiting = 0
             let stop = stopping
             pthread_mutex_unlock(&mutex)
 
@@ -245,14 +250,18 @@ public final class SyslogForwarder: @unchecked Sendable {
     private func deliver() {
         guard let connection, let spool else { return }
         socketFull = false
+        turnBudgetSpent = false
         if let closed = connection.readClosure() { return fail(closed, now: monotonicMilliseconds()) }
         if connection.isStream { deliverStream(connection, spool) } else { deliverDatagrams(connection, spool) }
     }
 
     private func deliverDatagrams(_ connection: SyslogConnection, _ spool: Spool) {
+        var sent = 0
         while true {
+            guard sent < Self.turnBytes else { return turnBudgetSpent = true }
             let records = spool.read(from: spool.cursor, maximumBytes: 256 << 10)
             guard !records.isEmpty else { return }
+            sent += records.reduce(0) { $0 + $1.message.count }
             var delivered: [Spool.Position] = []
             defer {
                 spool.acknowledge(delivered)
@@ -278,8 +287,16 @@ public final class SyslogForwarder: @unchecked Sendable {
     }
 
     private func deliverStream(_ connection: SyslogConnection, _ spool: Spool) {
+        var framed = 0
         while true {
-            if outgoing.isEmpty && !frameBatch(spool) { break }
+            if outgoing.isEmpty {
+                guard framed < Self.turnBytes else {
+                    turnBudgetSpent = true
+                    break
+                }
+                guard frameBatch(spool) else { break }
+                framed += outgoing.count
+            }
             let result = outgoing.withUnsafeBytes { connection.write(UnsafeRawBufferPointer(rebasing: $0[outgoingWritten...])) }
             switch result {
             case .wrote(let count):
@@ -357,6 +374,7 @@ public final class SyslogForwarder: @unchecked Sendable {
         var timeout: Int64 = 1000
         if connection == nil { timeout = min(timeout, max(0, nextAttempt - now)) }
         if !unacknowledged.isEmpty { timeout = 10 }
+        if turnBudgetSpent { timeout = 0 }
         if spool == nil { timeout = min(timeout, max(0, nextSpoolAttempt - now)) }
         var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
         if let connection {
