@@ -58,10 +58,10 @@ final class SyslogConnection {
     /// Bytes handed to the kernel on this socket since it opened (for TLS: records, handshake included).
     var wireBytesWritten: UInt64 { tls?.wireBytesWritten ?? plainWritten }
 
-    /// Bytes the receiver's TCP stack has not acknowledged yet (SIOCOUTQ).
-    var unacknowledgedBytes: Int {
+    /// Bytes the receiver's TCP stack has not acknowledged yet (SIOCOUTQ); nil if unknown.
+    var unacknowledgedBytes: Int? {
         var pending: Int32 = 0
-        return ioctl(fd, UInt(TIOCOUTQ), &pending) == 0 ? Int(pending) : Int.max
+        return ioctl(fd, UInt(TIOCOUTQ), &pending) == 0 ? Int(pending) : nil
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) -> WriteResult {

@@ -229,6 +229,7 @@ public final class SyslogForwarder: @unchecked Sendable {
             retryDelay = Int64(settings.retryInitialMilliseconds)
             sendPosition = nil
             outgoing.removeAll(keepingCapacity: true)
+            outgoingWritten = 0
             outgoingRecords.removeAll()
             unacknowledged.removeAll()
         } catch {
@@ -345,8 +346,9 @@ public final class SyslogForwarder: @unchecked Sendable {
     }
 
     private func acknowledgeStream(_ connection: SyslogConnection, _ spool: Spool) {
-        guard !unacknowledged.isEmpty else { return }
-        let acknowledged = connection.wireBytesWritten &- UInt64(connection.unacknowledgedBytes)
+        // Unknown is not acknowledged: the messages stay and are sent again after a reconnect.
+        guard !unacknowledged.isEmpty, let pending = connection.unacknowledgedBytes else { return }
+        let acknowledged = connection.wireBytesWritten &- UInt64(pending)
         let count = unacknowledged.prefix { $0.wireEnd <= acknowledged }.count
         guard count > 0 else { return }
         spool.acknowledge(unacknowledged.prefix(count).map(\.next))
