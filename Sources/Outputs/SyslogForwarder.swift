@@ -77,13 +77,8 @@ public final class SyslogForwarder: @unchecked Sendable {
     /// `spoolDirectory`; when it cannot be opened the forwarder keeps messages in memory
     /// (bounded, counted) and tries again.
     public static func start(settings: AgentConfiguration.SyslogOutput, spoolDirectory: String, log: @escaping Log) -> SyslogForwarder? {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return nil }
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
-        let forwarder = SyslogForwarder(settings: settings, spoolDirectory: spoolDirectory, log: log, wake: (fds[0], fds[1]))
+        guard let wake = wakePipe() else { return nil }
+        let forwarder = SyslogForwarder(settings: settings, spoolDirectory: spoolDirectory, log: log, wake: wake)
         forwarder.openSpool()
         forwarder.thread = spawnThread { forwarder.run() }
         return forwarder.thread == nil ? nil : forwarder

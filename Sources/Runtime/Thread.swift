@@ -22,3 +22,14 @@ public func spawnThread(_ body: @escaping () -> Void) -> pthread_t? {
     }
     return thread
 }
+
+/// A pipe whose ends do not block and close on exec: how a worker thread wakes a poll loop.
+public func wakePipe() -> (read: Int32, write: Int32)? {
+    var fds: [Int32] = [-1, -1]
+    guard pipe(&fds) == 0 else { return nil }
+    for fd in fds {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    }
+    return (fds[0], fds[1])
+}

@@ -33,13 +33,8 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
     /// Starts the worker; nil when no thread or pipe can be had. Create it after blocking
     /// signals: the thread inherits the mask.
     public static func start(scanner: FileScanner, capacity: Int) -> ScanQueue? {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return nil }
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
-        let queue = ScanQueue(scanner: scanner, capacity: capacity, wake: (fds[0], fds[1]))
+        guard let wake = wakePipe() else { return nil }
+        let queue = ScanQueue(scanner: scanner, capacity: capacity, wake: wake)
         return queue.startWorker() ? queue : nil
     }
 
