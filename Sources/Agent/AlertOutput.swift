@@ -22,6 +22,9 @@ final class AlertOutput {
     private var fileFailing = false
     private var fileDroppedReported = 0
     private var syslogHealth = SyslogHealth()
+    /// The outputs are checked once a second, not on every turn of the event loop (a stat and
+    /// a lock each).
+    private var nextService: Int64 = 0
     private(set) var emitted = 0
 
     /// `outputs` nil: the printer only (replay).
@@ -77,6 +80,8 @@ final class AlertOutput {
     /// Retries waiting lines and follows rotation; returns the reasons for a health alert when
     /// an output starts failing, drops alerts, or comes back after dropping.
     func service(log: Logger, now: Int64) -> [String]? {
+        guard now >= nextService else { return nil }
+        nextService = now + 1000
         var reasons: [String] = []
         if let file {
             file.reopenIfMoved()

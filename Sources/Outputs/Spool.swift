@@ -105,7 +105,6 @@ public final class Spool {
         segments[segments.count - 1].records += messages.count
         counters.appended += messages.count
         counters.records += messages.count
-        counters.bytes += buffer.count
         enforceBound()
     }
 
@@ -121,7 +120,7 @@ public final class Spool {
 
     /// Drops the oldest segments while the spool is over its bound; the tail stays.
     private func enforceBound() {
-        while segments.reduce(0, { $0 + $1.size }) > maximumBytes && segments.count > 1 {
+        while onDisk > maximumBytes && segments.count > 1 {
             let oldest = segments.removeFirst()
             let lost = oldest.records - (oldest.number == cursor.segment ? consumedInCursorSegment : 0)
             counters.dropped += lost
@@ -129,8 +128,11 @@ public final class Spool {
             unlink(segmentPath(oldest.number))
             moveCursor(to: Position(segment: segments[0].number, offset: 0), consumedRecords: 0)
         }
-        counters.bytes = segments.reduce(0) { $0 + $1.size } - cursor.offset
+        counters.bytes = onDisk - cursor.offset
     }
+
+    /// Bytes of all segment files.
+    private var onDisk: Int { segments.reduce(0) { $0 + $1.size } }
 
     // MARK: reading and acknowledging
 
@@ -165,7 +167,7 @@ public final class Spool {
         while segments.count > 1 && segments[0].number < cursor.segment {
             unlink(segmentPath(segments.removeFirst().number))
         }
-        counters.bytes = segments.reduce(0) { $0 + $1.size } - cursor.offset
+        counters.bytes = onDisk - cursor.offset
     }
 
     /// Writes the cursor through to disk if it moved.
@@ -227,7 +229,7 @@ public final class Spool {
             cursor = Position(segment: saved.map { $0.segment + 1 } ?? 1, offset: 0)
         }
         counters.records = segments.reduce(0) { $0 + $1.records } - consumedInCursorSegment
-        counters.bytes = segments.reduce(0) { $0 + $1.size } - cursor.offset
+        counters.bytes = onDisk - cursor.offset
         if let last = segments.last {
             tailFD = open(segmentPath(last.number), O_WRONLY | O_APPEND | O_CLOEXEC)
             guard tailFD >= 0 else { throw Failure(description: "\(segmentPath(last.number)): \(String(cString: strerror(errno)))") }

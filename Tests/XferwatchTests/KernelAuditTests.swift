@@ -29,12 +29,6 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: Repo.xferwatchd), "xferwatchd is not built: run make test")
     }
 
-    func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "xferwatch-test-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     func configFile(in directory: String, source: String, extra: String = "") throws -> String {
         let path = directory + "/agent.conf"
         // State and alerts stay in the test's directory, never in /var.
@@ -55,7 +49,7 @@ import Testing
     /// Every event and field xferwatch decodes equals what auparse reports, on a log the test
     /// records from the kernel with auditd.
     @Test func decodingMatchesAuparseOnAFreshKernelLog() throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let capture = try runCommand(Repo.path("tools/audit-capture"), [
             directory, "RAW", Repo.fixture("workload/rules.txt"), "--", Repo.fixture("workload/commands.sh"),
@@ -100,7 +94,7 @@ import Testing
     @Test func unicastModeSeesRealCommandsAndRestoresTheKernel() throws {
         let before = try Self.kernelState()
         try #require(before.pid == "0", "another process holds the audit socket")
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
 
         let agent = try Child(Repo.xferwatchd, ["run", "--config", try configFile(in: directory, source: "unicast"), "--events"])
@@ -132,7 +126,7 @@ import Testing
     @Test func multicastModeBesideARunningAuditd() throws {
         let before = try Self.kernelState()
         try #require(before.pid == "0", "another process holds the audit socket")
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try """
         log_file = \(directory)/audit.log

@@ -92,18 +92,12 @@ import Testing
 
     // MARK: spool
 
-    func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "xferwatch-spool-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     static func messages(_ range: ClosedRange<Int>, size: Int = 40) -> [[UInt8]] {
         range.map { Array(("message \($0) " + String(repeating: "x", count: max(0, size - 12))).utf8.prefix(size)) }
     }
 
     @Test func spoolKeepsWhatWasNotAcknowledgedAcrossARestart() throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("xferwatch-output")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var spool: Spool? = try Spool(directory: directory, maximumBytes: 1 << 20)
         try spool!.append(Self.messages(1...6))
@@ -125,7 +119,7 @@ import Testing
     }
 
     @Test func aFullSpoolDropsTheOldestAndCountsThemExactly() throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("xferwatch-output")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let spool = try Spool(directory: directory, maximumBytes: 16_384)
         // A few delivered first, so the cursor sits inside the oldest segment when it goes.
@@ -143,7 +137,7 @@ import Testing
     }
 
     @Test func aTornWriteIsCutOffWhenTheSpoolOpens() throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("xferwatch-output")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
             let spool = try Spool(directory: directory, maximumBytes: 1 << 20)
@@ -164,7 +158,7 @@ import Testing
     // MARK: alert file
 
     @Test func alertFileRotatesBySizeAndKeepsGenerations() throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("xferwatch-output")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var settings = AgentConfiguration.FileOutput()
         settings.path = directory + "/logs/alerts.jsonl"

@@ -34,7 +34,7 @@ extension KernelAuditTests {
     @Test func yaraScansExecveAttemptsAndListeningServers() throws {
         let before = try Self.kernelState()
         try #require(before.pid == "0", "another process holds the audit socket")
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 4), to: directory + "/four.exe")
         try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 3), to: directory + "/three.exe")

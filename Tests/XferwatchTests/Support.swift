@@ -163,3 +163,10 @@ func manifest(_ path: String) throws -> [String: Int32] {
     }
     return pids
 }
+
+/// A fresh directory under the system's temporary directory, for one test's files.
+func makeTemporaryDirectory(_ prefix: String = "xferwatch-test") throws -> String {
+    let path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
