@@ -150,6 +150,27 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(ids.count == spooled && ids == alerts.suffix(spooled).map(\.id), "the newest alerts, in order")
     }
 
+    /// A receiver whose certificate does not chain to the CA, or does not carry the name asked
+    /// for, gets nothing: the alerts wait in the spool. Turning the name check off lets them go.
+    @Test func tlsSendsNothingToAReceiverItCannotVerify() throws {
+        let receiver = try SyslogReceiver(directory: work + "/rsyslog")
+        for (extra, caFile, refusal) in [("", "other-ca.pem", "unable to get local issuer certificate"),
+                                         ("tls_server_name = \"siem.example.com\"\n", "ca.pem", "hostname mismatch")] {
+            try? FileManager.default.removeItem(atPath: work + "/state")
+            let agent = try startAgent(receiver.config("tls", extra + "retry_initial_ms = 100\nretry_max_ms = 200\n", caFile: caFile))
+            #expect(agent.waitForStderr(containing: "certificate rejected: \(refusal)", seconds: 10), "\(agent.stderr.suffix(1500))")
+            _ = try client("/bin/true", ["ftp", "-s:refused.txt"])
+            usleep(1_000_000)
+            _ = try stop(agent, expecting: 0)
+            #expect(receiver.messages.isEmpty)
+            #expect(agent.stderr.contains(": 0 delivered, 2 spooled"), "the alert (and its wrapper's) wait: \(agent.stderr.suffix(800))")
+        }
+        let agent = try startAgent(receiver.config("tls", "tls_server_name = \"siem.example.com\"\ntls_verify_hostname = false\n"))
+        #expect(agent.waitForStderr(containing: "2 alerts from an earlier run to deliver", seconds: 10))
+        #expect(receiver.waitForMessages(2).count == 2, "the chain is still checked, the name no longer")
+        _ = try stop(agent, expecting: 0)
+    }
+
     // MARK: harness
 
     /// The alert file once it holds `count` alerts (of that executable), up to 20 s.
@@ -222,10 +243,10 @@ final class SyslogReceiver {
     }
 
     /// The agent's [output.syslog] for this receiver; TLS with the test CA and a client certificate.
-    func config(_ transport: String, _ extra: String = "") -> String {
+    func config(_ transport: String, _ extra: String = "", caFile: String = "ca.pem") -> String {
         var text = "[output.syslog]\naddress = \"\(transport)://127.0.0.1:\(ports[transport]!)\"\n"
         if transport == "tls" {
-            text += "tls_ca_file = \"\(directory)/tls/ca.pem\"\ntls_cert_file = \"\(directory)/tls/client.pem\"\ntls_key_file = \"\(directory)/tls/client.key\"\n"
+            text += "tls_ca_file = \"\(directory)/tls/\(caFile)\"\ntls_cert_file = \"\(directory)/tls/client.pem\"\ntls_key_file = \"\(directory)/tls/client.key\"\n"
         }
         return text + extra
     }
