@@ -135,10 +135,10 @@ extension KernelAuditTests.FlowEndToEnd {
         let summary = try #require(agent.stderr.firstMatch(of: #/syslog tcp://\S+: (\d+) delivered, (\d+) spooled \(\d+ bytes\), (\d+) dropped/#))
         let (delivered, spooled, dropped) = (Int(summary.1)!, Int(summary.2)!, Int(summary.3)!)
         #expect(delivered == 0 && dropped > 0 && spooled > 0)
-        // One health alert or two, depending on whether the spool filled and overflowed between checks.
+        // Whether an "80% full" alert came first depends on whether a check fell between filling
+        // and overflowing (after a drop the spool may sit below 80%): only the drop is certain.
         let reasons = health.flatMap(\.reasons)
         #expect(reasons.contains { $0.hasPrefix("syslog output dropped") }, "\(reasons)")
-        #expect(reasons.contains { $0.hasPrefix("syslog spool") && $0.contains("% full") }, "\(reasons)")
         let alerts = try readAlerts()
         #expect(spooled + dropped == alerts.count, "every alert is spooled or counted as dropped")
 
