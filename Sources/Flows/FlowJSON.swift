@@ -82,6 +82,11 @@ public enum FlowJSON {
         json.endObject()
     }
 
+    /// The argument bytes each ancestor (the parent too) may show. A parent such as
+    /// `bash -c '<long script>'` can carry hundreds of kilobytes; the head says what it was, and
+    /// an alert must still fit one syslog message. The process's own command line is never cut.
+    public static let ancestorArgumentBytes = 1024
+
     /// Parent first, up to pid 1 or the first unknown ancestor.
     public static func ancestry(of process: ProcessRecord, to json: inout JSONWriter) {
         json.beginArray()
@@ -89,10 +94,40 @@ public enum FlowJSON {
             json.beginObject()
             json.key("pid"); json.number(ancestor.pid)
             json.key("executable"); json.string(ancestor.executable)
-            json.key("args"); strings(ancestor.arguments, to: &json)
+            ancestorArguments(ancestor, commandLine: false, to: &json)
             json.endObject()
         }
         json.endArray()
+    }
+
+    /// `args` (and `command_line`) cut at `ancestorArgumentBytes`; `args_truncated` says how
+    /// many argument bytes went.
+    static func ancestorArguments(_ ancestor: ProcessRecord, commandLine: Bool, to json: inout JSONWriter) {
+        json.key("args")
+        json.beginArray()
+        var room = ancestorArgumentBytes
+        var omitted = 0
+        var cut = false
+        for argument in ancestor.arguments {
+            let length = argument.utf8.count
+            if cut { omitted += length; continue }
+            let head = utf8Prefix(argument, maximumBytes: room)
+            json.string(head)
+            room -= head.count
+            if head.count < length { omitted += length - head.count; cut = true }
+        }
+        json.endArray()
+        if omitted > 0 { json.key("args_truncated"); json.number(omitted) }
+        if commandLine { json.key("command_line"); json.string(utf8Prefix(ancestor.commandLine, maximumBytes: ancestorArgumentBytes)) }
+    }
+
+    /// The first bytes of `value`, at most `maximumBytes`, never ending inside a character.
+    static func utf8Prefix(_ value: String, maximumBytes: Int) -> ArraySlice<UInt8> {
+        let bytes = Array(value.utf8)
+        guard bytes.count > maximumBytes else { return bytes[...] }
+        var end = max(maximumBytes, 0)
+        while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }
+        return bytes[..<end]
     }
 
     /// ECS network: transport, ip version, protocol, direction.
@@ -145,8 +180,7 @@ public enum FlowJSON {
             if let parent = p.parent {
                 json.key("name"); json.string(parent.name)
                 json.key("executable"); json.string(parent.executable)
-                json.key("args"); strings(parent.arguments, to: &json)
-                json.key("command_line"); json.string(parent.commandLine)
+                ancestorArguments(parent, commandLine: true, to: &json)
             }
             json.endObject()
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import AuditIngest
+import ByteJSON
 @testable import Flows
 @testable import HostState
 import KernelAudit
@@ -63,6 +64,40 @@ import KernelAudit
         let chain = scp.process.ancestors().map(\.executable)
         #expect(chain.first == "/usr/bin/scp")
         #expect(chain.dropFirst().first == "/usr/bin/bash", "scp was exec'd by the workload's shell: \(chain)")
+    }
+
+    /// A parent like `bash -c '<long script>'` shows its head, not its 40 KB: the alert still
+    /// fits a syslog message. The process's own arguments stay whole; cuts fall between characters.
+    @Test func longAncestorArgumentsAreCutAndCounted() throws {
+        func record(_ pid: Int32, _ args: [String], parent: ProcessRecord?) -> ProcessRecord {
+            ProcessRecord(pid: pid, ppid: parent?.pid ?? 0, startTicks: nil, startTime: 0, executable: "/usr/bin/" + args[0], arguments: args,
+                          workingDirectory: "/", uid: 0, euid: 0, gid: 0, auid: 0, sessionID: 1, terminalSession: nil, tty: nil,
+                          stdin: .unknown, networkNamespace: nil, source: .execve, parent: parent)
+        }
+        let script = String(repeating: "é", count: 20_000)  // two bytes each
+        let shell = record(2, ["bash", "-c", script, "tail"], parent: record(1, ["init"], parent: nil))
+        let child = record(3, ["scp", String(repeating: "x", count: 5000)], parent: shell)
+        var json = JSONWriter()
+        json.beginObject()
+        json.key("ancestry")
+        FlowJSON.ancestry(of: child, to: &json)
+        json.endObject()
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.bytes)) as? [String: [[String: Any]]])
+        let chain = try #require(object["ancestry"])
+        let args = try #require(chain.first?["args"] as? [String])
+        #expect(args.count == 3 && args[0] == "bash" && args[1] == "-c")
+        // 1024 bytes: "bash" and "-c" take 6, so 1018 of the script's bytes, which is 509 characters.
+        #expect(args[2] == String(repeating: "é", count: 509))
+        #expect(chain.first?["args_truncated"] as? Int == 40_000 - 1018 + 4)
+        #expect(chain.last?["args"] as? [String] == ["init"] && chain.last?["args_truncated"] == nil)
+
+        json = JSONWriter()
+        FlowJSON.process(child, to: &json, withParent: true)
+        let process = try #require(try JSONSerialization.jsonObject(with: Data(json.bytes)) as? [String: Any])
+        #expect((process["args"] as? [String])?.last?.utf8.count == 5000, "the process's own arguments are whole")
+        let parent = try #require(process["parent"] as? [String: Any])
+        #expect(parent["args"] as? [String] == args && parent["args_truncated"] as? Int == 40_000 - 1018 + 4)
+        #expect(parent["command_line"] as? String == "bash -c " + String(repeating: "é", count: 508), "1024 bytes, not inside a character")
     }
 }
 
