@@ -5,6 +5,7 @@ let package = Package(
     name: "xferwatch",
     products: [
         .executable(name: "xferwatchd", targets: ["xferwatchd"]),
+        .executable(name: "agentctl", targets: ["agentctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
@@ -21,7 +22,7 @@ let package = Package(
         .systemLibrary(name: "CYara", pkgConfig: "yara", providers: [.apt(["libyara-dev"])]),
         // OpenSSL: libcrypto for the SHA-256 of matched files, libssl for syslog over TLS.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        // Threads and clocks, shared by the modules that run a thread of their own.
+        // Threads, clocks and the version, shared by the modules that need them.
         .target(name: "Runtime"),
         // The kernel's struct tcp_info byte counters, read in C (see its header for why).
         .target(name: "CTCPInfo"),
@@ -40,16 +41,25 @@ let package = Package(
         // agent.conf: typed configuration and its validation.
         .target(name: "AgentConfig", dependencies: ["TOMLKit", "Patterns"]),
         // Detection: processes and flows -> rules, exclusions -> alerts.
-        .target(name: "Detection", dependencies: ["AuditIngest", "HostState", "Flows", "AgentConfig", "Patterns", "Scanning", "ByteJSON"]),
+        .target(name: "Detection", dependencies: ["AuditIngest", "HostState", "Flows", "AgentConfig", "Patterns", "Scanning", "ByteJSON", "Runtime"]),
         // A small JSON writer on bytes, shared by every output.
         .target(name: "ByteJSON"),
         // Outputs: syslog messages (RFC 5424/3164), the durable spool and its forwarding thread
         // (unix, udp, tcp, tls), the alert file with rotation.
         .target(name: "Outputs", dependencies: ["AgentConfig", "ByteJSON", "COpenSSL", "Runtime"]),
-        // The pipeline: sources -> assembly -> consumers, and the run/replay drivers.
-        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "Detection", "Scanning", "AgentConfig", "ByteJSON", "CLinux", "Outputs", "Runtime"]),
+        // The control protocol agentctl and xferwatchd share: requests, responses, the status
+        // document, the socket address.
+        .target(name: "Control"),
+        // The pipeline: sources -> assembly -> consumers, the run/replay drivers, the control server.
+        .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "Detection", "Scanning", "AgentConfig", "ByteJSON",
+                                              "CLinux", "Control", "Outputs", "Runtime"]),
         .executableTarget(name: "xferwatchd", dependencies: [
             "Agent", "AgentConfig", "Scanning",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // agentctl: asks the running agent for its status, alerts, flows; reloads it.
+        .executableTarget(name: "agentctl", dependencies: [
+            "Control", "Runtime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // bench/flows: socket lookup by /proc/net scan and by sock_diag, on the host's real load.
@@ -61,6 +71,6 @@ let package = Package(
         .executableTarget(name: "YaraBench", dependencies: ["Scanning"], path: "bench/YaraBench"),
         // bench/syslog: alerts per second through the spool to a TCP receiver, and to the alert file.
         .executableTarget(name: "SyslogBench", dependencies: ["AgentConfig", "Outputs", "Runtime"], path: "bench/SyslogBench"),
-        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime"]),
+        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime", "Control"]),
     ]
 )

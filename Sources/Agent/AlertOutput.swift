@@ -1,6 +1,7 @@
 import AgentConfig
 import AuditIngest
 import ByteJSON
+import Control
 import Detection
 import Flows
 import HostState
@@ -13,12 +14,16 @@ import Glibc
 
 /// Where alerts go: the alert file and syslog (live), standard output (replay, or `run --alerts`).
 final class AlertOutput {
+    private typealias Syslog = (forwarder: SyslogForwarder, builder: SyslogMessageBuilder, payload: SyslogPayload)
     private var json = JSONWriter(capacity: 16_384)
-    private let file: AlertFile?
-    private let syslog: (forwarder: SyslogForwarder, builder: SyslogMessageBuilder, payload: SyslogPayload)?
+    private var file: AlertFile?
+    private var syslog: Syslog?
+    private(set) var settings: AgentConfiguration.Output?
+    private let stateDirectory: String
     private let printer: EventPrinter
     private let hostname = AlertOutput.hostname()
     private let users: UserNames
+    private let log: Logger
     private var fileFailing = false
     private var fileDroppedReported = 0
     private var syslogHealth = SyslogHealth()
@@ -26,27 +31,48 @@ final class AlertOutput {
     /// a lock each).
     private var nextService: Int64 = 0
     private(set) var emitted = 0
+    /// Each alert's JSON line, for agentctl (recent alerts and followers).
+    var listener: (([UInt8]) -> Void)?
 
     /// `outputs` nil: the printer only (replay).
     init(outputs: AgentConfiguration.Output?, stateDirectory: String, printer: EventPrinter, users: UserNames, log: Logger) {
-        file = outputs.flatMap { $0.file.enabled ? AlertFile(settings: $0.file) : nil }
-        if let settings = outputs?.syslog, settings.enabled,
-           let forwarder = SyslogForwarder.start(settings: settings, spoolDirectory: stateDirectory + "/spool/syslog", log: { level, message in
-               switch level {
-               case .error: log.error(message)
-               case .warning: log.warning(message)
-               case .info: log.info(message)
-               case .debug: log.debug(message)
-               }
-           }) {
-            syslog = (forwarder, SyslogMessageBuilder(settings: settings, hostname: hostname, processID: getpid()), settings.payload)
-            log.info("syslog output to \(settings.address) (\(settings.format.rawValue), \(settings.payload.rawValue)), spool \(stateDirectory)/spool/syslog")
-        } else {
-            if outputs?.syslog.enabled == true { log.error("syslog output: cannot start its thread: \(String(cString: strerror(errno)))") }
-            syslog = nil
-        }
+        self.stateDirectory = stateDirectory
         self.printer = printer
         self.users = users
+        self.log = log
+        open(outputs)
+    }
+
+    private func open(_ outputs: AgentConfiguration.Output?) {
+        settings = outputs
+        file = outputs.flatMap { $0.file.enabled ? AlertFile(settings: $0.file) : nil }
+        syslog = nil
+        guard let settings = outputs?.syslog, settings.enabled else { return }
+        let log = self.log
+        guard let forwarder = SyslogForwarder.start(settings: settings, spoolDirectory: stateDirectory + "/spool/syslog", log: { level, message in
+            switch level {
+            case .error: log.error(message)
+            case .warning: log.warning(message)
+            case .info: log.info(message)
+            case .debug: log.debug(message)
+            }
+        }) else {
+            log.error("syslog output: cannot start its thread: \(String(cString: strerror(errno)))")
+            return
+        }
+        syslog = (forwarder, SyslogMessageBuilder(settings: settings, hostname: hostname, processID: getpid()), settings.payload)
+        log.info("syslog output to \(settings.address) (\(settings.format.rawValue), \(settings.payload.rawValue)), spool \(stateDirectory)/spool/syslog")
+    }
+
+    /// A reload with other output settings: the syslog thread spools what it holds and ends,
+    /// the file closes, and both open again as configured. The spool carries undelivered alerts
+    /// over; counts start again.
+    func reconfigure(_ outputs: AgentConfiguration.Output) {
+        guard outputs != settings else { return }
+        file?.drain()
+        stop()
+        (fileFailing, fileDroppedReported, syslogHealth) = (false, 0, SyslogHealth())
+        open(outputs)
     }
 
     func consume(_ alert: Alert) {
@@ -69,6 +95,7 @@ final class AlertOutput {
         emitted += 1
         file?.append(json.bytes)
         printer.consume(alertLine: json.bytes)
+        listener?(json.bytes)
     }
 
     /// SIGHUP: the alert file is opened again (after logrotate's copy or move).
@@ -104,6 +131,20 @@ final class AlertOutput {
             reasons += syslogHealth.check(syslog.forwarder.currentStatus, spoolLimit: syslog.forwarder.spoolLimit, now: now, log: log)
         }
         return reasons.isEmpty ? nil : reasons
+    }
+
+    /// Each output's state for `agentctl status`; absent when turned off.
+    var status: AgentStatus.Outputs {
+        AgentStatus.Outputs(
+            file: file.map { AgentStatus.FileOutput(path: $0.path, written: $0.written, waiting: $0.waitingCount, dropped: $0.dropped,
+                                                    rotations: $0.rotations, problem: $0.failure) },
+            syslog: syslog.map { syslog in
+                let s = syslog.forwarder.currentStatus
+                return AgentStatus.SyslogOutput(address: s.address, connected: s.connected, problem: s.problem ?? s.spoolProblem,
+                                                delivered: s.delivered, connections: s.connections, spoolRecords: s.spool.records,
+                                                spoolBytes: s.spool.bytes, spoolLimitBytes: syslog.forwarder.spoolLimit,
+                                                dropped: s.dropped, truncated: s.truncated)
+            })
     }
 
     var summary: String {
@@ -194,12 +235,17 @@ struct DetectionStage {
 final class FlowConsumers: FlowObserver {
     let detector: Detector
     let printer: EventPrinter
-    let scans: ScanStage?
+    /// Replaced when a reload turns scanning on or off.
+    var scans: ScanStage?
+    /// Finished flows for `agentctl flows` (live only).
+    let recent: RecentLines?
+    private var json = JSONWriter()
 
-    init(detector: Detector, printer: EventPrinter, scans: ScanStage?) {
+    init(detector: Detector, printer: EventPrinter, scans: ScanStage?, recent: RecentLines? = nil) {
         self.detector = detector
         self.printer = printer
         self.scans = scans
+        self.recent = recent
     }
 
     func processStarted(_ process: ProcessRecord) { detector.processStarted(process) }
@@ -213,6 +259,11 @@ final class FlowConsumers: FlowObserver {
     func flowReported(_ flow: Flow) {
         detector.flowReported(flow)
         printer.consume(flow)
+        if let recent {
+            json.reset()
+            FlowJSON.write(flow, to: &json)
+            recent.append(json.bytes)
+        }
     }
 }
 

@@ -13,28 +13,42 @@ import Glibc
 
 /// `xferwatchd run`: reads the live audit stream until SIGINT or SIGTERM.
 public final class LiveAgent {
-    private let configuration: AgentConfiguration
-    private let log: Logger
+    /// In effect: a reload replaces what it can apply live and keeps the rest.
+    var configuration: AgentConfiguration
+    let configurationPath: String
+    let log: Logger
     private let printer: EventPrinter
-    private var pipeline: Pipeline!
-    private var session: AuditSession?
+    var pipeline: Pipeline!
+    var session: AuditSession?
+    /// The source in use, `auto` resolved.
+    var sourceMode: AuditSourceMode
     /// When someone last removed rules; the check waits for that to settle so one `auditctl -D`
     /// (a removal per rule) is reinstalled and reported once.
     private var lastRuleRemoval: Int64?
-    private var lastStatus: AuditStatus?
-    private let processes: ProcessTable
+    private(set) var firstStatus: AuditStatus?
+    private(set) var lastStatus: AuditStatus?
+    let processes: ProcessTable
     private var sockets: HostSockets?
-    private var tracker: FlowTracker!
-    private var detector: Detector!
-    private var alerts: AlertOutput!
-    private var scans: ScanStage?
+    var tracker: FlowTracker!
+    var detector: Detector!
+    var alerts: AlertOutput!
+    var scans: ScanStage?
+    var flowConsumers: FlowConsumers!
     /// Which syscalls are which, shared by the flow tracker and the scanner.
-    private let catalog = SyscallCatalog.fromLibaudit()
+    let catalog = SyscallCatalog.fromLibaudit()
     private var nextPrune: Int64 = 0
-    private var reportedAuditPidLoss = false
+    private(set) var reportedAuditPidLoss = false
+    private var control: ControlServer?
+    let started = (wall: realtimeMilliseconds(), monotonic: monotonicMilliseconds())
+    var throughput = ThroughputHistory()
+    /// Trouble the agent reported (its agent.health reasons), kept 5 minutes for the verdict.
+    var recentTrouble: [(time: Int64, reason: String)] = []
+    let recentFlows = RecentLines(capacity: 200, byteLimit: 2 << 20)
 
-    public init(configuration: AgentConfiguration, output: OutputOptions, log: Logger) {
+    public init(configuration: AgentConfiguration, configurationPath: String, output: OutputOptions, log: Logger) {
         self.configuration = configuration
+        self.configurationPath = configurationPath
+        self.sourceMode = configuration.audit.source
         self.log = log
         self.printer = EventPrinter(options: output)
         self.processes = ProcessTable(procfs: ProcFS(), capacity: configuration.host.maximumProcesses)
@@ -63,6 +77,9 @@ public final class LiveAgent {
                                            outputs: configuration.output, printer: printer, log: log,
                                            idPrefix: String(UInt64(now), radix: 36))
             (detector, alerts) = (stage.detector, stage.alerts)
+            detector.healthObserver = { [unowned self] reasons, time in
+                recentTrouble += reasons.map { (monotonicMilliseconds(), $0) }
+            }
         } catch {
             log.error("detection: \(error)")
             return false
@@ -80,16 +97,18 @@ public final class LiveAgent {
         } catch {
             log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
         }
+        flowConsumers = FlowConsumers(detector: detector, printer: printer, scans: scans, recent: recentFlows)
         tracker = FlowTracker(catalog: catalog, processes: processes, sockets: sockets, settings: configuration.flowSettings,
-                              debug: { [log] in log.debug($0()) }, observer: FlowConsumers(detector: detector, printer: printer, scans: scans))
+                              debug: { [log] in log.debug($0()) }, observer: flowConsumers)
         processes.seedFromProc()
         log.info("host: \(processes.count) running processes read from /proc")
     }
 
     /// Descriptors of the host-state sources (sock_diag destroy notifications, finished
-    /// scans) for poll().
+    /// scans) and of agentctl's connections, for poll().
     private func hostPollDescriptors() -> [pollfd] {
         ((sockets?.destroyDescriptors ?? []) + [scans?.queue.descriptor].compactMap { $0 }).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            + (control?.pollDescriptors ?? [])
     }
 
     /// Destroy notifications, flow timeouts and pruning; `ready` when a host descriptor polled readable.
@@ -104,6 +123,10 @@ public final class LiveAgent {
         tracker.tick(now: now)
         scans?.collect(detector: detector, log: log)
         if let trouble = alerts.service(log: log, now: monotonicMilliseconds()) { detector.health(trouble, time: now) }
+        let monotonic = monotonicMilliseconds()
+        throughput.record(now: monotonic, records: pipeline.assembler.counters.records, events: pipeline.assembler.counters.events)
+        recentTrouble.removeAll { monotonic - $0.time > ThroughputHistory.longWindowMilliseconds }
+        control?.service(handler: self, now: monotonic)
         if now >= nextPrune {
             nextPrune = now + Int64(configuration.host.pruneIntervalMilliseconds)
             processes.pruneExited()
@@ -117,7 +140,8 @@ public final class LiveAgent {
     private func handleSignals(_ signals: SignalWatcher) -> Bool {
         let received = signals.take()
         if received.hangup {
-            log.info("SIGHUP: reopening the alert file")
+            log.info("SIGHUP: reloading \(configurationPath) and reopening the alert file")
+            _ = reload()
             alerts.reopen()
         }
         if let stop = received.stop { log.info("signal \(stop): stopping") }
@@ -138,6 +162,9 @@ public final class LiveAgent {
         guard startDetection() else { return 1 }
         scans = ScanStage.start(configuration.yara, catalog: catalog, processes: processes, log: log)
         startHostState()
+        control = ControlServer.open(path: configuration.agent.controlSocket, group: configuration.agent.controlGroup, log: log)
+        alerts.listener = { [unowned self] line in control?.published(alertLine: line) }
+        defer { control?.close() }
         let result: Int32
         switch configuration.audit.source {
         case .audisp:
@@ -175,6 +202,7 @@ public final class LiveAgent {
         do {
             let current = try AuditControl().status()
             mode = Self.resolve(configuration.audit.source, currentPid: current.pid)
+            sourceMode = mode
             let settings = AuditSession.Settings(backlogLimit: UInt32(configuration.audit.backlogLimit),
                                                  rateLimit: UInt32(configuration.audit.rateLimit),
                                                  receiveBufferBytes: configuration.audit.receiveBufferBytes)
@@ -241,6 +269,7 @@ public final class LiveAgent {
             log.warning("cannot read the audit status: \(error)")
             return
         }
+        if firstStatus == nil { firstStatus = status }
         if let last = lastStatus, status.lost != last.lost {
             log.warning("the kernel lost \(status.lost &- last.lost) audit records (lost counter \(status.lost), backlog \(status.backlog) of \(status.backlogLimit))")
             detector.health(["the kernel lost \(status.lost &- last.lost) audit records", "backlog \(status.backlog) of \(status.backlogLimit)"],

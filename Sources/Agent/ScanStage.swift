@@ -31,7 +31,10 @@ final class ScanStage {
     let queue: ScanQueue<Context>
     private let catalog: SyscallCatalog
     private let processes: ProcessTable
-    private let scanUploads: Bool
+    private var scanUploads: Bool
+    /// The rules in use, for agentctl.
+    private(set) var ruleCount: Int
+    private(set) var ruleFiles: [String]
     private var alerted: Set<AlertKey> = []
     private static let alertedLimit = 16_384
     private var loggedFailures = 0
@@ -43,14 +46,10 @@ final class ScanStage {
     /// Compiles the rules and starts the worker; nil when scanning is off or no rule loaded.
     /// Call after signals are blocked (the worker thread inherits the mask).
     static func start(_ settings: AgentConfiguration.Yara, catalog: SyscallCatalog, processes: ProcessTable, log: Logger) -> ScanStage? {
-        guard settings.enabled else {
-            log.info("yara: scanning disabled")
-            return nil
-        }
-        let (rules, errors) = YaraRules.compile(globs: settings.paths)
-        for error in errors { log.error("yara: \(error) (file skipped)") }
-        guard let rules else {
-            log.warning("yara: no rules loaded from \(settings.paths.joined(separator: ", ")); scanning off")
+        let (compiled, problems) = compile(settings)
+        for problem in problems { log.error(problem) }
+        guard let rules = compiled else {
+            if !settings.enabled { log.info("yara: scanning disabled") }
             return nil
         }
         let scanner = FileScanner(rules: rules, maximumSize: Int64(settings.maximumFileSize))
@@ -59,14 +58,33 @@ final class ScanStage {
             return nil
         }
         log.info("yara: \(rules.ruleCount) rules from \(rules.files.count) files")
-        return ScanStage(queue: queue, catalog: catalog, processes: processes, scanUploads: settings.scanUploadedFiles)
+        return ScanStage(queue: queue, rules: rules, catalog: catalog, processes: processes, scanUploads: settings.scanUploadedFiles)
     }
 
-    private init(queue: ScanQueue<Context>, catalog: SyscallCatalog, processes: ProcessTable, scanUploads: Bool) {
+    /// The rule files `settings` names, compiled (nil when scanning is off or nothing
+    /// compiled), and what went wrong: a file that does not compile is skipped.
+    static func compile(_ settings: AgentConfiguration.Yara) -> (rules: YaraRules?, problems: [String]) {
+        guard settings.enabled else { return (nil, []) }
+        let (rules, errors) = YaraRules.compile(globs: settings.paths)
+        var problems = errors.map { "yara: \($0) (file skipped)" }
+        if rules == nil { problems.append("yara: no rules loaded from \(settings.paths.joined(separator: ", ")); scanning off") }
+        return (rules, problems)
+    }
+
+    private init(queue: ScanQueue<Context>, rules: YaraRules, catalog: SyscallCatalog, processes: ProcessTable, scanUploads: Bool) {
         self.queue = queue
         self.catalog = catalog
         self.processes = processes
         self.scanUploads = scanUploads
+        (ruleCount, ruleFiles) = (rules.ruleCount, rules.files)
+    }
+
+    /// A reload: later targets are scanned with `rules` (the queue size needs a restart).
+    func replace(rules: YaraRules, settings: AgentConfiguration.Yara) {
+        queue.replace(scanner: FileScanner(rules: rules, maximumSize: Int64(settings.maximumFileSize)))
+        scanUploads = settings.scanUploadedFiles
+        (ruleCount, ruleFiles) = (rules.ruleCount, rules.files)
+        alerted.removeAll()
     }
 
     /// Called after the flow tracker saw the event, so an execve's process is in the table.

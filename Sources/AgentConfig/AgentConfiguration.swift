@@ -44,13 +44,17 @@ public enum LogLevel: String, CaseIterable, Sendable, Comparable {
 }
 
 /// The typed contents of agent.conf. Every key has a default, so a missing key never fails.
-public struct AgentConfiguration: Sendable {
-    public struct Agent: Sendable {
+public struct AgentConfiguration: Sendable, Equatable {
+    public struct Agent: Sendable, Equatable {
         public var stateDirectory = "/var/lib/xferwatch"
         public var logLevel = LogLevel.info
+        /// Where agentctl reaches the agent; mode 0660, owned by root and `controlGroup`.
+        public var controlSocket = "/run/xferwatch/agent.sock"
+        /// Besides root, members of this group may use the control socket.
+        public var controlGroup = "adm"
     }
 
-    public struct Audit: Sendable {
+    public struct Audit: Sendable, Equatable {
         public var source = AuditSourceMode.auto
         public var logFile = "/var/log/audit/audit.log"
         public var ruleKey = "xferwatch"
@@ -62,14 +66,14 @@ public struct AgentConfiguration: Sendable {
         public var receiveBufferBytes = 8 << 20
     }
 
-    public struct Host: Sendable {
+    public struct Host: Sendable, Equatable {
         /// Process records kept; the least recently used go first when full.
         public var maximumProcesses = 16384
         /// How often records of exited processes are dropped.
         public var pruneIntervalMilliseconds = 2000
     }
 
-    public struct Flows: Sendable {
+    public struct Flows: Sendable, Equatable {
         public var unresolvedWaitMilliseconds = 5000
         public var pollIntervalMilliseconds = 2000
         public var dataLingerMilliseconds = 10_000
@@ -77,7 +81,7 @@ public struct AgentConfiguration: Sendable {
     }
 
     /// `[rules.yara]`: scanning executed binaries and listening servers with libyara.
-    public struct Yara: Sendable {
+    public struct Yara: Sendable, Equatable {
         public var enabled = true
         /// Globs of rule files, compiled at start (a file that does not compile is skipped).
         public var paths = ["/etc/xferwatch/yara/*.yar"]
@@ -126,6 +130,8 @@ public struct AgentConfiguration: Sendable {
         var agent = reader.section("agent")
         config.agent.stateDirectory = agent.string("state_dir", default: config.agent.stateDirectory, absolutePath: true)
         config.agent.logLevel = agent.choice("log_level", default: config.agent.logLevel)
+        config.agent.controlSocket = agent.string("control_socket", default: config.agent.controlSocket, absolutePath: true, maximumLength: 107)
+        config.agent.controlGroup = agent.string("control_group", default: config.agent.controlGroup, maximumLength: 64)
         reader.absorb(agent)
 
         var audit = reader.section("audit")

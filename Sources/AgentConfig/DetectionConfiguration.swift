@@ -3,7 +3,7 @@ import TOMLKit
 
 /// `[detection]`, `[network]` and `[[exclusions]]` of agent.conf.
 extension AgentConfiguration {
-    public struct Detection: Sendable {
+    public struct Detection: Sendable, Equatable {
         /// Rule ids turned off.
         public var disabledRules: Set<RuleID> = []
         /// an1170.large_transfer: bytes sent in one flow (FTP sessions with their data).
@@ -40,14 +40,14 @@ extension AgentConfiguration {
         public var firstSeenLearningMinutes = 1440
     }
 
-    public struct Network: Sendable {
+    public struct Network: Sendable, Equatable {
         /// Destinations that are not "untrusted": private, loopback, link-local and multicast.
         public var trustedNetworks = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
                                       "224.0.0.0/4", "::1/128", "fe80::/10", "ff00::/8", "fc00::/7"].compactMap(IPNetwork.init)
     }
 
     /// Alerts that must not be emitted: every field given must match (a list matches any item).
-    public struct Exclusion: Sendable {
+    public struct Exclusion: Sendable, Equatable {
         public var name: String
         public var rules: Set<RuleID> = []
         public var processExecutables: [String] = []

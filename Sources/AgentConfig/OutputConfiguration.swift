@@ -1,12 +1,12 @@
 /// `[output.file]` and `[output.syslog]` of agent.conf: where alerts go.
 extension AgentConfiguration {
-    public struct Output: Sendable {
+    public struct Output: Sendable, Equatable {
         public var file = FileOutput()
         public var syslog = SyslogOutput()
     }
 
     /// Alerts as JSON lines in a local file, rotated by size.
-    public struct FileOutput: Sendable {
+    public struct FileOutput: Sendable, Equatable {
         public var enabled = true
         public var path = "/var/log/xferwatch/alerts.jsonl"
         /// The file is rotated before it would pass this size; 0 leaves rotation to logrotate.
@@ -18,7 +18,7 @@ extension AgentConfiguration {
     }
 
     /// Alerts forwarded to a syslog receiver through a durable spool in state_dir.
-    public struct SyslogOutput: Sendable {
+    public struct SyslogOutput: Sendable, Equatable {
         public var enabled = true
         public var address = SyslogAddress(transport: .unix, host: "", port: 0, path: "/dev/log")
         public var format = SyslogFormat.rfc5424

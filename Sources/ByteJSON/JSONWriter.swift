@@ -129,34 +129,38 @@ public struct JSONWriter {
 
 extension JSONWriter {
     /// Milliseconds since the epoch as an RFC 3339 UTC string: 2026-11-22T14:47:06.123Z.
-    public mutating func timestamp(milliseconds: Int64) {
-        var text = [UInt8]()
-        text.reserveCapacity(24)
-        let ms = Int(((milliseconds % 1000) + 1000) % 1000)
-        let seconds = (milliseconds - Int64(ms)) / 1000
-        let days = Int(seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
-        let secondOfDay = Int(seconds - Int64(days) * 86_400)
-        // Civil date from days since 1970-01-01 (proleptic Gregorian).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        func digits(_ value: Int, _ count: Int) {
-            var divisor = 1
-            for _ in 1..<count { divisor *= 10 }
-            var v = value
-            while divisor > 0 { text.append(UInt8(48 + (v / divisor) % 10)); v %= divisor; divisor /= 10 }
-        }
-        digits(year, 4); text.append(UInt8(ascii: "-")); digits(month, 2); text.append(UInt8(ascii: "-")); digits(day, 2)
-        text.append(UInt8(ascii: "T"))
-        digits(secondOfDay / 3600, 2); text.append(UInt8(ascii: ":")); digits(secondOfDay / 60 % 60, 2)
-        text.append(UInt8(ascii: ":")); digits(secondOfDay % 60, 2); text.append(UInt8(ascii: "."))
-        digits(ms, 3); text.append(UInt8(ascii: "Z"))
-        string(text)
-    }
+    public mutating func timestamp(milliseconds: Int64) { string(rfc3339UTF8(milliseconds: milliseconds)) }
 }
+
+/// `2026-11-22T10:00:00.123Z` (UTC, milliseconds) as bytes, without Foundation.
+public func rfc3339UTF8(milliseconds: Int64) -> [UInt8] {
+    var text = [UInt8]()
+    text.reserveCapacity(24)
+    let ms = Int(((milliseconds % 1000) + 1000) % 1000)
+    let seconds = (milliseconds - Int64(ms)) / 1000
+    let days = Int(seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
+    let secondOfDay = Int(seconds - Int64(days) * 86_400)
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let dayOfEra = z - era * 146_097
+    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+    let mp = (5 * dayOfYear + 2) / 153
+    let day = dayOfYear - (153 * mp + 2) / 5 + 1
+    let month = mp < 10 ? mp + 3 : mp - 9
+    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    func digits(_ value: Int, _ count: Int) {
+        var divisor = 1
+        for _ in 1..<count { divisor *= 10 }
+        var v = value
+        while divisor > 0 { text.append(UInt8(48 + (v / divisor) % 10)); v %= divisor; divisor /= 10 }
+    }
+    digits(year, 4); text.append(UInt8(ascii: "-")); digits(month, 2); text.append(UInt8(ascii: "-")); digits(day, 2)
+    text.append(UInt8(ascii: "T"))
+    digits(secondOfDay / 3600, 2); text.append(UInt8(ascii: ":")); digits(secondOfDay / 60 % 60, 2)
+    text.append(UInt8(ascii: ":")); digits(secondOfDay % 60, 2); text.append(UInt8(ascii: "."))
+    digits(ms, 3); text.append(UInt8(ascii: "Z"))
+    return text
+}
+

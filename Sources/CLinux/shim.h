@@ -38,3 +38,13 @@ static inline int xw_copy_descriptor(int pid, int fd) {
 static const int xw_so_cookie = 57;
 static const int xw_so_protocol = 38;
 static const int xw_tcp_info = 11;
+
+/* SO_PEERCRED's struct ucred (hidden without _GNU_SOURCE) and SO_PEERGROUPS (Linux 4.13+):
+ * who is on the other end of a Unix socket, with their supplementary groups. */
+struct xw_ucred {
+    int pid;
+    unsigned int uid;
+    unsigned int gid;
+};
+static const int xw_so_peercred = 17;
+static const int xw_so_peergroups = 59;

@@ -1,6 +1,7 @@
 import AgentConfig
 import Flows
 import HostState
+import Runtime
 
 /// An alert as one ArcSight CEF record (`CEF:0|xferwatch|xferwatch|version|rule id|name|severity|ext`)
 /// with the standard extension keys: rt, src, spt, dst, dpt, proto, app, out, in, suser, suid,

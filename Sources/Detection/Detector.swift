@@ -16,54 +16,82 @@ public final class Detector: FlowObserver {
     }
 
     public private(set) var counters = Counters()
-    private let settings: AgentConfiguration.Detection
-    private let enabled: Set<RuleID>
-    private let trusted: [IPNetwork]
+    /// What agent.conf says, compiled: replaced whole by `reconfigure`.
+    private struct Rules {
+        let settings: AgentConfiguration.Detection
+        let enabled: Set<RuleID>
+        let trusted: [IPNetwork]
+        let exclusions: ExclusionSet
+        let commandLinePatterns: [Pattern]
+        let imageFilter: [Pattern]
+        let filenamePatterns: [Pattern]
+        let scriptedPatterns: [Pattern]
+        /// Every execve-time pattern in one alternation: most command lines match none, and one
+        /// scan rejects them (bench/detection: 541 instead of 668 ns per execve with the defaults).
+        let execvePrefilter: Pattern?
+
+        /// Every pattern of the configuration compiles here, once.
+        init(_ configuration: AgentConfiguration, users: UserNames) throws(PatternError) {
+            let detection = configuration.detection
+            settings = detection
+            enabled = Set(RuleID.allCases).subtracting(detection.disabledRules)
+            trusted = configuration.network.trustedNetworks
+            func compile(_ sources: [String]) throws(PatternError) -> [Pattern] {
+                var result: [Pattern] = []
+                for source in sources { result.append(try Pattern(source)) }
+                return result
+            }
+            commandLinePatterns = try compile(detection.commandLinePatterns)
+            execvePrefilter = try Detector.alternation(of: detection.commandLinePatterns + detection.scriptedFTPPatterns)
+            imageFilter = try compile(detection.processImageFilter)
+            filenamePatterns = try compile(detection.filenamePatterns)
+            scriptedPatterns = try compile(detection.scriptedFTPPatterns)
+            exclusions = try ExclusionSet(configuration.exclusions, users: users)
+        }
+
+        var patterns: [Pattern] { commandLinePatterns + imageFilter + filenamePatterns + scriptedPatterns + [execvePrefilter].compactMap { $0 } }
+    }
+
+    private var rules: Rules
     private let processes: ProcessTable
     private let firstSeen: FirstSeenStore
-    private let exclusions: ExclusionSet
     private let emit: (Alert) -> Void
-    private let commandLinePatterns: [Pattern]
-    private let imageFilter: [Pattern]
-    private let filenamePatterns: [Pattern]
-    private let scriptedPatterns: [Pattern]
-    /// Every execve-time pattern in one alternation: most command lines match none, and one
-    /// scan rejects them (bench/detection: 541 instead of 668 ns per execve with the defaults).
-    private let execvePrefilter: Pattern?
     private let idPrefix: String
     private var nextID: UInt64 = 1
+    /// Exclusion hits and PCRE2 limit errors of the rules `reconfigure` replaced.
+    private var earlierSilenced: [String: Int] = [:]
+    private var earlierLimitErrors = 0
 
-    /// Every pattern of the configuration compiles here, once.
     public init(configuration: AgentConfiguration, processes: ProcessTable, firstSeen: FirstSeenStore, users: UserNames,
                 idPrefix: String, emit: @escaping (Alert) -> Void) throws(PatternError) {
-        let detection = configuration.detection
-        settings = detection
-        enabled = Set(RuleID.allCases).subtracting(detection.disabledRules)
-        trusted = configuration.network.trustedNetworks
+        rules = try Rules(configuration, users: users)
         self.processes = processes
         self.firstSeen = firstSeen
         self.idPrefix = idPrefix
         self.emit = emit
         self.users = users
-        func compile(_ sources: [String]) throws(PatternError) -> [Pattern] {
-            var result: [Pattern] = []
-            for source in sources { result.append(try Pattern(source)) }
-            return result
-        }
-        commandLinePatterns = try compile(detection.commandLinePatterns)
-        execvePrefilter = try Self.alternation(of: detection.commandLinePatterns + detection.scriptedFTPPatterns)
-        imageFilter = try compile(detection.processImageFilter)
-        filenamePatterns = try compile(detection.filenamePatterns)
-        scriptedPatterns = try compile(detection.scriptedFTPPatterns)
-        exclusions = try ExclusionSet(configuration.exclusions, users: users)
     }
 
-    public let users: UserNames
-    public var silenced: [String: Int] { exclusions.silenced }
-    /// Matches that hit PCRE2's backtracking limit, over every pattern.
-    public var patternLimitErrors: Int {
-        (commandLinePatterns + imageFilter + filenamePatterns + scriptedPatterns + [execvePrefilter].compactMap { $0 }).reduce(0) { $0 + $1.limitErrors }
+    /// A new configuration's rules, exclusions and thresholds, compiled before anything is
+    /// replaced: when a pattern does not compile, the running rules stay. Counts carry over.
+    public func reconfigure(_ configuration: AgentConfiguration) throws(PatternError) {
+        let next = try Rules(configuration, users: users)
+        for (name, hits) in rules.exclusions.silenced { earlierSilenced[name, default: 0] += hits }
+        earlierLimitErrors += rules.patterns.reduce(0) { $0 + $1.limitErrors }
+        rules = next
     }
+
+    /// Told of the agent's trouble even when agent.health alerts are off or excluded.
+    public var healthObserver: (([String], Int64) -> Void)?
+
+    /// Rules turned on.
+    public var enabledRules: Set<RuleID> { rules.enabled }
+
+    public let users: UserNames
+    /// Alerts each exclusion silenced, by name, since start (exclusions a reload removed included).
+    public var silenced: [String: Int] { rules.exclusions.silenced.merging(earlierSilenced, uniquingKeysWith: +) }
+    /// Matches that hit PCRE2's backtracking limit, over every pattern.
+    public var patternLimitErrors: Int { earlierLimitErrors + rules.patterns.reduce(0) { $0 + $1.limitErrors } }
 
     // MARK: execve
 
@@ -77,11 +105,11 @@ public final class Detector: FlowObserver {
 
     public func processStarted(_ process: ProcessRecord) {
         counters.execsChecked += 1
-        let mayMatch = execvePrefilter?.matches(process.commandLine) ?? true
-        if mayMatch, enabled.contains(.commandLine), let pattern = commandLinePatterns.first(where: { $0.matches(process.commandLine) }) {
+        let mayMatch = rules.execvePrefilter?.matches(process.commandLine) ?? true
+        if mayMatch, rules.enabled.contains(.commandLine), let pattern = rules.commandLinePatterns.first(where: { $0.matches(process.commandLine) }) {
             raise(.commandLine, time: process.startTime, reasons: ["command line matches \(pattern.source)"], process: process)
         }
-        if enabled.contains(.scriptedFTP) {
+        if rules.enabled.contains(.scriptedFTP) {
             let reasons = scriptedFTPReasons(process, patternsMayMatch: mayMatch)
             if !reasons.isEmpty { raise(.scriptedFTP, time: process.startTime, reasons: reasons, process: process) }
         }
@@ -90,7 +118,7 @@ public final class Detector: FlowObserver {
     /// Splunk's `ftp -s:script` and the ways Linux FTP clients run scripts.
     func scriptedFTPReasons(_ p: ProcessRecord, patternsMayMatch: Bool) -> [String] {
         var reasons: [String] = []
-        if patternsMayMatch, let pattern = scriptedPatterns.first(where: { $0.matches(p.commandLine) }) {
+        if patternsMayMatch, let pattern = rules.scriptedPatterns.first(where: { $0.matches(p.commandLine) }) {
             reasons.append("command line matches \(pattern.source)")
         }
         let program = p.programName
@@ -114,7 +142,7 @@ public final class Detector: FlowObserver {
 
     public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
         // Port 0 and unspecified peers are route probes (getaddrinfo's AI_ADDRCONFIG), not connections.
-        guard enabled.contains(.firstSeenProcess), !process.executable.isEmpty, port != 0,
+        guard rules.enabled.contains(.firstSeenProcess), !process.executable.isEmpty, port != 0,
               remote.bytes.contains(where: { $0 != 0 }) else { return }
         // A connection to a trusted peer counts as having connected out: only then is it known.
         guard firstSeen.observe(process.executable, now: time) == .new, !isTrusted(remote) else { return }
@@ -127,22 +155,22 @@ public final class Detector: FlowObserver {
         counters.flowsChecked += 1
         let untrusted = !isTrusted(flow.remoteAddress)
         let proto = flow.networkProtocol
-        if enabled.contains(.noninteractiveTransfer), untrusted, [.ftp, .scp, .sftp, .tftp].contains(proto),
+        if rules.enabled.contains(.noninteractiveTransfer), untrusted, [.ftp, .scp, .sftp, .tftp].contains(proto),
            !flow.interactivity.isInteractive {
             raise(.noninteractiveTransfer, flow: flow,
                   reasons: flow.interactivity.reasons + ["destination \(flow.remoteAddress) is untrusted"])
         }
-        if enabled.contains(.lolbinTransfer) {
+        if rules.enabled.contains(.lolbinTransfer) {
             let reasons = lolbinReasons(flow)
             if !reasons.isEmpty { raise(.lolbinTransfer, flow: flow, reasons: reasons) }
         }
-        if enabled.contains(.nonstandardPort), let usual = proto.standardPorts, !usual.contains(flow.remotePort) {
+        if rules.enabled.contains(.nonstandardPort), let usual = proto.standardPorts, !usual.contains(flow.remotePort) {
             let client = Self.imageName(flow.transferProcess ?? flow.process)
             raise(.nonstandardPort, flow: flow, reasons: [
                 "\(client) connected to port \(flow.remotePort) (usual for \(proto.rawValue): \(usual.map(String.init).joined(separator: ", ")))",
             ])
         }
-        if enabled.contains(.suspiciousFilename) {
+        if rules.enabled.contains(.suspiciousFilename) {
             let names = suspiciousNames(flow.transferProcess ?? flow.process)
             if !names.isEmpty { raise(.suspiciousFilename, flow: flow, reasons: names.map { "command line names \($0)" }) }
         }
@@ -154,7 +182,7 @@ public final class Detector: FlowObserver {
         var reasons: [String] = []
         for (role, image) in zip(roles, [flow.process] + flow.process.ancestors(limit: 2)) {
             let subject = ([image.executable] + image.arguments.dropFirst()).joined(separator: " ")
-            if let pattern = imageFilter.first(where: { $0.matches(subject) }) {
+            if let pattern = rules.imageFilter.first(where: { $0.matches(subject) }) {
                 reasons.append("\(role) \(Self.imageName(image)) (pid \(image.pid)) matches \(pattern.source)")
             }
         }
@@ -172,7 +200,7 @@ public final class Detector: FlowObserver {
         for argument in p.arguments.dropFirst() {
             for word in argument.split(whereSeparator: { $0 == " " || $0 == ";" || $0 == "\t" }) {
                 let name = baseName(String(word))
-                if !name.isEmpty, !found.contains(name), filenamePatterns.contains(where: { $0.matches(name) }) { found.append(name) }
+                if !name.isEmpty, !found.contains(name), rules.filenamePatterns.contains(where: { $0.matches(name) }) { found.append(name) }
             }
         }
         return found
@@ -182,21 +210,21 @@ public final class Detector: FlowObserver {
         let untrusted = !isTrusted(flow.remoteAddress)
         let out = flow.sessionBytesOut ?? 0
         let total = out + (flow.sessionBytesIn ?? 0)
-        if enabled.contains(.largeTransfer), untrusted, out >= UInt64(settings.transferSizeThreshold) {
+        if rules.enabled.contains(.largeTransfer), untrusted, out >= UInt64(rules.settings.transferSizeThreshold) {
             raise(.largeTransfer, flow: flow, reasons: [
-                "sent \(out) bytes (threshold \(settings.transferSizeThreshold))", "destination \(flow.remoteAddress) is untrusted",
+                "sent \(out) bytes (threshold \(rules.settings.transferSizeThreshold))", "destination \(flow.remoteAddress) is untrusted",
             ])
         }
-        if enabled.contains(.outboundRatio), untrusted, total > 0, total >= UInt64(settings.outboundMinimumBytes) {
+        if rules.enabled.contains(.outboundRatio), untrusted, total > 0, total >= UInt64(rules.settings.outboundMinimumBytes) {
             let share = Double(out) / Double(total)
-            if share >= settings.dataFlowDirectionThreshold {
+            if share >= rules.settings.dataFlowDirectionThreshold {
                 raise(.outboundRatio, flow: flow, reasons: [
-                    "\(percent(share)) of \(total) bytes outbound (threshold \(percent(settings.dataFlowDirectionThreshold)))",
+                    "\(percent(share)) of \(total) bytes outbound (threshold \(percent(rules.settings.dataFlowDirectionThreshold)))",
                     "destination \(flow.remoteAddress) is untrusted",
                 ])
             }
         }
-        if enabled.contains(.ftpToInternet), let reasons = ftpToInternetReasons(flow) {
+        if rules.enabled.contains(.ftpToInternet), let reasons = ftpToInternetReasons(flow) {
             raise(.ftpToInternet, flow: flow, reasons: reasons)
         }
     }
@@ -222,7 +250,7 @@ public final class Detector: FlowObserver {
 
     /// A YARA rule matched a file this process executed, listens with or may upload.
     public func yaraMatched(_ finding: YaraFinding, process: ProcessRecord?, time: Int64) {
-        guard enabled.contains(.yaraMatch) else { return }
+        guard rules.enabled.contains(.yaraMatch) else { return }
         raise(.yaraMatch, time: time, reasons: [finding.trigger, "YARA rule \(finding.match.rule) matched \(finding.file.path)"],
               process: process, yara: finding)
     }
@@ -231,13 +259,14 @@ public final class Detector: FlowObserver {
 
     /// The agent's own trouble, as an alert a SOC sees beside the others.
     public func health(_ reasons: [String], time: Int64) {
-        guard enabled.contains(.agentHealth) else { return }
+        healthObserver?(reasons, time)
+        guard rules.enabled.contains(.agentHealth) else { return }
         raise(.agentHealth, time: time, reasons: reasons, process: nil)
     }
 
     // MARK: raising
 
-    private func isTrusted(_ address: IPAddress) -> Bool { trusted.contains(address: address.bytes) }
+    private func isTrusted(_ address: IPAddress) -> Bool { rules.trusted.contains(address: address.bytes) }
 
     private func raise(_ rule: RuleID, flow: Flow, reasons: [String]) {
         raise(rule, time: flow.end ?? flow.start, reasons: reasons, process: flow.process, interactivity: flow.interactivity, flow: flow)
@@ -247,7 +276,7 @@ public final class Detector: FlowObserver {
                        flow: Flow? = nil, remote: (IPAddress, UInt16)? = nil, yara: YaraFinding? = nil) {
         let alert = Alert(id: "\(idPrefix)-\(nextID)", rule: rule, time: time, reasons: reasons, process: process,
                           interactivity: interactivity ?? process.map(processes.interactivity(of:)), flow: flow, remote: remote, yara: yara)
-        if exclusions.silence(alert) != nil { return }
+        if rules.exclusions.silence(alert) != nil { return }
         nextID += 1
         counters.alerts[rule, default: 0] += 1
         emit(alert)

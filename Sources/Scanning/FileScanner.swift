@@ -56,6 +56,12 @@ public final class FileScanner {
         public var notRegular = 0
         public var failed = 0
         public var bytesScanned: Int64 = 0
+
+        public func adding(_ other: Counters) -> Counters {
+            Counters(scans: scans + other.scans, cacheHits: cacheHits + other.cacheHits, filesMatched: filesMatched + other.filesMatched,
+                     tooLarge: tooLarge + other.tooLarge, gone: gone + other.gone, notRegular: notRegular + other.notRegular,
+                     failed: failed + other.failed, bytesScanned: bytesScanned + other.bytesScanned)
+        }
     }
 
     public private(set) var counters = Counters()

@@ -18,7 +18,11 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
     /// Readable while results wait.
     public var descriptor: Int32 { wake.read }
     public let capacity: Int
-    private let scanner: FileScanner
+    /// Used by the worker alone; `replace(scanner:)` hands it the next one through `replacement`.
+    private var scanner: FileScanner
+    private var replacement: FileScanner?
+    /// What the scanners `replace` retired had counted.
+    private var retiredCounters = FileScanner.Counters()
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
     private var pending: [(ScanTarget, Context)] = []
@@ -97,6 +101,14 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
         return snapshot
     }
 
+    /// New rules (a reload): the worker scans with `next` from its next target on. Counts carry
+    /// over; cached results go with the old rules.
+    public func replace(scanner next: FileScanner) {
+        pthread_mutex_lock(&mutex)
+        replacement = next
+        pthread_mutex_unlock(&mutex)
+    }
+
     /// Lets the worker finish what it is scanning, then joins it; queued targets are dropped.
     /// The worker holds the queue, so this must be called for the queue to go away.
     public func stop() {
@@ -118,6 +130,11 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
                 pthread_mutex_unlock(&mutex)
                 return
             }
+            if let next = replacement {
+                retiredCounters = retiredCounters.adding(scanner.counters)
+                scanner = next
+                replacement = nil
+            }
             let (target, context) = pending[pendingHead]
             pendingHead += 1
             if pendingHead == pending.count {
@@ -132,7 +149,7 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
             let result = scanner.scan(target)
 
             pthread_mutex_lock(&mutex)
-            snapshot.scanner = scanner.counters
+            snapshot.scanner = retiredCounters.adding(scanner.counters)
             var notify = false
             if !result.matches.isEmpty || Self.isFailure(result.outcome) {
                 results.append((result, context))

@@ -52,7 +52,7 @@ struct Run: ParsableCommand {
         // that leaves the kernel's audit state behind.
         signal(SIGPIPE, SIG_IGN)
         let output = OutputOptions(events: events, flows: flows, alerts: alerts)
-        let status = LiveAgent(configuration: configuration, output: output, log: log).run()
+        let status = LiveAgent(configuration: configuration, configurationPath: options.config, output: output, log: log).run()
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -1,0 +1,157 @@
+/// `agentctl status --json`: a snapshot of the running agent. The JSON form (snake_case keys,
+/// absent optionals left out) is documented by `docs/agentctl-status.schema.json`; a change
+/// that removes or retypes a field bumps `schemaVersion`.
+public struct AgentStatus: Codable, Sendable {
+    public static let currentSchemaVersion = 1
+
+    public struct Health: Codable, Sendable {
+        public enum Verdict: String, Codable, Sendable { case healthy, degraded }
+        public var verdict: Verdict
+        /// Why it is degraded: conditions now, and trouble reported in the last 5 minutes.
+        public var reasons: [String]
+        public init(verdict: Verdict, reasons: [String]) { (self.verdict, self.reasons) = (verdict, reasons) }
+    }
+
+    /// Per second over the last minute and the last 5 minutes (or since start, when shorter).
+    public struct Rate: Codable, Sendable {
+        public var oneMinute: Double
+        public var fiveMinutes: Double
+        public init(oneMinute: Double, fiveMinutes: Double) { (self.oneMinute, self.fiveMinutes) = (oneMinute, fiveMinutes) }
+    }
+
+    public struct Kernel: Codable, Sendable {
+        public var enabled: Int
+        /// The kernel's counter since boot, and how much of it grew while this agent ran.
+        public var lost: Int
+        public var lostSinceStart: Int
+        public var backlog: Int
+        public var backlogLimit: Int
+        public var auditPid: Int
+        public init(enabled: Int, lost: Int, lostSinceStart: Int, backlog: Int, backlogLimit: Int, auditPid: Int) {
+            (self.enabled, self.lost, self.lostSinceStart, self.backlog, self.backlogLimit, self.auditPid) =
+                (enabled, lost, lostSinceStart, backlog, backlogLimit, auditPid)
+        }
+    }
+
+    public struct Audit: Codable, Sendable {
+        /// unicast, multicast, audisp or file.
+        public var source: String
+        public var ruleKey: String
+        /// Kernel rules installed with `ruleKey` (0 for audisp and file sources).
+        public var rulesInstalled: Int
+        /// Absent for audisp and file sources.
+        public var kernel: Kernel?
+        public var records: Int
+        public var events: Int
+        public var recordsPerSecond: Rate
+        public var eventsPerSecond: Rate
+        /// Records dropped in user space, by reason (netlink messages not from the kernel,
+        /// malformed or truncated messages, events evicted unfinished).
+        public var userspaceDrops: [String: Int]
+        /// Records that did not parse.
+        public var parseErrors: Int
+        public var sequenceGaps: Int
+        public init(source: String, ruleKey: String, rulesInstalled: Int, kernel: Kernel?, records: Int, events: Int,
+                    recordsPerSecond: Rate, eventsPerSecond: Rate, userspaceDrops: [String: Int], parseErrors: Int, sequenceGaps: Int) {
+            (self.source, self.ruleKey, self.rulesInstalled, self.kernel, self.records, self.events) = (source, ruleKey, rulesInstalled, kernel, records, events)
+            (self.recordsPerSecond, self.eventsPerSecond, self.userspaceDrops, self.parseErrors, self.sequenceGaps) =
+                (recordsPerSecond, eventsPerSecond, userspaceDrops, parseErrors, sequenceGaps)
+        }
+    }
+
+    public struct Host: Codable, Sendable {
+        public var processes: Int
+        public var flowsActive: Int
+        public var flowsReported: Int
+        public init(processes: Int, flowsActive: Int, flowsReported: Int) {
+            (self.processes, self.flowsActive, self.flowsReported) = (processes, flowsActive, flowsReported)
+        }
+    }
+
+    public struct Detection: Codable, Sendable {
+        public var rulesEnabled: Int
+        public var alerts: Int
+        public var alertsByRule: [String: Int]
+        public var exclusionsHit: [String: Int]
+        public var execsChecked: Int
+        public var flowsChecked: Int
+        public init(rulesEnabled: Int, alerts: Int, alertsByRule: [String: Int], exclusionsHit: [String: Int], execsChecked: Int, flowsChecked: Int) {
+            (self.rulesEnabled, self.alerts, self.alertsByRule, self.exclusionsHit, self.execsChecked, self.flowsChecked) =
+                (rulesEnabled, alerts, alertsByRule, exclusionsHit, execsChecked, flowsChecked)
+        }
+    }
+
+    public struct Yara: Codable, Sendable {
+        public var enabled: Bool
+        public var rules: Int
+        public var ruleFiles: Int
+        public var queued: Int
+        public var scans: Int
+        public var cacheHits: Int
+        public var filesMatched: Int
+        public var dropped: Int
+        public init(enabled: Bool, rules: Int, ruleFiles: Int, queued: Int, scans: Int, cacheHits: Int, filesMatched: Int, dropped: Int) {
+            (self.enabled, self.rules, self.ruleFiles, self.queued, self.scans, self.cacheHits, self.filesMatched, self.dropped) =
+                (enabled, rules, ruleFiles, queued, scans, cacheHits, filesMatched, dropped)
+        }
+    }
+
+    public struct FileOutput: Codable, Sendable {
+        public var path: String
+        public var written: Int
+        public var waiting: Int
+        public var dropped: Int
+        public var rotations: Int
+        /// Why writing fails now, if it does.
+        public var problem: String?
+        public init(path: String, written: Int, waiting: Int, dropped: Int, rotations: Int, problem: String?) {
+            (self.path, self.written, self.waiting, self.dropped, self.rotations, self.problem) = (path, written, waiting, dropped, rotations, problem)
+        }
+    }
+
+    public struct SyslogOutput: Codable, Sendable {
+        public var address: String
+        public var connected: Bool
+        /// The last connection or send failure, while it lasts.
+        public var problem: String?
+        public var delivered: Int
+        public var connections: Int
+        public var spoolRecords: Int
+        public var spoolBytes: Int
+        public var spoolLimitBytes: Int
+        public var dropped: Int
+        public var truncated: Int
+        public init(address: String, connected: Bool, problem: String?, delivered: Int, connections: Int, spoolRecords: Int,
+                    spoolBytes: Int, spoolLimitBytes: Int, dropped: Int, truncated: Int) {
+            (self.address, self.connected, self.problem, self.delivered, self.connections) = (address, connected, problem, delivered, connections)
+            (self.spoolRecords, self.spoolBytes, self.spoolLimitBytes, self.dropped, self.truncated) = (spoolRecords, spoolBytes, spoolLimitBytes, dropped, truncated)
+        }
+    }
+
+    /// Absent outputs are turned off.
+    public struct Outputs: Codable, Sendable {
+        public var file: FileOutput?
+        public var syslog: SyslogOutput?
+        public init(file: FileOutput?, syslog: SyslogOutput?) { (self.file, self.syslog) = (file, syslog) }
+    }
+
+    public var schemaVersion = AgentStatus.currentSchemaVersion
+    public var version: String
+    public var pid: Int
+    /// RFC 3339, UTC.
+    public var started: String
+    public var uptimeSeconds: Int
+    public var configFile: String
+    public var health: Health
+    public var audit: Audit
+    public var host: Host
+    public var detection: Detection
+    public var yara: Yara
+    public var outputs: Outputs
+
+    public init(version: String, pid: Int, started: String, uptimeSeconds: Int, configFile: String, health: Health, audit: Audit,
+                host: Host, detection: Detection, yara: Yara, outputs: Outputs) {
+        (self.version, self.pid, self.started, self.uptimeSeconds, self.configFile, self.health) = (version, pid, started, uptimeSeconds, configFile, health)
+        (self.audit, self.host, self.detection, self.yara, self.outputs) = (audit, host, detection, yara, outputs)
+    }
+}

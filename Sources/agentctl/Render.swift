@@ -1,0 +1,133 @@
+import Control
+import FoundationEssentials
+
+/// `agentctl status` for people: one aligned line per subject.
+enum StatusText {
+    static func render(_ s: AgentStatus) -> String {
+        var rows: [(String, String)] = []
+        let audit = s.audit
+        var auditLine = "\(audit.source), \(audit.rulesInstalled) rules (key \(audit.ruleKey))"
+        if let kernel = audit.kernel {
+            auditLine += ", lost \(kernel.lost) (\(kernel.lostSinceStart) since start), backlog \(kernel.backlog)/\(kernel.backlogLimit)"
+        }
+        rows.append(("audit", auditLine))
+        rows.append(("records/s", "1m \(decimal(audit.recordsPerSecond.oneMinute))  5m \(decimal(audit.recordsPerSecond.fiveMinutes))  (\(audit.records) in all)"))
+        rows.append(("events/s", "1m \(decimal(audit.eventsPerSecond.oneMinute))  5m \(decimal(audit.eventsPerSecond.fiveMinutes))  (\(audit.events) in all)"))
+        let drops = audit.userspaceDrops.values.reduce(0, +)
+        rows.append(("dropped", "\(drops) in user space, \(audit.parseErrors) parse errors, \(audit.sequenceGaps) serial gaps"))
+        rows.append(("host", "\(s.host.processes) processes, \(s.host.flowsActive) flows active, \(s.host.flowsReported) reported"))
+        let byRule = s.detection.alertsByRule.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        rows.append(("alerts", "\(s.detection.alerts)" + (byRule.isEmpty ? "" : ": " + byRule.joined(separator: ", "))
+            + " (\(s.detection.rulesEnabled) rules enabled)"))
+        let excluded = s.detection.exclusionsHit.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        rows.append(("excluded", excluded.isEmpty ? "none" : excluded.joined(separator: ", ")))
+        let y = s.yara
+        rows.append(("yara", y.enabled ? "\(y.rules) rules from \(y.ruleFiles) files, \(y.scans) scans, \(y.cacheHits) cached, \(y.filesMatched) matched, \(y.dropped) dropped" : "off"))
+        if let file = s.outputs.file {
+            rows.append(("alert file", "\(file.path): \(file.written) written, \(file.waiting) waiting, \(file.dropped) dropped"
+                + (file.problem.map { ", failing: \($0)" } ?? "")))
+        } else {
+            rows.append(("alert file", "off"))
+        }
+        if let syslog = s.outputs.syslog {
+            rows.append(("syslog", "\(syslog.address): " + (syslog.connected ? "connected" : "not connected")
+                + (syslog.problem.map { " (\($0))" } ?? "")
+                + ", \(syslog.delivered) delivered, spool \(syslog.spoolRecords) (\(bytes(syslog.spoolBytes)) of \(bytes(syslog.spoolLimitBytes))), "
+                + "\(syslog.dropped) dropped, \(syslog.truncated) truncated"))
+        } else {
+            rows.append(("syslog", "off"))
+        }
+        rows.append(("health", s.health.verdict.rawValue))
+        rows += s.health.reasons.map { ("", "- " + $0) }
+
+        let width = rows.map(\.0.count).max() ?? 0
+        var text = "xferwatchd \(s.version), pid \(s.pid), up \(duration(s.uptimeSeconds)), config \(s.configFile)\n"
+        for (label, value) in rows { text += label.padded(width) + "  " + value + "\n" }
+        return text
+    }
+
+    static func duration(_ seconds: Int) -> String {
+        if seconds < 60 { return "\(seconds)s" }
+        if seconds < 3600 { return "\(seconds / 60)m\(String(seconds % 60).leftPadded(2, with: "0"))s" }
+        if seconds < 86_400 { return "\(seconds / 3600)h\(String(seconds / 60 % 60).leftPadded(2, with: "0"))m" }
+        return "\(seconds / 86_400)d\(String(seconds / 3600 % 24).leftPadded(2, with: "0"))h"
+    }
+}
+
+/// One alert line for people: time, rule, severity, process, peer, first reason.
+enum AlertText {
+    struct Line: Decodable {
+        struct Rule: Decodable { let id: String? }
+        struct Event: Decodable { let severity: Int? }
+        struct Process: Decodable {
+            let pid: Int?
+            let commandLine: String?
+            enum CodingKeys: String, CodingKey { case pid, commandLine = "command_line" }
+        }
+        struct Endpoint: Decodable { let ip: String?; let port: Int? }
+        struct Xferwatch: Decodable { let reasons: [String]? }
+        let timestamp: String?
+        let rule: Rule?
+        let event: Event?
+        let process: Process?
+        let destination: Endpoint?
+        let xferwatch: Xferwatch?
+        enum CodingKeys: String, CodingKey { case timestamp = "@timestamp", rule, event, process, destination, xferwatch }
+    }
+
+    static func render(_ bytes: [UInt8]) -> String {
+        guard let alert = try? JSONDecoder().decode(Line.self, from: Data(bytes)) else { return String(decoding: bytes, as: UTF8.self) }
+        var parts = [alert.timestamp ?? "-", alert.rule?.id ?? "-", "severity \(alert.event?.severity ?? 0)"]
+        if let process = alert.process { parts.append("pid \(process.pid.map(String.init) ?? "-") \(process.commandLine ?? "")") }
+        if let ip = alert.destination?.ip { parts.append("-> \(ip)" + (alert.destination?.port.map { ":\($0)" } ?? "")) }
+        if let reason = alert.xferwatch?.reasons?.first { parts.append("(\(reason))") }
+        return parts.joined(separator: "  ")
+    }
+}
+
+/// One flow line for people, under `header`.
+enum FlowText {
+    static let header = "STATE     PROTO  PID      PROCESS          LOCAL -> REMOTE                                 OUT         IN"
+
+    struct Line: Decodable {
+        struct Network: Decodable { let `protocol`: String? }
+        struct Endpoint: Decodable { let ip: String?; let port: Int?; let bytes: Int? }
+        struct Process: Decodable { let pid: Int?; let name: String? }
+        struct Xferwatch: Decodable { let state: String? }
+        let network: Network?
+        let source: Endpoint?
+        let destination: Endpoint?
+        let process: Process?
+        let xferwatch: Xferwatch?
+    }
+
+    static func render(_ bytes: [UInt8]) -> String {
+        guard let flow = try? JSONDecoder().decode(Line.self, from: Data(bytes)) else { return String(decoding: bytes, as: UTF8.self) }
+        func endpoint(_ e: Line.Endpoint?) -> String { "\(e?.ip ?? "?"):\(e?.port.map(String.init) ?? "?")" }
+        return (flow.xferwatch?.state ?? "-").padded(8) + "  " + (flow.network?.protocol ?? "-").padded(5) + "  "
+            + (flow.process?.pid.map(String.init) ?? "-").padded(7) + "  " + (flow.process?.name ?? "-").padded(15) + "  "
+            + (endpoint(flow.source) + " -> " + endpoint(flow.destination)).padded(45) + "  "
+            + (flow.source?.bytes.map(String.init) ?? "-").leftPadded(10) + " " + (flow.destination?.bytes.map(String.init) ?? "-").leftPadded(10)
+    }
+}
+
+/// One decimal place, without Foundation's formatters.
+func decimal(_ value: Double) -> String {
+    let tenths = Int((value * 10).rounded())
+    return "\(tenths / 10).\(abs(tenths % 10))"
+}
+
+/// 1536 as "1.5 KiB".
+func bytes(_ count: Int) -> String {
+    var value = Double(count)
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if value < 1024 || unit == "GiB" { return unit == "B" ? "\(count) B" : "\(decimal(value)) \(unit)" }
+        value /= 1024
+    }
+    return "\(count) B"
+}
+
+extension String {
+    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+    func leftPadded(_ width: Int, with fill: Character = " ") -> String { count >= width ? self : String(repeating: fill, count: width - count) + self }
+}
