@@ -118,11 +118,14 @@ extension LiveAgent: ControlHandler {
             log.error("reload refused, the running configuration stays: \(error.description)")
             return .refused(.invalidConfiguration, error.description)
         }
-        let (yaraRules, yaraProblems) = ScanStage.compile(next.yara)
-        if !yaraProblems.isEmpty {
-            log.error("reload refused, the running configuration stays: \(yaraProblems.joined(separator: "; "))")
-            return .refused(.invalidConfiguration, yaraProblems.joined(separator: "; "))
+        // A rule file with errors refuses the reload (at start it would be skipped): the
+        // operator just edited it and keeps the rules that work until it is fixed.
+        let (yaraRules, yaraErrors) = ScanStage.compile(next.yara)
+        if !yaraErrors.isEmpty {
+            log.error("reload refused, the running configuration stays: \(yaraErrors.joined(separator: "; "))")
+            return .refused(.invalidConfiguration, yaraErrors.joined(separator: "; "))
         }
+        var warnings: [String] = []
         do {
             try detector.reconfigure(next)
         } catch {
@@ -140,11 +143,16 @@ extension LiveAgent: ControlHandler {
             } else {
                 scans = ScanStage.start(next.yara, catalog: catalog, processes: processes, log: log)
             }
-        } else if let running = scans {
-            running.queue.stop()
-            running.collect(detector: detector, log: log)
-            scans = nil
-            log.info("yara: scanning disabled")
+        } else {
+            if next.yara.enabled {
+                warnings.append(ScanStage.noRules(next.yara))
+                log.warning(ScanStage.noRules(next.yara))
+            }
+            if let running = scans {
+                running.queue.stop()
+                running.collect(detector: detector, log: log)
+                scans = nil
+            }
         }
         flowConsumers.scans = scans
         applied.append("rules.yara")
@@ -160,6 +168,6 @@ extension LiveAgent: ControlHandler {
         log.info("reloaded \(configurationPath): applied \(applied.joined(separator: ", "))"
             + (restartNeeded.isEmpty ? "" : "; a restart is needed for \(restartNeeded.joined(separator: ", "))")
             + "; \(detector.enabledRules.count) rules, \(next.exclusions.count) exclusions, \(scans?.ruleCount ?? 0) YARA rules")
-        return ControlResponse(reload: ReloadResult(applied: applied, restartNeeded: restartNeeded))
+        return ControlResponse(reload: ReloadResult(applied: applied, restartNeeded: restartNeeded, warnings: warnings))
     }
 }

@@ -46,10 +46,10 @@ final class ScanStage {
     /// Compiles the rules and starts the worker; nil when scanning is off or no rule loaded.
     /// Call after signals are blocked (the worker thread inherits the mask).
     static func start(_ settings: AgentConfiguration.Yara, catalog: SyscallCatalog, processes: ProcessTable, log: Logger) -> ScanStage? {
-        let (compiled, problems) = compile(settings)
-        for problem in problems { log.error(problem) }
+        let (compiled, fileErrors) = compile(settings)
+        for error in fileErrors { log.error(error) }
         guard let rules = compiled else {
-            if !settings.enabled { log.info("yara: scanning disabled") }
+            if settings.enabled { log.warning(noRules(settings)) } else { log.info("yara: scanning disabled") }
             return nil
         }
         let scanner = FileScanner(rules: rules, maximumSize: Int64(settings.maximumFileSize))
@@ -62,13 +62,15 @@ final class ScanStage {
     }
 
     /// The rule files `settings` names, compiled (nil when scanning is off or nothing
-    /// compiled), and what went wrong: a file that does not compile is skipped.
-    static func compile(_ settings: AgentConfiguration.Yara) -> (rules: YaraRules?, problems: [String]) {
+    /// compiled), and the files that did not compile (skipped).
+    static func compile(_ settings: AgentConfiguration.Yara) -> (rules: YaraRules?, fileErrors: [String]) {
         guard settings.enabled else { return (nil, []) }
         let (rules, errors) = YaraRules.compile(globs: settings.paths)
-        var problems = errors.map { "yara: \($0) (file skipped)" }
-        if rules == nil { problems.append("yara: no rules loaded from \(settings.paths.joined(separator: ", ")); scanning off") }
-        return (rules, problems)
+        return (rules, errors.map { "yara: \($0) (file skipped)" })
+    }
+
+    static func noRules(_ settings: AgentConfiguration.Yara) -> String {
+        "yara: no rules loaded from \(settings.paths.joined(separator: ", ")); scanning off"
     }
 
     private init(queue: ScanQueue<Context>, rules: YaraRules, catalog: SyscallCatalog, processes: ProcessTable, scanUploads: Bool) {

@@ -96,15 +96,15 @@ public struct ControlResponse: Codable, Sendable {
     }
 }
 
-/// What `reload` did: the sections applied now, and those that need a restart (they keep
-/// running as they were).
+/// What `reload` did: the sections applied now, those that need a restart (they keep running
+/// as they were), and what is worth knowing (no YARA rule found: scanning off, as at start).
 public struct ReloadResult: Codable, Sendable, Equatable {
     public var applied: [String]
     public var restartNeeded: [String]
+    public var warnings: [String]
 
-    public init(applied: [String], restartNeeded: [String]) {
-        self.applied = applied
-        self.restartNeeded = restartNeeded
+    public init(applied: [String], restartNeeded: [String], warnings: [String]) {
+        (self.applied, self.restartNeeded, self.warnings) = (applied, restartNeeded, warnings)
     }
 }
 

@@ -158,6 +158,7 @@ struct Reload: ParsableCommand {
         if !result.restartNeeded.isEmpty {
             print("changed, applied at the next restart: \(result.restartNeeded.joined(separator: ", "))")
         }
+        for warning in result.warnings { print("warning: \(warning)") }
     }
 }
 

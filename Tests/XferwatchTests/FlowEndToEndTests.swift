@@ -200,6 +200,7 @@ extension KernelAuditTests {
             [agent]
             log_level = "debug"
             state_dir = "\(work)/state"
+            control_socket = "\(controlSocket)"
             [audit]
             source = "unicast"
             event_timeout_ms = 500
@@ -233,6 +234,7 @@ extension KernelAuditTests {
         }
 
         var alertFile: String { work + "/alerts.jsonl" }
+        var controlSocket: String { work + "/run/agent.sock" }
 
         func randomFile(_ name: String, bytes: Int) throws -> String {
             let path = work + "/" + name

@@ -11,6 +11,7 @@ enum Repo {
     static var xferwatchd: String { path(".build/debug/xferwatchd") }
     /// The optimized build, for end-to-end tests that race short-lived clients (make test builds it).
     static var xferwatchdRelease: String { path(".build/release/xferwatchd") }
+    static var agentctlRelease: String { path(".build/release/agentctl") }
 }
 
 func lines(ofFile path: String) throws -> [String] {

