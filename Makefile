@@ -4,9 +4,9 @@ CONFIG ?= ./agent.conf
 # Debian packages the build, the agent and the tests need.
 BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev pkg-config
 # Real servers and clients for the end-to-end tests (Tests/support/transfer-lab, syslog-receiver),
-# and python3-jsonschema to check agentctl status --json against its schema.
+# python3-jsonschema to check agentctl status --json against its schema, groff to check the man pages.
 TEST_PACKAGES := auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
-	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl python3-jsonschema
+	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl python3-jsonschema groff-base
 
 .PHONY: run test build release deps test-deps bench-replay
 

@@ -26,7 +26,8 @@ import Testing
         #expect(config.yara.enabled == defaults.yara.enabled && config.yara.scanUploadedFiles == defaults.yara.scanUploadedFiles)
         #expect(config.yara.queueSize == defaults.yara.queueSize)
         // Every key the reader knows stands in the shipped file with a comment above it.
-        for key in ["state_dir", "log_level", "source", "log_file", "rule_key", "backlog_limit", "rate_limit",
+        #expect(config.agent.controlSocket == defaults.agent.controlSocket && config.agent.controlGroup == defaults.agent.controlGroup)
+        for key in ["state_dir", "log_level", "control_socket", "control_group", "source", "log_file", "rule_key", "backlog_limit", "rate_limit",
                     "event_timeout_ms", "max_pending_events", "status_interval_ms", "receive_buffer_bytes",
                     "max_processes", "prune_interval_ms", "unresolved_wait_ms", "poll_interval_ms", "data_linger_ms", "max_open_flows",
                     "disabled_rules", "transfer_size_threshold", "data_flow_direction_threshold", "outbound_minimum_bytes",
@@ -38,6 +39,24 @@ import Testing
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             let index = try #require(lines.firstIndex { $0.hasPrefix("\(key) =") }, "\(key) missing from agent.conf")
             #expect(lines[index - 1].hasPrefix("#"), "\(key) has no comment")
+        }
+    }
+
+    /// agent.conf(5) names every key the shipped file shows (set or commented out), and the
+    /// three manual pages render without a groff warning.
+    @Test func manualPagesAreWellFormedAndNameEveryKey() throws {
+        let text = try String(contentsOfFile: Repo.path("agent.conf"), encoding: .utf8)
+        let keys = Set(text.split(separator: "\n").compactMap { line in
+            line.wholeMatch(of: #/#? ?([a-z][a-z0-9_]*) = .*/#).map { String($0.1) }
+        })
+        #expect(keys.count > 50, "\(keys)")
+        let page = try String(contentsOfFile: Repo.path("man/agent.conf.5"), encoding: .utf8)
+        // Keys stand in bold (.B, .BR) and groff escapes their hyphens, not their underscores.
+        let named = Set(page.split(separator: "\n").filter { $0.hasPrefix(".B") }.flatMap { $0.split(whereSeparator: { " ,\"".contains($0) }) }.map(String.init))
+        #expect(keys.subtracting(named).isEmpty, "missing from agent.conf(5): \(keys.subtracting(named).sorted())")
+        for name in ["xferwatchd.8", "agentctl.8", "agent.conf.5"] {
+            let check = try runCommand("/usr/bin/groff", ["-t", "-man", "-ww", "-z", Repo.path("man/" + name)])
+            #expect(check.status == 0 && check.stderr.isEmpty, "\(name): \(check.stderr)")
         }
     }
 
