@@ -49,12 +49,6 @@ final class RecentLines {
 /// peers stay connected and get each alert as it is raised. Nothing here blocks: a peer that
 /// stops reading is cut off once a bounded amount waits for it.
 final class ControlServer {
-    struct Counters {
-        var requests = 0
-        var refused = 0
-        var followersCut = 0
-    }
-
     private struct Peer {
         let fd: Int32
         let uid: UInt32
@@ -76,7 +70,6 @@ final class ControlServer {
     private let groupName: String
     private let log: Logger
     private var peers: [Peer] = []
-    private(set) var counters = Counters()
     let recentAlerts = RecentLines(capacity: ControlProtocol.recentAlertsKept, byteLimit: 4 << 20)
     private static let maximumPeers = 32
     private static let requestTimeoutMilliseconds: Int64 = 5000
@@ -178,7 +171,6 @@ final class ControlServer {
         for index in peers.indices where peers[index].following {
             if peers[index].output.count - peers[index].sent + alertLine.count > Self.followerBacklogBytes {
                 log.warning("control: an alerts --follow reader (uid \(peers[index].uid)) stopped reading; disconnected")
-                counters.followersCut += 1
                 disconnect(index)
                 continue
             }
@@ -201,7 +193,6 @@ final class ControlServer {
             }
             var peer = Peer(fd: fd, uid: credentials.uid, deadline: now + Self.requestTimeoutMilliseconds)
             if !authorised(fd, credentials) {
-                counters.refused += 1
                 log.warning("control: refused uid \(credentials.uid) (pid \(credentials.pid)): neither root nor in group \(groupName)")
                 respond(&peer, .refused(.denied, "permission denied: uid \(credentials.uid) is neither root nor in group \(groupName)"))
             } else if peers.count >= Self.maximumPeers {
@@ -240,7 +231,6 @@ final class ControlServer {
         let peer = peers[index]
         guard !peer.finished, !peer.following else { return }
         if let newline = peer.input.firstIndex(of: UInt8(ascii: "\n")) {
-            counters.requests += 1
             answer(index, line: Array(peer.input[..<newline]), handler: handler)
         } else if peer.input.count > ControlProtocol.maximumRequestBytes {
             respond(&peers[index], .refused(.badRequest, "request longer than \(ControlProtocol.maximumRequestBytes) bytes"))

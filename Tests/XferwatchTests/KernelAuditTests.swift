@@ -31,11 +31,12 @@ import Testing
 
     func configFile(in directory: String, source: String, extra: String = "") throws -> String {
         let path = directory + "/agent.conf"
-        // State and alerts stay in the test's directory, never in /var.
+        // State, alerts and the control socket stay in the test's directory, never in /var or /run.
         try """
             [agent]
             log_level = "debug"
             state_dir = "\(directory)/state"
+            control_socket = "\(directory)/agent.sock"
             [audit]
             source = "\(source)"
             event_timeout_ms = 500

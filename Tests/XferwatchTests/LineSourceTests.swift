@@ -4,11 +4,12 @@ import Testing
 /// The live sources that read lines: audisp (auditd's plugin format on stdin) and a followed
 /// log file across rotation and truncation.
 @Suite struct LineSourceTests {
-    /// A configuration whose state and alerts stay in the temporary directory, never in /var.
+    /// A configuration whose state, alerts and control socket stay in the temporary directory,
+    /// never in /var or /run.
     func config(_ body: String) throws -> String {
         let base = NSTemporaryDirectory() + "xferwatch-\(UUID().uuidString)"
         let path = base + ".conf"
-        let own = "[agent]\nstate_dir = \"\(base)-state\"\n[output.file]\npath = \"\(base)-alerts.jsonl\"\n"
+        let own = "[agent]\nstate_dir = \"\(base)-state\"\ncontrol_socket = \"\(base).sock\"\n[output.file]\npath = \"\(base)-alerts.jsonl\"\n"
         try (own + body).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
