@@ -60,6 +60,9 @@ final class ControlServer {
         var finished = false
         /// A request must arrive by then.
         let deadline: Int64
+        /// Decided at connect, said once the request has arrived: closing a Unix socket with
+        /// the request unread would turn the peer's read of our answer into ECONNRESET.
+        var refusal: ControlResponse?
     }
 
     let path: String
@@ -194,9 +197,9 @@ final class ControlServer {
             var peer = Peer(fd: fd, uid: credentials.uid, deadline: now + Self.requestTimeoutMilliseconds)
             if !authorised(fd, credentials) {
                 log.warning("control: refused uid \(credentials.uid) (pid \(credentials.pid)): neither root nor in group \(groupName)")
-                respond(&peer, .refused(.denied, "permission denied: uid \(credentials.uid) is neither root nor in group \(groupName)"))
+                peer.refusal = .refused(.denied, "permission denied: uid \(credentials.uid) is neither root nor in group \(groupName)")
             } else if peers.count >= Self.maximumPeers {
-                respond(&peer, .refused(.busy, "too many agentctl connections (\(Self.maximumPeers)); try again"))
+                peer.refusal = .refused(.busy, "too many agentctl connections (\(Self.maximumPeers)); try again")
             }
             peers.append(peer)
         }
@@ -230,7 +233,9 @@ final class ControlServer {
         }
         let peer = peers[index]
         guard !peer.finished, !peer.following else { return }
-        if let newline = peer.input.firstIndex(of: UInt8(ascii: "\n")) {
+        if let refusal = peer.refusal, peer.input.contains(UInt8(ascii: "\n")) || now >= peer.deadline {
+            respond(&peers[index], refusal)
+        } else if let newline = peer.input.firstIndex(of: UInt8(ascii: "\n")) {
             answer(index, line: Array(peer.input[..<newline]), handler: handler)
         } else if peer.input.count > ControlProtocol.maximumRequestBytes {
             respond(&peers[index], .refused(.badRequest, "request longer than \(ControlProtocol.maximumRequestBytes) bytes"))

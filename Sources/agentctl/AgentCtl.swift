@@ -45,9 +45,13 @@ struct Connection: ParsableArguments {
         }
         connection.setTimeout(seconds: timeout)
         do {
-            try connection.send(request)
-            guard let line = try connection.readLine() else {
-                throw fail(.failed("the agent closed the connection without answering"))
+            // An agent that refuses may answer before it reads: its answer is still worth reading.
+            var unsent: ControlConnection.Failure?
+            do { try connection.send(request) } catch { unsent = error }
+            let answer: [UInt8]?
+            do { answer = try connection.readLine() } catch { throw fail(unsent ?? error) }
+            guard let line = answer else {
+                throw fail(unsent ?? .failed("the agent closed the connection without answering"))
             }
             guard let response = try? ControlProtocol.decode(ControlResponse.self, from: line) else {
                 throw fail(.failed("not an agent's answer: \(String(decoding: line.prefix(200), as: UTF8.self))"))
