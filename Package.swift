@@ -22,7 +22,7 @@ let package = Package(
         .systemLibrary(name: "CYara", pkgConfig: "yara", providers: [.apt(["libyara-dev"])]),
         // OpenSSL: libcrypto for the SHA-256 of matched files, libssl for syslog over TLS.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        // Threads, clocks and the version, shared by the modules that need them.
+        // Threads, clocks, the version and stderr lines, shared by the modules and tools that need them.
         .target(name: "Runtime"),
         // The kernel's struct tcp_info byte counters, read in C (see its header for why).
         .target(name: "CTCPInfo"),
@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "Detection", "Scanning", "AgentConfig", "ByteJSON",
                                               "CLinux", "Control", "Outputs", "Runtime"]),
         .executableTarget(name: "xferwatchd", dependencies: [
-            "Agent", "AgentConfig", "Scanning",
+            "Agent", "AgentConfig", "Runtime", "Scanning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // agentctl: asks the running agent for its status, alerts, flows; reloads it.

@@ -158,8 +158,11 @@ final class ControlServer {
         }
     }
 
-    /// Accepts, reads requests, answers, sends what waits; called on every turn of the loop.
-    func service(handler: ControlHandler, now: Int64) {
+    /// Accepts, reads requests, answers, sends what waits. `polled`: what poll() made of
+    /// `pollDescriptors`; with nothing ready and no request overdue it costs no system call.
+    func service(polled: ArraySlice<pollfd>, handler: ControlHandler, now: Int64) {
+        guard polled.contains(where: { $0.revents != 0 })
+            || peers.contains(where: { !$0.finished && !$0.following && now >= $0.deadline }) else { return }
         accept(now: now)
         for index in peers.indices {
             read(index, handler: handler, now: now)

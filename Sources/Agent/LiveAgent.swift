@@ -39,6 +39,8 @@ public final class LiveAgent {
     private var nextPrune: Int64 = 0
     private(set) var reportedAuditPidLoss = false
     private var control: ControlServer?
+    /// How many of the last poll descriptors are the control server's.
+    private var controlPollCount = 0
     let started = (wall: realtimeMilliseconds(), monotonic: monotonicMilliseconds())
     var throughput = ThroughputHistory()
     /// Trouble the agent reported (its agent.health reasons), kept 5 minutes for the verdict.
@@ -107,14 +109,17 @@ public final class LiveAgent {
     /// Descriptors of the host-state sources (sock_diag destroy notifications, finished
     /// scans) and of agentctl's connections, for poll().
     private func hostPollDescriptors() -> [pollfd] {
-        ((sockets?.destroyDescriptors ?? []) + [scans?.queue.descriptor].compactMap { $0 }).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            + (control?.pollDescriptors ?? [])
+        let control = control?.pollDescriptors ?? []
+        controlPollCount = control.count
+        return ((sockets?.destroyDescriptors ?? []) + [scans?.queue.descriptor].compactMap { $0 }).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            + control
     }
 
-    /// Destroy notifications, flow timeouts and pruning; `ready` when a host descriptor polled readable.
-    private func serviceHostState(ready: Bool) {
+    /// Destroy notifications, flow timeouts, pruning, agentctl; `polled` is what poll() made of
+    /// `hostPollDescriptors()`.
+    private func serviceHostState(polled: ArraySlice<pollfd>) {
         let now = realtimeMilliseconds()
-        if ready {
+        if polled.dropLast(controlPollCount).contains(where: { $0.revents != 0 }) {
             sockets?.drainDestroyed { namespace, socket in
                 log.debug("socket destroyed in namespace \(namespace): \(socket.transport.rawValue) \(socket.localAddress):\(socket.localPort) -> \(socket.remoteAddress):\(socket.remotePort) cookie \(socket.cookie.map(String.init) ?? "-") out \(socket.bytesOut.map(String.init) ?? "-") in \(socket.bytesIn.map(String.init) ?? "-")")
                 tracker.destroyed(namespace: namespace, socket: socket, now: now)
@@ -122,11 +127,11 @@ public final class LiveAgent {
         }
         tracker.tick(now: now)
         scans?.collect(detector: detector, log: log)
-        if let trouble = alerts.service(log: log, now: monotonicMilliseconds()) { detector.health(trouble, time: now) }
         let monotonic = monotonicMilliseconds()
+        if let trouble = alerts.service(log: log, now: monotonic) { detector.health(trouble, time: now) }
         throughput.record(now: monotonic, records: pipeline.assembler.counters.records, events: pipeline.assembler.counters.events)
         recentTrouble.removeAll { monotonic - $0.time > ThroughputHistory.longWindowMilliseconds }
-        control?.service(handler: self, now: monotonic)
+        control?.service(polled: polled.suffix(controlPollCount), handler: self, now: monotonic)
         if now >= nextPrune {
             nextPrune = now + Int64(configuration.host.pruneIntervalMilliseconds)
             processes.pruneExited()
@@ -239,7 +244,7 @@ public final class LiveAgent {
             }
             if fds[1].revents != 0, handleSignals(signals) { return 0 }
             pipeline.tick(wallTime: now)
-            serviceHostState(ready: fds[2...].contains { $0.revents != 0 })
+            serviceHostState(polled: fds[2...])
             if now >= nextStatus {
                 nextStatus = now + Int64(configuration.audit.statusIntervalMilliseconds)
                 checkStatus(session, mode: mode)
@@ -339,7 +344,7 @@ public final class LiveAgent {
                 }
             }
             pipeline.tick(wallTime: now)
-            serviceHostState(ready: fds[2...].contains { $0.revents != 0 })
+            serviceHostState(polled: fds[2...])
         }
     }
 

@@ -141,7 +141,7 @@ extension LiveAgent: ControlHandler {
             if let scans {
                 scans.replace(rules: yaraRules, settings: next.yara)
             } else {
-                scans = ScanStage.start(next.yara, catalog: catalog, processes: processes, log: log)
+                scans = ScanStage.start(yaraRules, settings: next.yara, catalog: catalog, processes: processes, log: log)
             }
         } else {
             if next.yara.enabled {

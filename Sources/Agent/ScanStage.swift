@@ -52,6 +52,11 @@ final class ScanStage {
             if settings.enabled { log.warning(noRules(settings)) } else { log.info("yara: scanning disabled") }
             return nil
         }
+        return start(rules, settings: settings, catalog: catalog, processes: processes, log: log)
+    }
+
+    /// Starts the worker with rules already compiled (a reload that turns scanning on).
+    static func start(_ rules: YaraRules, settings: AgentConfiguration.Yara, catalog: SyscallCatalog, processes: ProcessTable, log: Logger) -> ScanStage? {
         let scanner = FileScanner(rules: rules, maximumSize: Int64(settings.maximumFileSize))
         guard let queue = ScanQueue<Context>.start(scanner: scanner, capacity: settings.queueSize) else {
             log.error("yara: cannot start the scanning thread: \(String(cString: strerror(errno)))")

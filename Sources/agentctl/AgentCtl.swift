@@ -215,8 +215,3 @@ func printLines(from connection: ControlConnection, count: Int?, render: ([UInt8
         printed += 1
     }
 }
-
-func printError(_ text: String) {
-    let bytes = Array((text + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}

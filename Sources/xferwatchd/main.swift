@@ -1,5 +1,6 @@
 import Agent
 import AgentConfig
+import Runtime
 import Scanning
 import ArgumentParser
 
@@ -30,10 +31,6 @@ struct ConfigOption: ParsableArguments {
     }
 }
 
-func printError(_ text: String) {
-    let bytes = Array((text + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the agent on the live audit stream.")
