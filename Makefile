@@ -2,7 +2,7 @@
 SWIFT ?= swift
 CONFIG ?= ./agent.conf
 # Debian packages the build, the agent and the tests need.
-BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev pkg-config
+BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev pkg-config
 # Real servers and clients for the end-to-end tests (Tests/support/transfer-lab, syslog-receiver),
 # python3-jsonschema to check agentctl status --json against its schema, groff to check the man pages.
 TEST_PACKAGES := auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \

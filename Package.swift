@@ -22,6 +22,8 @@ let package = Package(
         .systemLibrary(name: "CYara", pkgConfig: "yara", providers: [.apt(["libyara-dev"])]),
         // OpenSSL: libcrypto for the SHA-256 of matched files, libssl for syslog over TLS.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // libcap, wrapped once in Swift by Privileges.
+        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         // Threads, clocks, the version and stderr lines, shared by the modules and tools that need them.
         .target(name: "Runtime"),
         // The kernel's struct tcp_info byte counters, read in C (see its header for why).
@@ -47,12 +49,14 @@ let package = Package(
         // Outputs: syslog messages (RFC 5424/3164), the durable spool and its forwarding thread
         // (unix, udp, tcp, tls), the alert file with rotation.
         .target(name: "Outputs", dependencies: ["AgentConfig", "ByteJSON", "COpenSSL", "Runtime"]),
+        // Least privilege: the switch to the agent's user keeping only the capabilities it needs.
+        .target(name: "Privileges", dependencies: ["CCap"]),
         // The control protocol agentctl and xferwatchd share: requests, responses, the status
         // document, the socket address.
         .target(name: "Control"),
         // The pipeline: sources -> assembly -> consumers, the run/replay drivers, the control server.
         .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "Detection", "Scanning", "AgentConfig", "ByteJSON",
-                                              "CLinux", "Control", "Outputs", "Runtime"]),
+                                              "CLinux", "Control", "Outputs", "Privileges", "Runtime"]),
         .executableTarget(name: "xferwatchd", dependencies: [
             "Agent", "AgentConfig", "Runtime", "Scanning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -71,6 +75,6 @@ let package = Package(
         .executableTarget(name: "YaraBench", dependencies: ["Scanning"], path: "bench/YaraBench"),
         // bench/syslog: alerts per second through the spool to a TCP receiver, and to the alert file.
         .executableTarget(name: "SyslogBench", dependencies: ["AgentConfig", "Outputs", "Runtime"], path: "bench/SyslogBench"),
-        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime", "Control"]),
+        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime", "Control", "Privileges"]),
     ]
 )

@@ -134,7 +134,9 @@ def measure_xferwatchd(rate, seconds):
     with open(conf, "w") as f:
         f.write(f"""[agent]
 state_dir = "{directory}/state"
+control_socket = "{directory}/agent.sock"
 log_level = "warning"
+user = "root"
 [audit]
 source = "unicast"
 [rules.yara]

@@ -1,3 +1,4 @@
+import AgentConfig
 import CLinux
 import Control
 import Runtime
@@ -119,11 +120,7 @@ final class ControlServer {
 
     /// Makes the directory; removes a socket nobody answers on. The reason when neither works.
     private static func prepare(_ path: String) -> String? {
-        var prefix = ""
-        for component in path.split(separator: "/").dropLast() {
-            prefix += "/" + component
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { return "cannot create \(prefix): \(String(cString: strerror(errno)))" }
-        }
+        if let problem = createDirectories(parentDirectory(path), mode: 0o755) { return "cannot create \(problem)" }
         var info = stat()
         guard lstat(path, &info) == 0 else { return nil }
         guard info.st_mode & S_IFMT == S_IFSOCK else { return "the path exists and is not a socket" }

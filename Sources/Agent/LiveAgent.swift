@@ -5,6 +5,7 @@ import Detection
 import Flows
 import HostState
 import KernelAudit
+import Privileges
 import Runtime
 
 #if canImport(Glibc)
@@ -94,11 +95,6 @@ public final class LiveAgent {
     /// Host state for flows: sock_diag in our namespace (others are opened on demand) and
     /// every process already running.
     private func startHostState() {
-        do {
-            sockets = try HostSockets(procfs: processes.procfs!, log: { [log] in log.warning($0) })
-        } catch {
-            log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
-        }
         flowConsumers = FlowConsumers(detector: detector, printer: printer, scans: scans, recent: recentFlows)
         tracker = FlowTracker(catalog: catalog, processes: processes, sockets: sockets, settings: configuration.flowSettings,
                               debug: { [log] in log.debug($0()) }, observer: flowConsumers)
@@ -164,12 +160,36 @@ public final class LiveAgent {
             log.error("cannot watch signals: \(String(cString: strerror(errno)))")
             return 1
         }
+        // What needs root comes first; then the drop, before any thread starts.
+        var account: PrivilegeDrop.Account?
+        do {
+            if getuid() == 0 && !configuration.agent.keepsRoot { account = try PrivilegeDrop.account(named: configuration.agent.user) }
+        } catch {
+            log.error("\(error): the package creates it; or set [agent] user = \"root\" to stay root")
+            return 1
+        }
+        do { try prepareDirectories(for: account) } catch {
+            log.error("\(error)")
+            return 1
+        }
+        control = ControlServer.open(path: configuration.agent.controlSocket, group: configuration.agent.controlGroup, log: log)
+        defer { control?.close() }
+        if configuration.audit.source.isKernel {
+            guard openKernelSession() else { return 1 }
+        }
+        defer { closeKernelSession() }
+        do {
+            sockets = try HostSockets(procfs: processes.procfs!, log: { [log] in log.warning($0) })
+        } catch {
+            log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
+        }
+        guard dropPrivileges(to: account) else { return 1 }
+
         guard startDetection() else { return 1 }
         scans = ScanStage.start(configuration.yara, catalog: catalog, processes: processes, log: log)
         startHostState()
-        control = ControlServer.open(path: configuration.agent.controlSocket, group: configuration.agent.controlGroup, log: log)
         alerts.listener = { [unowned self] line in control?.published(alertLine: line) }
-        defer { control?.close() }
+        ServiceManager.notify("READY=1")
         let result: Int32
         switch configuration.audit.source {
         case .audisp:
@@ -180,6 +200,7 @@ public final class LiveAgent {
         case .auto, .unicast, .multicast:
             result = runKernel(signals: signals)
         }
+        ServiceManager.notify("STOPPING=1")
         pipeline.flush()
         tracker.finish(now: realtimeMilliseconds())
         printer.flush()
@@ -200,9 +221,53 @@ public final class LiveAgent {
         return result
     }
 
+    // MARK: privileges
+
+    /// The directories the agent writes, made now (as root); those it makes are its user's.
+    private func prepareDirectories(for account: PrivilegeDrop.Account?) throws(PrivilegeError) {
+        var directories = [(configuration.agent.stateDirectory, mode_t(0o750))]
+        if configuration.output.file.enabled { directories.append((parentDirectory(configuration.output.file.path), 0o750)) }
+        // Members of the control group must reach the socket through it.
+        directories.append((parentDirectory(configuration.agent.controlSocket), 0o755))
+        for (directory, mode) in directories where access(directory, F_OK) != 0 {
+            if let problem = createDirectories(directory, mode: mode) { throw PrivilegeError("cannot create \(problem)") }
+            if let account { try PrivilegeDrop.give(directory: directory, to: account, mode: mode) }
+        }
+    }
+
+    private func dropPrivileges(to account: PrivilegeDrop.Account?) -> Bool {
+        if configuration.agent.keepsRoot && getuid() == 0 {
+            log.warning("staying root with every capability ([agent] user = \"root\")")
+            return true
+        }
+        let missing: [KeptCapability]
+        do { missing = try PrivilegeDrop.drop(to: account) } catch {
+            log.error("cannot drop privileges: \(error)")
+            return false
+        }
+        let now = ProcessPrivileges.current()
+        log.info("running as \(now.user) (uid \(now.uid)) with \(now.effective.isEmpty ? "no capabilities" : now.effective.joined(separator: ", "))")
+        for capability in missing {
+            switch capability {
+            case .auditControl where sourceMode == .unicast:
+                log.warning("without CAP_AUDIT_CONTROL the agent cannot check or restore the audit rules and status")
+            case .auditRead where sourceMode == .multicast:
+                log.warning("without CAP_AUDIT_READ the multicast audit stream delivers nothing")
+            case .sysPtrace:
+                log.warning("without CAP_SYS_PTRACE other users' executables and sockets cannot be read from /proc")
+            case .dacReadSearch:
+                log.warning("without CAP_DAC_READ_SEARCH other users' /proc/<pid>/fd and unreadable executables are out of reach")
+            default:
+                break
+            }
+        }
+        return true
+    }
+
     // MARK: kernel sources
 
-    private func runKernel(signals: SignalWatcher) -> Int32 {
+    /// Installs the rules and opens the stream (unicast: as the audit daemon).
+    private func openKernelSession() -> Bool {
         let mode: AuditSourceMode
         do {
             let current = try AuditControl().status()
@@ -216,16 +281,22 @@ public final class LiveAgent {
                                        log: { [log] in log.warning($0) })
         } catch {
             log.error("cannot start the audit source: \(error)")
-            return 1
+            return false
         }
-        guard let session else { return 1 }
-        defer {
-            session.close()
-            let n = session.reader.counters
-            log.info("netlink: \(n.messages) records, dropped \(n.notFromKernel) not sent by the kernel, \(n.malformed) malformed, \(n.truncated) truncated")
-        }
-        log.info("audit source \(mode.rawValue): \(session.rules.count) rules with key \(session.ruleKey) installed")
+        log.info("audit source \(mode.rawValue): \(session!.rules.count) rules with key \(session!.ruleKey) installed")
+        return true
+    }
 
+    private func closeKernelSession() {
+        guard let session else { return }
+        session.close()
+        let n = session.reader.counters
+        log.info("netlink: \(n.messages) records, dropped \(n.notFromKernel) not sent by the kernel, \(n.malformed) malformed, \(n.truncated) truncated")
+    }
+
+    private func runKernel(signals: SignalWatcher) -> Int32 {
+        guard let session else { return 1 }
+        let mode = sourceMode
         var nextStatus = monotonicMilliseconds()
         var nextRuleCheck = nextStatus + 5000
         while true {

@@ -3,6 +3,7 @@ import ByteJSON
 import Control
 import Detection
 import Flows
+import Privileges
 import Runtime
 
 #if canImport(Glibc)
@@ -66,7 +67,7 @@ extension LiveAgent: ControlHandler {
         let outputs = alerts.status
         return AgentStatus(
             version: XferwatchVersion.current, pid: Int(getpid()), started: String(decoding: rfc3339UTF8(milliseconds: started.wall), as: UTF8.self),
-            uptimeSeconds: Int((now - started.monotonic) / 1000), configFile: configurationPath,
+            uptimeSeconds: Int((now - started.monotonic) / 1000), configFile: configurationPath, privileges: privileges(),
             health: health(outputs: outputs, kernel: kernel), audit: audit,
             host: .init(processes: processes.count, flowsActive: tracker.openFlows.count, flowsReported: tracker.counters.flowsReported),
             detection: detection, yara: yara, outputs: outputs)
@@ -169,5 +170,11 @@ extension LiveAgent: ControlHandler {
             + (restartNeeded.isEmpty ? "" : "; a restart is needed for \(restartNeeded.joined(separator: ", "))")
             + "; \(detector.enabledRules.count) rules, \(next.exclusions.count) exclusions, \(scans?.ruleCount ?? 0) YARA rules")
         return ControlResponse(reload: ReloadResult(applied: applied, restartNeeded: restartNeeded, warnings: warnings))
+    }
+
+    private func privileges() -> AgentStatus.Privileges {
+        let now = ProcessPrivileges.current()
+        return AgentStatus.Privileges(user: now.user, uid: Int(now.uid), gid: Int(now.gid), capabilities: now.effective,
+                                      boundingCapabilities: now.bounding, noNewPrivileges: now.noNewPrivileges)
     }
 }

@@ -42,6 +42,13 @@ final class ScanStage {
     private var batch: [(ScanTarget, Context)] = []
     private var droppedReported = 0
     private var nextDropReport: Int64 = 0
+    /// How to reach the host's files: "" when the agent shares PID 1's mount namespace, else
+    /// through `/proc/1/root` (systemd's PrivateTmp and ProtectHome give the agent its own).
+    private let hostRoot: String = {
+        var ours = stat(), first = stat()
+        let shared = stat("/proc/self/ns/mnt", &ours) == 0 && stat("/proc/1/ns/mnt", &first) == 0 && ours.st_ino == first.st_ino
+        return shared ? "" : "/proc/1/root"
+    }()
 
     /// Compiles the rules and starts the worker; nil when scanning is off or no rule loaded.
     /// Call after signals are blocked (the worker thread inherits the mask).
@@ -124,8 +131,14 @@ final class ScanStage {
             let exit = syscall.integer("exit").map { Int32(truncatingIfNeeded: -$0) } ?? 0
             trigger = "tried to execute \(resolved) (\(exit > 0 ? String(cString: strerror(exit)) : "failed"))"
         }
-        batch.append((ScanTarget(path: resolved, expectedInode: inode, fallbackPath: succeeded ? "/proc/\(pid)/exe" : nil),
+        batch.append((ScanTarget(path: resolved, expectedInode: inode, locations: locations(of: resolved, pid: pid, orItsExecutable: succeeded)),
                       Context(process: process, trigger: trigger, time: time)))
+    }
+
+    /// Where `path`, as process `pid` named it, can be opened (see `ScanTarget.locations`).
+    private func locations(of path: String, pid: Int32, orItsExecutable: Bool) -> [String] {
+        guard path.hasPrefix("/") else { return [path] }
+        return ["/proc/\(pid)/root" + path, hostRoot + path] + (orItsExecutable ? ["/proc/\(pid)/exe"] : [])
     }
 
     /// `/tmp/./x` as `/tmp/x`: the path an analyst searches for. `..` stays (symlinks).
@@ -153,7 +166,7 @@ final class ScanStage {
             trigger = "listened on descriptor \(fd), closed before it could be read"
         }
         let process = processes.describe(pid: pid, syscall: syscall, time: time)
-        batch.append((ScanTarget(path: process.executable, fallbackPath: "/proc/\(pid)/exe"),
+        batch.append((ScanTarget(path: process.executable, locations: locations(of: process.executable, pid: pid, orItsExecutable: true)),
                       Context(process: process, trigger: trigger, time: time)))
     }
 
@@ -163,10 +176,10 @@ final class ScanStage {
         let program = flow.transferProcess ?? flow.process
         for argument in program.arguments.dropFirst().prefix(32) where !argument.hasPrefix("-") && !argument.isEmpty {
             let path = Self.normalized(argument.hasPrefix("/") ? argument : (program.workingDirectory ?? "/") + "/" + argument)
-            var info = stat()
-            guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            let places = locations(of: path, pid: program.pid, orItsExecutable: false)
+            guard places.contains(where: { var info = stat(); return stat($0, &info) == 0 && info.st_mode & S_IFMT == S_IFREG }) else { continue }
             let trigger = "named by \(program.programName)'s command line, \(flow.transferDirection.rawValue) to \(flow.remoteAddress):\(flow.remotePort)"
-            batch.append((ScanTarget(path: path), Context(process: flow.process, trigger: trigger, time: flow.start)))
+            batch.append((ScanTarget(path: path, locations: places), Context(process: flow.process, trigger: trigger, time: flow.start)))
         }
     }
 

@@ -34,6 +34,9 @@ public enum AuditSourceMode: String, CaseIterable, Sendable {
     case audisp
     /// Follow an audit log file across rotation.
     case file
+
+    /// Read from the kernel over netlink (rules installed by the agent).
+    public var isKernel: Bool { self == .auto || self == .unicast || self == .multicast }
 }
 
 public enum LogLevel: String, CaseIterable, Sendable, Comparable {
@@ -52,6 +55,11 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var controlSocket = "/run/xferwatch/agent.sock"
         /// Besides root, members of this group may use the control socket.
         public var controlGroup = "adm"
+        /// Who the agent becomes when started as root, once its root-only setup is done;
+        /// "root" keeps root with every capability.
+        public var user = "_xferwatch"
+        /// Whether the agent stays root.
+        public var keepsRoot: Bool { user == "root" }
     }
 
     public struct Audit: Sendable, Equatable {
@@ -132,6 +140,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         config.agent.logLevel = agent.choice("log_level", default: config.agent.logLevel)
         config.agent.controlSocket = agent.string("control_socket", default: config.agent.controlSocket, absolutePath: true, maximumLength: 107)
         config.agent.controlGroup = agent.string("control_group", default: config.agent.controlGroup, maximumLength: 64)
+        config.agent.user = agent.string("user", default: config.agent.user, maximumLength: 64)
         reader.absorb(agent)
 
         var audit = reader.section("audit")
@@ -288,6 +297,11 @@ public func readTextFile(_ path: String) -> String? {
         bytes.append(contentsOf: chunk[0..<count])
     }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// `/var/log/xferwatch` for `/var/log/xferwatch/alerts.jsonl`.
+public func parentDirectory(_ path: String) -> String {
+    path.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(path[..<$0]) } ?? ""
 }
 
 /// `mkdir -p` for the agent's own directories (state, alert files); the error text or nil.

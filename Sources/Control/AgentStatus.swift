@@ -128,6 +128,22 @@ public struct AgentStatus: Codable, Sendable {
         }
     }
 
+    /// Who the agent runs as and what it may do (from the kernel, not from the configuration).
+    public struct Privileges: Codable, Sendable {
+        public var user: String
+        public var uid: Int
+        public var gid: Int
+        /// Effective capabilities, named as in capabilities(7).
+        public var capabilities: [String]
+        /// What the process could still regain; the kept set after a drop as root.
+        public var boundingCapabilities: [String]
+        public var noNewPrivileges: Bool
+        public init(user: String, uid: Int, gid: Int, capabilities: [String], boundingCapabilities: [String], noNewPrivileges: Bool) {
+            (self.user, self.uid, self.gid, self.capabilities, self.boundingCapabilities, self.noNewPrivileges) =
+                (user, uid, gid, capabilities, boundingCapabilities, noNewPrivileges)
+        }
+    }
+
     /// Absent outputs are turned off.
     public struct Outputs: Codable, Sendable {
         public var file: FileOutput?
@@ -142,6 +158,7 @@ public struct AgentStatus: Codable, Sendable {
     public var started: String
     public var uptimeSeconds: Int
     public var configFile: String
+    public var privileges: Privileges
     public var health: Health
     public var audit: Audit
     public var host: Host
@@ -149,9 +166,10 @@ public struct AgentStatus: Codable, Sendable {
     public var yara: Yara
     public var outputs: Outputs
 
-    public init(version: String, pid: Int, started: String, uptimeSeconds: Int, configFile: String, health: Health, audit: Audit,
-                host: Host, detection: Detection, yara: Yara, outputs: Outputs) {
-        (self.version, self.pid, self.started, self.uptimeSeconds, self.configFile, self.health) = (version, pid, started, uptimeSeconds, configFile, health)
+    public init(version: String, pid: Int, started: String, uptimeSeconds: Int, configFile: String, privileges: Privileges, health: Health,
+                audit: Audit, host: Host, detection: Detection, yara: Yara, outputs: Outputs) {
+        (self.version, self.pid, self.started, self.uptimeSeconds, self.configFile) = (version, pid, started, uptimeSeconds, configFile)
+        (self.privileges, self.health) = (privileges, health)
         (self.audit, self.host, self.detection, self.yara, self.outputs) = (audit, host, detection, yara, outputs)
     }
 }

@@ -73,7 +73,8 @@ public final class SockDiag {
 
     deinit { close(fd) }
 
-    /// Subscribes this socket to destroy notifications (needs CAP_NET_ADMIN) and makes it
+    /// Subscribes this socket to destroy notifications (open to any user: measured, no
+    /// CAP_NET_ADMIN needed) and makes it
     /// non-blocking; read them with `drainDestroyed`.
     public func subscribeToDestroyed(receiveBufferBytes: Int32 = 4 << 20) throws(SockDiagError) {
         // Joined through bind(): NETLINK_ADD_MEMBERSHIP is accepted but delivers nothing here.

@@ -90,7 +90,7 @@ public final class AlertFile {
     public func reopen() {
         if fd >= 0 { close(fd) }
         fd = -1
-        let directory = path.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(path[..<$0]) } ?? ""
+        let directory = parentDirectory(path)
         if !directory.isEmpty, let problem = createDirectories(directory) {
             failure = problem
             return

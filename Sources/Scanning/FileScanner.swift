@@ -13,16 +13,19 @@ public struct FileIdentity: Hashable, Sendable {
 
 /// What to scan: the path an event names, and how to be sure it is the file the event meant.
 public struct ScanTarget: Sendable, Equatable {
+    /// The file as the event named it: what results report.
     public var path: String
-    /// The inode audit recorded (PATH record): a different file at the path now is not scanned.
+    /// The inode audit recorded (PATH record): a different file at a location is not scanned.
     public var expectedInode: UInt64?
-    /// Tried when the path is gone or replaced: `/proc/<pid>/exe` still opens a deleted binary.
-    public var fallbackPath: String?
+    /// Where to open it, first that works: the path through the process's own root
+    /// (`/proc/<pid>/root/...`, right for containers and for an agent in a private mount
+    /// namespace), through the host's, then `/proc/<pid>/exe`, which still opens a deleted binary.
+    public var locations: [String]
 
-    public init(path: String, expectedInode: UInt64? = nil, fallbackPath: String? = nil) {
+    public init(path: String, expectedInode: UInt64? = nil, locations: [String]? = nil) {
         self.path = path
         self.expectedInode = expectedInode
-        self.fallbackPath = fallbackPath
+        self.locations = locations ?? [path]
     }
 }
 
@@ -81,15 +84,15 @@ public final class FileScanner {
 
     public func scan(_ target: ScanTarget) -> ScanResult {
         var sawIrregular = false
-        for path in [target.path, target.fallbackPath].compactMap({ $0 }) {
+        for location in target.locations {
             var info = stat()
-            guard stat(path, &info) == 0 else { continue }
+            guard stat(location, &info) == 0 else { continue }
             guard info.st_mode & S_IFMT == S_IFREG else {
                 sawIrregular = true
                 continue
             }
             if let expected = target.expectedInode, UInt64(info.st_ino) != expected { continue }
-            return scan(path: path, identity: Self.identity(info))
+            return scan(location, reportedAs: target.path, identity: Self.identity(info))
         }
         if sawIrregular {
             counters.notRegular += 1
@@ -99,7 +102,7 @@ public final class FileScanner {
         return ScanResult(outcome: .gone, file: nil, matches: [])
     }
 
-    private func scan(path: String, identity: FileIdentity) -> ScanResult {
+    private func scan(_ location: String, reportedAs path: String, identity: FileIdentity) -> ScanResult {
         if let cached = cache[identity] {
             counters.cacheHits += 1
             return ScanResult(outcome: .cached, file: ScannedFile(path: path, identity: identity, sha256: cached.sha256), matches: cached.matches)
@@ -109,7 +112,7 @@ public final class FileScanner {
             return ScanResult(outcome: .tooLarge, file: ScannedFile(path: path, identity: identity, sha256: nil), matches: [])
         }
         // O_NONBLOCK: a FIFO swapped in after stat must not block the worker.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        let fd = open(location, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard fd >= 0 else {
             counters.gone += 1
             return ScanResult(outcome: .gone, file: nil, matches: [])

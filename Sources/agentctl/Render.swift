@@ -37,6 +37,9 @@ enum StatusText {
         } else {
             rows.append(("syslog", "off"))
         }
+        let p = s.privileges
+        rows.append(("runs as", "\(p.user) (uid \(p.uid), gid \(p.gid)), " + (p.capabilities.isEmpty ? "no capabilities" : p.capabilities.joined(separator: " "))
+            + (p.noNewPrivileges ? ", no new privileges" : "")))
         rows.append(("health", s.health.verdict.rawValue))
         rows += s.health.reasons.map { ("", "- " + $0) }
 

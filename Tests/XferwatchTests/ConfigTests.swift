@@ -27,7 +27,8 @@ import Testing
         #expect(config.yara.queueSize == defaults.yara.queueSize)
         // Every key the reader knows stands in the shipped file with a comment above it.
         #expect(config.agent.controlSocket == defaults.agent.controlSocket && config.agent.controlGroup == defaults.agent.controlGroup)
-        for key in ["state_dir", "log_level", "control_socket", "control_group", "source", "log_file", "rule_key", "backlog_limit", "rate_limit",
+        #expect(config.agent.user == defaults.agent.user && !config.agent.keepsRoot)
+        for key in ["state_dir", "log_level", "control_socket", "control_group", "user", "source", "log_file", "rule_key", "backlog_limit", "rate_limit",
                     "event_timeout_ms", "max_pending_events", "status_interval_ms", "receive_buffer_bytes",
                     "max_processes", "prune_interval_ms", "unresolved_wait_ms", "poll_interval_ms", "data_linger_ms", "max_open_flows",
                     "disabled_rules", "transfer_size_threshold", "data_flow_direction_threshold", "outbound_minimum_bytes",
@@ -71,6 +72,7 @@ import Testing
         let text = """
         [agent]
         state_dir = "relative/path"
+        user = ""
         [audit]
         source = "udp"
         backlog_limit = "big"
@@ -85,12 +87,13 @@ import Testing
         } catch {
             let byKey = Dictionary(error.problems.map { ($0.keyPath, $0.reason) }, uniquingKeysWith: { a, _ in a })
             #expect(byKey["agent.state_dir"]?.contains("absolute path") == true)
+            #expect(byKey["agent.user"] == "expected 1 to 64 characters")
             #expect(byKey["audit.source"]?.contains("not one of") == true)
             #expect(byKey["audit.backlog_limit"] == "expected an integer, found string")
             #expect(byKey["audit.rate_limit"]?.contains("outside") == true)
             #expect(byKey["audit.colour"] == "unknown key")
             #expect(byKey["outputs"] == "unknown key")
-            #expect(error.problems.count == 6)
+            #expect(error.problems.count == 7)
             #expect(error.description.hasPrefix("test.conf: "))
         }
     }

@@ -193,14 +193,16 @@ extension KernelAuditTests {
         // MARK: harness
 
         /// Starts the agent on the live stream (unicast) with flows on stdout, its state and
-        /// alerts (`alertFile`) under the test's directory; `extra` adds configuration.
-        func startAgent(_ extra: String = "") throws -> Child {
+        /// alerts (`alertFile`) under the test's directory; `extra` adds configuration. As
+        /// `user` it makes those directories itself, so they are that user's.
+        func startAgent(_ extra: String = "", user: String = "root", environment: [String: String] = [:]) throws -> Child {
             let config = work + "/agent.conf"
             try """
             [agent]
             log_level = "debug"
             state_dir = "\(work)/state"
             control_socket = "\(controlSocket)"
+            user = "\(user)"
             [audit]
             source = "unicast"
             event_timeout_ms = 500
@@ -210,7 +212,7 @@ extension KernelAuditTests {
             path = "\(alertFile)"
 
             """.appending(extra).appending(noSyslogUnlessAsked(extra)).write(toFile: config, atomically: true, encoding: .utf8)
-            let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", config, "--flows"])
+            let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", config, "--flows"], environment: environment)
             try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 15), "agent did not start: \(agent.stderr)")
             return agent
         }
@@ -233,7 +235,7 @@ extension KernelAuditTests {
             return child.pid
         }
 
-        var alertFile: String { work + "/alerts.jsonl" }
+        var alertFile: String { work + "/log/alerts.jsonl" }
         var controlSocket: String { work + "/run/agent.sock" }
 
         func randomFile(_ name: String, bytes: Int) throws -> String {

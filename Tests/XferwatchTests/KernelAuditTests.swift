@@ -37,6 +37,7 @@ import Testing
             log_level = "debug"
             state_dir = "\(directory)/state"
             control_socket = "\(directory)/agent.sock"
+            user = "root"
             [audit]
             source = "\(source)"
             event_timeout_ms = 500

@@ -9,7 +9,7 @@ import Testing
     func config(_ body: String) throws -> String {
         let base = NSTemporaryDirectory() + "xferwatch-\(UUID().uuidString)"
         let path = base + ".conf"
-        let own = "[agent]\nstate_dir = \"\(base)-state\"\ncontrol_socket = \"\(base).sock\"\n[output.file]\npath = \"\(base)-alerts.jsonl\"\n"
+        let own = "[agent]\nstate_dir = \"\(base)-state\"\ncontrol_socket = \"\(base).sock\"\nuser = \"root\"\n[output.file]\npath = \"\(base)-alerts.jsonl\"\n"
         try (own + body).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }

@@ -128,8 +128,8 @@ enum SyntheticBinary {
         let fallback = directory + "/kept.exe"
         try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 5), to: fallback)
         #expect(scanner.scan(ScanTarget(path: path, expectedInode: UInt64(info.st_ino))).outcome == .gone)
-        let viaFallback = scanner.scan(ScanTarget(path: path, expectedInode: UInt64(info.st_ino), fallbackPath: fallback))
-        #expect(viaFallback.file?.path == fallback && viaFallback.matches.count == 1)
+        let viaFallback = scanner.scan(ScanTarget(path: path, expectedInode: UInt64(info.st_ino), locations: [path, fallback]))
+        #expect(viaFallback.file?.path == path && viaFallback.matches.count == 1)
 
         // Over max_file_size, a directory: counted, not scanned.
         try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 4, size: 9000), to: directory + "/large.exe")

@@ -56,10 +56,12 @@ final class Child {
         var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
     }
 
-    init(_ executable: String, _ arguments: [String], stdin: FileHandle? = nil) throws {
+    /// `environment` adds to (or overrides) the test runner's.
+    init(_ executable: String, _ arguments: [String], stdin: FileHandle? = nil, environment: [String: String] = [:]) throws {
         // Children start with default signal dispositions, not the test runner's.
         process.executableURL = URL(fileURLWithPath: Repo.path("Tests/support/default-signals"))
         process.arguments = [executable] + arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
         if let stdin { process.standardInput = stdin }

@@ -49,7 +49,7 @@ print(String(format: "xferwatch cached: %.0f ns per lookup (stat + cache hit)", 
 // The execve storm: what each exec of /bin/true costs the agent once its scan is cached.
 var info = stat()
 stat("/bin/true", &info)
-let target = ScanTarget(path: "/bin/true", expectedInode: UInt64(info.st_ino), fallbackPath: "/proc/1/exe")
+let target = ScanTarget(path: "/bin/true", expectedInode: UInt64(info.st_ino), locations: ["/bin/true", "/proc/1/exe"])
 guard let queue = ScanQueue<Int>.start(scanner: FileScanner(rules: rules, maximumSize: 64 << 20), capacity: 1 << 20) else { exit(1) }
 cpu = cpuSeconds(); wall = wallSeconds()
 for index in 0..<stormCount { queue.submit(target, context: index) }
