@@ -73,9 +73,8 @@ public final class SockDiag {
 
     deinit { close(fd) }
 
-    /// Subscribes this socket to destroy notifications (open to any user: measured, no
-    /// CAP_NET_ADMIN needed) and makes it
-    /// non-blocking; read them with `drainDestroyed`.
+    /// Subscribes this socket to destroy notifications (any user may: no CAP_NET_ADMIN) and
+    /// makes it non-blocking; read them with `drainDestroyed`.
     public func subscribeToDestroyed(receiveBufferBytes: Int32 = 4 << 20) throws(SockDiagError) {
         // Joined through bind(): NETLINK_ADD_MEMBERSHIP is accepted but delivers nothing here.
         var address = sockaddr_nl()
