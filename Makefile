@@ -5,10 +5,10 @@ CONFIG ?= ./agent.conf
 BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev pkg-config
 # Real servers and clients for the end-to-end tests (Tests/support/transfer-lab, syslog-receiver),
 # python3-jsonschema to check agentctl status --json against its schema, groff to check the man pages.
-TEST_PACKAGES := auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
+TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
 	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl python3-jsonschema groff-base
 
-.PHONY: run test build release deps test-deps bench-replay
+.PHONY: run test build release deb deps test-deps bench-replay
 
 deps:
 	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -30,8 +30,14 @@ test-deps: deps
 build: deps
 	$(SWIFT) build
 
+# As shipped: the Swift runtime linked in (hosts without Swift run it) and immediate binding.
+RELEASE_FLAGS := --static-swift-stdlib -Xlinker -z -Xlinker now -Xlinker -z -Xlinker relro
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release $(RELEASE_FLAGS)
+
+# The Debian package, from the release build: .build/deb/xferwatch_<version>_<arch>.deb.
+deb: release
+	packaging/build-deb
 
 run: release
 	.build/release/xferwatchd run --config $(CONFIG)
@@ -39,7 +45,7 @@ run: release
 # Tests that use the kernel audit subsystem share one serialized suite; they need root.
 # The end-to-end flow tests run the release build, as shipped, against short-lived clients.
 # On failure the issues are repeated at the end, where a log's tail shows them.
-test: test-deps release
+test: test-deps deb
 	@mkdir -p .build; { $(SWIFT) test 2>&1; echo $$? > .build/test-status; } | tee .build/test-output.txt; \
 	status=$$(cat .build/test-status); \
 	if [ "$$status" -ne 0 ]; then echo "--- failed expectations ---"; grep -A2 "recorded an issue" .build/test-output.txt | cut -c1-400; fi; \

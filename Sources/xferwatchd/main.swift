@@ -31,7 +31,6 @@ struct ConfigOption: ParsableArguments {
     }
 }
 
-
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the agent on the live audit stream.")
     @OptionGroup var options: ConfigOption
@@ -41,9 +40,18 @@ struct Run: ParsableCommand {
     var flows = false
     @Flag(help: "Print every alert as a JSON line on standard output too (they always go to [output.file]).")
     var alerts = false
+    @Option(help: "Read audit records from this source instead of [audit] source (audisp when auditd starts the agent as its plugin).")
+    var source: String?
+
+    func validate() throws {
+        if let source, AuditSourceMode(rawValue: source) == nil {
+            throw ValidationError("--source must be one of \(AuditSourceMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
 
     func run() throws {
-        let configuration = try options.load()
+        var configuration = try options.load()
+        if let source { configuration.audit.source = AuditSourceMode(rawValue: source)! }
         let log = Logger(level: configuration.agent.logLevel)
         // A reader of our output going away must be an error we report, not a silent death
         // that leaves the kernel's audit state behind.
