@@ -8,7 +8,6 @@ let package = Package(
         .executable(name: "agentctl", targets: ["agentctl"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
@@ -41,7 +40,7 @@ let package = Package(
         // YARA scanning: rule files compiled once, a file cache by identity, a worker thread.
         .target(name: "Scanning", dependencies: ["CYara", "COpenSSL", "Runtime"]),
         // agent.conf: typed configuration and its validation.
-        .target(name: "AgentConfig", dependencies: ["TOMLKit", "Patterns"]),
+        .target(name: "AgentConfig", dependencies: ["Patterns"]),
         // Detection: processes and flows -> rules, exclusions -> alerts.
         .target(name: "Detection", dependencies: ["AuditIngest", "HostState", "Flows", "AgentConfig", "Patterns", "Scanning", "ByteJSON", "Runtime"]),
         // A small JSON writer on bytes, shared by every output.

@@ -42,12 +42,13 @@ final class ScanStage {
     private var batch: [(ScanTarget, Context)] = []
     private var droppedReported = 0
     private var nextDropReport: Int64 = 0
-    /// How to reach the host's files: "" when the agent shares PID 1's mount namespace, else
-    /// through `/proc/1/root` (systemd's PrivateTmp and ProtectHome give the agent its own).
+    /// How to reach the host's files: through `/proc/1/root` when the agent has a mount
+    /// namespace of its own (systemd's PrivateTmp and ProtectHome give it one), else directly
+    /// (also when PID 1's namespace cannot be read, as under some container runtimes).
     private let hostRoot: String = {
         var ours = stat(), first = stat()
-        let shared = stat("/proc/self/ns/mnt", &ours) == 0 && stat("/proc/1/ns/mnt", &first) == 0 && ours.st_ino == first.st_ino
-        return shared ? "" : "/proc/1/root"
+        let separate = stat("/proc/self/ns/mnt", &ours) == 0 && stat("/proc/1/ns/mnt", &first) == 0 && ours.st_ino != first.st_ino
+        return separate ? "/proc/1/root" : ""
     }()
 
     /// Compiles the rules and starts the worker; nil when scanning is off or no rule loaded.

@@ -1,5 +1,4 @@
 import Patterns
-import TOMLKit
 
 #if canImport(Glibc)
 import Glibc
@@ -122,14 +121,11 @@ public struct AgentConfiguration: Sendable, Equatable {
     }
 
     public static func parse(_ text: String, file: String = "agent.conf") throws(ConfigError) -> AgentConfiguration {
-        let root: TOMLTable
+        let root: [String: TOMLValue]
         do {
-            root = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw ConfigError(file: file, problems: [ConfigProblem(
-                keyPath: "", reason: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")])
+            root = try TOML.parse(text)
         } catch {
-            throw ConfigError(file: file, problems: [ConfigProblem(keyPath: "", reason: "\(error)")])
+            throw ConfigError(file: file, problems: [ConfigProblem(keyPath: "", reason: error.description)])
         }
 
         var config = AgentConfiguration()
@@ -192,14 +188,14 @@ public struct AgentConfiguration: Sendable, Equatable {
 /// Reads one table: each accessor both declares a key (so the rest are reported as unknown)
 /// and checks its type and value, recording problems instead of stopping at the first.
 struct TableReader {
-    let table: TOMLTable?
+    let table: [String: TOMLValue]?
     let path: String
     var known: Set<String> = []
     /// Keys given with a non-empty value (an exclusion must have one besides its name).
     var conditionKeys: Set<String> = []
     var problems: [ConfigProblem] = []
 
-    init(table: TOMLTable?, path: String) {
+    init(table: [String: TOMLValue]?, path: String) {
         self.table = table
         self.path = path
     }
@@ -214,7 +210,7 @@ struct TableReader {
         known.insert(key)
         guard let value = table?[key] else { return TableReader(table: nil, path: keyPath(key)) }
         guard let section = value.table else {
-            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected a table, found \(value.type)"))
+            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected a table, found \(value.typeName)"))
             return TableReader(table: nil, path: keyPath(key))
         }
         return TableReader(table: section, path: keyPath(key))
@@ -235,18 +231,19 @@ struct TableReader {
         known.formUnion(table.keys)
     }
 
-    private mutating func value(_ key: String, _ type: TOMLType, _ expected: String) -> TOMLValueConvertible? {
+    /// The value of `key` when it has the type `extract` takes; a problem when it has another.
+    private mutating func value<T>(_ key: String, _ extract: (TOMLValue) -> T?, _ expected: String) -> T? {
         known.insert(key)
         guard let value = table?[key] else { return nil }
-        guard value.type == type else {
-            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected \(expected), found \(value.type)"))
+        guard let typed = extract(value) else {
+            problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected \(expected), found \(value.typeName)"))
             return nil
         }
-        return value
+        return typed
     }
 
     mutating func string(_ key: String, default fallback: String, absolutePath: Bool = false, maximumLength: Int = 4096) -> String {
-        guard let text = value(key, .string, "a string")?.string else { return fallback }
+        guard let text = value(key, \.string, "a string") else { return fallback }
         conditionKeys.insert(key)
         if absolutePath && !text.hasPrefix("/") {
             problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected an absolute path, found \"\(text)\""))
@@ -260,7 +257,7 @@ struct TableReader {
     }
 
     mutating func integer(_ key: String, default fallback: Int, in range: ClosedRange<Int>) -> Int {
-        guard let number = value(key, .int, "an integer")?.int else { return fallback }
+        guard let number = value(key, \.integer, "an integer") else { return fallback }
         guard range.contains(number) else {
             problems.append(ConfigProblem(keyPath: keyPath(key), reason: "\(number) is outside \(range.lowerBound)...\(range.upperBound)"))
             return fallback
@@ -269,11 +266,11 @@ struct TableReader {
     }
 
     mutating func bool(_ key: String, default fallback: Bool) -> Bool {
-        value(key, .bool, "true or false")?.bool ?? fallback
+        value(key, \.boolean, "true or false") ?? fallback
     }
 
     mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, default fallback: T) -> T where T.RawValue == String {
-        guard let text = value(key, .string, "a string")?.string else { return fallback }
+        guard let text = value(key, \.string, "a string") else { return fallback }
         guard let choice = T(rawValue: text) else {
             let allowed = T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
             problems.append(ConfigProblem(keyPath: keyPath(key), reason: "\"\(text)\" is not one of \(allowed)"))

@@ -1,5 +1,4 @@
 import Patterns
-import TOMLKit
 
 /// `[detection]`, `[network]` and `[[exclusions]]` of agent.conf.
 extension AgentConfiguration {
@@ -112,13 +111,13 @@ extension TableReader {
             return [single]
         }
         guard let array = value.array else {
-            problem(key, "expected a string or a list of strings, found \(value.type)")
+            problem(key, "expected a string or a list of strings, found \(value.typeName)")
             return fallback
         }
         var result: [String] = []
         for (index, item) in array.enumerated() {
             guard let text = item.string else {
-                problem("\(key)[\(index)]", "expected a string, found \(item.type)")
+                problem("\(key)[\(index)]", "expected a string, found \(item.typeName)")
                 continue
             }
             result.append(text)
@@ -130,11 +129,11 @@ extension TableReader {
     mutating func integers(_ key: String, in range: ClosedRange<Int>) -> [Int] {
         known.insert(key)
         guard let value = table?[key] else { return [] }
-        let items: [TOMLValueConvertible] = value.int != nil ? [value] : (value.array.map { Array($0) } ?? [])
-        if value.int == nil && value.array == nil { problem(key, "expected an integer or a list of integers, found \(value.type)") }
+        let items = value.integer != nil ? [value] : (value.array ?? [])
+        if value.integer == nil && value.array == nil { problem(key, "expected an integer or a list of integers, found \(value.typeName)") }
         var result: [Int] = []
         for item in items {
-            guard let number = item.int, range.contains(number) else {
+            guard let number = item.integer, range.contains(number) else {
                 problem(key, "expected integers in \(range.lowerBound)...\(range.upperBound)")
                 continue
             }
@@ -174,8 +173,8 @@ extension TableReader {
     mutating func double(_ key: String, default fallback: Double, in range: ClosedRange<Double>) -> Double {
         known.insert(key)
         guard let value = table?[key] else { return fallback }
-        guard let number = value.double ?? value.int.map(Double.init) else {
-            problem(key, "expected a number, found \(value.type)")
+        guard let number = value.float ?? value.integer.map(Double.init) else {
+            problem(key, "expected a number, found \(value.typeName)")
             return fallback
         }
         guard range.contains(number) else {
@@ -189,7 +188,7 @@ extension TableReader {
         known.insert(key)
         guard let value = table?[key] else { return nil }
         guard let text = value.string else {
-            problem(key, "expected a string, found \(value.type)")
+            problem(key, "expected a string, found \(value.typeName)")
             return nil
         }
         return text
@@ -200,12 +199,12 @@ extension TableReader {
         known.insert(key)
         guard let value = table?[key] else { return [] }
         guard let array = value.array else {
-            problem(key, "expected an array of tables ([[\(key)]]), found \(value.type)")
+            problem(key, "expected an array of tables ([[\(key)]]), found \(value.typeName)")
             return []
         }
         return array.enumerated().compactMap { index, item in
             guard let table = item.table else {
-                problem("\(key)[\(index)]", "expected a table, found \(item.type)")
+                problem("\(key)[\(index)]", "expected a table, found \(item.typeName)")
                 return nil
             }
             return TableReader(table: table, path: "\(keyPath(key))[\(index)]")

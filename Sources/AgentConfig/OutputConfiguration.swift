@@ -152,7 +152,7 @@ public struct SyslogAddress: Equatable, Sendable, CustomStringConvertible {
     }
 
     public static func parse(_ text: String) -> Result<SyslogAddress, Problem> {
-        guard let separator = text.range(of: "://"), let transport = SyslogTransport(rawValue: String(text[..<separator.lowerBound])) else {
+        guard let separator = text.firstRange(of: "://"), let transport = SyslogTransport(rawValue: String(text[..<separator.lowerBound])) else {
             return .failure(Problem(reason: "expected unix:///path, udp://host:port, tcp://host:port or tls://host:port, found \"\(text)\""))
         }
         let rest = String(text[separator.upperBound...])

@@ -2,6 +2,7 @@
 // rebuilt from kernel-recorded logs (Tests/Fixtures/detection and flows, or logs given as
 // arguments). Beside it, the same command-line patterns in Swift's Regex, the peer PCRE2 JIT
 // replaces on the hot path.
+import Foundation
 import AgentConfig
 import AuditIngest
 import Detection

@@ -1,0 +1,608 @@
+/// TOML 1.0, parsed from bytes into plain values: what agent.conf is written in. Our own so the
+/// agent needs no Foundation (the TOML packages at hand import all of it, 40 MB in a static
+/// binary). Dates and times are checked and kept as written: no key of ours takes one.
+public indirect enum TOMLValue: Equatable, Sendable {
+    case string(String)
+    case integer(Int)
+    case float(Double)
+    case boolean(Bool)
+    /// An offset or local date-time, a local date or a local time, as written.
+    case dateTime(String)
+    case array([TOMLValue])
+    case table([String: TOMLValue])
+
+    /// How problems name the type a value has.
+    public var typeName: String {
+        switch self {
+        case .string: "string"
+        case .integer: "integer"
+        case .float: "float"
+        case .boolean: "boolean"
+        case .dateTime: "date-time"
+        case .array: "array"
+        case .table: "table"
+        }
+    }
+
+    public var string: String? { if case .string(let v) = self { v } else { nil } }
+    public var integer: Int? { if case .integer(let v) = self { v } else { nil } }
+    public var float: Double? { if case .float(let v) = self { v } else { nil } }
+    public var boolean: Bool? { if case .boolean(let v) = self { v } else { nil } }
+    public var array: [TOMLValue]? { if case .array(let v) = self { v } else { nil } }
+    public var table: [String: TOMLValue]? { if case .table(let v) = self { v } else { nil } }
+}
+
+public struct TOMLError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let line: Int
+    public let column: Int
+    public let message: String
+    public var description: String { "line \(line), column \(column): \(message)" }
+}
+
+public enum TOML {
+    /// The document's root table.
+    public static func parse(_ text: String) throws(TOMLError) -> [String: TOMLValue] {
+        var parser = TOMLParser(Array(text.utf8))
+        return try parser.document()
+    }
+}
+
+/// A table while the document is read: how it came to be decides what may still add to it.
+private final class TableNode {
+    enum Origin {
+        /// `[a.b]`: defined; a second header for it is an error.
+        case header
+        /// A prefix of a header (`a` of `[a.b]`): a later `[a]` may still define it.
+        case implicit
+        /// A prefix of a dotted key (`a` of `a.b = 1`): more dotted keys may add to it, headers may not.
+        case dottedKey
+        /// `{ ... }` and the tables inside: complete as written.
+        case inline
+    }
+
+    enum Entry {
+        case value(TOMLValue)
+        case table(TableNode)
+        case tableArray([TableNode])
+    }
+
+    var origin: Origin
+    var entries: [String: Entry] = [:]
+
+    init(_ origin: Origin) { self.origin = origin }
+
+    var value: TOMLValue {
+        .table(entries.mapValues { entry in
+            switch entry {
+            case .value(let value): value
+            case .table(let table): table.value
+            case .tableArray(let tables): .array(tables.map(\.value))
+            }
+        })
+    }
+}
+
+private struct TOMLParser {
+    let bytes: [UInt8]
+    var index = 0
+    var line = 1
+    var lineStart = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    // MARK: structure
+
+    mutating func document() throws(TOMLError) -> [String: TOMLValue] {
+        let root = TableNode(.header)
+        var current = root
+        while true {
+            skipWhitespace()
+            guard let byte = peek() else { break }
+            switch byte {
+            case UInt8(ascii: "#"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                try endOfLine()
+            case UInt8(ascii: "["):
+                if peek(1) == UInt8(ascii: "[") {
+                    index += 2
+                    current = try tableArrayHeader(root)
+                } else {
+                    index += 1
+                    current = try tableHeader(root)
+                }
+                try endOfLine()
+            default:
+                try keyValue(into: current)
+                try endOfLine()
+            }
+        }
+        return root.value.table ?? [:]
+    }
+
+    /// `[a.b.c]`: the table it names, defined now.
+    mutating func tableHeader(_ root: TableNode) throws(TOMLError) -> TableNode {
+        let keys = try headerKeys(closing: 1)
+        let parent = try walk(keys.dropLast(), from: root, creating: .implicit, extendable: [.header, .implicit])
+        let last = keys.last!
+        switch parent.entries[last] {
+        case nil:
+            let table = TableNode(.header)
+            parent.entries[last] = .table(table)
+            return table
+        case .table(let table) where table.origin == .implicit:
+            table.origin = .header
+            return table
+        default:
+            throw failure("[\(keys.joined(separator: "."))] is already defined")
+        }
+    }
+
+    /// `[[a.b]]`: a new table at the end of the array it names.
+    mutating func tableArrayHeader(_ root: TableNode) throws(TOMLError) -> TableNode {
+        let keys = try headerKeys(closing: 2)
+        let parent = try walk(keys.dropLast(), from: root, creating: .implicit, extendable: [.header, .implicit])
+        let last = keys.last!
+        let table = TableNode(.header)
+        switch parent.entries[last] {
+        case nil:
+            parent.entries[last] = .tableArray([table])
+        case .tableArray(let tables):
+            parent.entries[last] = .tableArray(tables + [table])
+        default:
+            throw failure("[[\(keys.joined(separator: "."))]] names something that is not an array of tables")
+        }
+        return table
+    }
+
+    mutating func headerKeys(closing count: Int) throws(TOMLError) -> [String] {
+        skipWhitespace()
+        let keys = try dottedKey()
+        skipWhitespace()
+        for _ in 0..<count {
+            guard peek() == UInt8(ascii: "]") else { throw failure("expected ] after the table name") }
+            index += 1
+        }
+        return keys
+    }
+
+    /// Follows `keys` from `table`, making missing tables with `origin`; an existing table
+    /// must have one of the `extendable` origins (the last table of an array of tables is entered).
+    mutating func walk(_ keys: ArraySlice<String>, from table: TableNode, creating origin: TableNode.Origin,
+                       extendable: Set<TableNode.Origin>) throws(TOMLError) -> TableNode {
+        var current = table
+        for key in keys {
+            switch current.entries[key] {
+            case nil:
+                let next = TableNode(origin)
+                current.entries[key] = .table(next)
+                current = next
+            case .table(let next) where extendable.contains(next.origin):
+                current = next
+            case .tableArray(let tables) where origin == .implicit:
+                current = tables.last!
+            default:
+                throw failure("\(key) is already defined and cannot be extended")
+            }
+        }
+        return current
+    }
+
+    mutating func keyValue(into table: TableNode) throws(TOMLError) {
+        let keys = try dottedKey()
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "=") else { throw failure("expected = after the key") }
+        index += 1
+        skipWhitespace()
+        let value = try value()
+        let extendable: Set<TableNode.Origin> = table.origin == .inline ? [.inline] : [.dottedKey]
+        let parent = try walk(keys.dropLast(), from: table, creating: table.origin == .inline ? .inline : .dottedKey, extendable: extendable)
+        guard parent.entries[keys.last!] == nil else { throw failure("\(keys.joined(separator: ".")) is already defined") }
+        // An inline table is stored as a value: complete as written, nothing may add to it.
+        parent.entries[keys.last!] = .value(value)
+    }
+
+    /// Only whitespace and a comment may follow until the end of the line.
+    mutating func endOfLine() throws(TOMLError) {
+        skipWhitespace()
+        if peek() == UInt8(ascii: "#") { try comment() }
+        guard let byte = peek() else { return }
+        if byte == UInt8(ascii: "\n") { newline(); return }
+        if byte == UInt8(ascii: "\r"), peek(1) == UInt8(ascii: "\n") { index += 1; newline(); return }
+        throw failure("unexpected \(describe(byte)) at the end of a line")
+    }
+
+    mutating func comment() throws(TOMLError) {
+        index += 1
+        while let byte = peek(), byte != UInt8(ascii: "\n") {
+            if byte == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n") { return }
+            if isControl(byte) { throw failure("control character \(describe(byte)) in a comment") }
+            index += 1
+        }
+    }
+
+    // MARK: keys
+
+    mutating func dottedKey() throws(TOMLError) -> [String] {
+        var keys = [try simpleKey()]
+        while true {
+            let mark = index
+            skipWhitespace()
+            guard peek() == UInt8(ascii: ".") else { index = mark; return keys }
+            index += 1
+            skipWhitespace()
+            keys.append(try simpleKey())
+        }
+    }
+
+    mutating func simpleKey() throws(TOMLError) -> String {
+        switch peek() {
+        case UInt8(ascii: "\""):
+            index += 1
+            return try basicString(multiline: false)
+        case UInt8(ascii: "'"):
+            index += 1
+            return try literalString(multiline: false)
+        default:
+            let start = index
+            while let byte = peek(), isBareKey(byte) { index += 1 }
+            guard index > start else { throw failure(peek().map { "expected a key, found \(describe($0))" } ?? "expected a key") }
+            return String(decoding: bytes[start..<index], as: UTF8.self)
+        }
+    }
+
+    // MARK: values
+
+    mutating func value() throws(TOMLError) -> TOMLValue {
+        guard let byte = peek() else { throw failure("expected a value") }
+        switch byte {
+        case UInt8(ascii: "\""):
+            if peek(1) == UInt8(ascii: "\""), peek(2) == UInt8(ascii: "\"") {
+                index += 3
+                return .string(try basicString(multiline: true))
+            }
+            index += 1
+            return .string(try basicString(multiline: false))
+        case UInt8(ascii: "'"):
+            if peek(1) == UInt8(ascii: "'"), peek(2) == UInt8(ascii: "'") {
+                index += 3
+                return .string(try literalString(multiline: true))
+            }
+            index += 1
+            return .string(try literalString(multiline: false))
+        case UInt8(ascii: "["):
+            index += 1
+            return try array()
+        case UInt8(ascii: "{"):
+            index += 1
+            return try inlineTable()
+        default:
+            return try scalar()
+        }
+    }
+
+    mutating func array() throws(TOMLError) -> TOMLValue {
+        var items: [TOMLValue] = []
+        while true {
+            try skipBlank()
+            if peek() == UInt8(ascii: "]") { index += 1; return .array(items) }
+            items.append(try value())
+            try skipBlank()
+            switch peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "]"): index += 1; return .array(items)
+            default: throw failure("expected , or ] in an array")
+            }
+        }
+    }
+
+    mutating func inlineTable() throws(TOMLError) -> TOMLValue {
+        let table = TableNode(.inline)
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") { index += 1; return table.value }
+        while true {
+            skipWhitespace()
+            try keyValue(into: table)
+            skipWhitespace()
+            switch peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"): index += 1; return table.value
+            default: throw failure("expected , or } in an inline table (which stays on one line)")
+            }
+        }
+    }
+
+    /// Integers, floats, booleans, dates and times: one token, classified.
+    mutating func scalar() throws(TOMLError) -> TOMLValue {
+        let start = index
+        while let byte = peek(), isScalarByte(byte) { index += 1 }
+        // A date and a time may be separated by one space.
+        if index - start == 10, peek() == UInt8(ascii: " "), let next = peek(1), isDigit(next), Self.isDate(bytes[start..<index]) {
+            index += 1
+            while let byte = peek(), isScalarByte(byte) { index += 1 }
+        }
+        let token = bytes[start..<index]
+        let text = String(decoding: token, as: UTF8.self)
+        guard !token.isEmpty else { throw failure(peek().map { "expected a value, found \(describe($0))" } ?? "expected a value") }
+        switch text {
+        case "true": return .boolean(true)
+        case "false": return .boolean(false)
+        case "inf", "+inf": return .float(.infinity)
+        case "-inf": return .float(-.infinity)
+        case "nan", "+nan", "-nan": return .float(.nan)
+        default: break
+        }
+        if Self.isDateTime(token) { return .dateTime(text) }
+        if let number = Self.integer(token) { return .integer(number) }
+        if let number = Self.float(token) { return .float(number) }
+        index = start
+        throw failure("\"\(text)\" is not a TOML value")
+    }
+
+    static func integer(_ token: ArraySlice<UInt8>) -> Int? {
+        var digits = token
+        var negative = false
+        if let sign = digits.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
+            negative = sign == UInt8(ascii: "-")
+            digits = digits.dropFirst()
+        }
+        var radix = 10
+        if digits.count > 2, digits.first == UInt8(ascii: "0") {
+            switch digits[digits.startIndex + 1] {
+            case UInt8(ascii: "x"): radix = 16
+            case UInt8(ascii: "o"): radix = 8
+            case UInt8(ascii: "b"): radix = 2
+            default: return nil  // leading zeros
+            }
+            guard token.count == digits.count else { return nil }  // no sign on 0x, 0o, 0b
+            digits = digits.dropFirst(2)
+        } else if digits.count > 1, digits.first == UInt8(ascii: "0") {
+            return nil
+        }
+        guard let cleaned = withoutUnderscores(digits, allowed: { Int(String(UnicodeScalar($0)), radix: radix) != nil }) else { return nil }
+        guard let magnitude = UInt64(cleaned, radix: radix) else { return nil }
+        if negative { return magnitude <= UInt64(Int.max) + 1 ? Int(truncatingIfNeeded: 0 &- magnitude) : nil }
+        return magnitude <= UInt64(Int.max) ? Int(magnitude) : nil
+    }
+
+    static func float(_ token: ArraySlice<UInt8>) -> Double? {
+        var body = token
+        if let sign = body.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") { body = body.dropFirst() }
+        // integer part [. fraction] [e exponent], each a run of digits with single underscores.
+        let exponentAt = body.firstIndex { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
+        let mantissa = body[..<(exponentAt ?? body.endIndex)]
+        let dotAt = mantissa.firstIndex(of: UInt8(ascii: "."))
+        let integerPart = mantissa[..<(dotAt ?? mantissa.endIndex)]
+        guard exponentAt != nil || dotAt != nil else { return nil }
+        guard withoutUnderscores(integerPart, allowed: isDigit) != nil,
+              integerPart.count == 1 || integerPart.first != UInt8(ascii: "0") else { return nil }
+        if let dotAt, withoutUnderscores(mantissa[(dotAt + 1)...], allowed: isDigit) == nil { return nil }
+        if let exponentAt {
+            var exponent = body[(exponentAt + 1)...]
+            if let sign = exponent.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") { exponent = exponent.dropFirst() }
+            if withoutUnderscores(exponent, allowed: isDigit) == nil { return nil }
+        }
+        return Double(String(decoding: token.filter { $0 != UInt8(ascii: "_") }, as: UTF8.self))
+    }
+
+    /// The digits with their underscores removed; nil when empty, when a byte is not allowed,
+    /// or when an underscore is not between two digits.
+    static func withoutUnderscores(_ digits: ArraySlice<UInt8>, allowed: (UInt8) -> Bool) -> String? {
+        guard let first = digits.first, let last = digits.last, first != UInt8(ascii: "_"), last != UInt8(ascii: "_") else { return nil }
+        var previousUnderscore = false
+        var kept: [UInt8] = []
+        for byte in digits {
+            if byte == UInt8(ascii: "_") {
+                if previousUnderscore { return nil }
+                previousUnderscore = true
+                continue
+            }
+            guard allowed(byte) else { return nil }
+            previousUnderscore = false
+            kept.append(byte)
+        }
+        return String(decoding: kept, as: UTF8.self)
+    }
+
+    static func isDate(_ token: ArraySlice<UInt8>) -> Bool {
+        let b = Array(token)
+        guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-") else { return false }
+        guard [0, 1, 2, 3, 5, 6, 8, 9].allSatisfy({ isDigit(b[$0]) }) else { return false }
+        let month = Int(b[5] - 48) * 10 + Int(b[6] - 48), day = Int(b[8] - 48) * 10 + Int(b[9] - 48)
+        return (1...12).contains(month) && (1...31).contains(day)
+    }
+
+    static func isTime(_ token: ArraySlice<UInt8>) -> Bool {
+        let b = Array(token)
+        guard b.count >= 8, b[2] == UInt8(ascii: ":"), b[5] == UInt8(ascii: ":"),
+              [0, 1, 3, 4, 6, 7].allSatisfy({ isDigit(b[$0]) }) else { return false }
+        let hour = Int(b[0] - 48) * 10 + Int(b[1] - 48), minute = Int(b[3] - 48) * 10 + Int(b[4] - 48)
+        let second = Int(b[6] - 48) * 10 + Int(b[7] - 48)
+        guard hour < 24, minute < 60, second <= 60 else { return false }
+        var rest = b[8...]
+        if rest.first == UInt8(ascii: ".") {
+            rest = rest.dropFirst()
+            let digits = rest.prefix(while: isDigit)
+            guard !digits.isEmpty else { return false }
+            rest = rest.dropFirst(digits.count)
+        }
+        if rest.isEmpty { return true }
+        if rest.count == 1 { return rest.first == UInt8(ascii: "Z") || rest.first == UInt8(ascii: "z") }
+        let offset = Array(rest)
+        return offset.count == 6 && (offset[0] == UInt8(ascii: "+") || offset[0] == UInt8(ascii: "-")) && offset[3] == UInt8(ascii: ":")
+            && [1, 2, 4, 5].allSatisfy { isDigit(offset[$0]) }
+    }
+
+    static func isDateTime(_ token: ArraySlice<UInt8>) -> Bool {
+        if isTime(token) { return true }
+        guard token.count >= 10, isDate(token.prefix(10)) else { return false }
+        if token.count == 10 { return true }
+        let separator = token[token.startIndex + 10]
+        guard separator == UInt8(ascii: "T") || separator == UInt8(ascii: "t") || separator == UInt8(ascii: " ") else { return false }
+        return isTime(token.dropFirst(11))
+    }
+
+    // MARK: strings
+
+    /// After the opening quote(s); consumes the closing ones.
+    mutating func basicString(multiline: Bool) throws(TOMLError) -> String {
+        var out: [UInt8] = []
+        if multiline { skipFirstNewline() }
+        while true {
+            guard let byte = peek() else { throw failure("unterminated string") }
+            if byte == UInt8(ascii: "\"") {
+                if !multiline { index += 1; return String(decoding: out, as: UTF8.self) }
+                if peek(1) == UInt8(ascii: "\""), peek(2) == UInt8(ascii: "\"") {
+                    // Up to two quotes may sit right before the closing three.
+                    var extra = 0
+                    while extra < 2, peek(3 + extra) == UInt8(ascii: "\"") { extra += 1 }
+                    out += Array(repeating: UInt8(ascii: "\""), count: extra)
+                    index += 3 + extra
+                    return String(decoding: out, as: UTF8.self)
+                }
+                out.append(byte)
+                index += 1
+            } else if byte == UInt8(ascii: "\\") {
+                index += 1
+                if multiline, let next = peek(), next == UInt8(ascii: " ") || next == UInt8(ascii: "\t") || next == UInt8(ascii: "\n") || next == UInt8(ascii: "\r") {
+                    try lineEndingBackslash()
+                } else {
+                    try escape(into: &out)
+                }
+            } else if byte == UInt8(ascii: "\n") || (byte == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n")) {
+                guard multiline else { throw failure("newline in a single-line string") }
+                if byte == UInt8(ascii: "\r") { index += 1 }
+                out.append(UInt8(ascii: "\n"))
+                index += 1
+                newline(consumed: true)
+            } else {
+                if isControl(byte) { throw failure("control character \(describe(byte)) in a string") }
+                out.append(byte)
+                index += 1
+            }
+        }
+    }
+
+    /// `\` at the end of a line in a multi-line basic string: it and the whitespace and
+    /// newlines after it vanish.
+    mutating func lineEndingBackslash() throws(TOMLError) {
+        let start = index
+        while let byte = peek(), byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { index += 1 }
+        guard let byte = peek(), byte == UInt8(ascii: "\n") || (byte == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n")) else {
+            index = start
+            throw failure("a backslash followed by spaces must end the line")
+        }
+        while let byte = peek() {
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { index += 1 }
+            else if byte == UInt8(ascii: "\n") { index += 1; newline(consumed: true) }
+            else if byte == UInt8(ascii: "\r"), peek(1) == UInt8(ascii: "\n") { index += 2; newline(consumed: true) }
+            else { break }
+        }
+    }
+
+    mutating func escape(into out: inout [UInt8]) throws(TOMLError) {
+        guard let byte = peek() else { throw failure("unterminated string") }
+        index += 1
+        switch byte {
+        case UInt8(ascii: "b"): out.append(0x08)
+        case UInt8(ascii: "t"): out.append(0x09)
+        case UInt8(ascii: "n"): out.append(0x0A)
+        case UInt8(ascii: "f"): out.append(0x0C)
+        case UInt8(ascii: "r"): out.append(0x0D)
+        case UInt8(ascii: "\""): out.append(byte)
+        case UInt8(ascii: "\\"): out.append(byte)
+        case UInt8(ascii: "u"), UInt8(ascii: "U"):
+            let count = byte == UInt8(ascii: "u") ? 4 : 8
+            guard index + count <= bytes.count, let code = UInt32(String(decoding: bytes[index..<(index + count)], as: UTF8.self), radix: 16),
+                  let scalar = Unicode.Scalar(code) else { throw failure("invalid \\\(Character(UnicodeScalar(byte))) escape") }
+            index += count
+            out += Array(String(Character(scalar)).utf8)
+        default:
+            index -= 1
+            throw failure("invalid escape \\\(describe(byte))")
+        }
+    }
+
+    mutating func literalString(multiline: Bool) throws(TOMLError) -> String {
+        var out: [UInt8] = []
+        if multiline { skipFirstNewline() }
+        while true {
+            guard let byte = peek() else { throw failure("unterminated string") }
+            if byte == UInt8(ascii: "'") {
+                if !multiline { index += 1; return String(decoding: out, as: UTF8.self) }
+                if peek(1) == UInt8(ascii: "'"), peek(2) == UInt8(ascii: "'") {
+                    var extra = 0
+                    while extra < 2, peek(3 + extra) == UInt8(ascii: "'") { extra += 1 }
+                    out += Array(repeating: UInt8(ascii: "'"), count: extra)
+                    index += 3 + extra
+                    return String(decoding: out, as: UTF8.self)
+                }
+                out.append(byte)
+                index += 1
+            } else if byte == UInt8(ascii: "\n") || (byte == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n")) {
+                guard multiline else { throw failure("newline in a single-line string") }
+                if byte == UInt8(ascii: "\r") { index += 1 }
+                out.append(UInt8(ascii: "\n"))
+                index += 1
+                newline(consumed: true)
+            } else {
+                if isControl(byte) { throw failure("control character \(describe(byte)) in a string") }
+                out.append(byte)
+                index += 1
+            }
+        }
+    }
+
+    /// A newline right after the opening delimiter of a multi-line string is not part of it.
+    mutating func skipFirstNewline() {
+        if peek() == UInt8(ascii: "\n") { index += 1; newline(consumed: true) }
+        else if peek() == UInt8(ascii: "\r"), peek(1) == UInt8(ascii: "\n") { index += 2; newline(consumed: true) }
+    }
+
+    // MARK: bytes
+
+    func peek(_ offset: Int = 0) -> UInt8? { index + offset < bytes.count ? bytes[index + offset] : nil }
+
+    mutating func skipWhitespace() {
+        while let byte = peek(), byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { index += 1 }
+    }
+
+    /// Whitespace, newlines and comments (inside arrays).
+    mutating func skipBlank() throws(TOMLError) {
+        while let byte = peek() {
+            switch byte {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"): index += 1
+            case UInt8(ascii: "\n"): newline()
+            case UInt8(ascii: "\r") where peek(1) == UInt8(ascii: "\n"): index += 1; newline()
+            case UInt8(ascii: "#"): try comment()
+            default: return
+            }
+        }
+    }
+
+    /// At a `\n` (or after it, when `consumed`): counts the line.
+    mutating func newline(consumed: Bool = false) {
+        if !consumed { index += 1 }
+        line += 1
+        lineStart = index
+    }
+
+    func failure(_ message: String) -> TOMLError {
+        TOMLError(line: line, column: index - lineStart + 1, message: message)
+    }
+
+    func describe(_ byte: UInt8) -> String {
+        byte >= 0x20 && byte < 0x7F ? "'\(Character(UnicodeScalar(byte)))'" : "0x" + String(byte, radix: 16)
+    }
+}
+
+private func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
+private func isBareKey(_ byte: UInt8) -> Bool {
+    isDigit(byte) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z")) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+}
+
+private func isScalarByte(_ byte: UInt8) -> Bool {
+    isBareKey(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":")
+}
+
+/// Control characters TOML allows nowhere but as tabs.
+private func isControl(_ byte: UInt8) -> Bool { (byte < 0x20 && byte != 0x09) || byte == 0x7F }
