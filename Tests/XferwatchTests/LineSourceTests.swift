@@ -34,6 +34,35 @@ import Testing
         #expect(events.allSatisfy { $0["node"] as? String == "web-01" })
     }
 
+    /// What auditd's plugin configuration runs: `run --source=audisp` over a file that names
+    /// another source.
+    @Test func sourceOnTheCommandLineWinsOverTheFile() throws {
+        let records = try lines(ofFile: Repo.fixture("raw.log")).prefix(60).joined(separator: "\n") + "\n"
+        let input = NSTemporaryDirectory() + "xferwatch-source-\(getpid()).log"
+        try records.write(toFile: input, atomically: true, encoding: .utf8)
+        defer { unlink(input) }
+        let conf = try config("[audit]\nsource = \"file\"\nlog_file = \"/nonexistent/audit.log\"\n")
+        defer { removeConfig(conf) }
+        let result = try runCommand(Repo.xferwatchd, ["run", "--config", conf, "--source=audisp", "--events"], stdin: FileHandle(forReadingAtPath: input), seconds: 20)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try jsonLines(result.stdout).count > 5)
+        let bad = try runCommand(Repo.xferwatchd, ["run", "--config", conf, "--source=udp"])
+        #expect(bad.status == 64 && bad.stderr.contains("--source must be one of"), "\(bad)")
+    }
+
+    /// Started as root with a user that does not exist, the agent stops before it touches the
+    /// kernel, and says what to do.
+    @Test func aMissingUserStopsTheAgentAtStart() throws {
+        try #require(getuid() == 0, "the drop happens only as root (CI runs as root)")
+        let conf = try config("[audit]\nsource = \"audisp\"\n")
+        defer { removeConfig(conf) }
+        try String(contentsOfFile: conf, encoding: .utf8).replacingOccurrences(of: "user = \"root\"", with: "user = \"xferwatch-no-such-user\"")
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let result = try runCommand(Repo.xferwatchd, ["run", "--config", conf], stdin: FileHandle(forReadingAtPath: "/dev/null"), seconds: 20)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("user xferwatch-no-such-user does not exist: the package creates it; or set [agent] user = \"root\""), "\(result.stderr)")
+    }
+
     @Test func fileSourceFollowsRotationAndTruncation() throws {
         let directory = NSTemporaryDirectory() + "xferwatch-follow-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
