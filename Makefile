@@ -39,7 +39,9 @@ release: deps
 deb: release
 	packaging/build-deb
 
+# The agent drops to [agent] user once its rules are in: the system user the package makes.
 run: release
+	@getent passwd _xferwatch >/dev/null || adduser --system --group --quiet --home /var/lib/xferwatch --no-create-home _xferwatch
 	.build/release/xferwatchd run --config $(CONFIG)
 
 # Tests that use the kernel audit subsystem share one serialized suite; they need root.
