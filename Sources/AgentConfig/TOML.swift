@@ -450,16 +450,7 @@ private struct TOMLParser {
             guard let byte = peek() else { throw failure("unterminated string") }
             if byte == UInt8(ascii: "\"") {
                 if !multiline { index += 1; return String(decoding: out, as: UTF8.self) }
-                if peek(1) == UInt8(ascii: "\""), peek(2) == UInt8(ascii: "\"") {
-                    // Up to two quotes may sit right before the closing three.
-                    var extra = 0
-                    while extra < 2, peek(3 + extra) == UInt8(ascii: "\"") { extra += 1 }
-                    out += Array(repeating: UInt8(ascii: "\""), count: extra)
-                    index += 3 + extra
-                    return String(decoding: out, as: UTF8.self)
-                }
-                out.append(byte)
-                index += 1
+                if closesMultiline(byte, into: &out) { return String(decoding: out, as: UTF8.self) }
             } else if byte == UInt8(ascii: "\\") {
                 index += 1
                 if multiline, let next = peek(), next == UInt8(ascii: " ") || next == UInt8(ascii: "\t") || next == UInt8(ascii: "\n") || next == UInt8(ascii: "\r") {
@@ -467,16 +458,8 @@ private struct TOMLParser {
                 } else {
                     try escape(into: &out)
                 }
-            } else if byte == UInt8(ascii: "\n") || (byte == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n")) {
-                guard multiline else { throw failure("newline in a single-line string") }
-                if byte == UInt8(ascii: "\r") { index += 1 }
-                out.append(UInt8(ascii: "\n"))
-                index += 1
-                newline(consumed: true)
             } else {
-                if isControl(byte) { throw failure("control character \(describe(byte)) in a string") }
-                out.append(byte)
-                index += 1
+                try plain(byte, multiline: multiline, into: &out)
             }
         }
     }
@@ -528,27 +511,40 @@ private struct TOMLParser {
             guard let byte = peek() else { throw failure("unterminated string") }
             if byte == UInt8(ascii: "'") {
                 if !multiline { index += 1; return String(decoding: out, as: UTF8.self) }
-                if peek(1) == UInt8(ascii: "'"), peek(2) == UInt8(ascii: "'") {
-                    var extra = 0
-                    while extra < 2, peek(3 + extra) == UInt8(ascii: "'") { extra += 1 }
-                    out += Array(repeating: UInt8(ascii: "'"), count: extra)
-                    index += 3 + extra
-                    return String(decoding: out, as: UTF8.self)
-                }
-                out.append(byte)
-                index += 1
-            } else if byte == UInt8(ascii: "\n") || (byte == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n")) {
-                guard multiline else { throw failure("newline in a single-line string") }
-                if byte == UInt8(ascii: "\r") { index += 1 }
-                out.append(UInt8(ascii: "\n"))
-                index += 1
-                newline(consumed: true)
+                if closesMultiline(byte, into: &out) { return String(decoding: out, as: UTF8.self) }
             } else {
-                if isControl(byte) { throw failure("control character \(describe(byte)) in a string") }
-                out.append(byte)
-                index += 1
+                try plain(byte, multiline: multiline, into: &out)
             }
         }
+    }
+
+    /// At a quote of a multi-line string's kind: three close it (up to two more just before
+    /// them belong to the text); fewer are text.
+    mutating func closesMultiline(_ quote: UInt8, into out: inout [UInt8]) -> Bool {
+        guard peek(1) == quote, peek(2) == quote else {
+            out.append(quote)
+            index += 1
+            return false
+        }
+        var extra = 0
+        while extra < 2, peek(3 + extra) == quote { extra += 1 }
+        out += Array(repeating: quote, count: extra)
+        index += 3 + extra
+        return true
+    }
+
+    /// Any other byte of a string: newlines (multi-line only, kept as \n), no control characters.
+    mutating func plain(_ byte: UInt8, multiline: Bool, into out: inout [UInt8]) throws(TOMLError) {
+        if byte == UInt8(ascii: "\n") || (byte == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n")) {
+            guard multiline else { throw failure("newline in a single-line string") }
+            index += byte == UInt8(ascii: "\r") ? 2 : 1
+            out.append(UInt8(ascii: "\n"))
+            newline(consumed: true)
+            return
+        }
+        if isControl(byte) { throw failure("control character \(describe(byte)) in a string") }
+        out.append(byte)
+        index += 1
     }
 
     /// A newline right after the opening delimiter of a multi-line string is not part of it.
