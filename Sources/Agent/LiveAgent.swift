@@ -92,8 +92,8 @@ public final class LiveAgent {
         return true
     }
 
-    /// Host state for flows: sock_diag in our namespace (others are opened on demand) and
-    /// every process already running.
+    /// The flow tracker and its consumers, on the sock_diag sockets opened before the drop
+    /// (other namespaces are opened on demand), and every process already running.
     private func startHostState() {
         flowConsumers = FlowConsumers(detector: detector, printer: printer, scans: scans, recent: recentFlows)
         tracker = FlowTracker(catalog: catalog, processes: processes, sockets: sockets, settings: configuration.flowSettings,

@@ -132,14 +132,18 @@ final class ScanStage {
             let exit = syscall.integer("exit").map { Int32(truncatingIfNeeded: -$0) } ?? 0
             trigger = "tried to execute \(resolved) (\(exit > 0 ? String(cString: strerror(exit)) : "failed"))"
         }
-        batch.append((ScanTarget(path: resolved, expectedInode: inode, locations: locations(of: resolved, pid: pid, orItsExecutable: succeeded)),
+        batch.append((ScanTarget(path: resolved, expectedInode: inode, locations: locations(of: resolved, pid: pid, orItsExecutable: succeeded, hostFirst: true)),
                       Context(process: process, trigger: trigger, time: time)))
     }
 
     /// Where `path`, as process `pid` named it, can be opened (see `ScanTarget.locations`).
-    private func locations(of path: String, pid: Int32, orItsExecutable: Bool) -> [String] {
+    /// `hostFirst` when the target carries audit's inode, which rejects another file at the
+    /// host's path: a walk through /proc/<pid>/root costs 3 µs of CPU against 1 µs (measured),
+    /// paid on every execve, so only processes outside the host's mount namespace pay it.
+    private func locations(of path: String, pid: Int32, orItsExecutable: Bool, hostFirst: Bool = false) -> [String] {
         guard path.hasPrefix("/") else { return [path] }
-        return ["/proc/\(pid)/root" + path, hostRoot + path] + (orItsExecutable ? ["/proc/\(pid)/exe"] : [])
+        let own = "/proc/\(pid)/root" + path, host = hostRoot + path
+        return (hostFirst ? [host, own] : [own, host]) + (orItsExecutable ? ["/proc/\(pid)/exe"] : [])
     }
 
     /// `/tmp/./x` as `/tmp/x`: the path an analyst searches for. `..` stays (symlinks).

@@ -254,20 +254,11 @@ private struct TOMLParser {
     mutating func value() throws(TOMLError) -> TOMLValue {
         guard let byte = peek() else { throw failure("expected a value") }
         switch byte {
-        case UInt8(ascii: "\""):
-            if peek(1) == UInt8(ascii: "\""), peek(2) == UInt8(ascii: "\"") {
-                index += 3
-                return .string(try basicString(multiline: true))
-            }
-            index += 1
-            return .string(try basicString(multiline: false))
-        case UInt8(ascii: "'"):
-            if peek(1) == UInt8(ascii: "'"), peek(2) == UInt8(ascii: "'") {
-                index += 3
-                return .string(try literalString(multiline: true))
-            }
-            index += 1
-            return .string(try literalString(multiline: false))
+        case UInt8(ascii: "\""), UInt8(ascii: "'"):
+            // Three quotes open a multi-line string.
+            let multiline = peek(1) == byte && peek(2) == byte
+            index += multiline ? 3 : 1
+            return .string(byte == UInt8(ascii: "'") ? try literalString(multiline: multiline) : try basicString(multiline: multiline))
         case UInt8(ascii: "["):
             index += 1
             return try array()

@@ -37,36 +37,30 @@ public struct PrivilegeError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Who the process is and what it may do, as `agentctl status` shows it.
-public struct ProcessPrivileges: Sendable, Equatable {
+public struct ProcessPrivileges: Sendable {
     public var user: String
     public var uid: UInt32
     public var gid: UInt32
     /// Names as in capabilities(7), e.g. CAP_AUDIT_CONTROL.
     public var effective: [String]
-    public var permitted: [String]
     public var bounding: [String]
-    public var ambient: [String]
     public var noNewPrivileges: Bool
 
     /// The calling thread's view (all of the agent's threads share it: the drop happens before
     /// any thread starts).
     public static func current() -> ProcessPrivileges {
         let uid = geteuid()
-        var effective: [String] = [], permitted: [String] = [], bounding: [String] = [], ambient: [String] = []
+        var effective: [String] = [], bounding: [String] = []
         let state = cap_get_proc()
         defer { if let state { cap_free(UnsafeMutableRawPointer(state)) } }
         for cap in 0..<cap_value_t(cap_max_bits()) {
             let name = capabilityName(cap)
-            if let state {
-                var flag = CAP_CLEAR
-                if cap_get_flag(state, cap, CAP_EFFECTIVE, &flag) == 0, flag == CAP_SET { effective.append(name) }
-                if cap_get_flag(state, cap, CAP_PERMITTED, &flag) == 0, flag == CAP_SET { permitted.append(name) }
-            }
+            var flag = CAP_CLEAR
+            if let state, cap_get_flag(state, cap, CAP_EFFECTIVE, &flag) == 0, flag == CAP_SET { effective.append(name) }
             if cap_get_bound(cap) == 1 { bounding.append(name) }
-            if cap_get_ambient(cap) == 1 { ambient.append(name) }
         }
         return ProcessPrivileges(user: userName(uid) ?? String(uid), uid: uid, gid: getegid(), effective: effective,
-                                 permitted: permitted, bounding: bounding, ambient: ambient,
+                                 bounding: bounding,
                                  noNewPrivileges: xw_prctl(PR_GET_NO_NEW_PRIVS, 0, 0) == 1)
     }
 }
@@ -74,7 +68,7 @@ public struct ProcessPrivileges: Sendable, Equatable {
 /// Sheds what xferwatchd does not need once its root-only setup is done (audit socket open,
 /// rules installed, control socket bound).
 public enum PrivilegeDrop {
-    public struct Account: Sendable, Equatable {
+    public struct Account: Sendable {
         public let name: String
         public let uid: uid_t
         public let gid: gid_t
