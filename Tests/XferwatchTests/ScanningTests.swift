@@ -122,11 +122,13 @@ enum SyntheticBinary {
         let rewritten = scanner.scan(target)
         #expect(rewritten.outcome == .scanned && rewritten.matches.isEmpty)
 
-        // Replaced by another file: not the file audit saw, so not scanned; the fallback is.
+        // Replaced by another file: not the file audit saw, so not scanned; the fallback is. A hard
+        // link keeps audit's inode alive the way /proc/<pid>/exe keeps a replaced binary open.
+        let fallback = directory + "/kept.exe"
+        #expect(link(path, fallback) == 0)
+        try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 5), to: fallback)
         try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 4), to: path + ".new")
         #expect(rename(path + ".new", path) == 0)
-        let fallback = directory + "/kept.exe"
-        try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 5), to: fallback)
         #expect(scanner.scan(ScanTarget(path: path, expectedInode: UInt64(info.st_ino))).outcome == .gone)
         let viaFallback = scanner.scan(ScanTarget(path: path, expectedInode: UInt64(info.st_ino), locations: [path, fallback]))
         #expect(viaFallback.file?.path == path && viaFallback.matches.count == 1)
