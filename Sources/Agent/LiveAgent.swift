@@ -40,8 +40,8 @@ public final class LiveAgent {
     private var nextPrune: Int64 = 0
     private(set) var reportedAuditPidLoss = false
     private var control: ControlServer?
-    /// How many of the last poll descriptors are the control server's.
-    private var controlPollCount = 0
+    /// How the last `hostPollDescriptors()` were laid out, in order.
+    private var pollLayout = (destroyed: 0, scans: 0, control: 0)
     let started = (wall: realtimeMilliseconds(), monotonic: monotonicMilliseconds())
     var throughput = ThroughputHistory()
     /// Trouble the agent reported (its agent.health reasons), kept 5 minutes for the verdict.
@@ -55,6 +55,7 @@ public final class LiveAgent {
         self.log = log
         self.printer = EventPrinter(options: output)
         self.processes = ProcessTable(procfs: ProcFS(), capacity: configuration.host.maximumProcesses)
+        processes.eagerPrograms = TransferTools.clientPrograms
         self.pipeline = Pipeline(settings: configuration.assemblerSettings, log: log) { [unowned self] event in
             self.watchConfigChanges(event)
             self.printer.consume(event)
@@ -105,29 +106,35 @@ public final class LiveAgent {
     /// Descriptors of the host-state sources (sock_diag destroy notifications, finished
     /// scans) and of agentctl's connections, for poll().
     private func hostPollDescriptors() -> [pollfd] {
+        let destroyed = sockets?.destroyDescriptors ?? []
+        let scanned = scans.map { [$0.queue.descriptor] } ?? []
         let control = control?.pollDescriptors ?? []
-        controlPollCount = control.count
-        return ((sockets?.destroyDescriptors ?? []) + [scans?.queue.descriptor].compactMap { $0 }).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            + control
+        pollLayout = (destroyed.count, scanned.count, control.count)
+        return (destroyed + scanned).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) } + control
     }
 
-    /// Destroy notifications, flow timeouts, pruning, agentctl; `polled` is what poll() made of
+    /// Destroy notifications, finished scans and agentctl when their descriptors are ready;
+    /// flow timeouts, output health and pruning when due. `polled` is what poll() made of
     /// `hostPollDescriptors()`.
     private func serviceHostState(polled: ArraySlice<pollfd>) {
         let now = realtimeMilliseconds()
-        if polled.dropLast(controlPollCount).contains(where: { $0.revents != 0 }) {
+        let ready = { (range: Range<Int>) in polled.dropFirst(range.lowerBound).prefix(range.count).contains { $0.revents != 0 } }
+        let layout = pollLayout
+        if ready(0..<layout.destroyed) {
             sockets?.drainDestroyed { namespace, socket in
                 log.debug("socket destroyed in namespace \(namespace): \(socket.transport.rawValue) \(socket.localAddress):\(socket.localPort) -> \(socket.remoteAddress):\(socket.remotePort) cookie \(socket.cookie.map(String.init) ?? "-") out \(socket.bytesOut.map(String.init) ?? "-") in \(socket.bytesIn.map(String.init) ?? "-")")
                 tracker.destroyed(namespace: namespace, socket: socket, now: now)
             }
         }
         tracker.tick(now: now)
-        scans?.collect(detector: detector, log: log)
+        scans?.collect(detector: detector, log: log, resultsReady: ready(layout.destroyed..<layout.destroyed + layout.scans))
         let monotonic = monotonicMilliseconds()
         if let trouble = alerts.service(log: log, now: monotonic) { detector.health(trouble, time: now) }
         throughput.record(now: monotonic, records: pipeline.assembler.counters.records, events: pipeline.assembler.counters.events)
-        recentTrouble.removeAll { monotonic - $0.time > ThroughputHistory.longWindowMilliseconds }
-        control?.service(polled: polled.suffix(controlPollCount), handler: self, now: monotonic)
+        if let oldest = recentTrouble.first, monotonic - oldest.time > ThroughputHistory.longWindowMilliseconds {
+            recentTrouble.removeAll { monotonic - $0.time > ThroughputHistory.longWindowMilliseconds }
+        }
+        control?.service(polled: polled.suffix(layout.control), handler: self, now: monotonic)
         if now >= nextPrune {
             nextPrune = now + Int64(configuration.host.pruneIntervalMilliseconds)
             processes.pruneExited()
@@ -208,7 +215,7 @@ public final class LiveAgent {
         log.info("stopped: \(processes.summary); \(tracker.summary)")
         if let scans {
             scans.queue.stop()
-            scans.collect(detector: detector, log: log)
+            scans.collect(detector: detector, log: log, resultsReady: true)
             log.info("stopped: \(scans.summary)")
         }
         alerts.stop()
@@ -299,6 +306,8 @@ public final class LiveAgent {
         let mode = sourceMode
         var nextStatus = monotonicMilliseconds()
         var nextRuleCheck = nextStatus + 5000
+        let batchWait = Int64(configuration.audit.batchWaitMilliseconds)
+        var lastRead = Int64.min / 2
         while true {
             var fds = [pollfd(fd: session.reader.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)] + hostPollDescriptors()
@@ -308,9 +317,17 @@ public final class LiveAgent {
                 return 1
             }
             let now = monotonicMilliseconds()
+            var gather = false
             if fds[0].revents != 0 {
-                session.reader.drain { type, body in
+                let drained = session.reader.drain { type, body in
                     pipeline.ingest(netlinkType: type, body: body, wallTime: now)
+                }
+                // Records arriving back to back (the previous read was less than batch_wait_ms
+                // ago): let them gather before the next read, one wake-up per batch instead of
+                // one per event. A quiet host's first event is read at once.
+                if drained > 0 {
+                    gather = batchWait > 0 && now - lastRead < batchWait
+                    lastRead = now
                 }
             }
             if fds[1].revents != 0, handleSignals(signals) { return 0 }
@@ -335,6 +352,7 @@ public final class LiveAgent {
                     log.error("cannot check the audit rules: \(error)")
                 }
             }
+            if gather { usleep(UInt32(batchWait * 1000)) }
         }
     }
 

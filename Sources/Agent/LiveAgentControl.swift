@@ -151,7 +151,7 @@ extension LiveAgent: ControlHandler {
             }
             if let running = scans {
                 running.queue.stop()
-                running.collect(detector: detector, log: log)
+                running.collect(detector: detector, log: log, resultsReady: true)
                 scans = nil
             }
         }

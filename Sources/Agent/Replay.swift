@@ -88,7 +88,7 @@ extension ProcessTable {
     var summary: String {
         let c = counters
         return "processes \(count) held, \(c.execs) execs, \(c.seeded) from /proc, \(c.exited) exited, \(c.evicted) evicted, "
-            + "\(c.pidReuse) pid reuses, \(c.unknownParents) unknown parents, \(c.goneBeforeRead) gone before read"
+            + "\(c.pidReuse) pid reuses, \(c.unknownParents) unknown parents, \(c.goneBeforeRead) gone before read, \(c.detailsMissed) gone before stdin was read"
     }
 }
 

@@ -122,6 +122,7 @@ final class ScanStage {
         guard let path = event.records.first(where: { $0.type == .path && $0.integer("item") == 0 }),
               let name = path.string("name"), !name.isEmpty,
               let inode = path.integer("inode").map({ UInt64(bitPattern: $0) }) else { return }
+        if isKnownClean(name, inode: inode, device: path.deviceNumber("dev")) { return }
         let cwd = event.first(.cwd)?.string("cwd")
         let resolved = Self.normalized(name.hasPrefix("/") || cwd == nil ? name : cwd! + "/" + name)
         let process = succeeded ? processes.record(pid: pid) : processes.describe(pid: pid, syscall: syscall, time: time)
@@ -134,6 +135,17 @@ final class ScanStage {
         }
         batch.append((ScanTarget(path: resolved, expectedInode: inode, locations: locations(of: resolved, pid: pid, orItsExecutable: succeeded, hostFirst: true)),
                       Context(process: process, trigger: trigger, time: time)))
+    }
+
+    /// Whether the host's file at absolute `name` is the one audit saw (inode and device) and
+    /// was scanned clean as it is now (size, mtime): most execs on a host run the same few
+    /// binaries, and a stat here costs less than waking the worker for its cache.
+    private func isKnownClean(_ name: String, inode: UInt64, device: UInt64?) -> Bool {
+        guard name.hasPrefix("/"), let device else { return false }
+        var info = stat()
+        guard stat(hostRoot + name, &info) == 0, UInt64(info.st_ino) == inode, UInt64(info.st_dev) == device,
+              info.st_mode & S_IFMT == S_IFREG else { return false }
+        return queue.isKnownClean(FileIdentity(info))
     }
 
     /// Where `path`, as process `pid` named it, can be opened (see `ScanTarget.locations`).
@@ -189,11 +201,15 @@ final class ScanStage {
     }
 
     /// Hands the targets gathered since the last call to the worker (one wake-up per loop
-    /// turn, not per execve); matches finished by the worker become alerts; failures are logged
-    /// (the first 50).
-    func collect(detector: Detector, log: Logger) {
-        queue.submit(batch)
-        batch.removeAll(keepingCapacity: true)
+    /// turn, not per execve); when `resultsReady` (its descriptor polled readable), matches
+    /// finished by the worker become alerts and failures are logged (the first 50).
+    func collect(detector: Detector, log: Logger, resultsReady: Bool) {
+        if !batch.isEmpty {
+            queue.submit(batch)
+            batch.removeAll(keepingCapacity: true)
+            reportDrops(detector: detector, log: log)
+        }
+        guard resultsReady else { return }
         for (result, context) in queue.takeResults() {
             if case .failed(let reason) = result.outcome {
                 loggedFailures += 1
@@ -210,7 +226,10 @@ final class ScanStage {
                 detector.yaraMatched(YaraFinding(match: match, file: file, trigger: context.trigger), process: context.process, time: context.time)
             }
         }
-        // Targets dropped on a full queue: a health alert at most once a minute.
+    }
+
+    /// Targets dropped on a full queue: a health alert at most once a minute.
+    private func reportDrops(detector: Detector, log: Logger) {
         let dropped = queue.counters.dropped
         let now = monotonicMilliseconds()
         if dropped > droppedReported, now >= nextDropReport {

@@ -71,6 +71,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var maximumPendingEvents = 16384
         public var statusIntervalMilliseconds = 1000
         public var receiveBufferBytes = 8 << 20
+        /// While records arrive back to back, how long they gather before the next read.
+        public var batchWaitMilliseconds = 4
     }
 
     public struct Host: Sendable, Equatable {
@@ -149,6 +151,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         config.audit.maximumPendingEvents = audit.integer("max_pending_events", default: config.audit.maximumPendingEvents, in: 64...1 << 20)
         config.audit.statusIntervalMilliseconds = audit.integer("status_interval_ms", default: config.audit.statusIntervalMilliseconds, in: 100...60_000)
         config.audit.receiveBufferBytes = audit.integer("receive_buffer_bytes", default: config.audit.receiveBufferBytes, in: 65_536...1 << 30)
+        config.audit.batchWaitMilliseconds = audit.integer("batch_wait_ms", default: config.audit.batchWaitMilliseconds, in: 0...50)
         reader.absorb(audit)
 
         var host = reader.section("host")

@@ -104,6 +104,14 @@ public struct AuditRecord: Sendable {
     public func hexInteger(_ name: StaticString) -> UInt64? {
         rawValue(name).flatMap { FieldDecoding.hexNumber($0) }
     }
+
+    /// A `major:minor` device field in hex (PATH's `dev=fd:01`) as glibc's `dev_t`, the
+    /// number `stat` reports in `st_dev`.
+    public func deviceNumber(_ name: StaticString) -> UInt64? {
+        guard let raw = rawValue(name), let colon = raw.firstIndex(of: UInt8(ascii: ":")),
+              let major = FieldDecoding.hexNumber(raw[..<colon]), let minor = FieldDecoding.hexNumber(raw[(colon + 1)...]) else { return nil }
+        return (major & 0xffff_f000) << 32 | (major & 0xfff) << 8 | (minor & 0xffff_ff00) << 12 | (minor & 0xff)
+    }
 }
 
 @inline(__always)

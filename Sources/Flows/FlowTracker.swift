@@ -410,7 +410,9 @@ public final class FlowTracker {
             unresolved.removeFirst()
             end(first, at: first.start, reason: .unresolved)
         }
-        recentDestroys.removeAll { now - $0.time > settings.unresolvedWaitMilliseconds }
+        // Appended in time order: the expired ones are a prefix.
+        let expired = recentDestroys.prefix { now - $0.time > settings.unresolvedWaitMilliseconds }.count
+        if expired > 0 { recentDestroys.removeFirst(expired) }
         guard let sockets, now >= nextPoll else { return }
         nextPoll = now + settings.pollIntervalMilliseconds
         for flow in Array(open.values) {

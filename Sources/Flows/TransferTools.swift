@@ -13,6 +13,10 @@ public enum TransferTools {
                                           "ncftpget", "ncftpls", "ftpput", "ftpget", "wput", "gftp", "gftp-text", "yafc"]
     static let tftpClients: Set<String> = ["tftp", "atftp"]
     static let smbClients: Set<String> = ["smbclient", "smbget", "smbcacls", "rpcclient"]
+    /// Every program the flow model treats as a transfer client: their stdin and network
+    /// namespace are read at execve (`ProcessTable.eagerPrograms`), whatever their lifetime.
+    public static let clientPrograms: Set<String> = ftpClients.union(tftpClients).union(smbClients)
+        .union(["ssh", "scp", "sftp", "busybox", "curl", "wget", "rsync"])
 
     static func isFTPClient(_ p: ProcessRecord) -> Bool {
         ftpClients.contains(p.programName) || ftpClients.contains(p.name)

@@ -66,6 +66,19 @@ public final class ProcFS {
         return buffer[..<total]
     }
 
+    /// A file the kernel writes in one go and that fits the buffer (`/proc/<pid>/stat`): one
+    /// read, without the read that would only confirm the end.
+    private func readRecord(pid: Int32, _ suffix: StaticString) -> ArraySlice<UInt8>? {
+        let fd = withPath(pid: pid, suffix) { open($0, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var n: Int
+        repeat {
+            n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+        } while n < 0 && errno == EINTR
+        return n <= 0 ? nil : buffer[..<n]
+    }
+
     /// The target of a symbolic link under `/proc/<pid>/`, e.g. `fd/3` or `ns/net`.
     public func readLink(pid: Int32, _ suffix: StaticString, number: Int32 = -1) -> ArraySlice<UInt8>? {
         let n = withPath(pid: pid, suffix, number: number) { p in
@@ -83,7 +96,7 @@ public final class ProcFS {
     /// `/proc/<pid>/stat`. The command name may hold spaces and parentheses: fields start
     /// after the last `)`.
     public func stat(pid: Int32) -> ProcStat? {
-        guard let text = read(pid: pid, "stat") else { return nil }
+        guard let text = readRecord(pid: pid, "stat") else { return nil }
         return Self.parseStat(text)
     }
 

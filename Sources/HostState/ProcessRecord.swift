@@ -26,8 +26,11 @@ public final class ProcessRecord: @unchecked Sendable {
     public let terminalSession: Int32?
     /// The controlling terminal as audit names it (`pts0`), nil when there is none.
     public let tty: String?
-    public let stdin: StdinKind
-    public let networkNamespace: UInt64?
+    /// Read from /proc at execve for the programs `ProcessTable.eagerPrograms` names, for the
+    /// rest when a flow or an alert first asks (`detailsPending` until then).
+    public internal(set) var stdin: StdinKind
+    public internal(set) var networkNamespace: UInt64?
+    var detailsPending = false
     /// See `Source`.
     public let source: Source
     public internal(set) var parent: ProcessRecord?

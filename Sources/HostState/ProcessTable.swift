@@ -18,12 +18,20 @@ public final class ProcessTable {
         public var unknownParents = 0
         /// execve events whose process had exited before we could read /proc.
         public var goneBeforeRead = 0
+        /// Processes not in `eagerPrograms` that had exited when a flow or alert needed their
+        /// stdin and network namespace.
+        public var detailsMissed = 0
     }
 
     /// nil when replaying a recorded log: today's /proc says nothing about yesterday's pids.
     public let procfs: ProcFS?
     public let capacity: Int
     public private(set) var counters = Counters()
+    /// Programs (by executable or argv[0] base name) whose stdin and network namespace are read
+    /// at execve, before a short-lived client exits: the ones a rule judges at execve or that
+    /// transfer files. Every other process's are read when a flow or an alert first needs them
+    /// (`completeDetails`), which spares two /proc path walks per execve; nil reads them for all.
+    public var eagerPrograms: Set<String>?
     private var records: [Int32: ProcessRecord] = [:]
     private var useClock: UInt64 = 0
     private let bootTime: Int64
@@ -60,9 +68,16 @@ public final class ProcessTable {
             parent = resolveParent(ppid, childStart: stat?.startTicks)
         }
         let record = Self.record(from: syscall, pid: pid, ppid: ppid, time: event.key.time.totalMilliseconds, arguments: arguments,
-                                 workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat,
-                                 stdin: stat == nil ? .unknown : procfs?.stdin(pid: pid) ?? .unknown,
-                                 networkNamespace: stat == nil ? nil : procfs?.networkNamespace(pid: pid), source: .execve, parent: parent)
+                                 workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat, stdin: .unknown, networkNamespace: nil,
+                                 source: .execve, parent: parent)
+        if let procfs, stat != nil {
+            if let eager = eagerPrograms, !eager.contains(record.name), !eager.contains(record.programName) {
+                record.detailsPending = true
+            } else {
+                record.stdin = procfs.stdin(pid: pid)
+                record.networkNamespace = procfs.networkNamespace(pid: pid)
+            }
+        }
         // Servers stay servers across exec (sshd re-executes itself for each connection).
         if let previous, previous.startTicks == record.startTicks { record.acceptedPeers = previous.acceptedPeers }
         insert(record)
@@ -105,11 +120,30 @@ public final class ProcessTable {
                 records[pid] = nil
             } else {
                 touch(held)
+                completeDetails(held, stat: stat)
                 return held
             }
         }
         guard let stat else { return nil }
         return seed(pid: pid, stat: stat)
+    }
+
+    /// Reads what `exec` left for later (stdin, network namespace) while the process still
+    /// runs the same image's process; one that exited keeps them unknown.
+    public func completeDetails(_ record: ProcessRecord) {
+        guard record.detailsPending else { return }
+        completeDetails(record, stat: record.exited ? nil : procfs?.stat(pid: record.pid))
+    }
+
+    private func completeDetails(_ record: ProcessRecord, stat: ProcStat?) {
+        guard record.detailsPending, let procfs else { return }
+        record.detailsPending = false
+        guard let stat, stat.startTicks == record.startTicks else {
+            counters.detailsMissed += 1
+            return
+        }
+        record.stdin = procfs.stdin(pid: record.pid)
+        record.networkNamespace = procfs.networkNamespace(pid: record.pid)
     }
 
     // MARK: /proc
@@ -184,7 +218,8 @@ public final class ProcessTable {
     /// Whether the process of `record` is still running (same pid, same start time).
     /// Whether a person at a terminal ran it; live, systemd units are told by their cgroup.
     public func interactivity(of process: ProcessRecord) -> Interactivity {
-        Interactivity.assess(process) { [procfs] p in procfs?.cgroup(pid: p.pid) }
+        completeDetails(process)
+        return Interactivity.assess(process) { [procfs] p in procfs?.cgroup(pid: p.pid) }
     }
 
     public func isAlive(_ record: ProcessRecord) -> Bool {

@@ -9,6 +9,13 @@ public struct FileIdentity: Hashable, Sendable {
     public let inode: UInt64
     public let size: Int64
     public let modified: Int64
+
+    public init(_ info: stat) {
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+    }
 }
 
 /// What to scan: the path an event names, and how to be sure it is the file the event meant.
@@ -92,7 +99,7 @@ public final class FileScanner {
                 continue
             }
             if let expected = target.expectedInode, UInt64(info.st_ino) != expected { continue }
-            return scan(location, reportedAs: target.path, identity: Self.identity(info))
+            return scan(location, reportedAs: target.path, identity: FileIdentity(info))
         }
         if sawIrregular {
             counters.notRegular += 1
@@ -119,7 +126,7 @@ public final class FileScanner {
         }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Self.identity(info) == identity else {
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, FileIdentity(info) == identity else {
             counters.gone += 1
             return ScanResult(outcome: .gone, file: nil, matches: [])
         }
@@ -147,10 +154,5 @@ public final class FileScanner {
             cacheOldest = (cacheOldest + 1) % cacheCapacity
         }
         cache[identity] = (sha256, matches)
-    }
-
-    static func identity(_ info: stat) -> FileIdentity {
-        FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
-                     modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
     }
 }

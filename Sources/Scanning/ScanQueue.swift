@@ -15,6 +15,10 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
         public var scanner = FileScanner.Counters()
     }
 
+    /// Files the current rules found clean, by identity, for `isKnownClean`: bounded, emptied
+    /// when full and when the rules change.
+    public static var cleanLimit: Int { 16_384 }
+
     /// Readable while results wait.
     public var descriptor: Int32 { wake.read }
     public let capacity: Int
@@ -29,6 +33,9 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
     private var pendingHead = 0
     private var results: [(ScanResult, Context)] = []
     private var snapshot = Counters()
+    private var clean: Set<FileIdentity> = []
+    /// `isKnownClean` answers that spared the worker a target (counted as cache hits).
+    private var cleanHits = 0
     private var stopping = false
     private var wakePending = false
     private let wake: (read: Int32, write: Int32)
@@ -98,14 +105,28 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
     public var counters: Counters {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        return snapshot
+        var current = snapshot
+        current.scanner.cacheHits += cleanHits
+        return current
+    }
+
+    /// Whether the file with `identity` was scanned clean with the current rules; a yes is
+    /// counted as a cache hit. Lets the event loop skip the hand-over for the binaries a host
+    /// runs over and over (one lock, no wake-up of the worker).
+    public func isKnownClean(_ identity: FileIdentity) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard clean.contains(identity) else { return false }
+        cleanHits += 1
+        return true
     }
 
     /// New rules (a reload): the worker scans with `next` from its next target on. Counts carry
-    /// over; cached results go with the old rules.
+    /// over; cached results and what was known clean go with the old rules.
     public func replace(scanner next: FileScanner) {
         pthread_mutex_lock(&mutex)
         replacement = next
+        clean.removeAll()
         pthread_mutex_unlock(&mutex)
     }
 
@@ -150,6 +171,12 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
 
             pthread_mutex_lock(&mutex)
             snapshot.scanner = retiredCounters.adding(scanner.counters)
+            // Not while new rules wait: this result is the old rules' verdict.
+            if result.matches.isEmpty, replacement == nil, let file = result.file,
+               result.outcome == .scanned || result.outcome == .cached {
+                if clean.count >= Self.cleanLimit { clean.removeAll(keepingCapacity: true) }
+                clean.insert(file.identity)
+            }
             var notify = false
             if !result.matches.isEmpty || Self.isFailure(result.outcome) {
                 results.append((result, context))

@@ -29,7 +29,7 @@ import Testing
         #expect(config.agent.controlSocket == defaults.agent.controlSocket && config.agent.controlGroup == defaults.agent.controlGroup)
         #expect(config.agent.user == defaults.agent.user && !config.agent.keepsRoot)
         for key in ["state_dir", "log_level", "control_socket", "control_group", "user", "source", "log_file", "rule_key", "backlog_limit", "rate_limit",
-                    "event_timeout_ms", "max_pending_events", "status_interval_ms", "receive_buffer_bytes",
+                    "event_timeout_ms", "max_pending_events", "status_interval_ms", "receive_buffer_bytes", "batch_wait_ms",
                     "max_processes", "prune_interval_ms", "unresolved_wait_ms", "poll_interval_ms", "data_linger_ms", "max_open_flows",
                     "disabled_rules", "transfer_size_threshold", "data_flow_direction_threshold", "outbound_minimum_bytes",
                     "command_line_patterns", "process_image_filter", "filename_patterns", "scripted_ftp_patterns",

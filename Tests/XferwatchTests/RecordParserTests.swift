@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import AuditIngest
 
@@ -22,6 +23,24 @@ import Testing
         #expect(record.string("tty") == "(none)")
         #expect(record.string("key") == "xwcapture")
         #expect(record.interpretedFields.isEmpty)
+    }
+
+    @Test func deviceNumbersAreWhatStatReports() throws {
+        let all = try lines(ofFile: Repo.fixture("raw.log"))
+        let path = try parse(try #require(all.first { $0.contains("type=PATH") && $0.contains("dev=fe:00") }))
+        #expect(path.deviceNumber("dev") == 0xfe00)
+        // The kernel prints MAJOR:MINOR in hex; mountinfo gives the root file system's in
+        // decimal, and stat its st_dev.
+        let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        let root = try #require(mountinfo.split(separator: "\n").map { $0.split(separator: " ") }.first { $0.count > 4 && $0[4] == "/" })
+        let numbers = root[2].split(separator: ":").compactMap { UInt64($0) }
+        var info = stat()
+        #expect(stat("/", &info) == 0 && numbers.count == 2)
+        let line = "type=PATH msg=audit(1700000000.000:1): item=0 name=\"/\" dev=\(String(numbers[0], radix: 16)):\(String(numbers[1], radix: 16))"
+        #expect(try parse(line).deviceNumber("dev") == UInt64(info.st_dev))
+        // Numbers past 8 bits of minor and 12 of major take glibc's split layout.
+        #expect(try parse("type=PATH msg=audit(1700000000.000:1): item=0 dev=103:10005").deviceNumber("dev") == 0x1001_0305)
+        #expect(try parse("type=PATH msg=audit(1700000000.000:1): item=0 dev=fd").deviceNumber("dev") == nil)
     }
 
     @Test func hexEncodedValuesAreDecoded() throws {

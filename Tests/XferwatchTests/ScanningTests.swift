@@ -141,6 +141,39 @@ enum SyntheticBinary {
         #expect(scanner.counters.scans == 3 && scanner.counters.cacheHits == 1)
     }
 
+    @Test func theEventLoopKnowsWhatTheWorkerFoundClean() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let queue = try #require(ScanQueue<Int>.start(scanner: FileScanner(rules: try shippedRules(), maximumSize: 1 << 20), capacity: 8))
+        defer { queue.stop() }
+        let clean = directory + "/clean.exe", matching = directory + "/matching.exe"
+        try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 3), to: clean)
+        try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 4), to: matching)
+        func identity(_ path: String) -> FileIdentity {
+            var info = stat()
+            stat(path, &info)
+            return FileIdentity(info)
+        }
+        #expect(!queue.isKnownClean(identity(clean)), "nothing is known before a scan")
+        #expect(queue.submit(ScanTarget(path: clean), context: 1) && queue.submit(ScanTarget(path: matching), context: 2))
+        var results: [Int] = []
+        for _ in 0..<200 where results.isEmpty {
+            results += queue.takeResults().map(\.context)
+            usleep(10_000)
+        }
+        #expect(results == [2])
+        let scanned = identity(clean)
+        #expect(queue.isKnownClean(scanned) && !queue.isKnownClean(identity(matching)))
+        #expect(queue.counters.scanner.cacheHits == 1, "an answer from the clean set counts as a cache hit")
+        // Rewritten in place: another identity, not known until scanned.
+        try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 4, size: 5000), to: clean)
+        #expect(!queue.isKnownClean(identity(clean)))
+        // New rules: what the old ones found clean is forgotten.
+        #expect(queue.isKnownClean(scanned))
+        queue.replace(scanner: FileScanner(rules: try shippedRules(), maximumSize: 1 << 20))
+        #expect(!queue.isKnownClean(scanned))
+        #expect(queue.counters.scanner.cacheHits == 2)
+    }
+
     @Test func theWorkerHandsBackMatchesWithTheirContext() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let queue = try #require(ScanQueue<String>.start(scanner: FileScanner(rules: try shippedRules(), maximumSize: 1 << 20), capacity: 64))
