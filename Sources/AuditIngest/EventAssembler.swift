@@ -170,12 +170,13 @@ public final class EventAssembler {
     static func isPartial(_ records: [AuditRecord], completion: AuditEvent.Completion, expectEndOfEvent: Bool) -> Bool {
         guard completion != .singleRecord else { return false }
         guard records.contains(where: { $0.type.isSyscallAuxiliary }) else { return false }
-        guard let syscall = records.first(where: { $0.type == .syscall }) else {
+        // By index: a copy of the record would retain and release every array it holds.
+        guard let syscall = records.firstIndex(where: { $0.type == .syscall }) else {
             // Records that stand before SYSCALL (CONFIG_CHANGE, LOGIN) may come alone.
             return records.contains { $0.type != .configChange && $0.type != .login && !$0.type.isSingleRecordEvent }
         }
         if completion != .endOfEvent && expectEndOfEvent { return true }
-        if let items = syscall.integer("items"), items > records.count(where: { $0.type == .path }) { return true }
+        if let items = records[syscall].integer("items"), items > records.count(where: { $0.type == .path }) { return true }
         return false
     }
 }

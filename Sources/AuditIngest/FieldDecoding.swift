@@ -91,20 +91,22 @@ public enum FieldDecoding {
     /// The arguments of an execve, put back together from the EXECVE records of one event:
     /// `a0=...`, and arguments the kernel split as `a1_len=N a1[0]=... a1[1]=...`, possibly
     /// across several EXECVE records.
-    public static func argv(_ records: some Sequence<AuditRecord>) -> [[UInt8]] {
+    /// An array, not any sequence: a generic one is walked through copies of every record
+    /// (a retain and release per array it holds), 7% of a replay.
+    public static func argv(_ records: [AuditRecord]) -> [[UInt8]] {
         var argc = 0
         var arguments: [[UInt8]] = []
-        for record in records where record.type == .execve {
-            for field in record.rawFields {
-                let name = record.name(field)
+        for r in records.indices where records[r].type == .execve {
+            for field in records[r].rawFields {
+                let name = records[r].name(field)
                 if name.elementsEqual("argc".utf8) {
-                    argc = max(argc, Int(decimal(record.rawValue(field)) ?? 0))
+                    argc = max(argc, Int(decimal(records[r].rawValue(field)) ?? 0))
                     continue
                 }
                 // A bogus index must not make us allocate: the kernel never writes one past argc.
                 guard let argument = ExecveArgument(name: name), argument.index <= max(argc, 1 << 16) else { continue }
                 while arguments.count <= argument.index { arguments.append([]) }
-                let value = decode(name: name, value: record.rawValue(field), recordType: .execve)
+                let value = decode(name: name, value: records[r].rawValue(field), recordType: .execve)
                 if arguments[argument.index].isEmpty {
                     arguments[argument.index] = value
                 } else {
