@@ -137,7 +137,7 @@ public final class LiveAgent {
         control?.service(polled: polled.suffix(layout.control), handler: self, now: monotonic)
         if now >= nextPrune {
             nextPrune = now + Int64(configuration.host.pruneIntervalMilliseconds)
-            processes.pruneExited()
+            processes.pruneExited(now: now)
             let inUse = Set(tracker.openFlows.compactMap(\.namespace) + tracker.openFlows.compactMap(\.process.networkNamespace))
             sockets?.closeIdleNamespaces(now: now, idleMilliseconds: 60_000, inUse: inUse)
         }

@@ -34,6 +34,9 @@ public final class ProcessTable {
     public var eagerPrograms: Set<String>?
     private var records: [Int32: ProcessRecord] = [:]
     private var useClock: UInt64 = 0
+    private var pruneRound: UInt64 = 0
+    static let settledMilliseconds: Int64 = 60_000
+    static let settledShare: UInt64 = 16
     private let bootTime: Int64
     private let ticksPerSecond: Int64
 
@@ -204,10 +207,19 @@ public final class ProcessTable {
     // MARK: pruning
 
     /// Drops records of processes that exited. Records stay reachable from children and flows.
-    public func pruneExited() {
+    /// Processes that exec'd less than `settledMilliseconds` ago are checked at every call; the
+    /// settled ones (older, or found in /proc: mostly daemons that stay) a `settledShare`-th of
+    /// them per call in turn, so that thousands of idle processes do not cost a /proc lookup
+    /// each every time. Pass `now: nil` to check all.
+    public func pruneExited(now: Int64? = nil) {
         guard let procfs else { return }
+        pruneRound &+= 1
+        let turn = Int32(truncatingIfNeeded: pruneRound % Self.settledShare)
         var gone: [Int32] = []
-        for (pid, record) in records where !procfs.exists(pid: pid) {
+        for (pid, record) in records {
+            if let now, record.source == .proc || now - record.startTime > Self.settledMilliseconds,
+               pid % Int32(Self.settledShare) != turn { continue }
+            guard !procfs.exists(pid: pid) else { continue }
             record.exited = true
             gone.append(pid)
         }
@@ -215,13 +227,13 @@ public final class ProcessTable {
         counters.exited += gone.count
     }
 
-    /// Whether the process of `record` is still running (same pid, same start time).
     /// Whether a person at a terminal ran it; live, systemd units are told by their cgroup.
     public func interactivity(of process: ProcessRecord) -> Interactivity {
         completeDetails(process)
         return Interactivity.assess(process) { [procfs] p in procfs?.cgroup(pid: p.pid) }
     }
 
+    /// Whether the process of `record` is still running (same pid, same start time).
     public func isAlive(_ record: ProcessRecord) -> Bool {
         if record.exited { return false }
         guard let stat = procfs?.stat(pid: record.pid) else { return false }

@@ -97,36 +97,32 @@ import CTCPInfo
         #expect(table.record(pid: 100) == nil && second.exited && table.counters.exited == 1)
     }
 
-    @Test func otherProgramsStdinWaitsUntilAFlowOrAnAlertNeedsIt() throws {
+    @Test func settledProcessesArePrunedInTurn() throws {
         let proc = try FakeProc()
-        try proc.add(pid: 200, ppid: 1, start: 900, exe: "/usr/bin/tnftp", stdin: "pipe:[1]")
-        try proc.add(pid: 300, ppid: 1, start: 910, exe: "/usr/bin/python3", stdin: "/tmp/commands")
-        try proc.add(pid: 400, ppid: 1, start: 920, exe: "/usr/bin/python3", stdin: "/tmp/commands")
-        try proc.add(pid: 500, ppid: 1, start: 930, exe: "/usr/bin/python3", stdin: "/tmp/commands")
         let table = ProcessTable(procfs: ProcFS(root: proc.root))
-        table.eagerPrograms = ["ftp"]
-        func exec(_ pid: Int32, _ exe: String, _ argv: [String]) throws -> ProcessRecord {
-            let (s, e) = try execEvent(pid: pid, ppid: 1, exe: exe, argv: argv, serial: Int(pid))
-            return try #require(table.exec(s, event: e))
-        }
-        // Named by argv[0]: read at once, as the scripted-ftp rule needs at execve.
-        let ftp = try exec(200, "/usr/bin/tnftp", ["ftp", "-n"])
-        #expect(ftp.stdin == .pipe && !ftp.detailsPending)
-        // Anything else: read when its flow looks the process up, while it runs.
-        let running = try exec(300, "/usr/bin/python3", ["python3"])
-        #expect(running.stdin == .unknown && running.detailsPending && running.startTicks == 910)
-        #expect(table.current(pid: 300) === running && running.stdin == .file && !running.detailsPending)
-        // Or when an alert asks whether it is interactive; gone by then, it stays unknown.
-        let gone = try exec(400, "/usr/bin/python3", ["python3"])
-        proc.remove(pid: 400)
-        #expect(table.interactivity(of: gone).reasons.isEmpty, "an unknown stdin is no reason")
-        #expect(gone.stdin == .unknown && !gone.detailsPending)
-        // A reused pid is another process: its stdin is not this one's.
-        let reused = try exec(500, "/usr/bin/python3", ["python3"])
-        proc.remove(pid: 500)
-        try proc.add(pid: 500, ppid: 1, start: 7000, exe: "/usr/bin/python3", stdin: "pipe:[2]")
-        table.completeDetails(reused)
-        #expect(reused.stdin == .unknown && table.counters.detailsMissed == 2)
+        // Found in /proc at start-up, pids 100..131: settled whatever their age.
+        for pid in Int32(100)..<132 { try proc.add(pid: pid, ppid: 0, start: 9000) }
+        table.seedFromProc()
+        #expect(table.count == 32)
+        for pid in Int32(100)..<132 { proc.remove(pid: pid) }
+        // Two execs at T; 200 exits at once.
+        try proc.add(pid: 150, ppid: 0, start: 9000)
+        try proc.add(pid: 200, ppid: 0, start: 9000)
+        let (s1, e1) = try execEvent(pid: 150, ppid: 0, exe: "/bin/sh", argv: ["sh"], serial: 1)
+        let (s2, e2) = try execEvent(pid: 200, ppid: 0, exe: "/bin/sh", argv: ["sh"], serial: 2)
+        let settling = try #require(table.exec(s1, event: e1))
+        let young = try #require(table.exec(s2, event: e2))
+        proc.remove(pid: 200)
+        // A second after T: the young exec is checked, the settled ones in turn (pid % 16 == 1).
+        table.pruneExited(now: young.startTime + 1000)
+        #expect(young.exited && table.record(pid: 200) == nil)
+        #expect(table.count == 31, "pids 113 and 129 went, 150 stays: \(table.count)")
+        // Two minutes later 150 exits; it has settled, so it waits for its turn (150 % 16 == 6).
+        proc.remove(pid: 150)
+        table.pruneExited(now: young.startTime + 120_000)
+        #expect(table.record(pid: 150) != nil)
+        for _ in 2..<16 { table.pruneExited(now: young.startTime + 120_000) }
+        #expect(table.count == 0 && table.counters.exited == 34 && settling.exited)
     }
 
     @Test func theTableStaysWithinItsCapacity() throws {
