@@ -44,11 +44,12 @@ def wait_for(condition, seconds, what):
     raise SystemExit(f"bench/live: {what} did not happen")
 
 
-def run_load(rate, seconds, watched):
-    """Runs loadgen; returns (CPU seconds of the watched pids during the load, lost, loadgen's line)."""
+def run_load(rate, seconds, watched, port=9):
+    """Runs loadgen (a connect to `port` every 10th exec); returns (CPU seconds of the watched
+    pids during the load, lost, loadgen's line)."""
     lost = int(audit_status()["lost"])
     before = sum(cpu_seconds(p) for p in watched())
-    line = sh(os.path.join(OUT, "loadgen"), str(rate), str(seconds), "10", "9").strip()
+    line = sh(os.path.join(OUT, "loadgen"), str(rate), str(seconds), "10", str(port)).strip()
     time.sleep(1.5)  # let the watcher drain what the load queued
     after = sum(cpu_seconds(p) for p in watched())
     return after - before, int(audit_status()["lost"]) - lost, line
@@ -105,7 +106,7 @@ def load_rules(rules):
     sh("auditctl", "-e", "1")
 
 
-def measure_auditd(rate, seconds, rules, laurel):
+def measure_auditd(rate, seconds, rules, laurel, port=9):
     directory = os.path.join(OUT, f"{'laurel' if laurel else 'auditd'}-{rate}")
     shutil.rmtree(directory, ignore_errors=True)
     auditd = start_auditd(directory, laurel)
@@ -116,7 +117,7 @@ def measure_auditd(rate, seconds, rules, laurel):
 
         def watched():
             return [auditd.pid] + [int(p) for p in sh("pgrep", "-P", str(auditd.pid), check=False).split()]
-        cpu, lost, line = run_load(rate, seconds, watched)
+        cpu, lost, line = run_load(rate, seconds, watched, port)
         rss = sum(peak_rss_mb(p) for p in watched())
         return cpu, lost, rss, line
     finally:

@@ -54,7 +54,8 @@ extension KernelAuditTests {
         let agent = try Child(Repo.xferwatchd, ["run", "--config", config])
         defer { agent.stop() }
         try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 10), "agent did not start: \(agent.stderr)")
-        #expect(agent.stderr.contains("yara: 2 rules from 1 files"))
+        // Logged once the scanning thread starts, after the privilege drop that follows the rules.
+        #expect(agent.waitForStderr(containing: "yara: 2 rules from 1 files", seconds: 10), "\(agent.stderr)")
 
         go.fileHandleForWriting.write(Data("go\n".utf8))
         let shell = try runCommand("/bin/sh", ["-c", "cd \(directory) && ./four.exe; ./three.exe; ./big.exe; true"])
