@@ -127,8 +127,9 @@ def measure_auditd(rate, seconds, rules, laurel, port=9):
         sh("auditctl", "-e", "0", check=False)
 
 
-def measure_xferwatchd(rate, seconds):
-    directory = os.path.join(OUT, f"xferwatchd-{rate}")
+def start_xferwatchd(directory, seconds_to_start=10):
+    """Starts xferwatchd with everything on in a fresh `directory`; returns it once its rules
+    are in, with those rules re-keyed for auditd (same rules, our key left alone)."""
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)
     conf = os.path.join(directory, "agent.conf")
@@ -149,14 +150,27 @@ path = "{directory}/alerts.jsonl"
     agent = subprocess.Popen([os.path.join(ROOT, ".build/release/xferwatchd"), "run", "--config", conf],
                              stdout=subprocess.DEVNULL, stderr=err)
     try:
-        wait_for(lambda: audit_status().get("pid") == str(agent.pid) and "xferwatch" in sh("auditctl", "-l"), 10,
+        wait_for(lambda: audit_status().get("pid") == str(agent.pid) and "xferwatch" in sh("auditctl", "-l"), seconds_to_start,
                  "xferwatchd installing its rules")
-        rules = [line.replace("-F key=xferwatch", "-F key=xwbench") for line in sh("auditctl", "-l").splitlines()]
+    except BaseException:
+        stop_xferwatchd(agent)
+        raise
+    rules = [line.replace("-F key=xferwatch", "-F key=xwbench") for line in sh("auditctl", "-l").splitlines()]
+    return agent, rules
+
+
+def stop_xferwatchd(agent):
+    agent.send_signal(signal.SIGINT)
+    agent.wait(60)
+
+
+def measure_xferwatchd(rate, seconds):
+    agent, rules = start_xferwatchd(os.path.join(OUT, f"xferwatchd-{rate}"))
+    try:
         cpu, lost, line = run_load(rate, seconds, lambda: [agent.pid])
         return cpu, lost, peak_rss_mb(agent.pid), line, rules
     finally:
-        agent.send_signal(signal.SIGINT)
-        agent.wait(15)
+        stop_xferwatchd(agent)
 
 
 def main():

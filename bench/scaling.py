@@ -11,7 +11,8 @@ Usage (as root): bench/scaling.py [SECONDS] [RATE]     default 10 s at 500 exec/
 import os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from live import OUT as LIVE_OUT, ROOT, audit_status, cpu_seconds, measure_auditd, peak_rss_mb, run_load, sh, wait_for  # noqa: E402
+from live import (OUT as LIVE_OUT, ROOT, audit_status, cpu_seconds, measure_auditd, peak_rss_mb, run_load, sh,
+                  start_xferwatchd, stop_xferwatchd, wait_for)  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(LIVE_OUT), "scaling")
 IDLE_SECONDS = 5
@@ -34,37 +35,16 @@ def stop(process, sig=signal.SIGTERM):
 
 
 def measure_xferwatchd(rate, seconds):
-    directory = os.path.join(OUT, "xferwatchd")
-    subprocess.run(["rm", "-rf", directory], check=True)
-    os.makedirs(directory)
-    conf = os.path.join(directory, "agent.conf")
-    with open(conf, "w") as f:
-        f.write(f"""[agent]
-state_dir = "{directory}/state"
-control_socket = "{directory}/agent.sock"
-log_level = "warning"
-user = "root"
-[audit]
-source = "unicast"
-[rules.yara]
-paths = ["{ROOT}/rules/yara/*.yar"]
-[output.file]
-path = "{directory}/alerts.jsonl"
-""")
-    agent = subprocess.Popen([os.path.join(ROOT, ".build/release/xferwatchd"), "run", "--config", conf],
-                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(directory, "stderr"), "w"))
+    agent, rules = start_xferwatchd(os.path.join(OUT, "xferwatchd"), seconds_to_start=60)
     try:
-        wait_for(lambda: audit_status().get("pid") == str(agent.pid) and "xferwatch" in sh("auditctl", "-l"), 60,
-                 "xferwatchd installing its rules")
         time.sleep(1)  # past start-up: /proc read, sock_diag sockets open
         before = cpu_seconds(agent.pid)
         time.sleep(IDLE_SECONDS)
         idle = (cpu_seconds(agent.pid) - before) / IDLE_SECONDS
-        rules = [line.replace("-F key=xferwatch", "-F key=xwbench") for line in sh("auditctl", "-l").splitlines()]
         cpu, lost, line = run_load(rate, seconds, lambda: [agent.pid], port=21)
         return cpu, idle, lost, peak_rss_mb(agent.pid), line, rules
     finally:
-        stop(agent, signal.SIGINT)
+        stop_xferwatchd(agent)
 
 
 def execs(line):
