@@ -173,17 +173,23 @@ def measure_xferwatchd(rate, seconds):
         stop_xferwatchd(agent)
 
 
+def prepare(name):
+    """Checks that the bench may take the audit socket, builds the load generator and the
+    release build (as shipped)."""
+    if os.geteuid() != 0:
+        raise SystemExit(f"{name}: run as root")
+    status = audit_status()
+    if status.get("pid", "0") != "0" and os.path.exists(f"/proc/{status['pid']}"):
+        raise SystemExit(f"{name}: pid {status['pid']} holds the audit socket")
+    os.makedirs(OUT, exist_ok=True)
+    sh("gcc", "-O2", "-o", os.path.join(OUT, "loadgen"), os.path.join(ROOT, "bench/loadgen.c"))
+    sh("make", "-s", "-C", ROOT, "release")
+
+
 def main():
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     rates = [int(r) for r in sys.argv[2:]] or [500, 1000, 2000]
-    if os.geteuid() != 0:
-        raise SystemExit("bench/live: run as root")
-    status = audit_status()
-    if status.get("pid", "0") != "0" and os.path.exists(f"/proc/{status['pid']}"):
-        raise SystemExit(f"bench/live: pid {status['pid']} holds the audit socket")
-    os.makedirs(OUT, exist_ok=True)
-    sh("gcc", "-O2", "-o", os.path.join(OUT, "loadgen"), os.path.join(ROOT, "bench/loadgen.c"))
-    sh("make", "-s", "-C", ROOT, "release")  # built as shipped
+    prepare("bench/live")
 
     print(f"{'rate':>6} {'watcher':<26} {'CPU s':>7} {'% core':>7} {'lost':>6} {'peak MB':>8}  load")
     for rate in rates:

@@ -11,7 +11,7 @@ Usage (as root): bench/scaling.py [SECONDS] [RATE]     default 10 s at 500 exec/
 import os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from live import (OUT as LIVE_OUT, ROOT, audit_status, cpu_seconds, measure_auditd, peak_rss_mb, run_load, sh,
+from live import (OUT as LIVE_OUT, ROOT, cpu_seconds, measure_auditd, peak_rss_mb, prepare, run_load, sh,
                   start_xferwatchd, stop_xferwatchd, wait_for)  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(LIVE_OUT), "scaling")
@@ -54,15 +54,8 @@ def execs(line):
 def main():
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     rate = int(sys.argv[2]) if len(sys.argv) > 2 else 500
-    if os.geteuid() != 0:
-        raise SystemExit("bench/scaling: run as root")
-    status = audit_status()
-    if status.get("pid", "0") != "0" and os.path.exists(f"/proc/{status['pid']}"):
-        raise SystemExit(f"bench/scaling: pid {status['pid']} holds the audit socket")
-    os.makedirs(LIVE_OUT, exist_ok=True)
+    prepare("bench/scaling")
     os.makedirs(OUT, exist_ok=True)
-    sh("gcc", "-O2", "-o", os.path.join(LIVE_OUT, "loadgen"), os.path.join(ROOT, "bench/loadgen.c"))
-    sh("make", "-s", "-C", ROOT, "release")
 
     print(f"{rate} exec/s for {seconds} s, a connect to port 21 every 10th exec")
     print(f"{'idle processes':>14} {'idle sockets':>12} {'host procs':>10} {'TCP socks':>9}  "

@@ -235,12 +235,9 @@ private struct TOMLParser {
 
     mutating func simpleKey() throws(TOMLError) -> String {
         switch peek() {
-        case UInt8(ascii: "\""):
+        case UInt8(ascii: "\""), UInt8(ascii: "'"):
             index += 1
-            return try basicString(multiline: false)
-        case UInt8(ascii: "'"):
-            index += 1
-            return try literalString(multiline: false)
+            return try string(quote: bytes[index - 1], multiline: false)
         default:
             let start = index
             while let byte = peek(), isBareKey(byte) { index += 1 }
@@ -258,7 +255,7 @@ private struct TOMLParser {
             // Three quotes open a multi-line string.
             let multiline = peek(1) == byte && peek(2) == byte
             index += multiline ? 3 : 1
-            return .string(byte == UInt8(ascii: "'") ? try literalString(multiline: multiline) : try basicString(multiline: multiline))
+            return .string(try string(quote: byte, multiline: multiline))
         case UInt8(ascii: "["):
             index += 1
             return try array()
@@ -433,16 +430,17 @@ private struct TOMLParser {
 
     // MARK: strings
 
-    /// After the opening quote(s); consumes the closing ones.
-    mutating func basicString(multiline: Bool) throws(TOMLError) -> String {
+    /// After the opening quote(s); consumes the closing ones. `"` opens a basic string
+    /// (escapes), `'` a literal one (none).
+    mutating func string(quote: UInt8, multiline: Bool) throws(TOMLError) -> String {
         var out: [UInt8] = []
         if multiline { skipFirstNewline() }
         while true {
             guard let byte = peek() else { throw failure("unterminated string") }
-            if byte == UInt8(ascii: "\"") {
+            if byte == quote {
                 if !multiline { index += 1; return String(decoding: out, as: UTF8.self) }
                 if closesMultiline(byte, into: &out) { return String(decoding: out, as: UTF8.self) }
-            } else if byte == UInt8(ascii: "\\") {
+            } else if byte == UInt8(ascii: "\\") && quote == UInt8(ascii: "\"") {
                 index += 1
                 if multiline, let next = peek(), next == UInt8(ascii: " ") || next == UInt8(ascii: "\t") || next == UInt8(ascii: "\n") || next == UInt8(ascii: "\r") {
                     try lineEndingBackslash()
@@ -492,20 +490,6 @@ private struct TOMLParser {
         default:
             index -= 1
             throw failure("invalid escape \\\(describe(byte))")
-        }
-    }
-
-    mutating func literalString(multiline: Bool) throws(TOMLError) -> String {
-        var out: [UInt8] = []
-        if multiline { skipFirstNewline() }
-        while true {
-            guard let byte = peek() else { throw failure("unterminated string") }
-            if byte == UInt8(ascii: "'") {
-                if !multiline { index += 1; return String(decoding: out, as: UTF8.self) }
-                if closesMultiline(byte, into: &out) { return String(decoding: out, as: UTF8.self) }
-            } else {
-                try plain(byte, multiline: multiline, into: &out)
-            }
         }
     }
 

@@ -17,7 +17,7 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
 
     /// Files the current rules found clean, by identity, for `isKnownClean`: bounded, emptied
     /// when full and when the rules change.
-    public static var cleanLimit: Int { 16_384 }
+    private static var cleanLimit: Int { 16_384 }  // a generic type holds no stored statics
 
     /// Readable while results wait.
     public var descriptor: Int32 { wake.read }
