@@ -8,7 +8,7 @@ BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev pk
 TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
 	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl python3-jsonschema groff-base
 
-.PHONY: run test build release deb deps test-deps bench-replay
+.PHONY: run test build release deb deps test-deps bench-replay golden
 
 deps:
 	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -55,3 +55,7 @@ test: test-deps deb
 
 bench-replay: test-deps release
 	bench/replay
+
+# Rewrites Tests/Fixtures/golden/ from the current replay output: read the diff before committing it.
+golden: deps
+	XFERWATCH_UPDATE_GOLDEN=1 $(SWIFT) test --filter GoldenReplayTests

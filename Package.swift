@@ -32,15 +32,15 @@ let package = Package(
         // Talking to the kernel: netlink sockets, audit rules, status.
         .target(name: "KernelAudit", dependencies: ["CAudit", "CLinux", "AuditIngest"]),
         // Host state: processes (execve + /proc) and sockets (sock_diag, /proc/net).
-        .target(name: "HostState", dependencies: ["AuditIngest", "CLinux", "CTCPInfo"]),
+        .target(name: "HostState", dependencies: ["AuditIngest", "CLinux", "CTCPInfo", "Runtime"]),
         // Flows: socket syscalls + host state -> attributed, classified transfer flows.
-        .target(name: "Flows", dependencies: ["AuditIngest", "HostState", "ByteJSON"]),
+        .target(name: "Flows", dependencies: ["AuditIngest", "HostState", "ByteJSON", "Runtime"]),
         // Regular expressions: PCRE2 compiled once with JIT, matched on bytes.
         .target(name: "Patterns", dependencies: ["CPCRE2"]),
         // YARA scanning: rule files compiled once, a file cache by identity, a worker thread.
         .target(name: "Scanning", dependencies: ["CYara", "COpenSSL", "Runtime"]),
         // agent.conf: typed configuration and its validation.
-        .target(name: "AgentConfig", dependencies: ["Patterns"]),
+        .target(name: "AgentConfig", dependencies: ["Patterns", "Runtime"]),
         // Detection: processes and flows -> rules, exclusions -> alerts.
         .target(name: "Detection", dependencies: ["AuditIngest", "HostState", "Flows", "AgentConfig", "Patterns", "Scanning", "ByteJSON", "Runtime"]),
         // A small JSON writer on bytes, shared by every output.
@@ -68,7 +68,7 @@ let package = Package(
         // bench/flows: socket lookup by /proc/net scan and by sock_diag, on the host's real load.
         .executableTarget(name: "SocketLookupBench", dependencies: ["HostState"], path: "bench/SocketLookupBench"),
         // bench/detection: rule cost per execve and per flow, beside Swift Regex.
-        .executableTarget(name: "DetectionBench", dependencies: ["AgentConfig", "AuditIngest", "Detection", "Flows", "HostState", "KernelAudit"],
+        .executableTarget(name: "DetectionBench", dependencies: ["AgentConfig", "AuditIngest", "Detection", "Flows", "HostState", "KernelAudit", "Runtime"],
                           path: "bench/DetectionBench"),
         // bench/yara: scans per second and the cost an execve storm adds once scans are cached.
         .executableTarget(name: "YaraBench", dependencies: ["Scanning"], path: "bench/YaraBench"),

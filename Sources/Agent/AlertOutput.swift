@@ -7,6 +7,7 @@ import Flows
 import HostState
 import Outputs
 import Patterns
+import Runtime
 
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +22,9 @@ final class AlertOutput {
     private(set) var settings: AgentConfiguration.Output?
     private let stateDirectory: String
     private let printer: EventPrinter
-    private let hostname = AlertOutput.hostname()
+    /// `host.hostname` of alerts: this host's name live, the log's `node=` in a replay (none
+    /// when the log does not say).
+    var hostname: String?
     private let users: UserNames
     private let log: Logger
     private var fileFailing = false
@@ -35,7 +38,8 @@ final class AlertOutput {
     var listener: (([UInt8]) -> Void)?
 
     /// `outputs` nil: the printer only (replay).
-    init(outputs: AgentConfiguration.Output?, stateDirectory: String, printer: EventPrinter, users: UserNames, log: Logger) {
+    init(outputs: AgentConfiguration.Output?, stateDirectory: String, printer: EventPrinter, users: UserNames, hostname: String?, log: Logger) {
+        self.hostname = hostname
         self.stateDirectory = stateDirectory
         self.printer = printer
         self.users = users
@@ -60,7 +64,7 @@ final class AlertOutput {
             log.error("syslog output: cannot start its thread: \(String(cString: strerror(errno)))")
             return
         }
-        syslog = (forwarder, SyslogMessageBuilder(settings: settings, hostname: hostname, processID: getpid()), settings.payload)
+        syslog = (forwarder, SyslogMessageBuilder(settings: settings, hostname: hostname ?? "-", processID: getpid()), settings.payload)
         log.info("syslog output to \(settings.address) (\(settings.format.rawValue), \(settings.payload.rawValue)), spool \(stateDirectory)/spool/syslog")
     }
 
@@ -104,10 +108,10 @@ final class AlertOutput {
     /// Spools what syslog was handed and ends its thread.
     func stop() { syslog?.forwarder.stop() }
 
-    /// Retries waiting lines and follows rotation; returns the reasons for a health alert when
-    /// an output starts failing, drops alerts, or comes back after dropping.
-    func service(log: Logger, now: Int64) -> [String]? {
-        guard now >= nextService else { return nil }
+    /// Retries waiting lines and follows rotation; reports to `health` when an output starts
+    /// failing, drops alerts, or comes back after dropping.
+    func service(now: Int64, health: HealthChannel) {
+        guard now >= nextService else { return }
         nextService = now + 1000
         var reasons: [String] = []
         if let file {
@@ -130,7 +134,7 @@ final class AlertOutput {
         if let syslog {
             reasons += syslogHealth.check(syslog.forwarder.currentStatus, spoolLimit: syslog.forwarder.spoolLimit, now: now, log: log)
         }
-        return reasons.isEmpty ? nil : reasons
+        if !reasons.isEmpty { health.report(reasons, time: realtimeMilliseconds()) }
     }
 
     /// Each output's state for `agentctl status`; absent when turned off.
@@ -164,117 +168,5 @@ final class AlertOutput {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "unknown" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}
-
-/// When the syslog output's state is worth an `agent.health` alert: alerts dropped, the spool
-/// filling up or unwritable, the receiver unreachable for a while. Each condition is reported
-/// when it starts (drops at most once a minute), not on every check.
-struct SyslogHealth {
-    private var droppedReported = 0
-    private var lastDropReport: Int64 = 0
-    private var spoolHighReported = false
-    private var spoolProblemReported: String?
-    private var unreachableSince: Int64?
-    private var unreachableReported = false
-    /// How long the receiver may be away before it is an alert (restarts are routine).
-    static let unreachableGraceMilliseconds: Int64 = 60_000
-
-    mutating func check(_ status: SyslogForwarder.Status, spoolLimit: Int, now: Int64, log: Logger) -> [String] {
-        var reasons: [String] = []
-        if status.dropped > droppedReported && now - lastDropReport >= 60_000 {
-            let dropped = status.dropped - droppedReported
-            log.error("syslog output dropped \(dropped) alerts (spool full: \(status.spool.dropped) in all, oversize: \(status.droppedOversize), spool unwritable: \(status.droppedUnspooled))")
-            reasons.append("syslog output dropped \(dropped) alerts: the spool (spool_max_bytes \(spoolLimit)) was full and its oldest alerts went")
-            droppedReported = status.dropped
-            lastDropReport = now
-        }
-        if status.spool.bytes * 5 >= spoolLimit * 4 && !spoolHighReported {
-            spoolHighReported = true
-            log.warning("syslog spool \(status.spool.bytes) of \(spoolLimit) bytes used")
-            reasons.append("syslog spool \(status.spool.bytes * 100 / spoolLimit)% full (\(status.spool.records) alerts not delivered)")
-        } else if status.spool.bytes * 2 < spoolLimit {
-            spoolHighReported = false
-        }
-        if let problem = status.spoolProblem, problem != spoolProblemReported {
-            reasons.append("syslog spool unwritable: \(problem); \(status.waiting) alerts held in memory")
-        }
-        spoolProblemReported = status.spoolProblem
-        if let problem = status.problem {
-            let since = unreachableSince ?? now
-            unreachableSince = since
-            if !unreachableReported && now - since >= Self.unreachableGraceMilliseconds {
-                unreachableReported = true
-                reasons.append("syslog receiver \(status.address) unreachable for \((now - since) / 1000) s: \(problem)")
-                reasons.append("\(status.spool.records) alerts spooled for it")
-            }
-        } else {
-            unreachableSince = nil
-            unreachableReported = false
-        }
-        return reasons
-    }
-}
-
-/// Rules and where their alerts go, built the same way for replay and the live agent.
-struct DetectionStage {
-    let detector: Detector
-    let alerts: AlertOutput
-
-    /// `outputs` nil: alerts go to the printer only.
-    init(configuration: AgentConfiguration, processes: ProcessTable, firstSeen: FirstSeenStore, outputs: AgentConfiguration.Output?,
-         printer: EventPrinter, log: Logger, idPrefix: String) throws(PatternError) {
-        let users = UserNames()
-        alerts = AlertOutput(outputs: outputs, stateDirectory: configuration.agent.stateDirectory, printer: printer, users: users, log: log)
-        detector = try Detector(configuration: configuration, processes: processes, firstSeen: firstSeen, users: users,
-                                idPrefix: idPrefix, emit: alerts.consume)
-    }
-}
-
-/// The flow tracker's observers: detection, scanning of uploads, then printing finished flows.
-final class FlowConsumers: FlowObserver {
-    let detector: Detector
-    let printer: EventPrinter
-    /// Replaced when a reload turns scanning on or off.
-    var scans: ScanStage?
-    /// Finished flows for `agentctl flows` (live only).
-    let recent: RecentLines?
-    private var json = JSONWriter()
-
-    init(detector: Detector, printer: EventPrinter, scans: ScanStage?, recent: RecentLines? = nil) {
-        self.detector = detector
-        self.printer = printer
-        self.scans = scans
-        self.recent = recent
-    }
-
-    func processStarted(_ process: ProcessRecord) { detector.processStarted(process) }
-    func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
-        detector.connected(process, to: remote, port: port, time: time)
-    }
-    func flowStarted(_ flow: Flow) {
-        detector.flowStarted(flow)
-        scans?.flowStarted(flow)
-    }
-    func flowReported(_ flow: Flow) {
-        detector.flowReported(flow)
-        printer.consume(flow)
-        if let recent {
-            json.reset()
-            FlowJSON.write(flow, to: &json)
-            recent.append(json.bytes)
-        }
-    }
-}
-
-extension Detector {
-    /// Alerts per rule and per exclusion, for the stop summary.
-    var summary: String {
-        let fired = counters.alerts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }
-        let silenced = silenced.sorted { $0.key < $1.key }.map { "\"\($0.key)\" \($0.value)" }
-        return "detection: \(counters.execsChecked) execs and \(counters.flowsChecked) flows checked; fired: "
-            + (fired.isEmpty ? "none" : fired.joined(separator: ", "))
-            + "; excluded: " + (silenced.isEmpty ? "none" : silenced.joined(separator: ", "))
-            + (patternLimitErrors > 0 ? "; \(patternLimitErrors) matches hit the PCRE2 limit" : "")
     }
 }

@@ -16,34 +16,6 @@ protocol ControlHandler: AnyObject {
     func rulesReport() -> RulesReport
 }
 
-/// The last lines of a stream (alerts, flows), bounded in count and bytes.
-final class RecentLines {
-    private let capacity: Int
-    private let byteLimit: Int
-    private var lines: [[UInt8]] = []
-    private var bytes = 0
-
-    init(capacity: Int, byteLimit: Int) {
-        self.capacity = capacity
-        self.byteLimit = byteLimit
-    }
-
-    func append(_ line: [UInt8]) {
-        lines.append(line)
-        bytes += line.count
-        var excess = 0
-        while lines.count - excess > capacity || (bytes > byteLimit && lines.count - excess > 1) {
-            bytes -= lines[excess].count
-            excess += 1
-        }
-        if excess > 0 { lines.removeFirst(excess) }
-    }
-
-    /// The last `count` lines, oldest first.
-    func last(_ count: Int) -> ArraySlice<[UInt8]> { lines.suffix(max(0, count)) }
-    var all: [[UInt8]] { lines }
-}
-
 /// xferwatchd's side of agentctl: a Unix stream socket served from the event loop. Each peer
 /// is authorised by its kernel credentials (root, or the control group as its primary or a
 /// supplementary group); requests and responses are `Control` JSON lines; `alerts --follow`
@@ -74,6 +46,8 @@ final class ControlServer {
     private let groupName: String
     private let log: Logger
     private var peers: [Peer] = []
+    /// Who answers the requests, once the agent runs.
+    var handler: ControlHandler?
     let recentAlerts = RecentLines(capacity: ControlProtocol.recentAlertsKept, byteLimit: 4 << 20)
     private static let maximumPeers = 32
     private static let requestTimeoutMilliseconds: Int64 = 5000
@@ -306,5 +280,15 @@ final class ControlServer {
         guard peers[index].fd >= 0 else { return }
         Glibc.close(peers[index].fd)
         peers[index] = Peer(fd: -1, uid: peers[index].uid, deadline: 0)
+    }
+}
+
+/// Served from the event loop: accepts, reads, answers and sends when poll says so.
+extension ControlServer: LoopSource {
+    func descriptors(into fds: inout [pollfd]) { fds += pollDescriptors }
+
+    func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
+        if let handler { service(polled: polled, handler: handler, now: time.monotonic) }
+        return .none
     }
 }

@@ -10,21 +10,27 @@ public struct OutputOptions: Sendable {
     public var flows = false
     /// Every alert as one JSON line.
     public var alerts = false
+    /// Where the lines go: standard output unless a test asks for a file.
+    public var descriptor: Int32 = 1
 
-    public init(events: Bool = false, flows: Bool = false, alerts: Bool = false) {
+    public init(events: Bool = false, flows: Bool = false, alerts: Bool = false, descriptor: Int32 = 1) {
         self.events = events
         self.flows = flows
         self.alerts = alerts
+        self.descriptor = descriptor
     }
 }
 
 /// Turns events, flows and alerts into lines on standard output.
 final class EventPrinter {
-    private let output = OutputBuffer(fd: 1)
+    private let output: OutputBuffer
     private var json = JSONWriter(capacity: 16_384)
     private let options: OutputOptions
 
-    init(options: OutputOptions) { self.options = options }
+    init(options: OutputOptions) {
+        self.options = options
+        output = OutputBuffer(fd: options.descriptor)
+    }
 
     func consume(_ event: AuditEvent) {
         if options.events { line { EventJSON.write(event, to: &$0) } }

@@ -19,7 +19,7 @@ struct LineInput {
     enum ReadResult { case data, endOfInput, wouldBlock, failed(Int32) }
 
     /// Reads once and feeds the complete lines to the pipeline.
-    mutating func readOnce(into pipeline: Pipeline, wallTime: Int64) -> ReadResult {
+    mutating func readOnce(into pipeline: Pipeline, arrivalTime: Int64) -> ReadResult {
         let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if count < 0 {
             if errno == EINTR { return .data }
@@ -30,7 +30,7 @@ struct LineInput {
         let name = self.name
         chunk.withUnsafeBytes { bytes in
             splitter.feed(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { line, number in
-                deliver(line, number, name, pipeline, wallTime)
+                deliver(line, number, name, pipeline, arrivalTime)
             }
         }
         return .data
@@ -44,10 +44,10 @@ struct LineInput {
 }
 
 @inline(__always)
-private func deliver(_ line: LineSplitter.Line, _ number: Int, _ name: String, _ pipeline: Pipeline, _ wallTime: Int64) {
+private func deliver(_ line: LineSplitter.Line, _ number: Int, _ name: String, _ pipeline: Pipeline, _ arrivalTime: Int64) {
     switch line {
     case .text(let bytes):
-        pipeline.ingest(line: bytes, position: "\(name):\(number)", wallTime: wallTime)
+        pipeline.ingest(line: bytes, position: "\(name):\(number)", arrivalTime: arrivalTime)
     case .tooLong(let length):
         pipeline.malformed(.tooLong(length), "\(name):\(number)")
     }

@@ -24,9 +24,9 @@ public final class Pipeline {
 
     /// One line of a log or of audisp's string format; `position` names where it came from.
     @inline(__always)
-    public func ingest(line: UnsafeRawBufferPointer, position: @autoclosure () -> String, wallTime: Int64 = 0) {
+    public func ingest(line: UnsafeRawBufferPointer, position: @autoclosure () -> String, arrivalTime: Int64 = 0) {
         do {
-            assembler.add(try RecordParser.parseLine(line), wallTime: wallTime)
+            assembler.add(try RecordParser.parseLine(line), arrivalTime: arrivalTime)
         } catch .empty {
             ingest.blank += 1
         } catch {
@@ -35,9 +35,9 @@ public final class Pipeline {
     }
 
     /// One netlink message body with the type from its header.
-    public func ingest(netlinkType type: UInt16, body: UnsafeRawBufferPointer, wallTime: Int64) {
+    public func ingest(netlinkType type: UInt16, body: UnsafeRawBufferPointer, arrivalTime: Int64) {
         do {
-            assembler.add(try RecordParser.parseNetlink(type: type, body: body), wallTime: wallTime)
+            assembler.add(try RecordParser.parseNetlink(type: type, body: body), arrivalTime: arrivalTime)
         } catch {
             malformed(error, "netlink message type \(type)")
         }
@@ -54,7 +54,7 @@ public final class Pipeline {
         }
     }
 
-    public func tick(wallTime: Int64) { assembler.tick(wallTime: wallTime) }
+    public func tick(arrivalTime: Int64) { assembler.tick(arrivalTime: arrivalTime) }
     public func flush() { assembler.flush() }
 
     /// One line for the log: what went in, what came out, what was dropped.

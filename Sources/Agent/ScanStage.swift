@@ -28,9 +28,21 @@ final class ScanStage {
         let rule: String
     }
 
+    /// What the stage works with, handed over by the graph.
+    struct Wiring {
+        let catalog: SyscallCatalog
+        let processes: ProcessTable
+        let sockets: HostSockets?
+        /// Matches become `yara.match` alerts.
+        let detector: Detector
+        /// A full queue is the agent's trouble.
+        let health: HealthChannel
+        let log: Logger
+    }
+
     let queue: ScanQueue<Context>
-    private let catalog: SyscallCatalog
-    private let processes: ProcessTable
+    private let wiring: Wiring
+    private var log: Logger { wiring.log }
     private var scanUploads: Bool
     /// The rules in use, for agentctl.
     private(set) var ruleCount: Int
@@ -53,43 +65,44 @@ final class ScanStage {
 
     /// Compiles the rules and starts the worker; nil when scanning is off or no rule loaded.
     /// Call after signals are blocked (the worker thread inherits the mask).
-    static func start(_ settings: AgentConfiguration.Yara, catalog: SyscallCatalog, processes: ProcessTable, log: Logger) -> ScanStage? {
+    static func start(_ settings: AgentConfiguration.Yara, wiring: Wiring) -> ScanStage? {
+        let log = wiring.log
         let (compiled, fileErrors) = compile(settings)
-        for error in fileErrors { log.error(error) }
+        for error in fileErrors { log.error("\(error) (file skipped)") }
         guard let rules = compiled else {
             if settings.enabled { log.warning(noRules(settings)) } else { log.info("yara: scanning disabled") }
             return nil
         }
-        return start(rules, settings: settings, catalog: catalog, processes: processes, log: log)
+        return start(rules, settings: settings, wiring: wiring)
     }
 
     /// Starts the worker with rules already compiled (a reload that turns scanning on).
-    static func start(_ rules: YaraRules, settings: AgentConfiguration.Yara, catalog: SyscallCatalog, processes: ProcessTable, log: Logger) -> ScanStage? {
+    static func start(_ rules: YaraRules, settings: AgentConfiguration.Yara, wiring: Wiring) -> ScanStage? {
+        let log = wiring.log
         let scanner = FileScanner(rules: rules, maximumSize: Int64(settings.maximumFileSize))
         guard let queue = ScanQueue<Context>.start(scanner: scanner, capacity: settings.queueSize) else {
             log.error("yara: cannot start the scanning thread: \(String(cString: strerror(errno)))")
             return nil
         }
         log.info("yara: \(rules.ruleCount) rules from \(rules.files.count) files")
-        return ScanStage(queue: queue, rules: rules, catalog: catalog, processes: processes, scanUploads: settings.scanUploadedFiles)
+        return ScanStage(queue: queue, rules: rules, wiring: wiring, scanUploads: settings.scanUploadedFiles)
     }
 
     /// The rule files `settings` names, compiled (nil when scanning is off or nothing
-    /// compiled), and the files that did not compile (skipped).
+    /// compiled), and the files that did not compile.
     static func compile(_ settings: AgentConfiguration.Yara) -> (rules: YaraRules?, fileErrors: [String]) {
         guard settings.enabled else { return (nil, []) }
         let (rules, errors) = YaraRules.compile(globs: settings.paths)
-        return (rules, errors.map { "yara: \($0) (file skipped)" })
+        return (rules, errors.map { "yara: \($0)" })
     }
 
     static func noRules(_ settings: AgentConfiguration.Yara) -> String {
         "yara: no rules loaded from \(settings.paths.joined(separator: ", ")); scanning off"
     }
 
-    private init(queue: ScanQueue<Context>, rules: YaraRules, catalog: SyscallCatalog, processes: ProcessTable, scanUploads: Bool) {
+    private init(queue: ScanQueue<Context>, rules: YaraRules, wiring: Wiring, scanUploads: Bool) {
         self.queue = queue
-        self.catalog = catalog
-        self.processes = processes
+        self.wiring = wiring
         self.scanUploads = scanUploads
         (ruleCount, ruleFiles) = (rules.ruleCount, rules.files)
     }
@@ -105,7 +118,7 @@ final class ScanStage {
     /// Called after the flow tracker saw the event, so an execve's process is in the table.
     func handle(_ event: AuditEvent) {
         // Socket calls (a TFTP block each) are the bulk of the stream: leave them at the lookup.
-        guard let syscall = event.records.first, syscall.type == .syscall, let kind = catalog.kind(of: syscall),
+        guard let syscall = event.records.first, syscall.type == .syscall, let kind = wiring.catalog.kind(of: syscall),
               kind == .execve || kind == .listen && syscall.syscallSucceeded,
               let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) }) else { return }
         let time = event.key.time.totalMilliseconds
@@ -125,7 +138,7 @@ final class ScanStage {
         if isKnownClean(name, inode: inode, device: path.deviceNumber("dev")) { return }
         let cwd = event.first(.cwd)?.string("cwd")
         let resolved = Self.normalized(name.hasPrefix("/") || cwd == nil ? name : cwd! + "/" + name)
-        let process = succeeded ? processes.record(pid: pid) : processes.describe(pid: pid, syscall: syscall, time: time)
+        let process = succeeded ? wiring.processes.record(pid: pid) : wiring.processes.describe(pid: pid, syscall: syscall, time: time)
         let trigger: String
         if succeeded {
             trigger = "executed \(resolved)"
@@ -167,22 +180,19 @@ final class ScanStage {
     /// A process started listening: its executable, when the socket is TCP. A socket gone
     /// before we could look is scanned anyway (cached scans cost little; a missed server more).
     private func listened(_ syscall: AuditRecord, pid: Int32, time: Int64) {
-        guard let procfs = processes.procfs, let fd = syscall.hexInteger("a0").map({ Int32(truncatingIfNeeded: $0) }) else { return }
+        guard let procfs = wiring.processes.procfs, let fd = syscall.hexInteger("a0").map({ Int32(truncatingIfNeeded: $0) }) else { return }
         let trigger: String
-        if let inode = procfs.socketInode(pid: pid, fd: fd) {
-            var port: UInt16?
-            if let table = procfs.read(pid: pid, "net/tcp") {
-                port = ProcNetTable.parse(table, transport: .tcp, ipv6: false).first { $0.inode == inode }?.localPort
-            }
-            if port == nil, let table = procfs.read(pid: pid, "net/tcp6") {
-                port = ProcNetTable.parse(table, transport: .tcp, ipv6: true).first { $0.inode == inode }?.localPort
-            }
-            guard let port else { return }  // a Unix or other non-TCP socket
-            trigger = "listening on TCP port \(port)"
+        if procfs.socketInode(pid: pid, fd: fd) != nil {
+            // Found the way flows find theirs (a copy of the descriptor, else sock_diag).
+            guard let (_, socket) = wiring.sockets?.resolve(pid: pid, fd: fd, namespace: nil, family: UInt8(AF_INET6), remotePort: nil,
+                                                            transports: [.tcp], now: time)
+                ?? wiring.sockets?.resolve(pid: pid, fd: fd, namespace: nil, family: UInt8(AF_INET), remotePort: nil, transports: [.tcp], now: time),
+                socket.transport == .tcp else { return }  // a Unix or other non-TCP socket
+            trigger = "listening on TCP port \(socket.localPort)"
         } else {
             trigger = "listened on descriptor \(fd), closed before it could be read"
         }
-        let process = processes.describe(pid: pid, syscall: syscall, time: time)
+        let process = wiring.processes.describe(pid: pid, syscall: syscall, time: time)
         batch.append((ScanTarget(path: process.executable, locations: locations(of: process.executable, pid: pid, orItsExecutable: true)),
                       Context(process: process, trigger: trigger, time: time)))
     }
@@ -203,11 +213,11 @@ final class ScanStage {
     /// Hands the targets gathered since the last call to the worker (one wake-up per loop
     /// turn, not per execve); when `resultsReady` (its descriptor polled readable), matches
     /// finished by the worker become alerts and failures are logged (the first 50).
-    func collect(detector: Detector, log: Logger, resultsReady: Bool) {
+    func collect(resultsReady: Bool) {
         if !batch.isEmpty {
             queue.submit(batch)
             batch.removeAll(keepingCapacity: true)
-            reportDrops(detector: detector, log: log)
+            reportDrops()
         }
         guard resultsReady else { return }
         for (result, context) in queue.takeResults() {
@@ -223,22 +233,28 @@ final class ScanStage {
                     if alerted.count >= Self.alertedLimit { alerted.removeAll(keepingCapacity: true) }
                     guard alerted.insert(key).inserted else { continue }
                 }
-                detector.yaraMatched(YaraFinding(match: match, file: file, trigger: context.trigger), process: context.process, time: context.time)
+                wiring.detector.yaraMatched(YaraFinding(match: match, file: file, trigger: context.trigger), process: context.process, time: context.time)
             }
         }
     }
 
     /// Targets dropped on a full queue: a health alert at most once a minute.
-    private func reportDrops(detector: Detector, log: Logger) {
+    private func reportDrops() {
         let dropped = queue.counters.dropped
         let now = monotonicMilliseconds()
         if dropped > droppedReported, now >= nextDropReport {
             let reason = "yara scan queue full (\(queue.capacity)): \(dropped - droppedReported) files not scanned"
             log.warning(reason)
-            detector.health([reason], time: realtimeMilliseconds())
+            wiring.health.report([reason], time: realtimeMilliseconds())
             droppedReported = dropped
             nextDropReport = now + 60_000
         }
+    }
+
+    /// Ends the worker; what it finished by then becomes alerts.
+    func stop() {
+        queue.stop()
+        collect(resultsReady: true)
     }
 
     var summary: String {

@@ -1,4 +1,5 @@
 import Patterns
+import Runtime
 
 #if canImport(Glibc)
 import Glibc
@@ -281,35 +282,4 @@ struct TableReader {
         }
         return choice
     }
-}
-
-/// The whole file as UTF-8 text, or nil with errno set.
-public func readTextFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0 { if errno == EINTR { continue }; return nil }
-        if count == 0 { break }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-/// `/var/log/xferwatch` for `/var/log/xferwatch/alerts.jsonl`.
-public func parentDirectory(_ path: String) -> String {
-    path.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(path[..<$0]) } ?? ""
-}
-
-/// `mkdir -p` for the agent's own directories (state, alert files); the error text or nil.
-public func createDirectories(_ path: String, mode: mode_t = 0o750) -> String? {
-    var partial = ""
-    for component in path.split(separator: "/") {
-        partial += "/" + component
-        if mkdir(partial, mode) != 0 && errno != EEXIST { return "\(partial): \(String(cString: strerror(errno)))" }
-    }
-    return nil
 }

@@ -74,6 +74,18 @@ public struct AuditRecord: Sendable {
         }
     }
 
+    /// What auditd wrote for `name` after the 0x1D separator (ENRICHED), quotes removed.
+    public func interpretedString(_ name: StaticString) -> String? {
+        name.withUTF8Buffer { wanted in
+            for field in interpretedFields where self.name(field).elementsEqual(wanted) {
+                var value = rawValue(field)
+                if value.count >= 2, value.first == UInt8(ascii: "\""), value.last == UInt8(ascii: "\"") { value = value.dropFirst().dropLast() }
+                return String(decoding: value, as: UTF8.self)
+            }
+            return nil
+        }
+    }
+
     /// The raw value of the first kernel-written field called `name`.
     public func rawValue(_ name: StaticString) -> ArraySlice<UInt8>? {
         field(name).map { rawValue($0) }

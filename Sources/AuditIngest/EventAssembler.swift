@@ -30,13 +30,13 @@ public struct AssemblerSettings: Sendable {
     /// An event with no new record for this long in log time (the newest stamp seen) is complete.
     public var logTimeoutMilliseconds: Int64
     /// The same on the wall clock, for live sources where the stream can go quiet.
-    public var wallTimeoutMilliseconds: Int64
+    public var arrivalTimeoutMilliseconds: Int64
     /// Above this many open events the oldest are completed early (memory bound).
     public var maximumPendingEvents: Int
 
-    public init(logTimeoutMilliseconds: Int64 = 3000, wallTimeoutMilliseconds: Int64 = 3000, maximumPendingEvents: Int = 16384) {
+    public init(logTimeoutMilliseconds: Int64 = 3000, arrivalTimeoutMilliseconds: Int64 = 3000, maximumPendingEvents: Int = 16384) {
         self.logTimeoutMilliseconds = logTimeoutMilliseconds
-        self.wallTimeoutMilliseconds = wallTimeoutMilliseconds
+        self.arrivalTimeoutMilliseconds = arrivalTimeoutMilliseconds
         self.maximumPendingEvents = maximumPendingEvents
     }
 }
@@ -58,7 +58,7 @@ public final class EventAssembler {
     private struct Pending {
         var records: [AuditRecord]
         var lastLogTime: Int64
-        var lastWallTime: Int64
+        var lastArrival: Int64
     }
 
     public let settings: AssemblerSettings
@@ -78,8 +78,8 @@ public final class EventAssembler {
 
     public var pendingCount: Int { pending.count }
 
-    /// Adds one record. `wallTime` is a monotonic clock in milliseconds (0 for replays).
-    public func add(_ record: AuditRecord, wallTime: Int64 = 0) {
+    /// Adds one record. `arrivalTime` is a monotonic clock in milliseconds (0 for replays).
+    public func add(_ record: AuditRecord, arrivalTime: Int64 = 0) {
         counters.records += 1
         let logTime = record.key.time.totalMilliseconds
         if logTime > newestLogTime { newestLogTime = logTime }
@@ -98,26 +98,26 @@ public final class EventAssembler {
         } else if let index = pending.index(forKey: record.key) {
             pending.values[index].records.append(record)
             pending.values[index].lastLogTime = logTime
-            pending.values[index].lastWallTime = wallTime
+            pending.values[index].lastArrival = arrivalTime
         } else {
             observeSerial(record.key)
             var records = [AuditRecord]()
             records.reserveCapacity(6)
             records.append(record)
-            pending[record.key] = Pending(records: records, lastLogTime: logTime, lastWallTime: wallTime)
+            pending[record.key] = Pending(records: records, lastLogTime: logTime, lastArrival: arrivalTime)
             if pending.count > settings.maximumPendingEvents { completeOldest() }
         }
 
         // Sweep a few times per second of log time rather than per record.
         if newestLogTime - lastSweepLogTime >= 250 {
             lastSweepLogTime = newestLogTime
-            sweep(logCutoff: newestLogTime - settings.logTimeoutMilliseconds, wallCutoff: nil)
+            sweep(logCutoff: newestLogTime - settings.logTimeoutMilliseconds, arrivalCutoff: nil)
         }
     }
 
     /// Completes events that went quiet on the wall clock; live sources call this periodically.
-    public func tick(wallTime: Int64) {
-        sweep(logCutoff: nil, wallCutoff: wallTime - settings.wallTimeoutMilliseconds)
+    public func tick(arrivalTime: Int64) {
+        sweep(logCutoff: nil, arrivalCutoff: arrivalTime - settings.arrivalTimeoutMilliseconds)
     }
 
     /// Completes everything still open (end of input, shutdown).
@@ -129,11 +129,11 @@ public final class EventAssembler {
         for key in sequences.keys { counters.sequenceGaps += sequences[key]!.finish() }
     }
 
-    private func sweep(logCutoff: Int64?, wallCutoff: Int64?) {
+    private func sweep(logCutoff: Int64?, arrivalCutoff: Int64?) {
         var expired: [EventKey] = []
         for (key, event) in pending {
             if let logCutoff, event.lastLogTime < logCutoff { expired.append(key) }
-            else if let wallCutoff, event.lastWallTime < wallCutoff { expired.append(key) }
+            else if let arrivalCutoff, event.lastArrival < arrivalCutoff { expired.append(key) }
         }
         expired.sort(by: Self.streamOrder)
         for key in expired {

@@ -75,9 +75,23 @@ public struct AgentStatus: Codable, Sendable {
         public var exclusionsHit: [String: Int]
         public var execsChecked: Int
         public var flowsChecked: Int
-        public init(rulesEnabled: Int, alerts: Int, alertsByRule: [String: Int], exclusionsHit: [String: Int], execsChecked: Int, flowsChecked: Int) {
-            (self.rulesEnabled, self.alerts, self.alertsByRule, self.exclusionsHit, self.execsChecked, self.flowsChecked) =
-                (rulesEnabled, alerts, alertsByRule, exclusionsHit, execsChecked, flowsChecked)
+        public var firstSeen: FirstSeen
+        public init(rulesEnabled: Int, alerts: Int, alertsByRule: [String: Int], exclusionsHit: [String: Int], execsChecked: Int, flowsChecked: Int,
+                    firstSeen: FirstSeen) {
+            (self.rulesEnabled, self.alerts, self.alertsByRule, self.exclusionsHit, self.execsChecked, self.flowsChecked, self.firstSeen) =
+                (rulesEnabled, alerts, alertsByRule, exclusionsHit, execsChecked, flowsChecked, firstSeen)
+        }
+    }
+
+    /// The executables known to connect out (network.first_seen_process).
+    public struct FirstSeen: Codable, Sendable {
+        public var known: Int
+        /// Appends to the state file that failed: what was learned since lives in memory only.
+        public var writeErrors: Int
+        /// Executables neither stored nor alerted on because the store is full.
+        public var overCapacity: Int
+        public init(known: Int, writeErrors: Int, overCapacity: Int) {
+            (self.known, self.writeErrors, self.overCapacity) = (known, writeErrors, overCapacity)
         }
     }
 

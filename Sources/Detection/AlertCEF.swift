@@ -9,7 +9,7 @@ import Runtime
 /// custom strings cs1 (rule id), cs2 (ATT&CK technique), cs3 (command line), cs4 (parent
 /// executable), cs5 (analytic), cs6 (YARA rule file).
 public enum AlertCEF {
-    public static func write(_ alert: Alert, hostname: String, users: UserNames, to out: inout [UInt8]) {
+    public static func write(_ alert: Alert, hostname: String?, users: UserNames, to out: inout [UInt8]) {
         let info = alert.rule.info
         out += "CEF:0|xferwatch|xferwatch|".utf8
         header(XferwatchVersion.current, to: &out)
@@ -43,7 +43,7 @@ public enum AlertCEF {
         if let technique = info.technique { field("cs2Label", "mitreTechnique"); field("cs2", technique.id) }
         if let process = alert.process {
             field("spid", String(process.pid))
-            field("sproc", process.name)
+            field("sproc", process.executableName)
             if let uid = process.uid {
                 field("suid", String(uid))
                 field("suser", users.name(of: uid))

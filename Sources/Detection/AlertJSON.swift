@@ -6,7 +6,7 @@ import Scanning
 /// An alert as one ECS-aligned JSON object (`event.kind` = alert); xferwatch's own fields
 /// under `xferwatch`.
 public enum AlertJSON {
-    public static func write(_ alert: Alert, hostname: String, users: UserNames, to json: inout JSONWriter) {
+    public static func write(_ alert: Alert, hostname: String?, users: UserNames, to json: inout JSONWriter) {
         let info = alert.rule.info
         json.beginObject()
         json.key("@timestamp"); json.timestamp(milliseconds: alert.time)
@@ -44,7 +44,7 @@ public enum AlertJSON {
             json.endObject()
         }
 
-        json.key("host"); json.beginObject(); json.key("hostname"); json.string(hostname); json.endObject()
+        if let hostname { json.key("host"); json.beginObject(); json.key("hostname"); json.string(hostname); json.endObject() }
 
         if let process = alert.process {
             json.key("user")

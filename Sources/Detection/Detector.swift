@@ -31,7 +31,7 @@ public final class Detector: FlowObserver {
         let execvePrefilter: Pattern?
 
         /// Every pattern of the configuration compiles here, once.
-        init(_ configuration: AgentConfiguration, users: UserNames) throws(PatternError) {
+        init(_ configuration: AgentConfiguration) throws(PatternError) {
             let detection = configuration.detection
             settings = detection
             enabled = Set(RuleID.allCases).subtracting(detection.disabledRules)
@@ -46,15 +46,17 @@ public final class Detector: FlowObserver {
             imageFilter = try compile(detection.processImageFilter)
             filenamePatterns = try compile(detection.filenamePatterns)
             scriptedPatterns = try compile(detection.scriptedFTPPatterns)
-            exclusions = try ExclusionSet(configuration.exclusions, users: users)
+            exclusions = try ExclusionSet(configuration.exclusions)
         }
 
         var patterns: [Pattern] { commandLinePatterns + imageFilter + filenamePatterns + scriptedPatterns + [execvePrefilter].compactMap { $0 } }
     }
 
     private var rules: Rules
-    private let processes: ProcessTable
-    private let firstSeen: FirstSeenStore
+    /// Completes what the host state left for later about a process and judges it: the
+    /// detector reads no /proc itself.
+    private let assessInteractivity: (ProcessRecord) -> Interactivity
+    public let firstSeen: FirstSeenStore
     private let emit: (Alert) -> Void
     private let idPrefix: String
     private var nextID: UInt64 = 1
@@ -62,32 +64,27 @@ public final class Detector: FlowObserver {
     private var earlierSilenced: [String: Int] = [:]
     private var earlierLimitErrors = 0
 
-    public init(configuration: AgentConfiguration, processes: ProcessTable, firstSeen: FirstSeenStore, users: UserNames,
-                idPrefix: String, emit: @escaping (Alert) -> Void) throws(PatternError) {
-        rules = try Rules(configuration, users: users)
-        self.processes = processes
+    public init(configuration: AgentConfiguration, assessInteractivity: @escaping (ProcessRecord) -> Interactivity,
+                firstSeen: FirstSeenStore, idPrefix: String, emit: @escaping (Alert) -> Void) throws(PatternError) {
+        rules = try Rules(configuration)
+        self.assessInteractivity = assessInteractivity
         self.firstSeen = firstSeen
         self.idPrefix = idPrefix
         self.emit = emit
-        self.users = users
     }
 
     /// A new configuration's rules, exclusions and thresholds, compiled before anything is
     /// replaced: when a pattern does not compile, the running rules stay. Counts carry over.
     public func reconfigure(_ configuration: AgentConfiguration) throws(PatternError) {
-        let next = try Rules(configuration, users: users)
+        let next = try Rules(configuration)
         for (name, hits) in rules.exclusions.silenced { earlierSilenced[name, default: 0] += hits }
         earlierLimitErrors += rules.patterns.reduce(0) { $0 + $1.limitErrors }
         rules = next
     }
 
-    /// Told of the agent's trouble even when agent.health alerts are off or excluded.
-    public var healthObserver: (([String], Int64) -> Void)?
-
     /// Rules turned on.
     public var enabledRules: Set<RuleID> { rules.enabled }
 
-    public let users: UserNames
     /// Alerts each exclusion silenced, by name, since start (exclusions a reload removed included).
     public var silenced: [String: Int] { rules.exclusions.silenced.merging(earlierSilenced, uniquingKeysWith: +) }
     /// Matches that hit PCRE2's backtracking limit, over every pattern.
@@ -123,7 +120,7 @@ public final class Detector: FlowObserver {
         }
         let program = p.programName
         let args = p.arguments
-        if TransferTools.commandFTPClients.contains(program) || TransferTools.commandFTPClients.contains(p.name) {
+        if p.isProgram(in: TransferTools.commandFTPClients) {
             switch p.stdin {
             case .file: reasons.append("\(program) reads its commands from a file on stdin")
             case .pipe: reasons.append("\(program) reads its commands from a pipe")
@@ -191,7 +188,7 @@ public final class Detector: FlowObserver {
 
     /// The program's name; busybox applets as `busybox tftp`.
     static func imageName(_ p: ProcessRecord) -> String {
-        p.name == "busybox" && p.programName != "busybox" ? "busybox \(p.programName)" : p.programName
+        p.executableName == "busybox" && p.programName != "busybox" ? "busybox \(p.programName)" : p.programName
     }
 
     /// Words of the command line whose base name looks like an archive or a hash.
@@ -259,7 +256,6 @@ public final class Detector: FlowObserver {
 
     /// The agent's own trouble, as an alert a SOC sees beside the others.
     public func health(_ reasons: [String], time: Int64) {
-        healthObserver?(reasons, time)
         guard rules.enabled.contains(.agentHealth) else { return }
         raise(.agentHealth, time: time, reasons: reasons, process: nil)
     }
@@ -275,7 +271,7 @@ public final class Detector: FlowObserver {
     private func raise(_ rule: RuleID, time: Int64, reasons: [String], process: ProcessRecord?, interactivity: Interactivity? = nil,
                        flow: Flow? = nil, remote: (IPAddress, UInt16)? = nil, yara: YaraFinding? = nil) {
         let alert = Alert(id: "\(idPrefix)-\(nextID)", rule: rule, time: time, reasons: reasons, process: process,
-                          interactivity: interactivity ?? process.map(processes.interactivity(of:)), flow: flow, remote: remote, yara: yara)
+                          interactivity: interactivity ?? process.map(assessInteractivity), flow: flow, remote: remote, yara: yara)
         if rules.exclusions.silence(alert) != nil { return }
         nextID += 1
         counters.alerts[rule, default: 0] += 1
@@ -284,3 +280,15 @@ public final class Detector: FlowObserver {
 }
 
 private func percent(_ share: Double) -> String { "\(Int((share * 100).rounded()))%" }
+
+extension Detector {
+    /// Alerts per rule and per exclusion, for the stop summary.
+    public var summary: String {
+        let fired = counters.alerts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }
+        let silenced = silenced.sorted { $0.key < $1.key }.map { "\"\($0.key)\" \($0.value)" }
+        return "detection: \(counters.execsChecked) execs and \(counters.flowsChecked) flows checked; fired: "
+            + (fired.isEmpty ? "none" : fired.joined(separator: ", "))
+            + "; excluded: " + (silenced.isEmpty ? "none" : silenced.joined(separator: ", "))
+            + (patternLimitErrors > 0 ? "; \(patternLimitErrors) matches hit the PCRE2 limit" : "")
+    }
+}

@@ -11,17 +11,17 @@ final class ExclusionSet {
     }
 
     private let exclusions: [Compiled]
-    private let users: UserNames
+    /// Names in agent.conf are this host's accounts, in a replay too.
+    private let users = UserNames(source: .host)
     /// Alerts each exclusion silenced, by its name.
     private(set) var silenced: [String: Int] = [:]
 
-    init(_ exclusions: [AgentConfiguration.Exclusion], users: UserNames) throws(PatternError) {
+    init(_ exclusions: [AgentConfiguration.Exclusion]) throws(PatternError) {
         var compiled: [Compiled] = []
         for exclusion in exclusions {
             compiled.append(Compiled(exclusion: exclusion, commandLine: try exclusion.commandLinePattern.map { pattern throws(PatternError) in try Pattern(pattern) }))
         }
         self.exclusions = compiled
-        self.users = users
         for exclusion in exclusions { silenced[exclusion.name] = 0 }
     }
 
@@ -42,7 +42,7 @@ final class ExclusionSet {
         if needsProcess && images.isEmpty { return false }
         if !e.processExecutables.isEmpty && !images.contains(where: { e.processExecutables.contains($0.executable) }) { return false }
         if !e.processNames.isEmpty
-            && !images.contains(where: { e.processNames.contains($0.name) || e.processNames.contains($0.programName) }) { return false }
+            && !images.contains(where: { $0.isProgram(in: Set(e.processNames)) }) { return false }
         if !e.parentExecutables.isEmpty
             && !images.contains(where: { $0.parent.map { e.parentExecutables.contains($0.executable) } ?? false }) { return false }
         if !e.ancestorExecutables.isEmpty

@@ -162,7 +162,7 @@ public enum FlowJSON {
     public static func process(_ p: ProcessRecord, to json: inout JSONWriter, withParent: Bool, interactive: Bool? = nil) {
         json.beginObject()
         json.key("pid"); json.number(p.pid)
-        json.key("name"); json.string(p.name)
+        json.key("name"); json.string(p.executableName)
         json.key("executable"); json.string(p.executable)
         json.key("args"); strings(p.arguments, to: &json)
         json.key("command_line"); json.string(p.commandLine)
@@ -178,7 +178,7 @@ public enum FlowJSON {
             json.beginObject()
             json.key("pid"); json.number(p.ppid)
             if let parent = p.parent {
-                json.key("name"); json.string(parent.name)
+                json.key("name"); json.string(parent.executableName)
                 json.key("executable"); json.string(parent.executable)
                 ancestorArguments(parent, commandLine: true, to: &json)
             }

@@ -1,5 +1,6 @@
 import AuditIngest
 import HostState
+import Runtime
 
 #if canImport(Glibc)
 import Glibc
@@ -181,7 +182,7 @@ public final class FlowTracker {
 
     /// The transfer protocol of a new outgoing TCP/UDP connection, or nil for other traffic.
     private func classify(_ p: ProcessRecord, port: UInt16) -> (FlowProtocol, ProcessRecord?)? {
-        if p.programName == "ssh" || p.name == "ssh", let parent = p.parent {
+        if p.isProgram(in: ["ssh"]), let parent = p.parent {
             switch parent.programName {
             case "scp": return (.scp, parent)
             case "sftp": return (.sftp, parent)
@@ -198,7 +199,7 @@ public final class FlowTracker {
     private func declaredDirection(_ proto: FlowProtocol, _ p: ProcessRecord, _ transfer: ProcessRecord?) -> TransferDirection {
         // Batch files are read on the live host only: a replayed log's paths are not today's files.
         let live = processes.procfs != nil
-        let read: (String) -> String? = { path in live ? readSmallFile(path) : nil }
+        let read: (String) -> String? = { path in live ? readTextFile(path, limit: 65_536, regularOnly: true) : nil }
         switch proto {
         case .ftp, .ftpData: return TransferTools.ftpDirection(p, readFile: read)
         case .scp: return transfer.map { TransferTools.scpDirection($0, ssh: p) } ?? .unknown
@@ -209,7 +210,7 @@ public final class FlowTracker {
     }
 
     private func newFlow(_ proto: FlowProtocol, _ call: Call, transfer: ProcessRecord?, accepted: Bool) -> Flow {
-        let interactivity = processes.interactivity(of: call.process)
+        let interactivity = processes.completeDetailsAndAssessInteractivity(of: call.process)
         defer { nextID += 1; counters.flowsStarted += 1 }
         return Flow(id: nextID, networkProtocol: proto, process: call.process, transferProcess: transfer,
                     interactivity: interactivity, family: call.family, remoteAddress: call.remote, remotePort: call.port,
@@ -250,7 +251,7 @@ public final class FlowTracker {
         guard let (namespace, found) = sockets.resolve(pid: flow.process.pid, fd: flow.fd, namespace: flow.process.networkNamespace,
                                                         family: flow.family, remotePort: flow.accepted ? nil : flow.remotePort,
                                                         transports: transports, now: now) else {
-            debug("flow \(flow.id): no socket behind fd \(flow.fd) of pid \(flow.process.pid) (\(flow.process.name)) any more, \(now - flow.start) ms after the call")
+            debug("flow \(flow.id): no socket behind fd \(flow.fd) of pid \(flow.process.pid) (\(flow.process.executableName)) any more, \(now - flow.start) ms after the call")
             return false
         }
         var socket = found
@@ -339,13 +340,19 @@ public final class FlowTracker {
         end(flow, at: now, reason: .closed)
     }
 
-    private func end(_ flow: Flow, at time: Int64, reason: FlowEnd) {
-        guard flow.end == nil else { return }
+    /// Marks `flow` ended (never before it started) and forgets its socket.
+    private func markEnded(_ flow: Flow, at time: Int64, reason: FlowEnd) {
         flow.end = max(time, flow.start)
         flow.endReason = reason
         if let cookie = flow.socket?.cookie, let namespace = flow.namespace {
             bySocket[SocketKey(namespace: namespace, cookie: cookie)] = nil
         }
+    }
+
+    /// Ends one flow and reports its session once nothing in it is open.
+    private func end(_ flow: Flow, at time: Int64, reason: FlowEnd) {
+        guard flow.end == nil else { return }
+        markEnded(flow, at: time, reason: reason)
         if let session = sessionOwning(flow) {
             reportIfComplete(session, now: time)
         } else {
@@ -385,15 +392,10 @@ public final class FlowTracker {
         }
     }
 
+    /// Ends a session and whatever of it is still open, and reports it now.
     private func endAll(_ flow: Flow, at time: Int64, reason: FlowEnd) {
-        for data in flow.dataConnections where data.isOpen {
-            data.end = time
-            data.endReason = reason
-        }
-        if flow.isOpen {
-            flow.end = max(time, flow.start)
-            flow.endReason = reason
-        }
+        for data in flow.dataConnections where data.isOpen { markEnded(data, at: time, reason: reason) }
+        if flow.isOpen { markEnded(flow, at: time, reason: reason) }
         report(flow)
     }
 
@@ -455,14 +457,12 @@ public final class FlowTracker {
     }
 }
 
-/// A small text file (a batch or script a client reads), at most 64 KiB; nil if unreadable.
-func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-    return n < 0 ? nil : String(decoding: buffer[..<n], as: UTF8.self)
+extension FlowTracker {
+    /// One line for the log.
+    public var summary: String {
+        let c = counters
+        return "flows \(c.flowsReported) reported of \(c.flowsStarted), \(c.socketCalls) socket calls, \(c.notTransfers) not transfers, "
+            + "\(c.serverSide) server side, \(c.failedConnects) failed connects, \(c.unresolved) unresolved (\(c.matchedLate) matched late), "
+            + "\(c.evicted) evicted"
+    }
 }

@@ -19,11 +19,11 @@ public enum TransferTools {
         .union(["ssh", "scp", "sftp", "busybox", "curl", "wget", "rsync"])
 
     static func isFTPClient(_ p: ProcessRecord) -> Bool {
-        ftpClients.contains(p.programName) || ftpClients.contains(p.name)
+        p.isProgram(in: ftpClients)
     }
 
     static func isTFTPClient(_ p: ProcessRecord) -> Bool {
-        tftpClients.contains(p.programName) || tftpClients.contains(p.name) || url(in: p, schemes: ["tftp"]) != nil
+        p.isProgram(in: tftpClients) || url(in: p, schemes: ["tftp"]) != nil
     }
 
     /// The first `scheme://host[:port]` URL in the arguments: (host, port or nil).

@@ -36,7 +36,7 @@ public struct Interactivity: Sendable, Equatable {
 
         let lineage = [process] + process.ancestors()
         for (depth, p) in lineage.enumerated() {
-            let name = p.name
+            let name = p.executableName
             let program = p.programName
             for launcher in launchers where launcher.names.contains(name) || launcher.names.contains(program) {
                 add(launcher.reason)
@@ -94,6 +94,6 @@ public struct Interactivity: Sendable, Equatable {
     }
 
     static func isJenkinsAgent(_ p: ProcessRecord) -> Bool {
-        p.name.hasPrefix("java") && p.arguments.contains { $0.hasSuffix("agent.jar") || $0.hasSuffix("remoting.jar") || $0.hasSuffix("slave.jar") }
+        p.executableName.hasPrefix("java") && p.arguments.contains { $0.hasSuffix("agent.jar") || $0.hasSuffix("remoting.jar") || $0.hasSuffix("slave.jar") }
     }
 }

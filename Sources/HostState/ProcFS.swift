@@ -1,3 +1,4 @@
+import Runtime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,15 +56,7 @@ public final class ProcFS {
         let fd = withPath(pid: pid, suffix) { open($0, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var total = 0
-        while true {
-            if total == buffer.count { buffer += [UInt8](repeating: 0, count: buffer.count) }
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
-            if n < 0 { if errno == EINTR { continue }; return nil }
-            if n == 0 { break }
-            total += n
-        }
-        return buffer[..<total]
+        return readToEnd(fd: fd, into: &buffer).map { buffer[..<$0] }
     }
 
     /// A file the kernel writes in one go and that fits the buffer (`/proc/<pid>/stat`): one

@@ -79,7 +79,7 @@ public final class ProcessRecord: @unchecked Sendable {
     public var sameProgramLineage: [ProcessRecord] {
         var result = [self]
         var next = parent
-        while let p = next, p.name == name, result.count < 16 {
+        while let p = next, p.executableName == executableName, result.count < 16 {
             result.append(p)
             next = p.parent
         }
@@ -87,15 +87,20 @@ public final class ProcessRecord: @unchecked Sendable {
     }
 
     /// The last path component of the executable (computed once: rules ask often).
-    public private(set) lazy var name = baseName(executable)
+    public private(set) lazy var executableName = baseName(executable)
 
     /// The program the user meant: busybox applets and `-bash` login shells by their own name.
     public private(set) lazy var programName: String = {
-        let first = arguments.first.map(baseName) ?? name
+        let first = arguments.first.map(baseName) ?? executableName
         let program = first.hasPrefix("-") ? String(first.dropFirst()) : first
         if program == "busybox" && arguments.count > 1 { return baseName(arguments[1]) }
-        return program.isEmpty ? name : program
+        return program.isEmpty ? executableName : program
     }()
+
+    /// Whether `names` holds the program the user meant or the executable's own name.
+    public func isProgram(in names: Set<String>) -> Bool {
+        names.contains(programName) || names.contains(executableName)
+    }
 
     /// Parent, grandparent... up to pid 1 or the first unknown ancestor (at most `limit`).
     public func ancestors(limit: Int = 64) -> [ProcessRecord] {

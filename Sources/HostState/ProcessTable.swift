@@ -1,5 +1,9 @@
 import AuditIngest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The process model: fed by execve events, seeded from /proc, pruned when processes exit,
 /// capped in size (least recently used records go first).
 public final class ProcessTable {
@@ -38,13 +42,13 @@ public final class ProcessTable {
     static let settledMilliseconds: Int64 = 60_000
     static let settledShare: UInt64 = 16
     private let bootTime: Int64
-    private let ticksPerSecond: Int64
+    /// The unit of start times in /proc/<pid>/stat.
+    private let ticksPerSecond = Int64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
 
-    public init(procfs: ProcFS?, capacity: Int = 16_384, ticksPerSecond: Int64 = 100) {
+    public init(procfs: ProcFS?, capacity: Int = 16_384) {
         self.procfs = procfs
         self.capacity = max(capacity, 64)
         self.bootTime = procfs?.bootTimeMilliseconds() ?? 0
-        self.ticksPerSecond = ticksPerSecond
     }
 
     public var count: Int { records.count }
@@ -74,7 +78,7 @@ public final class ProcessTable {
                                  workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat, stdin: .unknown, networkNamespace: nil,
                                  source: .execve, parent: parent)
         if let procfs, stat != nil {
-            if let eager = eagerPrograms, !eager.contains(record.name), !eager.contains(record.programName) {
+            if let eager = eagerPrograms, !record.isProgram(in: eager) {
                 record.detailsPending = true
             } else {
                 record.stdin = procfs.stdin(pid: pid)
@@ -227,8 +231,10 @@ public final class ProcessTable {
         counters.exited += gone.count
     }
 
-    /// Whether a person at a terminal ran it; live, systemd units are told by their cgroup.
-    public func interactivity(of process: ProcessRecord) -> Interactivity {
+    /// Reads what `exec` left for later (stdin, network namespace; see `completeDetails`),
+    /// then judges whether a person at a terminal ran it; live, systemd units are told by
+    /// their cgroup.
+    public func completeDetailsAndAssessInteractivity(of process: ProcessRecord) -> Interactivity {
         completeDetails(process)
         return Interactivity.assess(process) { [procfs] p in procfs?.cgroup(pid: p.pid) }
     }
@@ -290,5 +296,14 @@ extension AuditRecord {
     /// A decimal id field (uid, auid, ses...); 4294967295 stays as is (unset).
     func uint32(_ name: StaticString) -> UInt32? {
         integer(name).map { UInt32(truncatingIfNeeded: $0) }
+    }
+}
+
+extension ProcessTable {
+    /// One line for the log.
+    public var summary: String {
+        let c = counters
+        return "processes \(count) held, \(c.execs) execs, \(c.seeded) from /proc, \(c.exited) exited, \(c.evicted) evicted, "
+            + "\(c.pidReuse) pid reuses, \(c.unknownParents) unknown parents, \(c.goneBeforeRead) gone before read, \(c.detailsMissed) gone before stdin was read"
     }
 }

@@ -1,4 +1,5 @@
 import AgentConfig
+import Runtime
 
 #if canImport(Glibc)
 import Glibc

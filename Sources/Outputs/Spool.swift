@@ -1,4 +1,5 @@
 import AgentConfig
+import Runtime
 
 #if canImport(Glibc)
 import Glibc
@@ -13,6 +14,9 @@ import Glibc
 /// newest alerts are kept. At start, segments are checked record by record: a torn write at
 /// the end (a crash mid-append) is cut off and counted.
 public final class Spool {
+    /// At 80% of its bound a spool is reported: the receiver has been away long enough to matter.
+    public static func isNearlyFull(bytes: Int, limit: Int) -> Bool { bytes * 5 >= limit * 4 }
+
     public struct Position: Comparable, Sendable, CustomStringConvertible {
         public var segment: UInt64
         public var offset: Int

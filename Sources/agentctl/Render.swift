@@ -21,6 +21,10 @@ enum StatusText {
             + " (\(s.detection.rulesEnabled) rules enabled)"))
         let excluded = s.detection.exclusionsHit.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         rows.append(("excluded", excluded.isEmpty ? "none" : excluded.joined(separator: ", ")))
+        let seen = s.detection.firstSeen
+        rows.append(("first seen", "\(seen.known) executables known to connect out"
+            + (seen.writeErrors > 0 ? ", \(seen.writeErrors) not saved (state file write errors)" : "")
+            + (seen.overCapacity > 0 ? ", \(seen.overCapacity) over capacity" : "")))
         let y = s.yara
         rows.append(("yara", y.enabled ? "\(y.rules) rules from \(y.ruleFiles) files, \(y.scans) scans, \(y.cacheHits) cached, \(y.filesMatched) matched, \(y.dropped) dropped" : "off"))
         if let file = s.outputs.file {

@@ -32,7 +32,7 @@ import Testing
     @Test func logTimeTimeoutCountsFromTheLastRecord() throws {
         // Serial 1 is a slow syscall: its SYSCALL record arrives 5 s of log time after its
         // stamp, while its CONFIG_CHANGE came at once. It must not be split.
-        let settings = AssemblerSettings(logTimeoutMilliseconds: 2000, wallTimeoutMilliseconds: 2000)
+        let settings = AssemblerSettings(logTimeoutMilliseconds: 2000, arrivalTimeoutMilliseconds: 2000)
         let (events, counters) = try assemble([
             record("CONFIG_CHANGE", 1, "100.000", "op=add_rule res=1"),
             syscall(2, "100.500"), record("EOE", 2, "100.500", ""),
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func eventsWithoutEndOfEventTimeOutAndAreFlaggedWhenTheStreamHasIt() throws {
-        let settings = AssemblerSettings(logTimeoutMilliseconds: 1000, wallTimeoutMilliseconds: 1000)
+        let settings = AssemblerSettings(logTimeoutMilliseconds: 1000, arrivalTimeoutMilliseconds: 1000)
         let (events, counters) = try assemble([
             syscall(1), record("EOE", 1, "100.000", ""),
             syscall(2, "100.100"), record("CWD", 2, "100.100"),     // its EOE never comes
@@ -93,7 +93,7 @@ import Testing
     }
 
     @Test func pendingEventsAreBounded() throws {
-        let settings = AssemblerSettings(logTimeoutMilliseconds: 60_000, wallTimeoutMilliseconds: 60_000, maximumPendingEvents: 100)
+        let settings = AssemblerSettings(logTimeoutMilliseconds: 60_000, arrivalTimeoutMilliseconds: 60_000, maximumPendingEvents: 100)
         var events: [AuditEvent] = []
         let assembler = EventAssembler(settings: settings) { events.append($0) }
         for serial in 1...1000 { assembler.add(try parse(syscall(serial))) }
@@ -105,11 +105,11 @@ import Testing
 
     @Test func wallClockTimeoutForQuietLiveStreams() throws {
         var events: [AuditEvent] = []
-        let assembler = EventAssembler(settings: AssemblerSettings(logTimeoutMilliseconds: 3000, wallTimeoutMilliseconds: 3000)) { events.append($0) }
-        assembler.add(try parse(syscall(1)), wallTime: 10_000)
-        assembler.tick(wallTime: 12_000)
+        let assembler = EventAssembler(settings: AssemblerSettings(logTimeoutMilliseconds: 3000, arrivalTimeoutMilliseconds: 3000)) { events.append($0) }
+        assembler.add(try parse(syscall(1)), arrivalTime: 10_000)
+        assembler.tick(arrivalTime: 12_000)
         #expect(events.isEmpty)
-        assembler.tick(wallTime: 13_500)
+        assembler.tick(arrivalTime: 13_500)
         #expect(events.count == 1)
         #expect(events[0].completion == .timeout)
     }

@@ -30,14 +30,8 @@ import Patterns
     static let learnNothing = "[detection]\nfirst_seen_learning_minutes = 0\n"
 
     static func replay(_ config: String = learnNothing) throws -> Run {
-        let configuration = try AgentConfiguration.parse(config)
-        let processes = ProcessTable(procfs: nil)
-        var alerts: [Alert] = []
-        let detector = try Detector(configuration: configuration, processes: processes,
-                                    firstSeen: FirstSeenStore(learningMinutes: configuration.detection.firstSeenLearningMinutes),
-                                    users: UserNames(), idPrefix: "test") { alerts.append($0) }
-        _ = try replayFixture("detection/detection.log", observer: detector, processes: processes)
-        return Run(alerts: alerts, pids: try manifest("detection/manifest.txt"), detector: detector)
+        let replayed = try replayFixture("detection/detection.log", configuration: try AgentConfiguration.parse(config))
+        return Run(alerts: replayed.alerts, pids: try manifest("detection/manifest.txt"), detector: replayed.graph.detector)
     }
 
     @Test func commandLineOfARecursiveCopyOfVarLog() throws {

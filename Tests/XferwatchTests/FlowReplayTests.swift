@@ -11,9 +11,8 @@ import KernelAudit
 /// /proc and no sockets: process, parent, protocol and the command line's direction only.
 @Suite struct FlowReplayTests {
     static func replay() throws -> (flows: [Flow], pids: [String: Int32], tracker: FlowTracker) {
-        let collector = FlowCollector()
-        let tracker = try replayFixture("flows/flows.log", observer: collector)
-        return (collector.flows, try manifest("flows/manifest.txt"), tracker)
+        let replayed = try replayFixture("flows/flows.log")
+        return (replayed.flows, try manifest("flows/manifest.txt"), replayed.graph.tracker)
     }
 
     @Test func everyClientHasItsFlowAndNothingElseDoes() throws {
@@ -156,12 +155,8 @@ import KernelAudit
             "type=SOCKADDR msg=audit(1700000000.100:\(serial + 1)): saddr=\(saddr)",
             "type=EOE msg=audit(1700000000.100:\(serial + 1)): ",
         ]
-        let (events, _) = try assemble(lines)
-        let collector = FlowCollector()
-        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil), sockets: nil, observer: collector)
-        for event in events { tracker.handle(event, now: event.key.time.totalMilliseconds) }
-        tracker.finish(now: 1_700_000_001_000)
-        return (collector.flows, tracker.counters)
+        let replayed = try Replayed().run(lines)
+        return (replayed.flows, replayed.graph.tracker.counters)
     }
 
     @Test func byPortAndByProgram() throws {

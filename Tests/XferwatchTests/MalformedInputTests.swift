@@ -61,33 +61,31 @@ import KernelAudit
         var generator = SplitMix(seed: 20261122)
         var events = 0
         var flows = 0
-        // The flow model takes the same mangled events; its JSON must parse too.
-        // So do the rules; every alert's JSON must parse.
-        let processes = ProcessTable(procfs: nil, capacity: 256)
+        // The flow model and the rules take the same mangled events; every flow's and every
+        // alert's JSON must parse too.
         var alerts = 0
-        let detector = try Detector(configuration: AgentConfiguration(), processes: processes,
-                                    firstSeen: FirstSeenStore(learningMinutes: 0), users: UserNames(),
-                                    idPrefix: "t") { alert in
+        let replayed = try Replayed(configuration: try AgentConfiguration.parse("[detection]\nfirst_seen_learning_minutes = 0\n[host]\nmax_processes = 256\n"))
+        let graph = replayed.graph
+        graph.onAlert = { alert in
             alerts += 1
             var json = JSONWriter()
             AlertJSON.write(alert, hostname: "h", users: UserNames(), to: &json)
             #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
         }
-        let collector = FlowCollector(forwardingTo: detector) { flow in
+        graph.onFlow = { flow in
             flows += 1
             var json = JSONWriter()
             FlowJSON.write(flow, to: &json)
             #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
         }
-        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil, observer: collector)
-        let pipeline = Pipeline(settings: AssemblerSettings(), log: Logger(level: .error)) { event in
+        graph.eventWatcher = { event in
             events += 1
             var json = JSONWriter()
             EventJSON.write(event, to: &json)
             // Whatever the bytes, the JSON written must parse.
             #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
-            tracker.handle(event, now: event.key.time.totalMilliseconds)
         }
+        let pipeline = graph.pipeline
         var fed = 0
         for _ in 0..<20_000 {
             var bytes = Array(originals[Int(generator.next() % UInt64(originals.count))].utf8)
@@ -106,8 +104,7 @@ import KernelAudit
             bytes.withUnsafeBytes { pipeline.ingest(line: $0, position: "mutation") }
             fed += 1
         }
-        pipeline.flush()
-        tracker.finish(now: 0)
+        graph.finish(log: Logger(level: .error))
         #expect(flows > 0)
         #expect(alerts > 0)
         let counters = pipeline.assembler.counters
@@ -123,17 +120,28 @@ import KernelAudit
         var generator = SplitMix(seed: 7)
         let junk = (0..<300_000).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
         let path = NSTemporaryDirectory() + "xferwatch-junk-\(getpid()).log"
-        let good = try String(contentsOfFile: Repo.fixture("raw.log"), encoding: .utf8)
-        try (Data(good.utf8) + Data(junk) + Data("\n".utf8) + Data(good.utf8)).write(to: URL(fileURLWithPath: path))
+        // Two different good logs, so that the second's events cannot merge with the first's.
+        let before = try String(contentsOfFile: Repo.fixture("raw.log"), encoding: .utf8)
+        let after = try String(contentsOfFile: Repo.fixture("flows/flows.log"), encoding: .utf8)
+        try (Data(before.utf8) + Data(junk) + Data("\n".utf8) + Data(after.utf8)).write(to: URL(fileURLWithPath: path))
         defer { unlink(path) }
-        let clean = try runCommand(Repo.xferwatchd, ["replay", "--config", Repo.path("agent.conf"), "--events", Repo.fixture("raw.log")])
-        let result = try runCommand(Repo.xferwatchd, ["replay", "--config", Repo.path("agent.conf"), "--events", path])
-        #expect(result.status == 0)
-        #expect(result.stderr.contains("dropped malformed record"))
-        #expect(result.stderr.contains("\(path):"))
-        // Every event of the good records still comes out, junk or not.
-        #expect(try jsonLines(result.stdout).count >= jsonLines(clean.stdout).count)
-        #expect(try jsonLines(clean.stdout).count > 40)
+        func events(_ file: String) throws -> (result: (status: Int32, stdout: String, stderr: String), lines: [Substring]) {
+            let result = try runCommand(Repo.xferwatchd, ["replay", "--config", Repo.path("agent.conf"), "--events", file])
+            return (result, result.stdout.split(separator: "\n"))
+        }
+        let first = try events(Repo.fixture("raw.log")), second = try events(Repo.fixture("flows/flows.log"))
+        let mixed = try events(path)
+        #expect(mixed.result.status == 0)
+        #expect(mixed.result.stderr.contains("dropped malformed record"))
+        #expect(mixed.result.stderr.contains("\(path):"))
+        // Every event of both good logs comes out, junk between them or not. Only how the
+        // first log's events completed may differ: the second log's later times end them.
+        func withoutCompletion(_ lines: [Substring]) -> [String] {
+            lines.map { $0.replacingOccurrences(of: #""completion":"[a-z]+","#, with: "", options: .regularExpression) }.sorted()
+        }
+        #expect(first.lines.count > 40 && second.lines.count > 40)
+        #expect(mixed.lines.count == first.lines.count + second.lines.count)
+        #expect(withoutCompletion(mixed.lines) == withoutCompletion(first.lines + second.lines))
     }
 }
 

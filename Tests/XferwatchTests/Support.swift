@@ -1,5 +1,8 @@
 import Foundation
+@testable import Agent
+import AgentConfig
 @testable import AuditIngest
+import Detection
 import Flows
 import HostState
 
@@ -121,41 +124,34 @@ func jsonLines(_ text: String) throws -> [[String: Any]] {
     try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
 }
 
-/// Keeps the flows the tracker reports; optionally passes everything on (to a Detector).
-final class FlowCollector: FlowObserver {
+/// What the agent's replay graph made of some audit lines: the graph (its tracker, detector,
+/// pipeline) and every flow and alert it reported, as values.
+final class Replayed {
+    let graph: AgentGraph
     private(set) var flows: [Flow] = []
-    private let next: (any FlowObserver)?
-    private let onFlow: ((Flow) -> Void)?
+    private(set) var alerts: [Alert] = []
 
-    init(forwardingTo next: (any FlowObserver)? = nil, onFlow: ((Flow) -> Void)? = nil) {
-        self.next = next
-        self.onFlow = onFlow
+    init(configuration: AgentConfiguration = AgentConfiguration()) throws {
+        graph = try AgentGraph(configuration: configuration, mode: .replay, log: Logger(level: .error))
+        graph.onFlow = { [unowned self] in flows.append($0) }
+        graph.onAlert = { [unowned self] in alerts.append($0) }
     }
 
-    func processStarted(_ process: ProcessRecord) { next?.processStarted(process) }
-    func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
-        next?.connected(process, to: remote, port: port, time: time)
-    }
-    func flowStarted(_ flow: Flow) { next?.flowStarted(flow) }
-    func flowReported(_ flow: Flow) {
-        flows.append(flow)
-        onFlow?(flow)
-        next?.flowReported(flow)
+    /// Feeds `lines` as a log's lines, then ends the input (open events and flows complete).
+    @discardableResult
+    func run(_ lines: [String]) -> Replayed {
+        for line in lines {
+            var bytes = Array(line.utf8)
+            bytes.withUnsafeBytes { graph.pipeline.ingest(line: $0, position: "test") }
+        }
+        graph.finish(log: Logger(level: .error))
+        return self
     }
 }
 
-/// Runs a recorded fixture log (`Tests/Fixtures/DIR/NAME.log`) through a replay-mode flow
-/// tracker, and reads the fixture's manifest ("NAME PID" per client).
-func replayFixture(_ log: String, observer: any FlowObserver, processes: ProcessTable = ProcessTable(procfs: nil)) throws -> FlowTracker {
-    let (events, _) = try assemble(try lines(ofFile: Repo.fixture(log)))
-    let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil, observer: observer)
-    var last: Int64 = 0
-    for event in events {
-        last = event.key.time.totalMilliseconds
-        tracker.handle(event, now: last)
-    }
-    tracker.finish(now: last)
-    return tracker
+/// A recorded fixture log (`Tests/Fixtures/DIR/NAME.log`) through the replay graph.
+func replayFixture(_ log: String, configuration: AgentConfiguration = AgentConfiguration()) throws -> Replayed {
+    try Replayed(configuration: configuration).run(try lines(ofFile: Repo.fixture(log)))
 }
 
 func manifest(_ path: String) throws -> [String: Int32] {

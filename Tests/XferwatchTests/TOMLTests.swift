@@ -1,4 +1,5 @@
 import AgentConfig
+import Runtime
 import Testing
 
 /// The TOML reader behind agent.conf: the forms TOML 1.0 allows, and a line and column for

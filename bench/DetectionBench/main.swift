@@ -9,6 +9,7 @@ import Detection
 import Flows
 import HostState
 import KernelAudit
+import Runtime
 
 #if canImport(Glibc)
 import Glibc
@@ -57,8 +58,8 @@ let collector = Collector()
 rebuild(paths, into: collector)
 let configuration = AgentConfiguration()
 var alerts = 0
-let detector = try Detector(configuration: configuration, processes: ProcessTable(procfs: nil),
-                            firstSeen: FirstSeenStore(learningMinutes: 0), users: UserNames(),
+let detector = try Detector(configuration: configuration, assessInteractivity: ProcessTable(procfs: nil).completeDetailsAndAssessInteractivity,
+                            firstSeen: FirstSeenStore(learningMinutes: 0),
                             idPrefix: "bench") { _ in alerts += 1 }
 let commandLines = collector.processes.map(\.commandLine)
 print("input: \(collector.processes.count) execve, \(collector.flows.count) flows from \(paths.joined(separator: ", "))")

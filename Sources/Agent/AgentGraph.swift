@@ -1,0 +1,211 @@
+import AgentConfig
+import AuditIngest
+import Detection
+import Flows
+import HostState
+import KernelAudit
+import Patterns
+import Runtime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The stage graph, built here and nowhere else, for `run`, `replay` and the tests:
+///
+///     records -> Pipeline (parse, assemble) -> events -> route: audit watch (live), printer,
+///     FlowTracker (ProcessTable, HostSockets), then ScanStage (live)
+///     FlowTracker -> FlowConsumers -> Detector -> AlertOutput; flows -> printer, agentctl
+///
+/// Stages reach each other only through what this type hands them.
+public final class AgentGraph {
+    public enum Mode {
+        /// A recorded log: no /proc, no sockets, nothing written; names come from the log.
+        case replay
+        /// The live host.
+        case live(LiveHost)
+    }
+
+    /// What the live graph uses of the host, opened by the start-up before the privilege drop.
+    public struct LiveHost {
+        let procfs: ProcFS
+        let sockets: HostSockets?
+        let firstSeen: FirstSeenStore
+        /// Alert ids start with it: unique across restarts.
+        let idPrefix: String
+    }
+
+    let printer: EventPrinter
+    public let processes: ProcessTable
+    let users: UserNames
+    public let detector: Detector
+    let alerts: AlertOutput
+    let health: HealthChannel
+    public let tracker: FlowTracker
+    let pipeline: Pipeline
+    let sockets: HostSockets?
+    let catalog = SyscallCatalog.fromLibaudit()
+    private let flowConsumers: FlowConsumers
+    private let replaying: Bool
+    /// The newest event time of a replayed log: its clock.
+    private var logTime: Int64 = 0
+    /// Finished flows for `agentctl flows` (live only).
+    let recentFlows: RecentLines?
+    /// Scanning, live only; started after the privilege drop, replaced by a reload.
+    var scans: ScanStage? {
+        didSet { flowConsumers.scans = scans }
+    }
+    /// Sees every event first (live: the audit watch looks for rule removals).
+    var eventWatcher: ((AuditEvent) -> Void)?
+    /// Every alert and every finished flow, for tests and tools that read them as values.
+    public var onAlert: ((Alert) -> Void)?
+    public var onFlow: ((Flow) -> Void)?
+
+    public convenience init(configuration: AgentConfiguration, mode: Mode, output: OutputOptions = OutputOptions(), log: Logger) throws(PatternError) {
+        try self.init(configuration: configuration, mode: mode, output: output, health: HealthChannel(), log: log)
+    }
+
+    /// `health`: the channel stages report the agent's trouble on (the live start-up makes it
+    /// before the graph, for the audit watch).
+    init(configuration: AgentConfiguration, mode: Mode, output: OutputOptions, health: HealthChannel, log: Logger) throws(PatternError) {
+        self.health = health
+        let printer = EventPrinter(options: output)
+        let host: LiveHost?
+        if case .live(let live) = mode { host = live } else { host = nil }
+        replaying = host == nil
+        self.printer = printer
+        sockets = host?.sockets
+        processes = ProcessTable(procfs: host?.procfs, capacity: configuration.host.maximumProcesses)
+        if host != nil { processes.eagerPrograms = TransferTools.clientPrograms }
+        users = UserNames(source: host == nil ? .log : .host)
+        alerts = AlertOutput(outputs: host == nil ? nil : configuration.output, stateDirectory: configuration.agent.stateDirectory,
+                             printer: printer, users: users, hostname: host == nil ? nil : AlertOutput.hostname(), log: log)
+        // The log's own first connection starts a replay's learning period; nothing is persisted.
+        let firstSeen = host?.firstSeen ?? FirstSeenStore(learningMinutes: configuration.detection.firstSeenLearningMinutes)
+        var emitted: ((Alert) -> Void)?
+        detector = try Detector(configuration: configuration, assessInteractivity: processes.completeDetailsAndAssessInteractivity,
+                                firstSeen: firstSeen, idPrefix: host?.idPrefix ?? "replay") { emitted?($0) }
+        recentFlows = host == nil ? nil : RecentLines(capacity: 200, byteLimit: 2 << 20)
+        flowConsumers = FlowConsumers(detector: detector, printer: printer, recent: recentFlows)
+        tracker = FlowTracker(catalog: catalog, processes: processes, sockets: host?.sockets, settings: configuration.flowSettings,
+                              debug: { [log] in log.debug($0()) }, observer: flowConsumers)
+        var routed: ((AuditEvent) -> Void)?
+        pipeline = Pipeline(settings: configuration.assemblerSettings, log: log) { routed?($0) }
+        emitted = { [unowned self] alert in
+            alerts.consume(alert)
+            onAlert?(alert)
+        }
+        flowConsumers.onFlow = { [unowned self] flow in onFlow?(flow) }
+        routed = { [unowned self] event in route(event) }
+    }
+
+    /// One assembled event through the stages, in the order they depend on each other.
+    private func route(_ event: AuditEvent) {
+        eventWatcher?(event)
+        printer.consume(event)
+        let now: Int64
+        if replaying {
+            learnFromLog(event)
+            logTime = max(logTime, event.key.time.totalMilliseconds)
+            now = logTime
+        } else {
+            now = realtimeMilliseconds()
+        }
+        tracker.handle(event, now: now)
+        // After the tracker: an execve's process is in the table by then.
+        scans?.handle(event)
+    }
+
+    /// A replay describes the log, not today's host: user names from ENRICHED records, the
+    /// host from `node=`.
+    private func learnFromLog(_ event: AuditEvent) {
+        if let node = event.key.node { alerts.hostname = node }
+        if let syscall = event.records.first, syscall.type == .syscall { users.learn(from: syscall) }
+    }
+
+    /// Compiles the YARA rules and starts the worker (live; after the privilege drop, which the
+    /// worker thread must inherit).
+    func startScanning(_ settings: AgentConfiguration.Yara, log: Logger) {
+        scans = ScanStage.start(settings, wiring: scanWiring(log: log))
+    }
+
+    func scanWiring(log: Logger) -> ScanStage.Wiring {
+        ScanStage.Wiring(catalog: catalog, processes: processes, sockets: sockets, detector: detector, health: health, log: log)
+    }
+
+    /// Records of exited processes go; sock_diag sockets of namespaces no flow uses for a
+    /// minute are closed.
+    func pruneExited(now: Int64) {
+        processes.pruneExited(now: now)
+        let flows = tracker.openFlows
+        let inUse = Set(flows.compactMap(\.namespace) + flows.compactMap(\.process.networkNamespace))
+        sockets?.closeIdleNamespaces(now: now, idleMilliseconds: 60_000, inUse: inUse)
+    }
+
+    /// Health findings reported since the last call become `agent.health` alerts.
+    func deliverHealth(now: Int64) { health.deliver(to: detector, now: now) }
+
+    /// The input ended or the agent stops: open events and flows are completed and reported,
+    /// the scanner's last results and pending health findings become alerts.
+    func finish(log: Logger) {
+        pipeline.flush()
+        tracker.finish(now: replaying ? logTime : realtimeMilliseconds())
+        if let scans {
+            scans.stop()
+            log.info("stopped: \(scans.summary)")
+        }
+        deliverHealth(now: monotonicMilliseconds())
+        printer.flush()
+    }
+
+    /// What went through each stage, for the last log lines.
+    var summary: [String] {
+        [pipeline.summary, "\(processes.summary); \(tracker.summary)", "\(detector.summary); \(alerts.summary)"]
+    }
+
+    /// A replayed log's events, flows and alerts on standard output: files in order, `-` for
+    /// stdin. False when a file could not be read.
+    func replay(files: [String], log: Logger) -> Bool {
+        var failed = false
+        for file in files.isEmpty ? ["-"] : files {
+            let fd = file == "-" ? 0 : open(file, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                log.error("\(file): \(String(cString: strerror(errno)))")
+                failed = true
+                continue
+            }
+            var input = LineInput(fd: fd, name: file == "-" ? "stdin" : file)
+            reading: while true {
+                switch input.readOnce(into: pipeline, arrivalTime: 0) {
+                case .data, .wouldBlock: continue
+                case .endOfInput: break reading
+                case .failed(let code):
+                    log.error("\(file): read failed: \(String(cString: strerror(code)))")
+                    failed = true
+                    break reading
+                }
+            }
+            input.finish(into: pipeline)
+            if fd != 0 { close(fd) }
+        }
+        finish(log: log)
+        return !failed
+    }
+}
+
+extension AgentConfiguration {
+    var assemblerSettings: AssemblerSettings {
+        AssemblerSettings(logTimeoutMilliseconds: Int64(audit.eventTimeoutMilliseconds),
+                          arrivalTimeoutMilliseconds: Int64(audit.eventTimeoutMilliseconds),
+                          maximumPendingEvents: audit.maximumPendingEvents)
+    }
+
+    var flowSettings: FlowSettings {
+        var settings = FlowSettings()
+        settings.unresolvedWaitMilliseconds = Int64(flows.unresolvedWaitMilliseconds)
+        settings.pollIntervalMilliseconds = Int64(flows.pollIntervalMilliseconds)
+        settings.dataLingerMilliseconds = Int64(flows.dataLingerMilliseconds)
+        settings.maximumOpenFlows = flows.maximumOpenFlows
+        return settings
+    }
+}

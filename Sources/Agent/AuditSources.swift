@@ -1,0 +1,142 @@
+import AgentConfig
+import KernelAudit
+import Runtime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The kernel's audit stream (netlink, unicast or multicast) into the pipeline.
+final class KernelAuditSource: LoopSource {
+    private let reader: NetlinkAuditReader
+    private let pipeline: Pipeline
+    private let batchWait: Int64
+    private var lastRead = Int64.min / 2
+
+    init(reader: NetlinkAuditReader, pipeline: Pipeline, batchWaitMilliseconds: Int) {
+        self.reader = reader
+        self.pipeline = pipeline
+        self.batchWait = Int64(batchWaitMilliseconds)
+    }
+
+    func descriptors(into fds: inout [pollfd]) { fds.append(pollfd(fd: reader.fd, events: Int16(POLLIN), revents: 0)) }
+
+    func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
+        var request = LoopRequest.none
+        if polled.anyReady {
+            let drained = reader.drain { type, body in
+                pipeline.ingest(netlinkType: type, body: body, arrivalTime: time.monotonic)
+            }
+            // Records arriving back to back (the previous read was less than batch_wait_ms
+            // ago): let them gather before the next read, one wake-up per batch instead of
+            // one per event. A quiet host's first event is read at once.
+            if drained > 0 {
+                if batchWait > 0 && time.monotonic - lastRead < batchWait { request = .gather(milliseconds: batchWait) }
+                lastRead = time.monotonic
+            }
+        }
+        pipeline.tick(arrivalTime: time.monotonic)
+        return request
+    }
+}
+
+/// Audit records as text lines: auditd's plugin interface on stdin (ends with it), or a log
+/// file followed like `tail -F`.
+final class LineSource: LoopSource {
+    private var input: LineInput
+    private var followed: FollowedFile?
+    private let name: String
+    private let pipeline: Pipeline
+    private let log: Logger
+
+    /// Standard input (audisp).
+    init(stdinInto pipeline: Pipeline, log: Logger) {
+        name = "stdin"
+        input = LineInput(fd: 0, name: name)
+        self.pipeline = pipeline
+        self.log = log
+    }
+
+    /// A log file, from its end; nil when it cannot be opened.
+    init?(following path: String, into pipeline: Pipeline, log: Logger) {
+        guard let file = FollowedFile(path: path, fromEnd: true) else {
+            log.error("\(path): \(String(cString: strerror(errno)))")
+            return nil
+        }
+        log.info("following \(path)")
+        name = path
+        followed = file
+        input = LineInput(fd: file.fd, name: path)
+        self.pipeline = pipeline
+        self.log = log
+    }
+
+    deinit { if let followed { close(followed.fd) } }
+
+    /// A followed file is read every turn (a regular file always polls readable).
+    func descriptors(into fds: inout [pollfd]) {
+        fds.append(pollfd(fd: followed == nil ? input.fd : -1, events: Int16(POLLIN), revents: 0))
+    }
+
+    func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
+        reading: while true {
+            switch input.readOnce(into: pipeline, arrivalTime: time.monotonic) {
+            case .data:
+                if followed == nil { break reading }
+            case .wouldBlock:
+                break reading
+            case .endOfInput:
+                guard var file = followed else {
+                    input.finish(into: pipeline)
+                    return .stop(0)
+                }
+                if file.reopenIfRotated(log: log) { input = LineInput(fd: file.fd, name: name) }
+                followed = file
+                break reading
+            case .failed(let code):
+                log.error("\(name): read failed: \(String(cString: strerror(code)))")
+                return .stop(1)
+            }
+        }
+        pipeline.tick(arrivalTime: time.monotonic)
+        return .none
+    }
+}
+
+/// An audit log followed like `tail -F`: when the path names a new file (rotation) or the
+/// file shrinks (truncation), reading starts again at the beginning of what is there now.
+struct FollowedFile {
+    let path: String
+    private(set) var fd: Int32
+    private var inode: UInt64
+
+    init?(path: String, fromEnd: Bool) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        fstat(fd, &info)
+        if fromEnd { lseek(fd, 0, SEEK_END) }
+        self.path = path
+        self.fd = fd
+        self.inode = UInt64(info.st_ino)
+    }
+
+    /// At end of the current file: switches to the rotated-in file if there is one.
+    mutating func reopenIfRotated(log: Logger) -> Bool {
+        var named = stat()
+        guard stat(path, &named) == 0 else { return false }
+        if UInt64(named.st_ino) != inode {
+            guard let next = FollowedFile(path: path, fromEnd: false) else { return false }
+            close(fd)
+            self = next
+            log.info("\(path) was rotated; reading the new file")
+            return true
+        }
+        if named.st_size < lseek(fd, 0, SEEK_CUR) {
+            lseek(fd, 0, SEEK_SET)
+            log.info("\(path) was truncated; reading from its start")
+            return true
+        }
+        return false
+    }
+}

@@ -1,0 +1,126 @@
+import AgentConfig
+import AuditIngest
+import KernelAudit
+import Runtime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The kernel audit session and its watching: installs the rules and takes the stream, then
+/// checks the kernel's counters (lost records, backlog, the enabled flag, who holds the audit
+/// pid) and that our rules are still there. What it finds goes to the health channel.
+final class AuditWatch {
+    let session: AuditSession
+    /// The source in use, `auto` resolved.
+    let mode: AuditSourceMode
+    private let settings: AgentConfiguration.Audit
+    private let health: HealthChannel
+    private let log: Logger
+    private(set) var firstStatus: AuditStatus?
+    private(set) var lastStatus: AuditStatus?
+    private(set) var reportedAuditPidLoss = false
+    private var nextStatus: Int64 = 0
+    private var nextRuleCheck: Int64
+    /// When someone last removed rules; the check waits for that to settle so one `auditctl -D`
+    /// (a removal per rule) is reinstalled and reported once.
+    private var lastRuleRemoval: Int64?
+    /// How long rule removals must stop before the rules are checked.
+    private static let ruleRemovalSettleMilliseconds: Int64 = 150
+    private static let ruleCheckIntervalMilliseconds: Int64 = 5000
+
+    /// Installs the rules and opens the stream (unicast: as the audit daemon); nil after
+    /// logging why not.
+    init?(settings: AgentConfiguration.Audit, health: HealthChannel, log: Logger) {
+        self.settings = settings
+        self.health = health
+        self.log = log
+        do {
+            let current = try AuditControl().status()
+            mode = Self.resolve(settings.source, currentPid: current.pid)
+            let sessionSettings = AuditSession.Settings(backlogLimit: UInt32(settings.backlogLimit), rateLimit: UInt32(settings.rateLimit),
+                                                        receiveBufferBytes: settings.receiveBufferBytes)
+            session = try AuditSession(mode: mode == .multicast ? .multicast : .unicast, settings: sessionSettings,
+                                       specs: xferwatchRuleSpecs(key: settings.ruleKey, ownPid: getpid()),
+                                       log: { [log] in log.warning($0) })
+        } catch {
+            log.error("cannot start the audit source: \(error)")
+            return nil
+        }
+        nextRuleCheck = monotonicMilliseconds() + Self.ruleCheckIntervalMilliseconds
+        log.info("audit source \(mode.rawValue): \(session.rules.count) rules with key \(session.ruleKey) installed")
+    }
+
+    /// The source `auto` stands for: multicast beside a live audit daemon, else unicast.
+    static func resolve(_ mode: AuditSourceMode, currentPid: UInt32) -> AuditSourceMode {
+        guard mode == .auto else { return mode }
+        return currentPid != 0 && kill(pid_t(currentPid), 0) == 0 ? .multicast : .unicast
+    }
+
+    /// Gives the kernel back what we took (audit pid, rules, settings).
+    func close() {
+        session.close()
+        let n = session.reader.counters
+        log.info("netlink: \(n.messages) records, dropped \(n.notFromKernel) not sent by the kernel, \(n.malformed) malformed, \(n.truncated) truncated")
+    }
+
+    /// Sees every event: a CONFIG_CHANGE that removes rules may have removed ours; they are
+    /// checked once removals settle.
+    func watch(_ event: AuditEvent) {
+        for record in event.records where record.type == .configChange {
+            if let op = record.rawValue("op"), op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) {
+                lastRuleRemoval = monotonicMilliseconds()
+            }
+        }
+    }
+
+    /// The status every `status_interval_ms`, the rules every 5 s or once removals settle.
+    func check(time: LoopTime) {
+        if time.monotonic >= nextStatus {
+            nextStatus = time.monotonic + Int64(settings.statusIntervalMilliseconds)
+            checkStatus(time: time)
+        }
+        let removalSettled = lastRuleRemoval.map { time.monotonic - $0 >= Self.ruleRemovalSettleMilliseconds } ?? false
+        guard removalSettled || time.monotonic >= nextRuleCheck else { return }
+        nextRuleCheck = time.monotonic + Self.ruleCheckIntervalMilliseconds
+        lastRuleRemoval = nil
+        do {
+            let reinstalled = try session.verifyRules()
+            if reinstalled > 0 {
+                log.warning("\(reinstalled) of our audit rules were removed by someone else; reinstalled them")
+                health.report(["\(reinstalled) audit rules with key \(settings.ruleKey) were removed by someone else (reinstalled)"], time: time.realtime)
+            }
+        } catch {
+            log.error("cannot check the audit rules: \(error)")
+        }
+    }
+
+    private func checkStatus(time: LoopTime) {
+        let status: AuditStatus
+        do { status = try session.control.status() } catch {
+            log.warning("cannot read the audit status: \(error)")
+            return
+        }
+        if firstStatus == nil { firstStatus = status }
+        if let last = lastStatus, status.lost != last.lost {
+            log.warning("the kernel lost \(status.lost &- last.lost) audit records (lost counter \(status.lost), backlog \(status.backlog) of \(status.backlogLimit))")
+            health.report(["the kernel lost \(status.lost &- last.lost) audit records", "backlog \(status.backlog) of \(status.backlogLimit)"],
+                          time: time.realtime)
+        }
+        if status.backlogLimit > 0 && status.backlog * 5 > status.backlogLimit * 4 {
+            log.warning("audit backlog at \(status.backlog) of \(status.backlogLimit)")
+        }
+        if status.enabled == 0 {
+            log.warning("auditing was disabled by someone else; enabling it again")
+            do { try session.control.setEnabled(1) } catch { log.error("cannot enable auditing: \(error)") }
+        }
+        if mode == .unicast && status.pid != UInt32(getpid()) {
+            log.error("the audit pid is now \(status.pid): another audit daemon took the stream")
+            if !reportedAuditPidLoss {
+                reportedAuditPidLoss = true
+                health.report(["audit pid \(status.pid) took the audit stream: no events reach xferwatch"], time: time.realtime)
+            }
+        }
+        lastStatus = status
+    }
+}

@@ -1,0 +1,117 @@
+import CLinux
+import Runtime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One turn's clocks: monotonic for intervals and timeouts, real time for flows and alerts.
+struct LoopTime {
+    let monotonic: Int64
+    let realtime: Int64
+}
+
+/// What a source asks of the loop after its turn.
+enum LoopRequest {
+    case none
+    /// Sleep this long before the next poll (records arriving back to back gather meanwhile).
+    case gather(milliseconds: Int64)
+    /// Stop with this exit status.
+    case stop(Int32)
+}
+
+/// A part of the agent driven by descriptors: the audit input, signals, sock_diag destroy
+/// notifications, finished scans, agentctl. The packet tap will be one more.
+protocol LoopSource: AnyObject {
+    /// Appends the descriptors to poll for this turn.
+    func descriptors(into fds: inout [pollfd])
+    /// Called every turn with what poll() made of this source's descriptors (same order),
+    /// ready or not: a source that has nothing ready returns at once.
+    func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest
+}
+
+/// The agent's single thread of work: poll over the sources (at most 250 ms), serve them in
+/// order, then the periodic work (timeouts, outputs, health, pruning). The YARA worker and
+/// the syslog forwarder run on threads of their own and reach the loop through descriptors.
+final class EventLoop {
+    private let sources: [LoopSource]
+    private let periodic: [(LoopTime) -> Void]
+    private let log: Logger
+
+    init(sources: [LoopSource], periodic: [(LoopTime) -> Void], log: Logger) {
+        self.sources = sources
+        self.periodic = periodic
+        self.log = log
+    }
+
+    /// Runs until a source asks to stop; returns its exit status.
+    func run() -> Int32 {
+        var fds: [pollfd] = []
+        var counts = [Int](repeating: 0, count: sources.count)
+        while true {
+            fds.removeAll(keepingCapacity: true)
+            for (index, source) in sources.enumerated() {
+                let before = fds.count
+                source.descriptors(into: &fds)
+                counts[index] = fds.count - before
+            }
+            if poll(&fds, nfds_t(fds.count), 250) < 0 && errno != EINTR {
+                log.error("poll: \(String(cString: strerror(errno)))")
+                return 1
+            }
+            let time = LoopTime(monotonic: monotonicMilliseconds(), realtime: realtimeMilliseconds())
+            var offset = 0
+            var gather: Int64 = 0
+            for (index, source) in sources.enumerated() {
+                switch source.service(fds[offset..<offset + counts[index]], time: time) {
+                case .none: break
+                case .gather(let milliseconds): gather = max(gather, milliseconds)
+                case .stop(let status): return status
+                }
+                offset += counts[index]
+            }
+            for work in periodic { work(time) }
+            if gather > 0 { usleep(UInt32(gather * 1000)) }
+        }
+    }
+}
+
+extension ArraySlice<pollfd> {
+    var anyReady: Bool { contains { $0.revents != 0 } }
+}
+
+/// SIGINT/SIGTERM/SIGHUP through a signalfd, so the poll loop sees them like input.
+final class SignalSource: LoopSource {
+    let fd: Int32
+    /// Called for SIGHUP: reload and reopen the alert file.
+    var onHangup: () -> Void = {}
+    private let log: Logger
+
+    init?(log: Logger) {
+        self.log = log
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, signal) }
+        guard sigprocmask(SIG_BLOCK, &set, nil) == 0 else { return nil }
+        fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard fd >= 0 else { return nil }
+    }
+
+    deinit { close(fd) }
+
+    func descriptors(into fds: inout [pollfd]) { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+
+    func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
+        guard polled.anyReady else { return .none }
+        var info = signalfd_siginfo()
+        var stop: UInt32?
+        var hangup = false
+        while read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+            if info.ssi_signo == UInt32(SIGHUP) { hangup = true } else { stop = info.ssi_signo }
+        }
+        if hangup { onHangup() }
+        guard let stop else { return .none }
+        log.info("signal \(stop): stopping")
+        return .stop(0)
+    }
+}

@@ -1,0 +1,50 @@
+import HostState
+import Runtime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// sock_diag's destroy notifications (one socket per watched network namespace): the final
+/// counters of sockets, to the flow tracker.
+final class SocketDestroySource: LoopSource {
+    private let graph: AgentGraph
+    private let log: Logger
+
+    init(graph: AgentGraph, log: Logger) {
+        self.graph = graph
+        self.log = log
+    }
+
+    func descriptors(into fds: inout [pollfd]) {
+        for fd in graph.sockets?.destroyDescriptors ?? [] { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+    }
+
+    func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
+        guard polled.anyReady, let sockets = graph.sockets else { return .none }
+        sockets.drainDestroyed { namespace, socket in
+            log.debug("socket destroyed in namespace \(namespace): \(socket.transport.rawValue) \(socket.localAddress):\(socket.localPort) -> "
+                + "\(socket.remoteAddress):\(socket.remotePort) cookie \(socket.cookie.map(String.init) ?? "-") "
+                + "out \(socket.bytesOut.map(String.init) ?? "-") in \(socket.bytesIn.map(String.init) ?? "-")")
+            graph.tracker.destroyed(namespace: namespace, socket: socket, now: time.realtime)
+        }
+        return .none
+    }
+}
+
+/// The YARA worker's side: every turn the targets gathered go to its queue; its results are
+/// taken when their pipe polls readable.
+final class ScanResultsSource: LoopSource {
+    private let graph: AgentGraph
+
+    init(graph: AgentGraph) { self.graph = graph }
+
+    func descriptors(into fds: inout [pollfd]) {
+        if let scans = graph.scans { fds.append(pollfd(fd: scans.queue.descriptor, events: Int16(POLLIN), revents: 0)) }
+    }
+
+    func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
+        graph.scans?.collect(resultsReady: polled.anyReady)
+        return .none
+    }
+}
