@@ -8,7 +8,7 @@ BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev pk
 TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
 	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl python3-jsonschema groff-base
 
-.PHONY: run test build release deb deps test-deps bench-replay golden
+.PHONY: run test build release deb deps test-deps bench-replay golden lint
 
 deps:
 	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -47,7 +47,11 @@ run: release
 # Tests that use the kernel audit subsystem share one serialized suite; they need root.
 # The end-to-end flow tests run the release build, as shipped, against short-lived clients.
 # On failure the issues are repeated at the end, where a log's tail shows them.
-test: test-deps deb
+# The code as .swift-format lays it out (the toolchain's swift-format): a finding fails the tests.
+lint:
+	$(SWIFT) format lint --recursive --strict --configuration .swift-format Sources Tests bench
+
+test: lint test-deps deb
 	@mkdir -p .build; { $(SWIFT) test 2>&1; echo $$? > .build/test-status; } | tee .build/test-output.txt; \
 	status=$$(cat .build/test-status); \
 	if [ "$$status" -ne 0 ]; then echo "--- failed expectations ---"; grep -A2 "recorded an issue" .build/test-output.txt | cut -c1-400; fi; \

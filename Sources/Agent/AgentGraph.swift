@@ -8,7 +8,7 @@ import Patterns
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The stage graph, built here and nowhere else, for `run`, `replay` and the tests:
@@ -78,17 +78,21 @@ public final class AgentGraph {
         processes = ProcessTable(procfs: host?.procfs, capacity: configuration.host.maximumProcesses)
         if host != nil { processes.eagerPrograms = TransferTools.clientPrograms }
         users = UserNames(source: host == nil ? .log : .host)
-        alerts = AlertOutput(outputs: host == nil ? nil : configuration.output, stateDirectory: configuration.agent.stateDirectory,
-                             printer: printer, users: users, hostname: host == nil ? nil : AlertOutput.hostname(), log: log)
+        alerts = AlertOutput(
+            outputs: host == nil ? nil : configuration.output, stateDirectory: configuration.agent.stateDirectory,
+            printer: printer, users: users, hostname: host == nil ? nil : AlertOutput.hostname(), log: log)
         // The log's own first connection starts a replay's learning period; nothing is persisted.
         let firstSeen = host?.firstSeen ?? FirstSeenStore(learningMinutes: configuration.detection.firstSeenLearningMinutes)
         var emitted: ((Alert) -> Void)?
-        detector = try Detector(configuration: configuration, assessInteractivity: processes.completeDetailsAndAssessInteractivity,
-                                firstSeen: firstSeen, idPrefix: host?.idPrefix ?? "replay") { emitted?($0) }
+        detector = try Detector(
+            configuration: configuration, assessInteractivity: processes.completeDetailsAndAssessInteractivity,
+            firstSeen: firstSeen, idPrefix: host?.idPrefix ?? "replay"
+        ) { emitted?($0) }
         recentFlows = host == nil ? nil : RecentLines(capacity: 200, byteLimit: 2 << 20)
         flowConsumers = FlowConsumers(detector: detector, printer: printer, recent: recentFlows)
-        tracker = FlowTracker(catalog: catalog, processes: processes, sockets: host?.sockets, settings: configuration.flowSettings,
-                              debug: { [log] in log.debug($0()) }, observer: flowConsumers)
+        tracker = FlowTracker(
+            catalog: catalog, processes: processes, sockets: host?.sockets, settings: configuration.flowSettings,
+            debug: { [log] in log.debug($0()) }, observer: flowConsumers)
         var routed: ((AuditEvent) -> Void)?
         pipeline = Pipeline(settings: configuration.assemblerSettings, log: log) { routed?($0) }
         emitted = { [unowned self] alert in
@@ -195,9 +199,10 @@ public final class AgentGraph {
 
 extension AgentConfiguration {
     var assemblerSettings: AssemblerSettings {
-        AssemblerSettings(logTimeoutMilliseconds: Int64(audit.eventTimeoutMilliseconds),
-                          arrivalTimeoutMilliseconds: Int64(audit.eventTimeoutMilliseconds),
-                          maximumPendingEvents: audit.maximumPendingEvents)
+        AssemblerSettings(
+            logTimeoutMilliseconds: Int64(audit.eventTimeoutMilliseconds),
+            arrivalTimeoutMilliseconds: Int64(audit.eventTimeoutMilliseconds),
+            maximumPendingEvents: audit.maximumPendingEvents)
     }
 
     var flowSettings: FlowSettings {

@@ -10,7 +10,7 @@ import Patterns
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where alerts go: the alert file and syslog (live), standard output (replay, or `run --alerts`).
@@ -53,14 +53,18 @@ final class AlertOutput {
         syslog = nil
         guard let settings = outputs?.syslog, settings.enabled else { return }
         let log = self.log
-        guard let forwarder = SyslogForwarder.start(settings: settings, spoolDirectory: stateDirectory + "/spool/syslog", log: { level, message in
-            switch level {
-            case .error: log.error(message)
-            case .warning: log.warning(message)
-            case .info: log.info(message)
-            case .debug: log.debug(message)
-            }
-        }) else {
+        guard
+            let forwarder = SyslogForwarder.start(
+                settings: settings, spoolDirectory: stateDirectory + "/spool/syslog",
+                log: { level, message in
+                    switch level {
+                    case .error: log.error(message)
+                    case .warning: log.warning(message)
+                    case .info: log.info(message)
+                    case .debug: log.debug(message)
+                    }
+                })
+        else {
             log.error("syslog output: cannot start its thread: \(String(cString: strerror(errno)))")
             return
         }
@@ -90,9 +94,10 @@ final class AlertOutput {
                 payload = []
                 AlertCEF.write(alert, hostname: hostname, users: users, to: &payload)
             }
-            let message = syslog.builder.message(time: alert.time, severity: syslogSeverity(eventSeverity: alert.severity), msgID: alert.rule.rawValue,
-                                                 parameters: [("rule", alert.rule.rawValue), ("event", alert.id), ("severity", String(alert.severity))],
-                                                 payload: payload)
+            let message = syslog.builder.message(
+                time: alert.time, severity: syslogSeverity(eventSeverity: alert.severity), msgID: alert.rule.rawValue,
+                parameters: [("rule", alert.rule.rawValue), ("event", alert.id), ("severity", String(alert.severity))],
+                payload: payload)
             syslog.forwarder.submit(message.bytes, truncated: message.truncatedFrom != nil)
         }
         json.newline()
@@ -126,7 +131,8 @@ final class AlertOutput {
                 fileFailing = false
                 log.info("alert file output writing again")
                 if file.dropped > fileDroppedReported {
-                    reasons.append("alert file output dropped \(file.dropped - fileDroppedReported) alerts while failing (queue of \(AlertFile.waitingLimit) full)")
+                    reasons.append(
+                        "alert file output dropped \(file.dropped - fileDroppedReported) alerts while failing (queue of \(AlertFile.waitingLimit) full)")
                     fileDroppedReported = file.dropped
                 }
             }
@@ -140,14 +146,18 @@ final class AlertOutput {
     /// Each output's state for `agentctl status`; absent when turned off.
     var status: AgentStatus.Outputs {
         AgentStatus.Outputs(
-            file: file.map { AgentStatus.FileOutput(path: $0.path, written: $0.written, waiting: $0.waitingCount, dropped: $0.dropped,
-                                                    rotations: $0.rotations, problem: $0.failure) },
+            file: file.map {
+                AgentStatus.FileOutput(
+                    path: $0.path, written: $0.written, waiting: $0.waitingCount, dropped: $0.dropped,
+                    rotations: $0.rotations, problem: $0.failure)
+            },
             syslog: syslog.map { syslog in
                 let s = syslog.forwarder.currentStatus
-                return AgentStatus.SyslogOutput(address: s.address, connected: s.connected, problem: s.problem ?? s.spoolProblem,
-                                                delivered: s.delivered, connections: s.connections, spoolRecords: s.spool.records,
-                                                spoolBytes: s.spool.bytes, spoolLimitBytes: syslog.forwarder.spoolLimit,
-                                                dropped: s.dropped, truncated: s.truncated)
+                return AgentStatus.SyslogOutput(
+                    address: s.address, connected: s.connected, problem: s.problem ?? s.spoolProblem,
+                    delivered: s.delivered, connections: s.connections, spoolRecords: s.spool.records,
+                    spoolBytes: s.spool.bytes, spoolLimitBytes: syslog.forwarder.spoolLimit,
+                    dropped: s.dropped, truncated: s.truncated)
             })
     }
 
@@ -158,8 +168,9 @@ final class AlertOutput {
         }
         if let syslog {
             let status = syslog.forwarder.currentStatus
-            parts.append("syslog \(status.address): \(status.delivered) delivered, \(status.spool.records) spooled (\(status.spool.bytes) bytes), "
-                + "\(status.dropped) dropped, \(status.truncated) truncated, \(status.connections) connections")
+            parts.append(
+                "syslog \(status.address): \(status.delivered) delivered, \(status.spool.records) spooled (\(status.spool.bytes) bytes), "
+                    + "\(status.dropped) dropped, \(status.truncated) truncated, \(status.connections) connections")
         }
         return parts.joined(separator: "; ")
     }

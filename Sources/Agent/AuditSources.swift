@@ -3,7 +3,7 @@ import KernelAudit
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The kernel's audit stream (netlink, unicast or multicast) into the pipeline.

@@ -4,7 +4,7 @@ import KernelAudit
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The kernel audit session and its watching: installs the rules and takes the stream, then
@@ -38,11 +38,13 @@ final class AuditWatch {
         do {
             let current = try AuditControl().status()
             mode = Self.resolve(settings.source, currentPid: current.pid)
-            let sessionSettings = AuditSession.Settings(backlogLimit: UInt32(settings.backlogLimit), rateLimit: UInt32(settings.rateLimit),
-                                                        receiveBufferBytes: settings.receiveBufferBytes)
-            session = try AuditSession(mode: mode == .multicast ? .multicast : .unicast, settings: sessionSettings,
-                                       specs: xferwatchRuleSpecs(key: settings.ruleKey, ownPid: getpid()),
-                                       log: { [log] in log.warning($0) })
+            let sessionSettings = AuditSession.Settings(
+                backlogLimit: UInt32(settings.backlogLimit), rateLimit: UInt32(settings.rateLimit),
+                receiveBufferBytes: settings.receiveBufferBytes)
+            session = try AuditSession(
+                mode: mode == .multicast ? .multicast : .unicast, settings: sessionSettings,
+                specs: xferwatchRuleSpecs(key: settings.ruleKey, ownPid: getpid()),
+                log: { [log] in log.warning($0) })
         } catch {
             log.error("cannot start the audit source: \(error)")
             return nil
@@ -103,9 +105,11 @@ final class AuditWatch {
         }
         if firstStatus == nil { firstStatus = status }
         if let last = lastStatus, status.lost != last.lost {
-            log.warning("the kernel lost \(status.lost &- last.lost) audit records (lost counter \(status.lost), backlog \(status.backlog) of \(status.backlogLimit))")
-            health.report(["the kernel lost \(status.lost &- last.lost) audit records", "backlog \(status.backlog) of \(status.backlogLimit)"],
-                          time: time.realtime)
+            log.warning(
+                "the kernel lost \(status.lost &- last.lost) audit records (lost counter \(status.lost), backlog \(status.backlog) of \(status.backlogLimit))")
+            health.report(
+                ["the kernel lost \(status.lost &- last.lost) audit records", "backlog \(status.backlog) of \(status.backlogLimit)"],
+                time: time.realtime)
         }
         if status.backlogLimit > 0 && status.backlog * 5 > status.backlogLimit * 4 {
             log.warning("audit backlog at \(status.backlog) of \(status.backlogLimit)")

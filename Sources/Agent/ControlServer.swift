@@ -4,7 +4,7 @@ import Control
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What the control server asks of the running agent (on the event loop's thread).
@@ -81,7 +81,9 @@ final class ControlServer {
         }
         let groupID = getgrnam(group).map { $0.pointee.gr_gid }
         if let groupID {
-            if chown(path, uid_t.max, groupID) != 0 { log.warning("control socket \(path): cannot give it to group \(group): \(String(cString: strerror(errno)))") }
+            if chown(path, uid_t.max, groupID) != 0 {
+                log.warning("control socket \(path): cannot give it to group \(group): \(String(cString: strerror(errno)))")
+            }
             chmod(path, 0o660)
         } else {
             log.warning("control socket \(path): group \(group) does not exist; only root may use agentctl")
@@ -124,16 +126,19 @@ final class ControlServer {
     }
 
     var pollDescriptors: [pollfd] {
-        [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)] + peers.map { peer in
-            pollfd(fd: peer.fd, events: Int16(POLLIN) | (peer.output.count > peer.sent ? Int16(POLLOUT) : 0), revents: 0)
-        }
+        [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            + peers.map { peer in
+                pollfd(fd: peer.fd, events: Int16(POLLIN) | (peer.output.count > peer.sent ? Int16(POLLOUT) : 0), revents: 0)
+            }
     }
 
     /// Accepts, reads requests, answers, sends what waits. `polled`: what poll() made of
     /// `pollDescriptors`; with nothing ready and no request overdue it costs no system call.
     func service(polled: ArraySlice<pollfd>, handler: ControlHandler, now: Int64) {
-        guard polled.contains(where: { $0.revents != 0 })
-            || peers.contains(where: { !$0.finished && !$0.following && now >= $0.deadline }) else { return }
+        guard
+            polled.contains(where: { $0.revents != 0 })
+                || peers.contains(where: { !$0.finished && !$0.following && now >= $0.deadline })
+        else { return }
         accept(now: now)
         for index in peers.indices {
             read(index, handler: handler, now: now)
@@ -220,8 +225,12 @@ final class ControlServer {
 
     private func answer(_ index: Int, line: [UInt8], handler: ControlHandler) {
         guard let request = try? ControlProtocol.decode(ControlRequest.self, from: line) else {
-            respond(&peers[index], .refused(.badRequest, "not a request: expected one JSON line with \"protocol\" and \"command\" (one of "
-                + ControlCommand.allCases.map(\.rawValue).joined(separator: ", ") + ")"))
+            respond(
+                &peers[index],
+                .refused(
+                    .badRequest,
+                    "not a request: expected one JSON line with \"protocol\" and \"command\" (one of "
+                        + ControlCommand.allCases.map(\.rawValue).joined(separator: ", ") + ")"))
             return
         }
         guard request.protocol == ControlProtocol.version else {

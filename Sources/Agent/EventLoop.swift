@@ -2,7 +2,7 @@ import CLinux
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One turn's clocks: monotonic for intervals and timeouts, real time for flows and alerts.

@@ -2,7 +2,7 @@ import HostState
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// sock_diag's destroy notifications (one socket per watched network namespace): the final
@@ -23,9 +23,10 @@ final class SocketDestroySource: LoopSource {
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         guard polled.anyReady, let sockets = graph.sockets else { return .none }
         sockets.drainDestroyed { namespace, socket in
-            log.debug("socket destroyed in namespace \(namespace): \(socket.transport.rawValue) \(socket.localAddress):\(socket.localPort) -> "
-                + "\(socket.remoteAddress):\(socket.remotePort) cookie \(socket.cookie.map(String.init) ?? "-") "
-                + "out \(socket.bytesOut.map(String.init) ?? "-") in \(socket.bytesIn.map(String.init) ?? "-")")
+            log.debug(
+                "socket destroyed in namespace \(namespace): \(socket.transport.rawValue) \(socket.localAddress):\(socket.localPort) -> "
+                    + "\(socket.remoteAddress):\(socket.remotePort) cookie \(socket.cookie.map(String.init) ?? "-") "
+                    + "out \(socket.bytesOut.map(String.init) ?? "-") in \(socket.bytesIn.map(String.init) ?? "-")")
             graph.tracker.destroyed(namespace: namespace, socket: socket, now: time.realtime)
         }
         return .none

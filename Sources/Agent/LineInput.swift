@@ -1,7 +1,7 @@
 import AuditIngest
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Reads a file descriptor in large chunks and hands out its lines.
@@ -16,7 +16,10 @@ struct LineInput {
         self.name = name
     }
 
-    enum ReadResult { case data, endOfInput, wouldBlock, failed(Int32) }
+    enum ReadResult {
+        case data, endOfInput, wouldBlock
+        case failed(Int32)
+    }
 
     /// Reads once and feeds the complete lines to the pipeline.
     mutating func readOnce(into pipeline: Pipeline, arrivalTime: Int64) -> ReadResult {

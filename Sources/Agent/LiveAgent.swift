@@ -1,6 +1,6 @@
 import AgentConfig
-import Control
 import ByteJSON
+import Control
 import Detection
 import Flows
 import HostState
@@ -8,7 +8,7 @@ import Privileges
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `xferwatchd run`: puts the parts together in their start-up order and runs the event loop
@@ -91,9 +91,10 @@ public final class LiveAgent {
         graph.alerts.stop()
         for line in graph.summary { log.info("stopped: \(line)") }
         if let c = sockets?.counters {
-            log.info("sockets: \(c.resolved) resolved (\(c.procNetFallbacks) through /proc/net), \(c.fdGone) gone before lookup, "
-                + "\(c.notFound) not found, \(c.sockDiagErrors) sock_diag errors, \(c.destroyOverruns) destroy overruns, "
-                + "\(c.socketsScanned) sockets scanned, \(c.namespacesOpened) namespaces watched")
+            log.info(
+                "sockets: \(c.resolved) resolved (\(c.procNetFallbacks) through /proc/net), \(c.fdGone) gone before lookup, "
+                    + "\(c.notFound) not found, \(c.sockDiagErrors) sock_diag errors, \(c.destroyOverruns) destroy overruns, "
+                    + "\(c.socketsScanned) sockets scanned, \(c.namespacesOpened) namespaces watched")
         }
         return result
     }
@@ -113,8 +114,9 @@ public final class LiveAgent {
         let host = AgentGraph.LiveHost(procfs: procfs, sockets: sockets, firstSeen: firstSeen, idPrefix: String(UInt64(now), radix: 36))
         do {
             let graph = try AgentGraph(configuration: configuration, mode: .live(host), output: output, health: health, log: log)
-            log.info("detection: \(RuleID.allCases.count - configuration.detection.disabledRules.count) rules, \(configuration.exclusions.count) exclusions, "
-                + "\(firstSeen.count) executables known to connect out")
+            log.info(
+                "detection: \(RuleID.allCases.count - configuration.detection.disabledRules.count) rules, \(configuration.exclusions.count) exclusions, "
+                    + "\(firstSeen.count) executables known to connect out")
             return graph
         } catch {
             log.error("detection: \(error)")

@@ -6,7 +6,7 @@ import Privileges
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Records and events counted every 5 s for 5 minutes: rates over the last minute and the
@@ -63,8 +63,9 @@ final class LiveStatus {
         let short = throughput.rates(now: now, records: assembly.records, events: assembly.events, window: ThroughputHistory.shortWindowMilliseconds)
         let long = throughput.rates(now: now, records: assembly.records, events: assembly.events, window: ThroughputHistory.longWindowMilliseconds)
         let kernel = audit?.lastStatus.map { status in
-            AgentStatus.Kernel(enabled: Int(status.enabled), lost: Int(status.lost), lostSinceStart: Int(status.lost &- (audit?.firstStatus?.lost ?? status.lost)),
-                               backlog: Int(status.backlog), backlogLimit: Int(status.backlogLimit), auditPid: Int(status.pid))
+            AgentStatus.Kernel(
+                enabled: Int(status.enabled), lost: Int(status.lost), lostSinceStart: Int(status.lost &- (audit?.firstStatus?.lost ?? status.lost)),
+                backlog: Int(status.backlog), backlogLimit: Int(status.backlogLimit), auditPid: Int(status.pid))
         }
         var drops = ["events_completed_early": assembly.completedEarly]
         if let netlink = audit?.session.reader.counters {
@@ -88,9 +89,10 @@ final class LiveStatus {
             firstSeen: .init(known: firstSeen.count, writeErrors: firstSeen.writeErrors, overCapacity: firstSeen.overCapacity))
         let scans = graph.scans
         let queue = scans?.queue.counters
-        let yara = AgentStatus.Yara(enabled: scans != nil, rules: scans?.ruleCount ?? 0, ruleFiles: scans?.ruleFiles.count ?? 0,
-                                    queued: queue?.queued ?? 0, scans: queue?.scanner.scans ?? 0, cacheHits: queue?.scanner.cacheHits ?? 0,
-                                    filesMatched: queue?.scanner.filesMatched ?? 0, dropped: queue?.dropped ?? 0)
+        let yara = AgentStatus.Yara(
+            enabled: scans != nil, rules: scans?.ruleCount ?? 0, ruleFiles: scans?.ruleFiles.count ?? 0,
+            queued: queue?.queued ?? 0, scans: queue?.scanner.scans ?? 0, cacheHits: queue?.scanner.cacheHits ?? 0,
+            filesMatched: queue?.scanner.filesMatched ?? 0, dropped: queue?.dropped ?? 0)
         let outputs = graph.alerts.status
         return AgentStatus(
             version: XferwatchVersion.current, pid: Int(getpid()), started: String(decoding: rfc3339UTF8(milliseconds: started.wall), as: UTF8.self),
@@ -118,7 +120,8 @@ final class LiveStatus {
 
     private func privileges() -> AgentStatus.Privileges {
         let now = ProcessPrivileges.current()
-        return AgentStatus.Privileges(user: now.user, uid: Int(now.uid), gid: Int(now.gid), capabilities: now.effective,
-                                      boundingCapabilities: now.bounding, noNewPrivileges: now.noNewPrivileges)
+        return AgentStatus.Privileges(
+            user: now.user, uid: Int(now.uid), gid: Int(now.gid), capabilities: now.effective,
+            boundingCapabilities: now.bounding, noNewPrivileges: now.noNewPrivileges)
     }
 }

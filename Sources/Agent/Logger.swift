@@ -2,7 +2,7 @@ import AgentConfig
 import Outputs
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The agent's own log: one line per message on standard error, which systemd's journal

@@ -60,7 +60,8 @@ public final class Pipeline {
     /// One line for the log: what went in, what came out, what was dropped.
     public var summary: String {
         let c = assembler.counters
-        var text = "records \(c.records), events \(c.events), partial \(c.partialEvents), timeouts \(c.completedByTimeout), "
+        var text =
+            "records \(c.records), events \(c.events), partial \(c.partialEvents), timeouts \(c.completedByTimeout), "
             + "serial gaps \(c.sequenceGaps), malformed \(ingest.malformed)"
         if !ingest.malformedByReason.isEmpty {
             text += " (" + ingest.malformedByReason.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"

@@ -7,7 +7,7 @@ import Runtime
 import Scanning
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Picks what to scan from the audit stream (every execve attempt, every TCP listen, and the
@@ -119,8 +119,9 @@ final class ScanStage {
     func handle(_ event: AuditEvent) {
         // Socket calls (a TFTP block each) are the bulk of the stream: leave them at the lookup.
         guard let syscall = event.records.first, syscall.type == .syscall, let kind = wiring.catalog.kind(of: syscall),
-              kind == .execve || kind == .listen && syscall.syscallSucceeded,
-              let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) }) else { return }
+            kind == .execve || kind == .listen && syscall.syscallSucceeded,
+            let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) })
+        else { return }
         let time = event.key.time.totalMilliseconds
         if kind == .execve {
             executed(event, syscall: syscall, pid: pid, succeeded: syscall.syscallSucceeded, time: time)
@@ -133,8 +134,9 @@ final class ScanStage {
     /// with ENOEXEC) is scanned too, as long as the file existed (the PATH record has an inode).
     private func executed(_ event: AuditEvent, syscall: AuditRecord, pid: Int32, succeeded: Bool, time: Int64) {
         guard let path = event.records.first(where: { $0.type == .path && $0.integer("item") == 0 }),
-              let name = path.string("name"), !name.isEmpty,
-              let inode = path.integer("inode").map({ UInt64(bitPattern: $0) }) else { return }
+            let name = path.string("name"), !name.isEmpty,
+            let inode = path.integer("inode").map({ UInt64(bitPattern: $0) })
+        else { return }
         if isKnownClean(name, inode: inode, device: path.deviceNumber("dev")) { return }
         let cwd = event.first(.cwd)?.string("cwd")
         let resolved = Self.normalized(name.hasPrefix("/") || cwd == nil ? name : cwd! + "/" + name)
@@ -146,8 +148,11 @@ final class ScanStage {
             let exit = syscall.integer("exit").map { Int32(truncatingIfNeeded: -$0) } ?? 0
             trigger = "tried to execute \(resolved) (\(exit > 0 ? String(cString: strerror(exit)) : "failed"))"
         }
-        batch.append((ScanTarget(path: resolved, expectedInode: inode, locations: locations(of: resolved, pid: pid, orItsExecutable: succeeded, hostFirst: true)),
-                      Context(process: process, trigger: trigger, time: time)))
+        batch.append(
+            (
+                ScanTarget(path: resolved, expectedInode: inode, locations: locations(of: resolved, pid: pid, orItsExecutable: succeeded, hostFirst: true)),
+                Context(process: process, trigger: trigger, time: time)
+            ))
     }
 
     /// Whether the host's file at absolute `name` is the one audit saw (inode and device) and
@@ -157,7 +162,8 @@ final class ScanStage {
         guard name.hasPrefix("/"), let device else { return false }
         var info = stat()
         guard stat(hostRoot + name, &info) == 0, UInt64(info.st_ino) == inode, UInt64(info.st_dev) == device,
-              info.st_mode & S_IFMT == S_IFREG else { return false }
+            info.st_mode & S_IFMT == S_IFREG
+        else { return false }
         return queue.isKnownClean(FileIdentity(info))
     }
 
@@ -184,17 +190,23 @@ final class ScanStage {
         let trigger: String
         if procfs.socketInode(pid: pid, fd: fd) != nil {
             // Found the way flows find theirs (a copy of the descriptor, else sock_diag).
-            guard let (_, socket) = wiring.sockets?.resolve(pid: pid, fd: fd, namespace: nil, family: UInt8(AF_INET6), remotePort: nil,
-                                                            transports: [.tcp], now: time)
-                ?? wiring.sockets?.resolve(pid: pid, fd: fd, namespace: nil, family: UInt8(AF_INET), remotePort: nil, transports: [.tcp], now: time),
-                socket.transport == .tcp else { return }  // a Unix or other non-TCP socket
+            guard
+                let (_, socket) = wiring.sockets?.resolve(
+                    pid: pid, fd: fd, namespace: nil, family: UInt8(AF_INET6), remotePort: nil,
+                    transports: [.tcp], now: time)
+                    ?? wiring.sockets?.resolve(pid: pid, fd: fd, namespace: nil, family: UInt8(AF_INET), remotePort: nil, transports: [.tcp], now: time),
+                socket.transport == .tcp
+            else { return }  // a Unix or other non-TCP socket
             trigger = "listening on TCP port \(socket.localPort)"
         } else {
             trigger = "listened on descriptor \(fd), closed before it could be read"
         }
         let process = wiring.processes.describe(pid: pid, syscall: syscall, time: time)
-        batch.append((ScanTarget(path: process.executable, locations: locations(of: process.executable, pid: pid, orItsExecutable: true)),
-                      Context(process: process, trigger: trigger, time: time)))
+        batch.append(
+            (
+                ScanTarget(path: process.executable, locations: locations(of: process.executable, pid: pid, orItsExecutable: true)),
+                Context(process: process, trigger: trigger, time: time)
+            ))
     }
 
     /// With `scan_uploaded_files`: the local files an upload's command line names.
@@ -204,7 +216,11 @@ final class ScanStage {
         for argument in program.arguments.dropFirst().prefix(32) where !argument.hasPrefix("-") && !argument.isEmpty {
             let path = Self.normalized(argument.hasPrefix("/") ? argument : (program.workingDirectory ?? "/") + "/" + argument)
             let places = locations(of: path, pid: program.pid, orItsExecutable: false)
-            guard places.contains(where: { var info = stat(); return stat($0, &info) == 0 && info.st_mode & S_IFMT == S_IFREG }) else { continue }
+            guard
+                places.contains(where: {
+                    var info = stat(); return stat($0, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
+                })
+            else { continue }
             let trigger = "named by \(program.programName)'s command line, \(flow.transferDirection.rawValue) to \(flow.remoteAddress):\(flow.remotePort)"
             batch.append((ScanTarget(path: path, locations: places), Context(process: flow.process, trigger: trigger, time: flow.start)))
         }

@@ -2,7 +2,7 @@ import CLinux
 import Control
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// systemd's readiness protocol (sd_notify, without libsystemd): one datagram of `KEY=VALUE`

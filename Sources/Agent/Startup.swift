@@ -3,7 +3,7 @@ import Privileges
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Start-up as root: the account to become, the directories the agent writes (made for that

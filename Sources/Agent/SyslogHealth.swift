@@ -17,7 +17,9 @@ struct SyslogHealth {
         var reasons: [String] = []
         if status.dropped > droppedReported && now - lastDropReport >= 60_000 {
             let dropped = status.dropped - droppedReported
-            log.error("syslog output dropped \(dropped) alerts (spool full: \(status.spool.dropped) in all, oversize: \(status.droppedOversize), spool unwritable: \(status.droppedUnspooled))")
+            log.error(
+                "syslog output dropped \(dropped) alerts (spool full: \(status.spool.dropped) in all, oversize: \(status.droppedOversize), spool unwritable: \(status.droppedUnspooled))"
+            )
             reasons.append("syslog output dropped \(dropped) alerts: the spool (spool_max_bytes \(spoolLimit)) was full and its oldest alerts went")
             droppedReported = status.dropped
             lastDropReport = now

@@ -2,7 +2,7 @@ import Patterns
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One thing wrong with a configuration file, named by its key path (`audit.source`).
@@ -131,6 +131,19 @@ public struct AgentConfiguration: Sendable, Equatable {
             throw ConfigError(file: file, problems: [ConfigProblem(keyPath: "", reason: error.description)])
         }
 
+        let (config, reader) = read(root)
+        if !reader.problems.isEmpty { throw ConfigError(file: file, problems: reader.problems) }
+        return config
+    }
+
+    /// Every key the reader knows, as `section.key` (`rules.yara.paths`, `exclusions.user`),
+    /// in reading order: what the shipped agent.conf and agent.conf(5) must document.
+    static var keyPaths: [String] {
+        // One exclusion, so that its keys are read too.
+        read(["exclusions": .array([.table([:])])]).reader.declared.map { $0.split(separator: "[0]").joined() }
+    }
+
+    private static func read(_ root: [String: TOMLValue]) -> (config: AgentConfiguration, reader: TableReader) {
         var config = AgentConfiguration()
         var reader = TableReader(table: root, path: "")
 
@@ -184,8 +197,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         reader.absorb(rules)
 
         reader.finish()
-        if !reader.problems.isEmpty { throw ConfigError(file: file, problems: reader.problems) }
-        return config
+        return (config, reader)
     }
 }
 
@@ -198,6 +210,8 @@ struct TableReader {
     /// Keys given with a non-empty value (an exclusion must have one besides its name).
     var conditionKeys: Set<String> = []
     var problems: [ConfigProblem] = []
+    /// Every key path asked for, here and in absorbed sub-readers.
+    private(set) var declared: [String] = []
 
     init(table: [String: TOMLValue]?, path: String) {
         self.table = table
@@ -208,6 +222,12 @@ struct TableReader {
 
     mutating func problem(_ key: String, _ reason: String) {
         problems.append(ConfigProblem(keyPath: key.isEmpty ? path : keyPath(key), reason: reason))
+    }
+
+    /// A key this reader knows (so it is not reported as unknown) that holds a value.
+    mutating func declare(_ key: String) {
+        known.insert(key)
+        declared.append(keyPath(key))
     }
 
     mutating func section(_ key: String) -> TableReader {
@@ -225,6 +245,7 @@ struct TableReader {
         var child = child
         child.finish()
         problems += child.problems
+        declared += child.declared
     }
 
     mutating func finish() {
@@ -237,7 +258,7 @@ struct TableReader {
 
     /// The value of `key` when it has the type `extract` takes; a problem when it has another.
     private mutating func value<T>(_ key: String, _ extract: (TOMLValue) -> T?, _ expected: String) -> T? {
-        known.insert(key)
+        declare(key)
         guard let value = table?[key] else { return nil }
         guard let typed = extract(value) else {
             problems.append(ConfigProblem(keyPath: keyPath(key), reason: "expected \(expected), found \(value.typeName)"))

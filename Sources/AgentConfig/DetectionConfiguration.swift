@@ -41,8 +41,10 @@ extension AgentConfiguration {
 
     public struct Network: Sendable, Equatable {
         /// Destinations that are not "untrusted": private, loopback, link-local and multicast.
-        public var trustedNetworks = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
-                                      "224.0.0.0/4", "::1/128", "fe80::/10", "ff00::/8", "fc00::/7"].compactMap(IPNetwork.init)
+        public var trustedNetworks = [
+            "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
+            "224.0.0.0/4", "::1/128", "fe80::/10", "ff00::/8", "fc00::/7",
+        ].compactMap(IPNetwork.init)
     }
 
     /// Alerts that must not be emitted: every field given must match (a list matches any item).
@@ -104,7 +106,7 @@ extension AgentConfiguration {
 extension TableReader {
     /// A string or a list of strings (`process_name = "lftp"` reads as `["lftp"]`).
     mutating func strings(_ key: String, default fallback: [String]) -> [String] {
-        known.insert(key)
+        declare(key)
         guard let value = table?[key] else { return fallback }
         if let single = value.string {
             conditionKeys.insert(key)
@@ -127,7 +129,7 @@ extension TableReader {
     }
 
     mutating func integers(_ key: String, in range: ClosedRange<Int>) -> [Int] {
-        known.insert(key)
+        declare(key)
         guard let value = table?[key] else { return [] }
         let items = value.integer != nil ? [value] : (value.array ?? [])
         if value.integer == nil && value.array == nil { problem(key, "expected an integer or a list of integers, found \(value.typeName)") }
@@ -171,7 +173,7 @@ extension TableReader {
     }
 
     mutating func double(_ key: String, default fallback: Double, in range: ClosedRange<Double>) -> Double {
-        known.insert(key)
+        declare(key)
         guard let value = table?[key] else { return fallback }
         guard let number = value.float ?? value.integer.map(Double.init) else {
             problem(key, "expected a number, found \(value.typeName)")
@@ -185,7 +187,7 @@ extension TableReader {
     }
 
     mutating func optionalString(_ key: String) -> String? {
-        known.insert(key)
+        declare(key)
         guard let value = table?[key] else { return nil }
         guard let text = value.string else {
             problem(key, "expected a string, found \(value.typeName)")

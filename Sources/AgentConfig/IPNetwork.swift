@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An address block in CIDR notation (`10.0.0.0/8`, `fe80::/10`); a bare address is a host.

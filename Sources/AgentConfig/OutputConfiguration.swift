@@ -50,7 +50,11 @@ extension AgentConfiguration {
         output.file.enabled = file.bool("enabled", default: output.file.enabled)
         if let path = file.optionalString("path") {
             // "" was how earlier versions turned the file off; it still does.
-            if path.isEmpty { output.file.enabled = false } else if path.hasPrefix("/") { output.file.path = path } else {
+            if path.isEmpty {
+                output.file.enabled = false
+            } else if path.hasPrefix("/") {
+                output.file.path = path
+            } else {
                 file.problem("path", "expected an absolute path, found \"\(path)\"")
             }
         }
@@ -166,7 +170,9 @@ public struct SyslogAddress: Equatable, Sendable, CustomStringConvertible {
             guard let close = rest.firstIndex(of: "]") else { return .failure(Problem(reason: "unclosed [ in \"\(text)\"")) }
             host = String(rest[rest.index(after: rest.startIndex)..<close])
             let after = rest[rest.index(after: close)...]
-            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty {
+            if after.hasPrefix(":") {
+                portText = after.dropFirst()
+            } else if !after.isEmpty {
                 return .failure(Problem(reason: "unexpected \"\(after)\" after the host in \"\(text)\""))
             }
         } else if let colon = rest.lastIndex(of: ":") {

@@ -48,7 +48,7 @@ public enum TOML {
 }
 
 /// A table while the document is read: how it came to be decides what may still add to it.
-private final class TableNode {
+final class TableNode {
     enum Origin {
         /// `[a.b]`: defined; a second header for it is an error.
         case header
@@ -72,17 +72,20 @@ private final class TableNode {
     init(_ origin: Origin) { self.origin = origin }
 
     var value: TOMLValue {
-        .table(entries.mapValues { entry in
-            switch entry {
-            case .value(let value): value
-            case .table(let table): table.value
-            case .tableArray(let tables): .array(tables.map(\.value))
-            }
-        })
+        .table(
+            entries.mapValues { entry in
+                switch entry {
+                case .value(let value): value
+                case .table(let table): table.value
+                case .tableArray(let tables): .array(tables.map(\.value))
+                }
+            })
     }
 }
 
-private struct TOMLParser {
+/// A TOML 1.0 document on bytes: structure, keys and values here; strings and the byte
+/// reader in TOMLParser+Strings.swift.
+struct TOMLParser {
     let bytes: [UInt8]
     var index = 0
     var line = 1
@@ -166,8 +169,10 @@ private struct TOMLParser {
 
     /// Follows `keys` from `table`, making missing tables with `origin`; an existing table
     /// must have one of the `extendable` origins (the last table of an array of tables is entered).
-    mutating func walk(_ keys: ArraySlice<String>, from table: TableNode, creating origin: TableNode.Origin,
-                       extendable: Set<TableNode.Origin>) throws(TOMLError) -> TableNode {
+    mutating func walk(
+        _ keys: ArraySlice<String>, from table: TableNode, creating origin: TableNode.Origin,
+        extendable: Set<TableNode.Origin>
+    ) throws(TOMLError) -> TableNode {
         var current = table
         for key in keys {
             switch current.entries[key] {
@@ -361,7 +366,8 @@ private struct TOMLParser {
         let integerPart = mantissa[..<(dotAt ?? mantissa.endIndex)]
         guard exponentAt != nil || dotAt != nil else { return nil }
         guard withoutUnderscores(integerPart, allowed: isDigit) != nil,
-              integerPart.count == 1 || integerPart.first != UInt8(ascii: "0") else { return nil }
+            integerPart.count == 1 || integerPart.first != UInt8(ascii: "0")
+        else { return nil }
         if let dotAt, withoutUnderscores(mantissa[(dotAt + 1)...], allowed: isDigit) == nil { return nil }
         if let exponentAt {
             var exponent = body[(exponentAt + 1)...]
@@ -401,7 +407,8 @@ private struct TOMLParser {
     static func isTime(_ token: ArraySlice<UInt8>) -> Bool {
         let b = Array(token)
         guard b.count >= 8, b[2] == UInt8(ascii: ":"), b[5] == UInt8(ascii: ":"),
-              [0, 1, 3, 4, 6, 7].allSatisfy({ isDigit(b[$0]) }) else { return false }
+            [0, 1, 3, 4, 6, 7].allSatisfy({ isDigit(b[$0]) })
+        else { return false }
         let hour = Int(b[0] - 48) * 10 + Int(b[1] - 48), minute = Int(b[3] - 48) * 10 + Int(b[4] - 48)
         let second = Int(b[6] - 48) * 10 + Int(b[7] - 48)
         guard hour < 24, minute < 60, second <= 60 else { return false }
@@ -427,153 +434,4 @@ private struct TOMLParser {
         guard separator == UInt8(ascii: "T") || separator == UInt8(ascii: "t") || separator == UInt8(ascii: " ") else { return false }
         return isTime(token.dropFirst(11))
     }
-
-    // MARK: strings
-
-    /// After the opening quote(s); consumes the closing ones. `"` opens a basic string
-    /// (escapes), `'` a literal one (none).
-    mutating func string(quote: UInt8, multiline: Bool) throws(TOMLError) -> String {
-        var out: [UInt8] = []
-        if multiline { skipFirstNewline() }
-        while true {
-            guard let byte = peek() else { throw failure("unterminated string") }
-            if byte == quote {
-                if !multiline { index += 1; return String(decoding: out, as: UTF8.self) }
-                if closesMultiline(byte, into: &out) { return String(decoding: out, as: UTF8.self) }
-            } else if byte == UInt8(ascii: "\\") && quote == UInt8(ascii: "\"") {
-                index += 1
-                if multiline, let next = peek(), next == UInt8(ascii: " ") || next == UInt8(ascii: "\t") || next == UInt8(ascii: "\n") || next == UInt8(ascii: "\r") {
-                    try lineEndingBackslash()
-                } else {
-                    try escape(into: &out)
-                }
-            } else {
-                try plain(byte, multiline: multiline, into: &out)
-            }
-        }
-    }
-
-    /// `\` at the end of a line in a multi-line basic string: it and the whitespace and
-    /// newlines after it vanish.
-    mutating func lineEndingBackslash() throws(TOMLError) {
-        let start = index
-        while let byte = peek(), byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { index += 1 }
-        guard let byte = peek(), byte == UInt8(ascii: "\n") || (byte == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n")) else {
-            index = start
-            throw failure("a backslash followed by spaces must end the line")
-        }
-        while let byte = peek() {
-            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { index += 1 }
-            else if byte == UInt8(ascii: "\n") { index += 1; newline(consumed: true) }
-            else if byte == UInt8(ascii: "\r"), peek(1) == UInt8(ascii: "\n") { index += 2; newline(consumed: true) }
-            else { break }
-        }
-    }
-
-    mutating func escape(into out: inout [UInt8]) throws(TOMLError) {
-        guard let byte = peek() else { throw failure("unterminated string") }
-        index += 1
-        switch byte {
-        case UInt8(ascii: "b"): out.append(0x08)
-        case UInt8(ascii: "t"): out.append(0x09)
-        case UInt8(ascii: "n"): out.append(0x0A)
-        case UInt8(ascii: "f"): out.append(0x0C)
-        case UInt8(ascii: "r"): out.append(0x0D)
-        case UInt8(ascii: "\""): out.append(byte)
-        case UInt8(ascii: "\\"): out.append(byte)
-        case UInt8(ascii: "u"), UInt8(ascii: "U"):
-            let count = byte == UInt8(ascii: "u") ? 4 : 8
-            guard index + count <= bytes.count, let code = UInt32(String(decoding: bytes[index..<(index + count)], as: UTF8.self), radix: 16),
-                  let scalar = Unicode.Scalar(code) else { throw failure("invalid \\\(Character(UnicodeScalar(byte))) escape") }
-            index += count
-            out += Array(String(Character(scalar)).utf8)
-        default:
-            index -= 1
-            throw failure("invalid escape \\\(describe(byte))")
-        }
-    }
-
-    /// At a quote of a multi-line string's kind: three close it (up to two more just before
-    /// them belong to the text); fewer are text.
-    mutating func closesMultiline(_ quote: UInt8, into out: inout [UInt8]) -> Bool {
-        guard peek(1) == quote, peek(2) == quote else {
-            out.append(quote)
-            index += 1
-            return false
-        }
-        var extra = 0
-        while extra < 2, peek(3 + extra) == quote { extra += 1 }
-        out += Array(repeating: quote, count: extra)
-        index += 3 + extra
-        return true
-    }
-
-    /// Any other byte of a string: newlines (multi-line only, kept as \n), no control characters.
-    mutating func plain(_ byte: UInt8, multiline: Bool, into out: inout [UInt8]) throws(TOMLError) {
-        if byte == UInt8(ascii: "\n") || (byte == UInt8(ascii: "\r") && peek(1) == UInt8(ascii: "\n")) {
-            guard multiline else { throw failure("newline in a single-line string") }
-            index += byte == UInt8(ascii: "\r") ? 2 : 1
-            out.append(UInt8(ascii: "\n"))
-            newline(consumed: true)
-            return
-        }
-        if isControl(byte) { throw failure("control character \(describe(byte)) in a string") }
-        out.append(byte)
-        index += 1
-    }
-
-    /// A newline right after the opening delimiter of a multi-line string is not part of it.
-    mutating func skipFirstNewline() {
-        if peek() == UInt8(ascii: "\n") { index += 1; newline(consumed: true) }
-        else if peek() == UInt8(ascii: "\r"), peek(1) == UInt8(ascii: "\n") { index += 2; newline(consumed: true) }
-    }
-
-    // MARK: bytes
-
-    func peek(_ offset: Int = 0) -> UInt8? { index + offset < bytes.count ? bytes[index + offset] : nil }
-
-    mutating func skipWhitespace() {
-        while let byte = peek(), byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { index += 1 }
-    }
-
-    /// Whitespace, newlines and comments (inside arrays).
-    mutating func skipBlank() throws(TOMLError) {
-        while let byte = peek() {
-            switch byte {
-            case UInt8(ascii: " "), UInt8(ascii: "\t"): index += 1
-            case UInt8(ascii: "\n"): newline()
-            case UInt8(ascii: "\r") where peek(1) == UInt8(ascii: "\n"): index += 1; newline()
-            case UInt8(ascii: "#"): try comment()
-            default: return
-            }
-        }
-    }
-
-    /// At a `\n` (or after it, when `consumed`): counts the line.
-    mutating func newline(consumed: Bool = false) {
-        if !consumed { index += 1 }
-        line += 1
-        lineStart = index
-    }
-
-    func failure(_ message: String) -> TOMLError {
-        TOMLError(line: line, column: index - lineStart + 1, message: message)
-    }
-
-    func describe(_ byte: UInt8) -> String {
-        byte >= 0x20 && byte < 0x7F ? "'\(Character(UnicodeScalar(byte)))'" : "0x" + String(byte, radix: 16)
-    }
 }
-
-private func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
-
-private func isBareKey(_ byte: UInt8) -> Bool {
-    isDigit(byte) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z")) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-}
-
-private func isScalarByte(_ byte: UInt8) -> Bool {
-    isBareKey(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":")
-}
-
-/// Control characters TOML allows nowhere but as tabs.
-private func isControl(_ byte: UInt8) -> Bool { (byte < 0x20 && byte != 0x09) || byte == 0x7F }

@@ -121,7 +121,8 @@ public struct AuditRecord: Sendable {
     /// number `stat` reports in `st_dev`.
     public func deviceNumber(_ name: StaticString) -> UInt64? {
         guard let raw = rawValue(name), let colon = raw.firstIndex(of: UInt8(ascii: ":")),
-              let major = FieldDecoding.hexNumber(raw[..<colon]), let minor = FieldDecoding.hexNumber(raw[(colon + 1)...]) else { return nil }
+            let major = FieldDecoding.hexNumber(raw[..<colon]), let minor = FieldDecoding.hexNumber(raw[(colon + 1)...])
+        else { return nil }
         return (major & 0xffff_f000) << 32 | (major & 0xfff) << 8 | (minor & 0xffff_ff00) << 12 | (minor & 0xff)
     }
 }

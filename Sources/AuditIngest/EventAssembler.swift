@@ -132,8 +132,11 @@ public final class EventAssembler {
     private func sweep(logCutoff: Int64?, arrivalCutoff: Int64?) {
         var expired: [EventKey] = []
         for (key, event) in pending {
-            if let logCutoff, event.lastLogTime < logCutoff { expired.append(key) }
-            else if let arrivalCutoff, event.lastArrival < arrivalCutoff { expired.append(key) }
+            if let logCutoff, event.lastLogTime < logCutoff {
+                expired.append(key)
+            } else if let arrivalCutoff, event.lastArrival < arrivalCutoff {
+                expired.append(key)
+            }
         }
         expired.sort(by: Self.streamOrder)
         for key in expired {

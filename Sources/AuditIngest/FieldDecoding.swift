@@ -20,7 +20,8 @@ public enum FieldDecoding {
     @inline(__always)
     public static func plainValue(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>, recordType: AuditRecordType) -> ArraySlice<UInt8>? {
         if value.count >= 2, let first = value.first, first == value.last,
-           first == UInt8(ascii: "\"") || first == UInt8(ascii: "'") {
+            first == UInt8(ascii: "\"") || first == UInt8(ascii: "'")
+        {
             return value.dropFirst().dropLast()
         }
         if isHexDigits(value), isEncodable(name: name, recordType: recordType) { return nil }

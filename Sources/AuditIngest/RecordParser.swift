@@ -80,12 +80,14 @@ public enum RecordParser {
         while digits > 3 { fraction /= 10; digits -= 1 }
         while digits < 3 { fraction *= 10; digits += 1 }
         guard cursor.consume(":"), let serial = cursor.takeDecimal(), serial <= UInt64(UInt32.max),
-              cursor.consume(")") else { throw .badStamp }
+            cursor.consume(")")
+        else { throw .badStamp }
         _ = cursor.consume(":")
         cursor.skipSpaces()
 
-        let key = EventKey(time: AuditTime(seconds: Int64(seconds), milliseconds: UInt16(fraction)),
-                           serial: UInt32(serial), node: node)
+        let key = EventKey(
+            time: AuditTime(seconds: Int64(seconds), milliseconds: UInt16(fraction)),
+            serial: UInt32(serial), node: node)
         let text = Array(cursor.rest)
         var fields: [FieldSpan] = []
         fields.reserveCapacity(24)
@@ -109,8 +111,10 @@ public enum RecordParser {
 
 /// Splits `name=value name="quoted" name='nested fields' NAME={ braces }` into spans.
 enum FieldScanner {
-    static func scan(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int,
-                     into fields: inout [FieldSpan]) throws(RecordParseError) {
+    static func scan(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int,
+        into fields: inout [FieldSpan]
+    ) throws(RecordParseError) {
         let space = UInt8(ascii: " "), equals = UInt8(ascii: "=")
         var i = start
         while i < end {
@@ -139,7 +143,8 @@ enum FieldScanner {
                 // User-space messages nest their own fields in msg='...': read them as
                 // fields of the record, the way auparse does.
                 if nameEnd - nameStart == 3, bytes[nameStart] == UInt8(ascii: "m"),
-                   bytes[nameStart + 1] == UInt8(ascii: "s"), bytes[nameStart + 2] == UInt8(ascii: "g") {
+                    bytes[nameStart + 1] == UInt8(ascii: "s"), bytes[nameStart + 2] == UInt8(ascii: "g")
+                {
                     try scan(bytes, from: i + 1, to: close, into: &fields)
                     i = close + 1
                     continue

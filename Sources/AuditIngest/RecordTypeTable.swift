@@ -1,6 +1,6 @@
-// Record type numbers and names as libaudit 3.0.9 knows them (generated once from
-// audit_msg_type_to_name for 1000..2999). Names not listed here get codes from
-// AuditRecordType.dynamicBase upwards, registered on first sight.
+// Record type numbers and names as libaudit 3.0.9 knows them (written by
+// tools/generate-record-types from audit_msg_type_to_name for 1000..2999). Names not listed here
+// get codes from AuditRecordType.dynamicBase upwards, registered on first sight.
 extension AuditRecordType {
     static let knownTypes: [(UInt16, StaticString)] = [
         (1005, "USER"),

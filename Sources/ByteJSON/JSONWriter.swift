@@ -85,8 +85,10 @@ public struct JSONWriter {
             case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
             case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
             case 0..<0x20, 0x7F:
-                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30,
-                                          Self.hexDigits[Int(byte >> 4)], Self.hexDigits[Int(byte & 15)]])
+                bytes.append(contentsOf: [
+                    0x5C, UInt8(ascii: "u"), 0x30, 0x30,
+                    Self.hexDigits[Int(byte >> 4)], Self.hexDigits[Int(byte & 15)],
+                ])
             case 0x20..<0x7F:
                 bytes.append(byte)
             default:
@@ -163,4 +165,3 @@ public func rfc3339UTF8(milliseconds: Int64) -> [UInt8] {
     digits(ms, 3); text.append(UInt8(ascii: "Z"))
     return text
 }
-

@@ -51,9 +51,13 @@ public struct AgentStatus: Codable, Sendable {
         /// Records that did not parse.
         public var parseErrors: Int
         public var sequenceGaps: Int
-        public init(source: String, ruleKey: String, rulesInstalled: Int, kernel: Kernel?, records: Int, events: Int,
-                    recordsPerSecond: Rate, eventsPerSecond: Rate, userspaceDrops: [String: Int], parseErrors: Int, sequenceGaps: Int) {
-            (self.source, self.ruleKey, self.rulesInstalled, self.kernel, self.records, self.events) = (source, ruleKey, rulesInstalled, kernel, records, events)
+        public init(
+            source: String, ruleKey: String, rulesInstalled: Int, kernel: Kernel?, records: Int, events: Int,
+            recordsPerSecond: Rate, eventsPerSecond: Rate, userspaceDrops: [String: Int], parseErrors: Int, sequenceGaps: Int
+        ) {
+            (self.source, self.ruleKey, self.rulesInstalled, self.kernel, self.records, self.events) = (
+                source, ruleKey, rulesInstalled, kernel, records, events
+            )
             (self.recordsPerSecond, self.eventsPerSecond, self.userspaceDrops, self.parseErrors, self.sequenceGaps) =
                 (recordsPerSecond, eventsPerSecond, userspaceDrops, parseErrors, sequenceGaps)
         }
@@ -76,8 +80,10 @@ public struct AgentStatus: Codable, Sendable {
         public var execsChecked: Int
         public var flowsChecked: Int
         public var firstSeen: FirstSeen
-        public init(rulesEnabled: Int, alerts: Int, alertsByRule: [String: Int], exclusionsHit: [String: Int], execsChecked: Int, flowsChecked: Int,
-                    firstSeen: FirstSeen) {
+        public init(
+            rulesEnabled: Int, alerts: Int, alertsByRule: [String: Int], exclusionsHit: [String: Int], execsChecked: Int, flowsChecked: Int,
+            firstSeen: FirstSeen
+        ) {
             (self.rulesEnabled, self.alerts, self.alertsByRule, self.exclusionsHit, self.execsChecked, self.flowsChecked, self.firstSeen) =
                 (rulesEnabled, alerts, alertsByRule, exclusionsHit, execsChecked, flowsChecked, firstSeen)
         }
@@ -135,10 +141,14 @@ public struct AgentStatus: Codable, Sendable {
         public var spoolLimitBytes: Int
         public var dropped: Int
         public var truncated: Int
-        public init(address: String, connected: Bool, problem: String?, delivered: Int, connections: Int, spoolRecords: Int,
-                    spoolBytes: Int, spoolLimitBytes: Int, dropped: Int, truncated: Int) {
+        public init(
+            address: String, connected: Bool, problem: String?, delivered: Int, connections: Int, spoolRecords: Int,
+            spoolBytes: Int, spoolLimitBytes: Int, dropped: Int, truncated: Int
+        ) {
             (self.address, self.connected, self.problem, self.delivered, self.connections) = (address, connected, problem, delivered, connections)
-            (self.spoolRecords, self.spoolBytes, self.spoolLimitBytes, self.dropped, self.truncated) = (spoolRecords, spoolBytes, spoolLimitBytes, dropped, truncated)
+            (self.spoolRecords, self.spoolBytes, self.spoolLimitBytes, self.dropped, self.truncated) = (
+                spoolRecords, spoolBytes, spoolLimitBytes, dropped, truncated
+            )
         }
     }
 
@@ -180,8 +190,10 @@ public struct AgentStatus: Codable, Sendable {
     public var yara: Yara
     public var outputs: Outputs
 
-    public init(version: String, pid: Int, started: String, uptimeSeconds: Int, configFile: String, privileges: Privileges, health: Health,
-                audit: Audit, host: Host, detection: Detection, yara: Yara, outputs: Outputs) {
+    public init(
+        version: String, pid: Int, started: String, uptimeSeconds: Int, configFile: String, privileges: Privileges, health: Health,
+        audit: Audit, host: Host, detection: Detection, yara: Yara, outputs: Outputs
+    ) {
         (self.version, self.pid, self.started, self.uptimeSeconds, self.configFile) = (version, pid, started, uptimeSeconds, configFile)
         (self.privileges, self.health) = (privileges, health)
         (self.audit, self.host, self.detection, self.yara, self.outputs) = (audit, host, detection, yara, outputs)

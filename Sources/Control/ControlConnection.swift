@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// agentctl's side of the control socket: a blocking connection that sends a request line and

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A Unix-domain socket address, for bind (the agent), connect (agentctl) and sendto (the

@@ -64,8 +64,10 @@ public final class Detector: FlowObserver {
     private var earlierSilenced: [String: Int] = [:]
     private var earlierLimitErrors = 0
 
-    public init(configuration: AgentConfiguration, assessInteractivity: @escaping (ProcessRecord) -> Interactivity,
-                firstSeen: FirstSeenStore, idPrefix: String, emit: @escaping (Alert) -> Void) throws(PatternError) {
+    public init(
+        configuration: AgentConfiguration, assessInteractivity: @escaping (ProcessRecord) -> Interactivity,
+        firstSeen: FirstSeenStore, idPrefix: String, emit: @escaping (Alert) -> Void
+    ) throws(PatternError) {
         rules = try Rules(configuration)
         self.assessInteractivity = assessInteractivity
         self.firstSeen = firstSeen
@@ -140,12 +142,14 @@ public final class Detector: FlowObserver {
     public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
         // Port 0 and unspecified peers are route probes (getaddrinfo's AI_ADDRCONFIG), not connections.
         guard rules.enabled.contains(.firstSeenProcess), !process.executable.isEmpty, port != 0,
-              remote.bytes.contains(where: { $0 != 0 }) else { return }
+            remote.bytes.contains(where: { $0 != 0 })
+        else { return }
         // A connection to a trusted peer counts as having connected out: only then is it known.
         guard firstSeen.observe(process.executable, now: time) == .new, !isTrusted(remote) else { return }
-        raise(.firstSeenProcess, time: time,
-              reasons: ["first outbound connection of \(process.executable)", "destination \(remote) is untrusted"],
-              process: process, remote: (remote, port))
+        raise(
+            .firstSeenProcess, time: time,
+            reasons: ["first outbound connection of \(process.executable)", "destination \(remote) is untrusted"],
+            process: process, remote: (remote, port))
     }
 
     public func flowStarted(_ flow: Flow) {
@@ -153,9 +157,11 @@ public final class Detector: FlowObserver {
         let untrusted = !isTrusted(flow.remoteAddress)
         let proto = flow.networkProtocol
         if rules.enabled.contains(.noninteractiveTransfer), untrusted, [.ftp, .scp, .sftp, .tftp].contains(proto),
-           !flow.interactivity.isInteractive {
-            raise(.noninteractiveTransfer, flow: flow,
-                  reasons: flow.interactivity.reasons + ["destination \(flow.remoteAddress) is untrusted"])
+            !flow.interactivity.isInteractive
+        {
+            raise(
+                .noninteractiveTransfer, flow: flow,
+                reasons: flow.interactivity.reasons + ["destination \(flow.remoteAddress) is untrusted"])
         }
         if rules.enabled.contains(.lolbinTransfer) {
             let reasons = lolbinReasons(flow)
@@ -163,9 +169,11 @@ public final class Detector: FlowObserver {
         }
         if rules.enabled.contains(.nonstandardPort), let usual = proto.standardPorts, !usual.contains(flow.remotePort) {
             let client = Self.imageName(flow.transferProcess ?? flow.process)
-            raise(.nonstandardPort, flow: flow, reasons: [
-                "\(client) connected to port \(flow.remotePort) (usual for \(proto.rawValue): \(usual.map(String.init).joined(separator: ", ")))",
-            ])
+            raise(
+                .nonstandardPort, flow: flow,
+                reasons: [
+                    "\(client) connected to port \(flow.remotePort) (usual for \(proto.rawValue): \(usual.map(String.init).joined(separator: ", ")))"
+                ])
         }
         if rules.enabled.contains(.suspiciousFilename) {
             let names = suspiciousNames(flow.transferProcess ?? flow.process)
@@ -208,17 +216,21 @@ public final class Detector: FlowObserver {
         let out = flow.sessionBytesOut ?? 0
         let total = out + (flow.sessionBytesIn ?? 0)
         if rules.enabled.contains(.largeTransfer), untrusted, out >= UInt64(rules.settings.transferSizeThreshold) {
-            raise(.largeTransfer, flow: flow, reasons: [
-                "sent \(out) bytes (threshold \(rules.settings.transferSizeThreshold))", "destination \(flow.remoteAddress) is untrusted",
-            ])
+            raise(
+                .largeTransfer, flow: flow,
+                reasons: [
+                    "sent \(out) bytes (threshold \(rules.settings.transferSizeThreshold))", "destination \(flow.remoteAddress) is untrusted",
+                ])
         }
         if rules.enabled.contains(.outboundRatio), untrusted, total > 0, total >= UInt64(rules.settings.outboundMinimumBytes) {
             let share = Double(out) / Double(total)
             if share >= rules.settings.dataFlowDirectionThreshold {
-                raise(.outboundRatio, flow: flow, reasons: [
-                    "\(percent(share)) of \(total) bytes outbound (threshold \(percent(rules.settings.dataFlowDirectionThreshold)))",
-                    "destination \(flow.remoteAddress) is untrusted",
-                ])
+                raise(
+                    .outboundRatio, flow: flow,
+                    reasons: [
+                        "\(percent(share)) of \(total) bytes outbound (threshold \(percent(rules.settings.dataFlowDirectionThreshold)))",
+                        "destination \(flow.remoteAddress) is untrusted",
+                    ])
             }
         }
         if rules.enabled.contains(.ftpToInternet), let reasons = ftpToInternetReasons(flow) {
@@ -227,13 +239,16 @@ public final class Detector: FlowObserver {
     }
 
     /// Elastic's rule: its own fixed ranges, not trusted_networks.
-    static let elasticNonInternet = ["10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
-                                     "224.0.0.0/4", "::1/128", "fe80::/10", "ff00::/8"].compactMap(IPNetwork.init)
+    static let elasticNonInternet = [
+        "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
+        "224.0.0.0/4", "::1/128", "fe80::/10", "ff00::/8",
+    ].compactMap(IPNetwork.init)
     static let rfc1918 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].compactMap(IPNetwork.init)
 
     func ftpToInternetReasons(_ flow: Flow) -> [String]? {
         guard flow.transport != .udp, flow.remotePort == 20 || flow.remotePort == 21,
-              !Self.elasticNonInternet.contains(address: flow.remoteAddress.bytes) else { return nil }
+            !Self.elasticNonInternet.contains(address: flow.remoteAddress.bytes)
+        else { return nil }
         let destination = "destination \(flow.remoteAddress):\(flow.remotePort) is on the Internet"
         // A replayed log has no local address (audit records only the peer).
         guard let source = flow.socket?.localAddress, flow.socket?.localPort != 0 else {
@@ -248,8 +263,9 @@ public final class Detector: FlowObserver {
     /// A YARA rule matched a file this process executed, listens with or may upload.
     public func yaraMatched(_ finding: YaraFinding, process: ProcessRecord?, time: Int64) {
         guard rules.enabled.contains(.yaraMatch) else { return }
-        raise(.yaraMatch, time: time, reasons: [finding.trigger, "YARA rule \(finding.match.rule) matched \(finding.file.path)"],
-              process: process, yara: finding)
+        raise(
+            .yaraMatch, time: time, reasons: [finding.trigger, "YARA rule \(finding.match.rule) matched \(finding.file.path)"],
+            process: process, yara: finding)
     }
 
     // MARK: agent health
@@ -268,10 +284,13 @@ public final class Detector: FlowObserver {
         raise(rule, time: flow.end ?? flow.start, reasons: reasons, process: flow.process, interactivity: flow.interactivity, flow: flow)
     }
 
-    private func raise(_ rule: RuleID, time: Int64, reasons: [String], process: ProcessRecord?, interactivity: Interactivity? = nil,
-                       flow: Flow? = nil, remote: (IPAddress, UInt16)? = nil, yara: YaraFinding? = nil) {
-        let alert = Alert(id: "\(idPrefix)-\(nextID)", rule: rule, time: time, reasons: reasons, process: process,
-                          interactivity: interactivity ?? process.map(assessInteractivity), flow: flow, remote: remote, yara: yara)
+    private func raise(
+        _ rule: RuleID, time: Int64, reasons: [String], process: ProcessRecord?, interactivity: Interactivity? = nil,
+        flow: Flow? = nil, remote: (IPAddress, UInt16)? = nil, yara: YaraFinding? = nil
+    ) {
+        let alert = Alert(
+            id: "\(idPrefix)-\(nextID)", rule: rule, time: time, reasons: reasons, process: process,
+            interactivity: interactivity ?? process.map(assessInteractivity), flow: flow, remote: remote, yara: yara)
         if rules.exclusions.silence(alert) != nil { return }
         nextID += 1
         counters.alerts[rule, default: 0] += 1

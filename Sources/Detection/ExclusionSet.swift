@@ -19,7 +19,8 @@ final class ExclusionSet {
     init(_ exclusions: [AgentConfiguration.Exclusion]) throws(PatternError) {
         var compiled: [Compiled] = []
         for exclusion in exclusions {
-            compiled.append(Compiled(exclusion: exclusion, commandLine: try exclusion.commandLinePattern.map { pattern throws(PatternError) in try Pattern(pattern) }))
+            compiled.append(
+                Compiled(exclusion: exclusion, commandLine: try exclusion.commandLinePattern.map { pattern throws(PatternError) in try Pattern(pattern) }))
         }
         self.exclusions = compiled
         for exclusion in exclusions { silenced[exclusion.name] = 0 }
@@ -37,20 +38,34 @@ final class ExclusionSet {
         if !e.rules.isEmpty && !e.rules.contains(alert.rule) { return false }
         // The flow's owner and, for scp/sftp, the program that named the transfer.
         let images = [alert.process, alert.flow?.transferProcess].compactMap { $0 }
-        let needsProcess = !e.processExecutables.isEmpty || !e.processNames.isEmpty || !e.parentExecutables.isEmpty
+        let needsProcess =
+            !e.processExecutables.isEmpty || !e.processNames.isEmpty || !e.parentExecutables.isEmpty
             || !e.ancestorExecutables.isEmpty || !e.users.isEmpty || compiled.commandLine != nil
         if needsProcess && images.isEmpty { return false }
         if !e.processExecutables.isEmpty && !images.contains(where: { e.processExecutables.contains($0.executable) }) { return false }
         if !e.processNames.isEmpty
-            && !images.contains(where: { $0.isProgram(in: Set(e.processNames)) }) { return false }
+            && !images.contains(where: { $0.isProgram(in: Set(e.processNames)) })
+        {
+            return false
+        }
         if !e.parentExecutables.isEmpty
-            && !images.contains(where: { $0.parent.map { e.parentExecutables.contains($0.executable) } ?? false }) { return false }
+            && !images.contains(where: { $0.parent.map { e.parentExecutables.contains($0.executable) } ?? false })
+        {
+            return false
+        }
         if !e.ancestorExecutables.isEmpty
-            && !images.contains(where: { $0.ancestors().contains { e.ancestorExecutables.contains($0.executable) } }) { return false }
-        if !e.users.isEmpty, !images.contains(where: { p in
-            guard let uid = p.uid else { return false }
-            return e.users.contains(String(uid)) || users.name(of: uid).map(e.users.contains) == true
-        }) { return false }
+            && !images.contains(where: { $0.ancestors().contains { e.ancestorExecutables.contains($0.executable) } })
+        {
+            return false
+        }
+        if !e.users.isEmpty,
+            !images.contains(where: { p in
+                guard let uid = p.uid else { return false }
+                return e.users.contains(String(uid)) || users.name(of: uid).map(e.users.contains) == true
+            })
+        {
+            return false
+        }
         if let pattern = compiled.commandLine, !images.contains(where: { pattern.matches($0.commandLine) }) { return false }
         if !e.destinationNetworks.isEmpty || !e.destinationPorts.isEmpty {
             guard let destination = alert.destination else { return false }

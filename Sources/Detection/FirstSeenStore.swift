@@ -2,7 +2,7 @@ import AgentConfig
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The executables that have made an outbound connection, learned for a period and then

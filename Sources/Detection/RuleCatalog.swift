@@ -21,53 +21,71 @@ extension RuleID {
     public var info: RuleInfo {
         switch self {
         case .noninteractiveTransfer:
-            RuleInfo(name: "File transfer by a non-interactive process",
-                     description: "An FTP, SCP/SFTP or TFTP flow to an untrusted destination made by a process no person typed: no terminal, a script, cron, atd, a systemd unit, a CI runner or a web server.",
-                     severity: 47, analytic: "AN1170", technique: alternativeProtocol, tactic: exfiltration)
+            RuleInfo(
+                name: "File transfer by a non-interactive process",
+                description:
+                    "An FTP, SCP/SFTP or TFTP flow to an untrusted destination made by a process no person typed: no terminal, a script, cron, atd, a systemd unit, a CI runner or a web server.",
+                severity: 47, analytic: "AN1170", technique: alternativeProtocol, tactic: exfiltration)
         case .largeTransfer:
-            RuleInfo(name: "Large file transfer to an untrusted destination",
-                     description: "A file-transfer flow sent at least the configured number of bytes to a destination outside the trusted networks.",
-                     severity: 73, analytic: "AN1170", technique: alternativeProtocol, tactic: exfiltration)
+            RuleInfo(
+                name: "Large file transfer to an untrusted destination",
+                description: "A file-transfer flow sent at least the configured number of bytes to a destination outside the trusted networks.",
+                severity: 73, analytic: "AN1170", technique: alternativeProtocol, tactic: exfiltration)
         case .commandLine:
-            RuleInfo(name: "Bulk copy of system directories by a transfer tool",
-                     description: "A transfer tool's command line copies log, configuration or home directories recursively (scp -r /var/log/*, lftp mirror -R /etc, curl -T /root/...).",
-                     severity: 47, analytic: "AN1170", technique: alternativeProtocol, tactic: exfiltration)
+            RuleInfo(
+                name: "Bulk copy of system directories by a transfer tool",
+                description:
+                    "A transfer tool's command line copies log, configuration or home directories recursively (scp -r /var/log/*, lftp mirror -R /etc, curl -T /root/...).",
+                severity: 47, analytic: "AN1170", technique: alternativeProtocol, tactic: exfiltration)
         case .lolbinTransfer:
-            RuleInfo(name: "File transfer started by a living-off-the-land binary",
-                     description: "An FTP, TFTP, SMB or SCP/SFTP flow whose process or one of its two nearest ancestors is an interpreter running inline code, busybox, curl, wget, nc, socat, openssl or a Windows command image.",
-                     severity: 73, analytic: "AN1169", technique: fileTransferProtocols, tactic: commandAndControl)
+            RuleInfo(
+                name: "File transfer started by a living-off-the-land binary",
+                description:
+                    "An FTP, TFTP, SMB or SCP/SFTP flow whose process or one of its two nearest ancestors is an interpreter running inline code, busybox, curl, wget, nc, socat, openssl or a Windows command image.",
+                severity: 73, analytic: "AN1169", technique: fileTransferProtocols, tactic: commandAndControl)
         case .outboundRatio:
-            RuleInfo(name: "Mostly outbound file transfer",
-                     description: "A file-transfer flow to an untrusted destination whose bytes went mostly out of the host.",
-                     severity: 47, analytic: "AN1169", technique: alternativeProtocol, tactic: exfiltration)
+            RuleInfo(
+                name: "Mostly outbound file transfer",
+                description: "A file-transfer flow to an untrusted destination whose bytes went mostly out of the host.",
+                severity: 47, analytic: "AN1169", technique: alternativeProtocol, tactic: exfiltration)
         case .suspiciousFilename:
-            RuleInfo(name: "Transfer of an archive or hash-named file",
-                     description: "A file-transfer command line names an archive or a file named like a hash.",
-                     severity: 47, analytic: "AN1169", technique: alternativeProtocol, tactic: exfiltration)
+            RuleInfo(
+                name: "Transfer of an archive or hash-named file",
+                description: "A file-transfer command line names an archive or a file named like a hash.",
+                severity: 47, analytic: "AN1169", technique: alternativeProtocol, tactic: exfiltration)
         case .scriptedFTP:
-            RuleInfo(name: "Scripted FTP client",
-                     description: "An FTP client driven by a script: ftp -s:file, ftp reading commands from a file or pipe, lftp -f/-c/-e without a terminal, sftp -b, busybox ftpput/ftpget.",
-                     severity: 47, analytic: nil, technique: fileTransferProtocols, tactic: commandAndControl)
+            RuleInfo(
+                name: "Scripted FTP client",
+                description:
+                    "An FTP client driven by a script: ftp -s:file, ftp reading commands from a file or pipe, lftp -f/-c/-e without a terminal, sftp -b, busybox ftpput/ftpget.",
+                severity: 47, analytic: nil, technique: fileTransferProtocols, tactic: commandAndControl)
         case .ftpToInternet:
-            RuleInfo(name: "FTP activity to the Internet",
-                     description: "TCP to port 20 or 21 from a private address to a destination outside private, loopback, link-local and multicast ranges.",
-                     severity: 21, analytic: nil, technique: alternativeProtocol, tactic: exfiltration)
+            RuleInfo(
+                name: "FTP activity to the Internet",
+                description: "TCP to port 20 or 21 from a private address to a destination outside private, loopback, link-local and multicast ranges.",
+                severity: 21, analytic: nil, technique: alternativeProtocol, tactic: exfiltration)
         case .nonstandardPort:
-            RuleInfo(name: "File transfer on a non-standard port",
-                     description: "A file-transfer client connected to a port other than its protocol's usual one (FTP over 443 or 80, SSH away from 22, TFTP away from 69).",
-                     severity: 47, analytic: nil, technique: (id: "T1571", name: "Non-Standard Port"), tactic: commandAndControl)
+            RuleInfo(
+                name: "File transfer on a non-standard port",
+                description:
+                    "A file-transfer client connected to a port other than its protocol's usual one (FTP over 443 or 80, SSH away from 22, TFTP away from 69).",
+                severity: 47, analytic: nil, technique: (id: "T1571", name: "Non-Standard Port"), tactic: commandAndControl)
         case .firstSeenProcess:
-            RuleInfo(name: "First outbound connection of an executable",
-                     description: "After the learning period, an executable that never connected out before connected to an untrusted destination.",
-                     severity: 21, analytic: nil, technique: (id: "T1071", name: "Application Layer Protocol"), tactic: commandAndControl)
+            RuleInfo(
+                name: "First outbound connection of an executable",
+                description: "After the learning period, an executable that never connected out before connected to an untrusted destination.",
+                severity: 21, analytic: nil, technique: (id: "T1071", name: "Application Layer Protocol"), tactic: commandAndControl)
         case .yaraMatch:
-            RuleInfo(name: "YARA rule match",
-                     description: "A YARA rule matched a file a process executed or tried to execute, the executable of a process that started listening on TCP, or a file a transfer may upload.",
-                     severity: 73, analytic: nil, technique: nil, tactic: nil)
+            RuleInfo(
+                name: "YARA rule match",
+                description:
+                    "A YARA rule matched a file a process executed or tried to execute, the executable of a process that started listening on TCP, or a file a transfer may upload.",
+                severity: 73, analytic: nil, technique: nil, tactic: nil)
         case .agentHealth:
-            RuleInfo(name: "xferwatch agent health",
-                     description: "The agent lost audit events, its kernel rules were changed by someone else, or an output fell behind.",
-                     severity: 73, analytic: nil, technique: nil, tactic: nil)
+            RuleInfo(
+                name: "xferwatch agent health",
+                description: "The agent lost audit events, its kernel rules were changed by someone else, or an output fell behind.",
+                severity: 73, analytic: nil, technique: nil, tactic: nil)
         }
     }
 }

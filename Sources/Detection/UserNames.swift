@@ -1,7 +1,7 @@
 import AuditIngest
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// uid -> user name for alerts. Live, from the host's passwd database (NSS), cached; in a
@@ -38,7 +38,8 @@ public final class UserNames {
 
     private func learn(_ record: AuditRecord, _ id: StaticString, _ interpreted: StaticString) {
         guard let uid = record.integer(id), let value = UInt32(exactly: uid), let name = record.interpretedString(interpreted),
-              name != "unset", !name.isEmpty, cache[value] == nil else { return }
+            name != "unset", !name.isEmpty, cache[value] == nil
+        else { return }
         if cache.count > 4096 { cache.removeAll() }
         cache[value] = name
     }

@@ -3,7 +3,9 @@ import HostState
 
 /// What the user ran, as ECS `network.protocol` names it.
 public enum FlowProtocol: String, Sendable {
-    case ftp, ftpData = "ftp-data", scp, sftp, tftp, smb
+    case ftp
+    case ftpData = "ftp-data"
+    case scp, sftp, tftp, smb
 
     /// The server ports the protocol normally uses (FTP also implicit FTPS); nil for FTP data,
     /// whose ports are negotiated.
@@ -72,9 +74,11 @@ public final class Flow {
     /// When a poll first found the socket gone: its destroy notification may still be queued.
     var vanishedAt: Int64?
 
-    init(id: UInt64, networkProtocol: FlowProtocol, process: ProcessRecord, transferProcess: ProcessRecord?,
-         interactivity: Interactivity, family: UInt8, remoteAddress: IPAddress, remotePort: UInt16, accepted: Bool,
-         start: Int64, declaredDirection: TransferDirection, fd: Int32, uid: UInt32?) {
+    init(
+        id: UInt64, networkProtocol: FlowProtocol, process: ProcessRecord, transferProcess: ProcessRecord?,
+        interactivity: Interactivity, family: UInt8, remoteAddress: IPAddress, remotePort: UInt16, accepted: Bool,
+        start: Int64, declaredDirection: TransferDirection, fd: Int32, uid: UInt32?
+    ) {
         self.id = id
         self.networkProtocol = networkProtocol
         self.process = process
@@ -108,8 +112,9 @@ public final class Flow {
         if declaredDirection != .unknown { return declaredDirection }
         if networkProtocol == .ftp {
             guard !dataConnections.isEmpty else { return .unknown }
-            return TransferTools.directionFromBytes(out: dataConnections.compactMap(\.bytesOut).reduce(0, +),
-                                                    in: dataConnections.compactMap(\.bytesIn).reduce(0, +))
+            return TransferTools.directionFromBytes(
+                out: dataConnections.compactMap(\.bytesOut).reduce(0, +),
+                in: dataConnections.compactMap(\.bytesIn).reduce(0, +))
         }
         return TransferTools.directionFromBytes(out: bytesOut, in: bytesIn)
     }

@@ -3,7 +3,7 @@ import HostState
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public struct FlowSettings: Sendable {
@@ -62,8 +62,10 @@ public final class FlowTracker {
     /// Debug-level notes (why a flow could not be resolved...).
     private let debug: (@autoclosure () -> String) -> Void
 
-    public init(catalog: SyscallCatalog, processes: ProcessTable, sockets: HostSockets?, settings: FlowSettings = FlowSettings(),
-                debug: @escaping (@autoclosure () -> String) -> Void = { _ in }, observer: any FlowObserver) {
+    public init(
+        catalog: SyscallCatalog, processes: ProcessTable, sockets: HostSockets?, settings: FlowSettings = FlowSettings(),
+        debug: @escaping (@autoclosure () -> String) -> Void = { _ in }, observer: any FlowObserver
+    ) {
         self.catalog = catalog
         self.debug = debug
         self.processes = processes
@@ -94,8 +96,9 @@ public final class FlowTracker {
 
     private func socketCall(_ kind: SyscallKind, _ syscall: AuditRecord, _ event: AuditEvent, now: Int64) {
         guard let saddr = event.first(.sockaddr)?.rawValue("saddr"), let address = SocketAddress(hex: saddr),
-              let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) }),
-              let a0 = syscall.hexInteger("a0"), let exit = syscall.integer("exit") else { return }
+            let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) }),
+            let a0 = syscall.hexInteger("a0"), let exit = syscall.integer("exit")
+        else { return }
         let remote: IPAddress, port: UInt16, family: UInt8
         switch address {
         case .inet(let a, let p): (remote, port, family) = (a, p, UInt8(AF_INET))
@@ -117,8 +120,9 @@ public final class FlowTracker {
             return
         }
         let process = processes.describe(pid: pid, syscall: syscall, time: time)
-        var call = Call(process: process, fd: fd, remote: remote, port: port, family: family, time: time,
-                        uid: syscall.integer("uid").map { UInt32(truncatingIfNeeded: $0) })
+        var call = Call(
+            process: process, fd: fd, remote: remote, port: port, family: family, time: time,
+            uid: syscall.integer("uid").map { UInt32(truncatingIfNeeded: $0) })
 
         switch kind {
         case .accept:
@@ -178,50 +182,21 @@ public final class FlowTracker {
         let uid: UInt32?
     }
 
-    // MARK: classification
-
-    /// The transfer protocol of a new outgoing TCP/UDP connection, or nil for other traffic.
-    private func classify(_ p: ProcessRecord, port: UInt16) -> (FlowProtocol, ProcessRecord?)? {
-        if p.isProgram(in: ["ssh"]), let parent = p.parent {
-            switch parent.programName {
-            case "scp": return (.scp, parent)
-            case "sftp": return (.sftp, parent)
-            default: break
-            }
-        }
-        if port == 53 { return nil }
-        if port == 21 || TransferTools.isFTPClient(p) || TransferTools.hasFTPURL(p, port: port) { return (.ftp, nil) }
-        if port == 445 || port == 139 || TransferTools.smbClients.contains(p.programName) { return (.smb, nil) }
-        if port == 69 || TransferTools.isTFTPClient(p) { return (.tftp, nil) }
-        return nil
-    }
-
-    private func declaredDirection(_ proto: FlowProtocol, _ p: ProcessRecord, _ transfer: ProcessRecord?) -> TransferDirection {
-        // Batch files are read on the live host only: a replayed log's paths are not today's files.
-        let live = processes.procfs != nil
-        let read: (String) -> String? = { path in live ? readTextFile(path, limit: 65_536, regularOnly: true) : nil }
-        switch proto {
-        case .ftp, .ftpData: return TransferTools.ftpDirection(p, readFile: read)
-        case .scp: return transfer.map { TransferTools.scpDirection($0, ssh: p) } ?? .unknown
-        case .sftp: return transfer.map { TransferTools.sftpDirection($0, readFile: read) } ?? .unknown
-        case .tftp: return TransferTools.tftpDirection(p)
-        case .smb: return TransferTools.smbDirection(p)
-        }
-    }
-
     private func newFlow(_ proto: FlowProtocol, _ call: Call, transfer: ProcessRecord?, accepted: Bool) -> Flow {
         let interactivity = processes.completeDetailsAndAssessInteractivity(of: call.process)
         defer { nextID += 1; counters.flowsStarted += 1 }
-        return Flow(id: nextID, networkProtocol: proto, process: call.process, transferProcess: transfer,
-                    interactivity: interactivity, family: call.family, remoteAddress: call.remote, remotePort: call.port,
-                    accepted: accepted, start: call.time, declaredDirection: declaredDirection(proto, call.process, transfer),
-                    fd: call.fd, uid: call.uid)
+        return Flow(
+            id: nextID, networkProtocol: proto, process: call.process, transferProcess: transfer,
+            interactivity: interactivity, family: call.family, remoteAddress: call.remote, remotePort: call.port,
+            accepted: accepted, start: call.time,
+            declaredDirection: TransferTools.declaredDirection(proto, call.process, transfer, live: processes.procfs != nil),
+            fd: call.fd, uid: call.uid)
     }
 
     // MARK: TCP (and connected UDP) flows
 
     private func startConnection(_ call: Call, now: Int64) {
-        guard let (proto, transfer) = classify(call.process, port: call.port) else {
+        guard let (proto, transfer) = TransferTools.classify(call.process, port: call.port) else {
             counters.notTransfers += 1
             return
         }
@@ -248,10 +223,15 @@ public final class FlowTracker {
     @discardableResult
     private func resolve(_ flow: Flow, transports: [Transport], now: Int64) -> Bool {
         guard let sockets else { return false }
-        guard let (namespace, found) = sockets.resolve(pid: flow.process.pid, fd: flow.fd, namespace: flow.process.networkNamespace,
-                                                        family: flow.family, remotePort: flow.accepted ? nil : flow.remotePort,
-                                                        transports: transports, now: now) else {
-            debug("flow \(flow.id): no socket behind fd \(flow.fd) of pid \(flow.process.pid) (\(flow.process.executableName)) any more, \(now - flow.start) ms after the call")
+        guard
+            let (namespace, found) = sockets.resolve(
+                pid: flow.process.pid, fd: flow.fd, namespace: flow.process.networkNamespace,
+                family: flow.family, remotePort: flow.accepted ? nil : flow.remotePort,
+                transports: transports, now: now)
+        else {
+            debug(
+                "flow \(flow.id): no socket behind fd \(flow.fd) of pid \(flow.process.pid) (\(flow.process.executableName)) any more, \(now - flow.start) ms after the call"
+            )
             return false
         }
         var socket = found

@@ -1,4 +1,5 @@
 import HostState
+import Runtime
 
 /// What the flow model knows about file-transfer programs: which process is an FTP or TFTP
 /// client, and which way a command line moves files.
@@ -9,8 +10,10 @@ public enum TransferDirection: String, Sendable {
 public enum TransferTools {
     /// Classic ftp clients that read their commands from stdin (tnftp is Debian's `ftp`).
     public static let commandFTPClients: Set<String> = ["ftp", "tnftp", "netkit-ftp", "pftp"]
-    static let ftpClients: Set<String> = ["ftp", "tnftp", "netkit-ftp", "pftp", "lftp", "lftpget", "ncftp", "ncftpput",
-                                          "ncftpget", "ncftpls", "ftpput", "ftpget", "wput", "gftp", "gftp-text", "yafc"]
+    static let ftpClients: Set<String> = [
+        "ftp", "tnftp", "netkit-ftp", "pftp", "lftp", "lftpget", "ncftp", "ncftpput",
+        "ncftpget", "ncftpls", "ftpput", "ftpget", "wput", "gftp", "gftp-text", "yafc",
+    ]
     static let tftpClients: Set<String> = ["tftp", "atftp"]
     static let smbClients: Set<String> = ["smbclient", "smbget", "smbcacls", "rpcclient"]
     /// Every program the flow model treats as a transfer client: their stdin and network
@@ -96,12 +99,14 @@ public enum TransferTools {
     static func sftpDirection(_ sftp: ProcessRecord, readFile: (String) -> String?) -> TransferDirection {
         let args = sftp.arguments
         if let b = args.firstIndex(of: "-b"), b + 1 < args.count, args[b + 1] != "-",
-           let script = readFile(resolve(args[b + 1], in: sftp)) {
+            let script = readFile(resolve(args[b + 1], in: sftp))
+        {
             return commandsDirection(script)
         }
         // `sftp host:file` fetches the file.
         if let target = operands(args, optionsWithValue: "BbcDFiJlPRSsoX").last, isRemote(target),
-           let colon = target.firstIndex(of: ":"), target.index(after: colon) < target.endIndex {
+            let colon = target.firstIndex(of: ":"), target.index(after: colon) < target.endIndex
+        {
             return .download
         }
         return .unknown
@@ -136,7 +141,11 @@ public enum TransferTools {
             return args.contains { $0 == "-T" || $0.hasPrefix("--upload-file") || $0.hasPrefix("-T") } ? .upload : .download
         }
         if let c = args.firstIndex(of: "-c"), c + 1 < args.count {
-            switch args[c + 1] { case "put": return .upload; case "get": return .download; default: break }
+            switch args[c + 1] {
+            case "put": return .upload;
+            case "get": return .download;
+            default: break
+            }
         }
         for a in args.dropFirst() {
             if a == "--put" || a == "-p" { return .upload }
@@ -210,5 +219,34 @@ public enum TransferTools {
 
     static func resolve(_ path: String, in p: ProcessRecord) -> String {
         path.hasPrefix("/") || p.workingDirectory == nil ? path : p.workingDirectory! + "/" + path
+    }
+
+    /// The transfer protocol of a new outgoing TCP/UDP connection, or nil for other traffic.
+    static func classify(_ p: ProcessRecord, port: UInt16) -> (FlowProtocol, ProcessRecord?)? {
+        if p.isProgram(in: ["ssh"]), let parent = p.parent {
+            switch parent.programName {
+            case "scp": return (.scp, parent)
+            case "sftp": return (.sftp, parent)
+            default: break
+            }
+        }
+        if port == 53 { return nil }
+        if port == 21 || isFTPClient(p) || hasFTPURL(p, port: port) { return (.ftp, nil) }
+        if port == 445 || port == 139 || smbClients.contains(p.programName) { return (.smb, nil) }
+        if port == 69 || isTFTPClient(p) { return (.tftp, nil) }
+        return nil
+    }
+
+    /// The direction the command line (or the batch file it names) declares.
+    static func declaredDirection(_ proto: FlowProtocol, _ p: ProcessRecord, _ transfer: ProcessRecord?, live: Bool) -> TransferDirection {
+        // Batch files are read on the live host only: a replayed log's paths are not today's files.
+        let read: (String) -> String? = { path in live ? readTextFile(path, limit: 65_536, regularOnly: true) : nil }
+        switch proto {
+        case .ftp, .ftpData: return ftpDirection(p, readFile: read)
+        case .scp: return transfer.map { scpDirection($0, ssh: p) } ?? .unknown
+        case .sftp: return transfer.map { sftpDirection($0, readFile: read) } ?? .unknown
+        case .tftp: return tftpDirection(p)
+        case .smb: return smbDirection(p)
+        }
     }
 }

@@ -3,7 +3,7 @@ import CLinux
 import CTCPInfo
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Finds the socket behind a process's file descriptor, in whatever network namespace the
@@ -113,8 +113,10 @@ public final class HostSockets {
 
     /// The socket behind `fd` of `pid`, with its namespace. `remote` narrows the kernel-side
     /// search for connected TCP sockets; `transports` says which tables to try first.
-    public func resolve(pid: Int32, fd: Int32, namespace: UInt64?, family: UInt8, remotePort: UInt16?,
-                        transports: [Transport], now: Int64) -> (namespace: UInt64, socket: InetSocket)? {
+    public func resolve(
+        pid: Int32, fd: Int32, namespace: UInt64?, family: UInt8, remotePort: UInt16?,
+        transports: [Transport], now: Int64
+    ) -> (namespace: UInt64, socket: InetSocket)? {
         guard let inode = procfs.socketInode(pid: pid, fd: fd) else {
             counters.fdGone += 1
             return nil
@@ -132,8 +134,9 @@ public final class HostSockets {
         if watched, let ns = namespaces[netns] {
             do {
                 for transport in transports {
-                    let (socket, scanned) = try ns.query.find(inode: inode, family: family, transport: transport,
-                                                              remotePort: transport == .tcp ? remotePort : nil)
+                    let (socket, scanned) = try ns.query.find(
+                        inode: inode, family: family, transport: transport,
+                        remotePort: transport == .tcp ? remotePort : nil)
                     counters.socketsScanned += scanned
                     if let socket {
                         counters.resolved += 1
@@ -184,7 +187,8 @@ public final class HostSockets {
         var proto: Int32 = 0
         var cookie: UInt64 = 0
         guard option(SOL_SOCKET, xw_so_protocol, &proto), proto == IPPROTO_TCP || proto == IPPROTO_UDP,
-              option(SOL_SOCKET, xw_so_cookie, &cookie) else { return nil }
+            option(SOL_SOCKET, xw_so_cookie, &cookie)
+        else { return nil }
         var local = sockaddr_storage()
         var peer = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -194,10 +198,11 @@ public final class HostSockets {
         length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let connected = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(copy, $0, &length) } }
         let remote = connected == 0 ? Self.endpoint(peer) : nil
-        var socket = InetSocket(transport: proto == IPPROTO_TCP ? .tcp : .udp, family: family, state: 0,
-                                localAddress: localAddress, localPort: localPort,
-                                remoteAddress: remote?.1 ?? IPAddress(bytes: [UInt8](repeating: 0, count: family == UInt8(AF_INET6) ? 16 : 4)),
-                                remotePort: remote?.2 ?? 0, inode: inode, uid: st.st_uid, cookie: cookie, bytesOut: nil, bytesIn: nil)
+        var socket = InetSocket(
+            transport: proto == IPPROTO_TCP ? .tcp : .udp, family: family, state: 0,
+            localAddress: localAddress, localPort: localPort,
+            remoteAddress: remote?.1 ?? IPAddress(bytes: [UInt8](repeating: 0, count: family == UInt8(AF_INET6) ? 16 : 4)),
+            remotePort: remote?.2 ?? 0, inode: inode, uid: st.st_uid, cookie: cookie, bytesOut: nil, bytesIn: nil)
         if proto == IPPROTO_TCP {
             var info = [UInt8](repeating: 0, count: 512)
             var size = socklen_t(info.count)

@@ -12,8 +12,12 @@ public struct Interactivity: Sendable, Equatable {
         (["cron", "crond", "anacron", "fcron", "cronie", "busybox-crond"], "launched by cron"),
         (["atd", "atrun"], "launched by atd"),
         (["apache2", "httpd", "nginx", "lighttpd", "php-fpm", "uwsgi", "gunicorn", "caddy", "tomcat"], "launched by a web server"),
-        (["gitlab-runner", "Runner.Worker", "Runner.Listener", "buildkite-agent", "drone-runner-exec", "drone-runner-docker",
-          "woodpecker-agent", "act_runner", "forgejo-runner", "circleci-agent", "teamcity-agent"], "launched by a CI runner"),
+        (
+            [
+                "gitlab-runner", "Runner.Worker", "Runner.Listener", "buildkite-agent", "drone-runner-exec", "drone-runner-docker",
+                "woodpecker-agent", "act_runner", "forgejo-runner", "circleci-agent", "teamcity-agent",
+            ], "launched by a CI runner"
+        ),
     ]
 
     public init(reasons: [String]) { self.reasons = reasons }
@@ -58,7 +62,8 @@ public struct Interactivity: Sendable, Equatable {
         }
         // Children stay in their service's cgroup: the nearest process still running tells.
         if process.auid == ProcessRecord.unsetLoginUID || process.tty == nil,
-           let cgroup = lineage.prefix(8).lazy.compactMap(cgroupOf).first, isSystemdUnit(cgroup) {
+            let cgroup = lineage.prefix(8).lazy.compactMap(cgroupOf).first, isSystemdUnit(cgroup)
+        {
             add("launched by a systemd unit")
         }
         return Interactivity(reasons: reasons)

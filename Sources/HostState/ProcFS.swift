@@ -1,11 +1,14 @@
 import Runtime
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a process's standard input is, read from `/proc/<pid>/fd/0`.
 public enum StdinKind: String, Sendable {
-    case terminal, file, pipe, socket, null = "/dev/null", closed, unknown
+    case terminal, file, pipe, socket
+    case null = "/dev/null"
+    case closed, unknown
 }
 
 /// The fields of `/proc/<pid>/stat` the process model uses.
@@ -107,7 +110,9 @@ public final class ProcFS {
             let start = i
             while i < text.endIndex && text[i] != UInt8(ascii: " ") && text[i] != UInt8(ascii: "\n") {
                 let c = text[i]
-                if c == UInt8(ascii: "-") && i == start { negative = true } else if c >= 48 && c <= 57 {
+                if c == UInt8(ascii: "-") && i == start {
+                    negative = true
+                } else if c >= 48 && c <= 57 {
                     value = value &* 10 &+ UInt64(c - 48)
                 }
                 i += 1
@@ -117,8 +122,9 @@ public final class ProcFS {
             field += 1
         }
         guard values.count >= 20 else { return nil }
-        return ProcStat(ppid: Int32(truncatingIfNeeded: values[1]), session: Int32(truncatingIfNeeded: values[3]),
-                        ttyNumber: UInt32(truncatingIfNeeded: values[4]), startTicks: values[19])
+        return ProcStat(
+            ppid: Int32(truncatingIfNeeded: values[1]), session: Int32(truncatingIfNeeded: values[3]),
+            ttyNumber: UInt32(truncatingIfNeeded: values[4]), startTicks: values[19])
     }
 
     /// The socket inode behind `/proc/<pid>/fd/<fd>`, nil when it is not a socket or is gone.

@@ -8,7 +8,7 @@ public enum ProcNetTable {
     public static func parse(_ text: ArraySlice<UInt8>, transport: Transport, ipv6: Bool) -> [InetSocket] {
         var result: [InetSocket] = []
         var lines = text.split(separator: UInt8(ascii: "\n"))[...]
-        _ = lines.popFirst() // header
+        _ = lines.popFirst()  // header
         for line in lines {
             if let socket = parseLine(line, transport: transport, ipv6: ipv6) { result.append(socket) }
         }
@@ -19,13 +19,14 @@ public enum ProcNetTable {
     static func parseLine(_ line: ArraySlice<UInt8>, transport: Transport, ipv6: Bool) -> InetSocket? {
         let columns = line.split(separator: UInt8(ascii: " "), maxSplits: 10, omittingEmptySubsequences: true)
         guard columns.count >= 10,
-              let local = endpoint(columns[1], ipv6: ipv6), let remote = endpoint(columns[2], ipv6: ipv6),
-              let state = FieldDecoding.hexNumber(columns[3]),
-              let uid = FieldDecoding.decimal(columns[7]), let inode = FieldDecoding.decimal(columns[9])
+            let local = endpoint(columns[1], ipv6: ipv6), let remote = endpoint(columns[2], ipv6: ipv6),
+            let state = FieldDecoding.hexNumber(columns[3]),
+            let uid = FieldDecoding.decimal(columns[7]), let inode = FieldDecoding.decimal(columns[9])
         else { return nil }
-        return InetSocket(transport: transport, family: ipv6 ? 10 : 2, state: UInt8(truncatingIfNeeded: state),
-                          localAddress: local.0, localPort: local.1, remoteAddress: remote.0, remotePort: remote.1,
-                          inode: UInt64(inode), uid: UInt32(truncatingIfNeeded: uid), cookie: nil, bytesOut: nil, bytesIn: nil)
+        return InetSocket(
+            transport: transport, family: ipv6 ? 10 : 2, state: UInt8(truncatingIfNeeded: state),
+            localAddress: local.0, localPort: local.1, remoteAddress: remote.0, remotePort: remote.1,
+            inode: UInt64(inode), uid: UInt32(truncatingIfNeeded: uid), cookie: nil, bytesOut: nil, bytesIn: nil)
     }
 
     /// `0100007F:0277`: the address as 32-bit words printed in host order (little-endian here).

@@ -46,9 +46,11 @@ public final class ProcessRecord: @unchecked Sendable {
 
     public static let unsetLoginUID: UInt32 = 4_294_967_295
 
-    public init(pid: Int32, ppid: Int32, startTicks: UInt64?, startTime: Int64, executable: String, arguments: [String],
-                workingDirectory: String?, uid: UInt32?, euid: UInt32?, gid: UInt32?, auid: UInt32?, sessionID: UInt32?,
-                terminalSession: Int32?, tty: String?, stdin: StdinKind, networkNamespace: UInt64?, source: Source, parent: ProcessRecord? = nil) {
+    public init(
+        pid: Int32, ppid: Int32, startTicks: UInt64?, startTime: Int64, executable: String, arguments: [String],
+        workingDirectory: String?, uid: UInt32?, euid: UInt32?, gid: UInt32?, auid: UInt32?, sessionID: UInt32?,
+        terminalSession: Int32?, tty: String?, stdin: StdinKind, networkNamespace: UInt64?, source: Source, parent: ProcessRecord? = nil
+    ) {
         self.pid = pid
         self.ppid = ppid
         self.startTicks = startTicks

@@ -1,7 +1,7 @@
 import AuditIngest
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The process model: fed by execve events, seeded from /proc, pruned when processes exit,
@@ -74,9 +74,10 @@ public final class ProcessTable {
         } else {
             parent = resolveParent(ppid, childStart: stat?.startTicks)
         }
-        let record = Self.record(from: syscall, pid: pid, ppid: ppid, time: event.key.time.totalMilliseconds, arguments: arguments,
-                                 workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat, stdin: .unknown, networkNamespace: nil,
-                                 source: .execve, parent: parent)
+        let record = Self.record(
+            from: syscall, pid: pid, ppid: ppid, time: event.key.time.totalMilliseconds, arguments: arguments,
+            workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat, stdin: .unknown, networkNamespace: nil,
+            source: .execve, parent: parent)
         if let procfs, stat != nil {
             if let eager = eagerPrograms, !record.isProgram(in: eager) {
                 record.detailsPending = true
@@ -98,15 +99,18 @@ public final class ProcessTable {
     public func describe(pid: Int32, syscall: AuditRecord, time: Int64) -> ProcessRecord {
         if let known = current(pid: pid), !known.executable.isEmpty { return known }
         let ppid = Int32(truncatingIfNeeded: syscall.integer("ppid") ?? 0)
-        return Self.record(from: syscall, pid: pid, ppid: ppid, time: time, arguments: syscall.string("comm").map { [$0] } ?? [],
-                           workingDirectory: nil, stat: nil, stdin: .unknown, networkNamespace: nil, source: .syscall,
-                           parent: records[ppid])
+        return Self.record(
+            from: syscall, pid: pid, ppid: ppid, time: time, arguments: syscall.string("comm").map { [$0] } ?? [],
+            workingDirectory: nil, stat: nil, stdin: .unknown, networkNamespace: nil, source: .syscall,
+            parent: records[ppid])
     }
 
     /// A record from the identity fields every SYSCALL record carries (exe, ids, tty).
-    private static func record(from syscall: AuditRecord, pid: Int32, ppid: Int32, time: Int64, arguments: [String],
-                               workingDirectory: String?, stat: ProcStat?, stdin: StdinKind, networkNamespace: UInt64?,
-                               source: ProcessRecord.Source, parent: ProcessRecord?) -> ProcessRecord {
+    private static func record(
+        from syscall: AuditRecord, pid: Int32, ppid: Int32, time: Int64, arguments: [String],
+        workingDirectory: String?, stat: ProcStat?, stdin: StdinKind, networkNamespace: UInt64?,
+        source: ProcessRecord.Source, parent: ProcessRecord?
+    ) -> ProcessRecord {
         ProcessRecord(
             pid: pid, ppid: ppid, startTicks: stat?.startTicks, startTime: time, executable: syscall.string("exe") ?? "",
             arguments: arguments, workingDirectory: workingDirectory,
@@ -222,7 +226,10 @@ public final class ProcessTable {
         var gone: [Int32] = []
         for (pid, record) in records {
             if let now, record.source == .proc || now - record.startTime > Self.settledMilliseconds,
-               pid % Int32(Self.settledShare) != turn { continue }
+                pid % Int32(Self.settledShare) != turn
+            {
+                continue
+            }
             guard !procfs.exists(pid: pid) else { continue }
             record.exited = true
             gone.append(pid)

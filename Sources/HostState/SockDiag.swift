@@ -3,7 +3,7 @@ import CLinux
 import CTCPInfo
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum Transport: String, Sendable {
@@ -121,11 +121,12 @@ public final class SockDiag {
         var found: InetSocket?
         var scanned = 0
         try send(request, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), attribute: remotePort.map(Self.remotePortFilter) ?? [])
-        try receive(match: { payload in
+        let isWanted = { (payload: UnsafeRawBufferPointer) -> Bool in
             scanned += 1
             let offset = MemoryLayout<inet_diag_msg>.offset(of: \inet_diag_msg.idiag_inode)!
             return payload.count >= MemoryLayout<inet_diag_msg>.size && UInt64(payload.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) == inode
-        }) { found = $0 }
+        }
+        try receive(match: isWanted) { found = $0 }
         return (found, scanned)
     }
 
@@ -153,7 +154,7 @@ public final class SockDiag {
         try send(request, flags: UInt16(NLM_F_REQUEST), attribute: [])
         do {
             try receive { found = $0 }
-        } catch where error.code == ENOENT {
+        } catch  where error.code == ENOENT {
             return nil
         }
         return found
@@ -162,8 +163,9 @@ public final class SockDiag {
     private func send(_ request: inet_diag_req_v2, flags: UInt16, attribute: [UInt8]) throws(SockDiagError) {
         sequence &+= 1
         let bodySize = MemoryLayout<inet_diag_req_v2>.size + attribute.count
-        var header = nlmsghdr(nlmsg_len: UInt32(MemoryLayout<nlmsghdr>.size + bodySize), nlmsg_type: UInt16(SOCK_DIAG_BY_FAMILY),
-                              nlmsg_flags: flags, nlmsg_seq: sequence, nlmsg_pid: 0)
+        var header = nlmsghdr(
+            nlmsg_len: UInt32(MemoryLayout<nlmsghdr>.size + bodySize), nlmsg_type: UInt16(SOCK_DIAG_BY_FAMILY),
+            nlmsg_flags: flags, nlmsg_seq: sequence, nlmsg_pid: 0)
         var message = withUnsafeBytes(of: &header, Array.init)
         withUnsafeBytes(of: request) { message.append(contentsOf: $0) }
         message.append(contentsOf: attribute)

@@ -1,7 +1,7 @@
 import CAudit
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public struct KernelAuditError: Error, CustomStringConvertible, Sendable {
@@ -84,7 +84,7 @@ public struct KernelRule: Equatable, Sendable {
     static func isStringField(_ field: UInt32) -> Bool {
         switch Int32(field) {
         case AUDIT_SUBJ_USER...AUDIT_SUBJ_CLR, AUDIT_OBJ_USER...AUDIT_OBJ_LEV_HIGH,
-             AUDIT_WATCH, AUDIT_DIR, AUDIT_FILTERKEY, AUDIT_EXE:
+            AUDIT_WATCH, AUDIT_DIR, AUDIT_FILTERKEY, AUDIT_EXE:
             return true
         default:
             return false
@@ -112,10 +112,11 @@ public final class AuditControl {
             var reply = audit_reply()
             try receiveReply(&reply, "audit status reply")
             if reply.type == AUDIT_GET, let status = reply.status?.pointee {
-                return AuditStatus(enabled: status.enabled, failure: status.failure, pid: status.pid,
-                                   rateLimit: status.rate_limit, backlogLimit: status.backlog_limit,
-                                   lost: status.lost, backlog: status.backlog,
-                                   backlogWaitTime: status.backlog_wait_time)
+                return AuditStatus(
+                    enabled: status.enabled, failure: status.failure, pid: status.pid,
+                    rateLimit: status.rate_limit, backlogLimit: status.backlog_limit,
+                    lost: status.lost, backlog: status.backlog,
+                    backlogWaitTime: status.backlog_wait_time)
             }
         }
     }
@@ -206,7 +207,7 @@ public final class AuditControl {
             if result == -EAGAIN || (result < 0 && errno == EAGAIN) { continue }
             try KernelAuditError.check(result, operation)
             if reply.type == NLMSG_ERROR, let error = reply.error?.pointee {
-                if error.error == 0 { continue } // an acknowledgement
+                if error.error == 0 { continue }  // an acknowledgement
                 throw KernelAuditError(operation: operation, code: -error.error)
             }
             return

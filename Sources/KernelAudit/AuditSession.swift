@@ -1,7 +1,7 @@
 import AuditIngest
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The kernel state xferwatchd owns while it runs, and gives back when it stops: its rules,
@@ -30,14 +30,17 @@ public final class AuditSession {
 
     /// Takes the audit stream in `mode` and installs `specs`. On any failure the kernel is
     /// put back as it was before the error is thrown.
-    public init(mode: NetlinkAuditReader.Mode, settings: Settings, specs: [AuditRuleSpec],
-                log: @escaping (String) -> Void) throws(KernelAuditError) {
+    public init(
+        mode: NetlinkAuditReader.Mode, settings: Settings, specs: [AuditRuleSpec],
+        log: @escaping (String) -> Void
+    ) throws(KernelAuditError) {
         control = try AuditControl()
         initialStatus = try control.status()
         ruleKey = specs.first?.key ?? ""
         self.log = log
         if mode == .unicast, initialStatus.pid != 0, kill(pid_t(initialStatus.pid), 0) == 0 {
-            throw KernelAuditError(operation: "become the audit daemon: pid \(initialStatus.pid) holds the audit socket (use source = \"multicast\")", code: EBUSY)
+            throw KernelAuditError(
+                operation: "become the audit daemon: pid \(initialStatus.pid) holds the audit socket (use source = \"multicast\")", code: EBUSY)
         }
         reader = try NetlinkAuditReader(mode: mode, receiveBufferBytes: settings.receiveBufferBytes)
         do {
@@ -78,7 +81,7 @@ public final class AuditSession {
         var reinstalled = 0
         for rule in rules where !loaded.contains(rule) {
             // The kernel may list a rule in a form that differs from ours by a byte: it is there.
-            do { try control.add(rule) } catch where error.code == EEXIST { continue }
+            do { try control.add(rule) } catch  where error.code == EEXIST { continue }
             reinstalled += 1
         }
         rulesReinstalled += reinstalled
@@ -115,8 +118,10 @@ public func xferwatchRuleSpecs(key: String, ownPid: Int32) -> [AuditRuleSpec] {
     let exclude = "pid!=\(ownPid)"
     var specs: [AuditRuleSpec] = []
     // i386 has no accept(2), only accept4 (and socketcall, which audit rules cannot filter).
-    for (arch, socketCalls) in [("b64", ["connect", "accept", "accept4", "sendto", "sendmsg"]),
-                                ("b32", ["connect", "accept4", "sendto", "sendmsg"])] {
+    for (arch, socketCalls) in [
+        ("b64", ["connect", "accept", "accept4", "sendto", "sendmsg"]),
+        ("b32", ["connect", "accept4", "sendto", "sendmsg"]),
+    ] {
         // listen: servers starting, whose executables are scanned (rare, so every family).
         specs.append(AuditRuleSpec(arch: arch, syscalls: ["execve", "execveat", "listen"], fields: [exclude], key: key))
         // Only calls that pass an IPv4/IPv6 address: no AF_UNIX traffic, and sendto/sendmsg

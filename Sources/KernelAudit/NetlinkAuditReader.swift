@@ -2,7 +2,7 @@ import CAudit
 import CLinux
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Counters of what the reader refused: nothing is dropped without being counted.

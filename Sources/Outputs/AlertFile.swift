@@ -2,7 +2,7 @@ import AgentConfig
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `[output.file]`: alerts appended as JSON lines (mode 0640 when created). Rotated by size

@@ -2,7 +2,7 @@ import AgentConfig
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A durable FIFO of messages on disk: what the syslog forwarder has not yet delivered.
@@ -203,8 +203,9 @@ public final class Spool {
         var saved: Position?
         var raw = [UInt8](repeating: 0, count: 20)
         if raw.withUnsafeMutableBytes({ pread(cursorFD, $0.baseAddress, 20, 0) }) == 20, crc32(Array(raw[0..<16])) == Self.littleEndian(raw, 16) {
-            saved = Position(segment: UInt64(Self.littleEndian(raw, 0)) | UInt64(Self.littleEndian(raw, 4)) << 32,
-                             offset: Int(Self.littleEndian(raw, 8)) | Int(Self.littleEndian(raw, 12)) << 32)
+            saved = Position(
+                segment: UInt64(Self.littleEndian(raw, 0)) | UInt64(Self.littleEndian(raw, 4)) << 32,
+                offset: Int(Self.littleEndian(raw, 8)) | Int(Self.littleEndian(raw, 12)) << 32)
         }
         for number in entries {
             if let saved, number < saved.segment {
@@ -309,7 +310,8 @@ public final class Spool {
         guard length <= 16 << 20 else { return nil }
         var record = [UInt8](repeating: 0, count: length)
         guard record.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, length, off_t(offset + headerBytes)) }) == length,
-              crc32(record) == littleEndian(header, 4) else { return nil }
+            crc32(record) == littleEndian(header, 4)
+        else { return nil }
         return record
     }
 

@@ -3,7 +3,7 @@ import COpenSSL
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One connection to a syslog receiver: a connected datagram socket (unix, udp) or a stream
@@ -138,8 +138,9 @@ final class SyslogConnection {
         var entry: UnsafeMutablePointer<addrinfo>? = first
         while let current = entry {
             entry = current.pointee.ai_next
-            let fd = socket(current.pointee.ai_family, current.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
-                            current.pointee.ai_protocol)
+            let fd = socket(
+                current.pointee.ai_family, current.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+                current.pointee.ai_protocol)
             guard fd >= 0 else { lastError = String(cString: strerror(errno)); continue }
             if connect(fd, current.pointee.ai_addr, current.pointee.ai_addrlen) == 0 || (errno == EINPROGRESS && waitConnected(fd, deadline: deadline)) {
                 if stream {

@@ -2,7 +2,7 @@ import AgentConfig
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `[output.syslog]`: delivers alerts to a syslog receiver from a thread of its own, so a slow
@@ -12,7 +12,10 @@ import Glibc
 /// (durable before anything is sent), then sends from the spool's cursor. A datagram counts as
 /// delivered once the socket took it; a stream message once the receiver's TCP stack
 /// acknowledged its last byte. Only then does the cursor pass it, so a connection that breaks,
-/// or an agent that restarts, sends again what may not have arrived: at least once, never lost.
+/// or an agent that restarts, sends again what may not have arrived: at least once. What it
+/// cannot keep it drops and counts (`Status.dropped`, reported as `agent.health`): the oldest
+/// alerts of a spool past `spool_max_bytes`, messages too large for a spool record, and
+/// hand-overs past the bound while the spool cannot be written.
 public final class SyslogForwarder: @unchecked Sendable {
     public struct Status: Sendable {
         public var address: String
@@ -254,7 +257,10 @@ public final class SyslogForwarder: @unchecked Sendable {
     private func deliverDatagrams(_ connection: SyslogConnection, _ spool: Spool) {
         var sent = 0
         while true {
-            guard sent < Self.turnBytes else { return turnBudgetSpent = true }
+            guard sent < Self.turnBytes else {
+                turnBudgetSpent = true
+                return
+            }
             let records = spool.read(from: spool.cursor, maximumBytes: 256 << 10)
             guard !records.isEmpty else { return }
             sent += records.reduce(0) { $0 + $1.message.count }
@@ -271,7 +277,9 @@ public final class SyslogForwarder: @unchecked Sendable {
                     // Cut to max_message_size and still refused: the socket's own limit is lower.
                     delivered.append(record.next)
                     status.droppedOversize += 1
-                    log(.error, "syslog \(settings.address): a \(record.message.count)-byte message is too big for the socket; dropped (lower max_message_size)")
+                    log(
+                        .error, "syslog \(settings.address): a \(record.message.count)-byte message is too big for the socket; dropped (lower max_message_size)"
+                    )
                 case .wouldBlock:
                     socketFull = true
                     return

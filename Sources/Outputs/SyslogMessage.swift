@@ -2,7 +2,7 @@ import AgentConfig
 import ByteJSON
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Builds one syslog message (RFC 5424 or RFC 3164) around an alert's payload. The message is
@@ -51,8 +51,10 @@ public struct SyslogMessageBuilder: Sendable {
         return Message(bytes: bytes, truncatedFrom: whole.count)
     }
 
-    private func build(time: Int64, severity: Int, msgID: String, parameters: [(String, String)], payload: ArraySlice<UInt8>,
-                       truncatedFrom: Int?) -> [UInt8] {
+    private func build(
+        time: Int64, severity: Int, msgID: String, parameters: [(String, String)], payload: ArraySlice<UInt8>,
+        truncatedFrom: Int?
+    ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(payload.count + 256)
         out += "<\(facility.code * 8 + min(max(severity, 0), 7))>".utf8

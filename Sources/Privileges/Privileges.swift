@@ -1,7 +1,7 @@
 import CCap
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The capabilities xferwatchd keeps once it runs, and why it needs each. Everything else is
@@ -59,9 +59,10 @@ public struct ProcessPrivileges: Sendable {
             if let state, cap_get_flag(state, cap, CAP_EFFECTIVE, &flag) == 0, flag == CAP_SET { effective.append(name) }
             if cap_get_bound(cap) == 1 { bounding.append(name) }
         }
-        return ProcessPrivileges(user: userName(uid) ?? String(uid), uid: uid, gid: getegid(), effective: effective,
-                                 bounding: bounding,
-                                 noNewPrivileges: xw_prctl(PR_GET_NO_NEW_PRIVS, 0, 0) == 1)
+        return ProcessPrivileges(
+            user: userName(uid) ?? String(uid), uid: uid, gid: getegid(), effective: effective,
+            bounding: bounding,
+            noNewPrivileges: xw_prctl(PR_GET_NO_NEW_PRIVS, 0, 0) == 1)
     }
 }
 
@@ -122,13 +123,17 @@ public enum PrivilegeDrop {
         var have: [cap_value_t] = [], missing: [KeptCapability] = []
         for capability in wanted {
             var flag = CAP_CLEAR
-            if cap_get_flag(current, capability.value, CAP_PERMITTED, &flag) == 0, flag == CAP_SET { have.append(capability.value) } else { missing.append(capability) }
+            if cap_get_flag(current, capability.value, CAP_PERMITTED, &flag) == 0, flag == CAP_SET {
+                have.append(capability.value)
+            } else {
+                missing.append(capability)
+            }
         }
         guard let next = cap_init() else { throw PrivilegeError("cap_init", errno: errno) }
         defer { cap_free(UnsafeMutableRawPointer(next)) }
         if !have.isEmpty {
             guard cap_set_flag(next, CAP_PERMITTED, Int32(have.count), have, CAP_SET) == 0,
-                  cap_set_flag(next, CAP_EFFECTIVE, Int32(have.count), have, CAP_SET) == 0
+                cap_set_flag(next, CAP_EFFECTIVE, Int32(have.count), have, CAP_SET) == 0
             else { throw PrivilegeError("cap_set_flag", errno: errno) }
         }
         guard cap_set_proc(next) == 0 else { throw PrivilegeError("cap_set_proc", errno: errno) }

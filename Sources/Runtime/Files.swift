@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Reads `fd` to its end into `buffer` from index 0, growing it (doubling) up to `limit`

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Starts a thread running `body`; nil when the system refuses one. Create threads after the
@@ -12,10 +12,12 @@ public func spawnThread(_ body: @escaping () -> Void) -> pthread_t? {
     }
     let box = Unmanaged.passRetained(Box(body))
     var thread = pthread_t()
-    let status = pthread_create(&thread, nil, { argument in
-        Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-        return nil
-    }, box.toOpaque())
+    let status = pthread_create(
+        &thread, nil,
+        { argument in
+            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
+            return nil
+        }, box.toOpaque())
     guard status == 0 else {
         box.release()
         return nil

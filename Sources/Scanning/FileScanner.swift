@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A file as scanning saw it: the cache key is its identity, so a file rewritten in place
@@ -68,9 +68,10 @@ public final class FileScanner {
         public var bytesScanned: Int64 = 0
 
         public func adding(_ other: Counters) -> Counters {
-            Counters(scans: scans + other.scans, cacheHits: cacheHits + other.cacheHits, filesMatched: filesMatched + other.filesMatched,
-                     tooLarge: tooLarge + other.tooLarge, gone: gone + other.gone, notRegular: notRegular + other.notRegular,
-                     failed: failed + other.failed, bytesScanned: bytesScanned + other.bytesScanned)
+            Counters(
+                scans: scans + other.scans, cacheHits: cacheHits + other.cacheHits, filesMatched: filesMatched + other.filesMatched,
+                tooLarge: tooLarge + other.tooLarge, gone: gone + other.gone, notRegular: notRegular + other.notRegular,
+                failed: failed + other.failed, bytesScanned: bytesScanned + other.bytesScanned)
         }
     }
 

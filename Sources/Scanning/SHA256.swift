@@ -1,7 +1,7 @@
 import COpenSSL
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// SHA-256 of an open file, by libcrypto: the hash analysts look files up by.

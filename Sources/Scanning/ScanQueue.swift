@@ -1,7 +1,7 @@
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Scanning off the event loop: one worker thread takes targets from a bounded queue and
@@ -173,7 +173,8 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
             snapshot.scanner = retiredCounters.adding(scanner.counters)
             // Not while new rules wait: this result is the old rules' verdict.
             if result.matches.isEmpty, replacement == nil, let file = result.file,
-               result.outcome == .scanned || result.outcome == .cached {
+                result.outcome == .scanned || result.outcome == .cached
+            {
                 if clean.count >= Self.cleanLimit { clean.removeAll(keepingCapacity: true) }
                 clean.insert(file.identity)
             }

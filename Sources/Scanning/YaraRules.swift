@@ -1,7 +1,7 @@
 import CYara
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A rule file libyara refused, with where and why.
@@ -92,12 +92,16 @@ public final class YaraRules: @unchecked Sendable {
         let collector = ErrorCollector()
         let unmanaged = Unmanaged.passRetained(collector)
         defer { unmanaged.release() }
-        yr_compiler_set_callback(compiler, { level, file, line, _, message, context in
-            guard level == YARA_ERROR_LEVEL_ERROR, let context else { return }
-            let collector = Unmanaged<ErrorCollector>.fromOpaque(context).takeUnretainedValue()
-            collector.errors.append(RuleFileError(file: file.map { String(cString: $0) } ?? "-", line: Int(line),
-                                                  message: message.map { String(cString: $0) } ?? "error"))
-        }, unmanaged.toOpaque())
+        yr_compiler_set_callback(
+            compiler,
+            { level, file, line, _, message, context in
+                guard level == YARA_ERROR_LEVEL_ERROR, let context else { return }
+                let collector = Unmanaged<ErrorCollector>.fromOpaque(context).takeUnretainedValue()
+                collector.errors.append(
+                    RuleFileError(
+                        file: file.map { String(cString: $0) } ?? "-", line: Int(line),
+                        message: message.map { String(cString: $0) } ?? "error"))
+            }, unmanaged.toOpaque())
         if add(file, to: compiler) > 0 && collector.errors.isEmpty {
             collector.errors.append(RuleFileError(file: file, line: 0, message: "cannot read the rule file"))
         }
@@ -145,13 +149,15 @@ public final class YaraRules: @unchecked Sendable {
         let matches = Matches()
         let unmanaged = Unmanaged.passRetained(matches)
         defer { unmanaged.release() }
-        let status = yr_rules_scan_fd(rules, fd, SCAN_FLAGS_FAST_MODE, { _, message, data, context in
-            if message == CALLBACK_MSG_RULE_MATCHING, let data, let context {
-                let rule = data.assumingMemoryBound(to: YR_RULE.self)
-                Unmanaged<Matches>.fromOpaque(context).takeUnretainedValue().list.append(YaraRules.match(rule))
-            }
-            return CALLBACK_CONTINUE
-        }, unmanaged.toOpaque(), timeoutSeconds)
+        let status = yr_rules_scan_fd(
+            rules, fd, SCAN_FLAGS_FAST_MODE,
+            { _, message, data, context in
+                if message == CALLBACK_MSG_RULE_MATCHING, let data, let context {
+                    let rule = data.assumingMemoryBound(to: YR_RULE.self)
+                    Unmanaged<Matches>.fromOpaque(context).takeUnretainedValue().list.append(YaraRules.match(rule))
+                }
+                return CALLBACK_CONTINUE
+            }, unmanaged.toOpaque(), timeoutSeconds)
         switch status {
         case ERROR_SUCCESS: return matches.list
         case ERROR_SCAN_TIMEOUT: throw .timeout
@@ -181,7 +187,8 @@ public final class YaraRules: @unchecked Sendable {
                 entry += 1
             }
         }
-        return YaraMatch(rule: String(cString: xw_yara_rule_identifier(rule)), namespace: String(cString: xw_yara_rule_namespace(rule)),
-                         tags: tags, meta: meta)
+        return YaraMatch(
+            rule: String(cString: xw_yara_rule_identifier(rule)), namespace: String(cString: xw_yara_rule_namespace(rule)),
+            tags: tags, meta: meta)
     }
 }

@@ -4,7 +4,7 @@ import FoundationEssentials
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Exit codes, after the LSB habit of `*ctl` tools (`systemctl status`).

@@ -11,39 +11,66 @@ enum StatusText {
             auditLine += ", lost \(kernel.lost) (\(kernel.lostSinceStart) since start), backlog \(kernel.backlog)/\(kernel.backlogLimit)"
         }
         rows.append(("audit", auditLine))
-        rows.append(("records/s", "1m \(decimal(audit.recordsPerSecond.oneMinute))  5m \(decimal(audit.recordsPerSecond.fiveMinutes))  (\(audit.records) in all)"))
+        rows.append(
+            ("records/s", "1m \(decimal(audit.recordsPerSecond.oneMinute))  5m \(decimal(audit.recordsPerSecond.fiveMinutes))  (\(audit.records) in all)"))
         rows.append(("events/s", "1m \(decimal(audit.eventsPerSecond.oneMinute))  5m \(decimal(audit.eventsPerSecond.fiveMinutes))  (\(audit.events) in all)"))
         let drops = audit.userspaceDrops.values.reduce(0, +)
         rows.append(("dropped", "\(drops) in user space, \(audit.parseErrors) parse errors, \(audit.sequenceGaps) serial gaps"))
         rows.append(("host", "\(s.host.processes) processes, \(s.host.flowsActive) flows active, \(s.host.flowsReported) reported"))
         let byRule = s.detection.alertsByRule.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }
-        rows.append(("alerts", "\(s.detection.alerts)" + (byRule.isEmpty ? "" : ": " + byRule.joined(separator: ", "))
-            + " (\(s.detection.rulesEnabled) rules enabled)"))
+        rows.append(
+            (
+                "alerts",
+                "\(s.detection.alerts)" + (byRule.isEmpty ? "" : ": " + byRule.joined(separator: ", "))
+                    + " (\(s.detection.rulesEnabled) rules enabled)"
+            ))
         let excluded = s.detection.exclusionsHit.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         rows.append(("excluded", excluded.isEmpty ? "none" : excluded.joined(separator: ", ")))
         let seen = s.detection.firstSeen
-        rows.append(("first seen", "\(seen.known) executables known to connect out"
-            + (seen.writeErrors > 0 ? ", \(seen.writeErrors) not saved (state file write errors)" : "")
-            + (seen.overCapacity > 0 ? ", \(seen.overCapacity) over capacity" : "")))
+        rows.append(
+            (
+                "first seen",
+                "\(seen.known) executables known to connect out"
+                    + (seen.writeErrors > 0 ? ", \(seen.writeErrors) not saved (state file write errors)" : "")
+                    + (seen.overCapacity > 0 ? ", \(seen.overCapacity) over capacity" : "")
+            ))
         let y = s.yara
-        rows.append(("yara", y.enabled ? "\(y.rules) rules from \(y.ruleFiles) files, \(y.scans) scans, \(y.cacheHits) cached, \(y.filesMatched) matched, \(y.dropped) dropped" : "off"))
+        rows.append(
+            (
+                "yara",
+                y.enabled
+                    ? "\(y.rules) rules from \(y.ruleFiles) files, \(y.scans) scans, \(y.cacheHits) cached, \(y.filesMatched) matched, \(y.dropped) dropped"
+                    : "off"
+            ))
         if let file = s.outputs.file {
-            rows.append(("alert file", "\(file.path): \(file.written) written, \(file.waiting) waiting, \(file.dropped) dropped"
-                + (file.problem.map { ", failing: \($0)" } ?? "")))
+            rows.append(
+                (
+                    "alert file",
+                    "\(file.path): \(file.written) written, \(file.waiting) waiting, \(file.dropped) dropped"
+                        + (file.problem.map { ", failing: \($0)" } ?? "")
+                ))
         } else {
             rows.append(("alert file", "off"))
         }
         if let syslog = s.outputs.syslog {
-            rows.append(("syslog", "\(syslog.address): " + (syslog.connected ? "connected" : "not connected")
-                + (syslog.problem.map { " (\($0))" } ?? "")
-                + ", \(syslog.delivered) delivered, spool \(syslog.spoolRecords) (\(bytes(syslog.spoolBytes)) of \(bytes(syslog.spoolLimitBytes))), "
-                + "\(syslog.dropped) dropped, \(syslog.truncated) truncated"))
+            rows.append(
+                (
+                    "syslog",
+                    "\(syslog.address): " + (syslog.connected ? "connected" : "not connected")
+                        + (syslog.problem.map { " (\($0))" } ?? "")
+                        + ", \(syslog.delivered) delivered, spool \(syslog.spoolRecords) (\(bytes(syslog.spoolBytes)) of \(bytes(syslog.spoolLimitBytes))), "
+                        + "\(syslog.dropped) dropped, \(syslog.truncated) truncated"
+                ))
         } else {
             rows.append(("syslog", "off"))
         }
         let p = s.privileges
-        rows.append(("runs as", "\(p.user) (uid \(p.uid), gid \(p.gid)), " + (p.capabilities.isEmpty ? "no capabilities" : p.capabilities.joined(separator: " "))
-            + (p.noNewPrivileges ? ", no new privileges" : "")))
+        rows.append(
+            (
+                "runs as",
+                "\(p.user) (uid \(p.uid), gid \(p.gid)), " + (p.capabilities.isEmpty ? "no capabilities" : p.capabilities.joined(separator: " "))
+                    + (p.noNewPrivileges ? ", no new privileges" : "")
+            ))
         rows.append(("health", s.health.verdict.rawValue))
         rows += s.health.reasons.map { ("", "- " + $0) }
 
@@ -69,7 +96,10 @@ enum AlertText {
         struct Process: Decodable {
             let pid: Int?
             let commandLine: String?
-            enum CodingKeys: String, CodingKey { case pid, commandLine = "command_line" }
+            enum CodingKeys: String, CodingKey {
+                case pid
+                case commandLine = "command_line"
+            }
         }
         struct Endpoint: Decodable { let ip: String?; let port: Int? }
         struct Xferwatch: Decodable { let reasons: [String]? }
@@ -79,7 +109,10 @@ enum AlertText {
         let process: Process?
         let destination: Endpoint?
         let xferwatch: Xferwatch?
-        enum CodingKeys: String, CodingKey { case timestamp = "@timestamp", rule, event, process, destination, xferwatch }
+        enum CodingKeys: String, CodingKey {
+            case timestamp = "@timestamp"
+            case rule, event, process, destination, xferwatch
+        }
     }
 
     static func render(_ bytes: [UInt8]) -> String {

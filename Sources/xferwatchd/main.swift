@@ -1,11 +1,11 @@
 import Agent
 import AgentConfig
+import ArgumentParser
 import Runtime
 import Scanning
-import ArgumentParser
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @main
@@ -87,14 +87,18 @@ struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate a configuration file.")
     @OptionGroup var options: ConfigOption
 
-    /// The YARA rule files are compiled too: one that does not compile is skipped at run time,
-    /// so it is a warning here, not an error.
+    /// The YARA rule files are compiled too. One that does not compile fails the check, as it
+    /// refuses a reload (at start the agent runs without it and logs it).
     func run() throws {
         let configuration = try options.load()
-        print("\(options.config): ok")
-        guard configuration.yara.enabled else { return }
+        guard configuration.yara.enabled else {
+            print("\(options.config): ok")
+            return
+        }
         let (rules, errors) = YaraRules.compile(globs: configuration.yara.paths)
-        for error in errors { print("warning: yara: \(error) (the file would be skipped)") }
+        for error in errors { printError("yara: \(error)") }
         print("yara: \(rules?.ruleCount ?? 0) rules from \(rules?.files.count ?? 0) files")
+        guard errors.isEmpty else { throw ExitCode(1) }
+        print("\(options.config): ok")
     }
 }

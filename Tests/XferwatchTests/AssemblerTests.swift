@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AuditIngest
 
 @Suite struct AssemblerTests {
@@ -33,14 +34,15 @@ import Testing
         // Serial 1 is a slow syscall: its SYSCALL record arrives 5 s of log time after its
         // stamp, while its CONFIG_CHANGE came at once. It must not be split.
         let settings = AssemblerSettings(logTimeoutMilliseconds: 2000, arrivalTimeoutMilliseconds: 2000)
-        let (events, counters) = try assemble([
-            record("CONFIG_CHANGE", 1, "100.000", "op=add_rule res=1"),
-            syscall(2, "100.500"), record("EOE", 2, "100.500", ""),
-            syscall(3, "101.500"), record("EOE", 3, "101.500", ""),
-            syscall(1, "100.000"),   // arrives while the stream is at 101.5 s: still open
-            record("EOE", 1, "100.000", ""),
-            syscall(4, "105.000"), record("EOE", 4, "105.000", ""),
-        ], settings: settings)
+        let (events, counters) = try assemble(
+            [
+                record("CONFIG_CHANGE", 1, "100.000", "op=add_rule res=1"),
+                syscall(2, "100.500"), record("EOE", 2, "100.500", ""),
+                syscall(3, "101.500"), record("EOE", 3, "101.500", ""),
+                syscall(1, "100.000"),  // arrives while the stream is at 101.5 s: still open
+                record("EOE", 1, "100.000", ""),
+                syscall(4, "105.000"), record("EOE", 4, "105.000", ""),
+            ], settings: settings)
         let first = try #require(events.first { $0.key.serial == 1 })
         #expect(first.records.map(\.type.name) == ["CONFIG_CHANGE", "SYSCALL"])
         #expect(first.completion == .endOfEvent)
@@ -49,11 +51,12 @@ import Testing
 
     @Test func eventsWithoutEndOfEventTimeOutAndAreFlaggedWhenTheStreamHasIt() throws {
         let settings = AssemblerSettings(logTimeoutMilliseconds: 1000, arrivalTimeoutMilliseconds: 1000)
-        let (events, counters) = try assemble([
-            syscall(1), record("EOE", 1, "100.000", ""),
-            syscall(2, "100.100"), record("CWD", 2, "100.100"),     // its EOE never comes
-            syscall(3, "102.000"), record("EOE", 3, "102.000", ""),
-        ], settings: settings)
+        let (events, counters) = try assemble(
+            [
+                syscall(1), record("EOE", 1, "100.000", ""),
+                syscall(2, "100.100"), record("CWD", 2, "100.100"),  // its EOE never comes
+                syscall(3, "102.000"), record("EOE", 3, "102.000", ""),
+            ], settings: settings)
         let two = try #require(events.first { $0.key.serial == 2 })
         #expect(two.completion == .timeout)
         #expect(two.partial)
@@ -71,8 +74,8 @@ import Testing
 
     @Test func missingSyscallOrPathRecordsMakeAnEventPartial() throws {
         let (events, _) = try assemble([
-            record("CWD", 1), record("PATH", 1, "100.000", "item=0 name=\"/x\""),      // no SYSCALL
-            syscall(2, items: 2), record("PATH", 2, "100.000", "item=0 name=\"/x\""), // 1 of 2 PATHs
+            record("CWD", 1), record("PATH", 1, "100.000", "item=0 name=\"/x\""),  // no SYSCALL
+            syscall(2, items: 2), record("PATH", 2, "100.000", "item=0 name=\"/x\""),  // 1 of 2 PATHs
             syscall(3, items: 1), record("PATH", 3, "100.000", "item=0 name=\"/x\""),
         ])
         #expect(events.map(\.partial) == [true, true, false])
@@ -80,8 +83,8 @@ import Testing
 
     @Test func serialGapsAreCountedOnceTheStreamMovesOn() throws {
         var lines = [syscall(10)]
-        lines += [syscall(11), syscall(13)]            // 12 never comes
-        lines += [syscall(15), syscall(14)]            // out of order: not a gap
+        lines += [syscall(11), syscall(13)]  // 12 never comes
+        lines += [syscall(15), syscall(14)]  // out of order: not a gap
         let (_, counters) = try assemble(lines)
         #expect(counters.sequenceGaps == 1)
     }

@@ -1,7 +1,8 @@
+import Control
 import Foundation
 import Testing
+
 @testable import Agent
-import Control
 
 /// The control protocol and agentctl without an agent: rates, bounded history, the request
 /// format both sides share, and the exit codes when nobody answers.

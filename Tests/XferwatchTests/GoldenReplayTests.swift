@@ -1,7 +1,8 @@
+import AgentConfig
 import Foundation
 import Testing
+
 @testable import Agent
-import AgentConfig
 
 /// Replay of every recorded fixture as golden files (`Tests/Fixtures/golden/NAME.KIND.jsonl`):
 /// the events, flows and alerts the whole graph makes of each log, byte for byte, so that a
@@ -44,7 +45,8 @@ import AgentConfig
             let got = String(decoding: produced, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             let want = String(decoding: expected, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             let first = (0..<min(got.count, want.count)).first { got[$0] != want[$0] } ?? min(got.count, want.count)
-            Issue.record("""
+            Issue.record(
+                """
                 \(name).\(kind) differs from \(golden) at line \(first + 1) (\(got.count) lines, golden \(want.count)):
                 got:    \(first < got.count ? String(got[first].prefix(600)) : "<end>")
                 golden: \(first < want.count ? String(want[first].prefix(600)) : "<end>")

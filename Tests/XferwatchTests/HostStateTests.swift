@@ -1,8 +1,9 @@
+import CTCPInfo
 import Foundation
 import Testing
+
 @testable import AuditIngest
 @testable import HostState
-import CTCPInfo
 
 /// The process model on a /proc tree the test writes, and the parsers on real kernel text.
 @Suite struct HostStateTests {
@@ -18,8 +19,10 @@ import CTCPInfo
 
         deinit { try? FileManager.default.removeItem(atPath: root) }
 
-        func add(pid: Int32, ppid: Int32, start: UInt64, comm: String = "sh", exe: String = "/bin/sh", stdin: String = "/dev/pts/1",
-                 session: Int32 = 100, tty: UInt32 = 34817) throws {
+        func add(
+            pid: Int32, ppid: Int32, start: UInt64, comm: String = "sh", exe: String = "/bin/sh", stdin: String = "/dev/pts/1",
+            session: Int32 = 100, tty: UInt32 = 34817
+        ) throws {
             let dir = "\(root)/\(pid)"
             try FileManager.default.createDirectory(atPath: dir + "/fd", withIntermediateDirectories: true)
             // Field 22 is the start time; the name may hold spaces and parentheses.
@@ -138,9 +141,10 @@ import CTCPInfo
 
     @Test func interactivityAndItsReasons() {
         func record(_ args: [String], tty: String?, stdin: StdinKind, auid: UInt32 = 1000, session: Int32? = 5, parent: ProcessRecord? = nil) -> ProcessRecord {
-            ProcessRecord(pid: 1, ppid: 0, startTicks: nil, startTime: 0, executable: "/usr/bin/" + args[0], arguments: args, workingDirectory: nil,
-                          uid: 0, euid: 0, gid: 0, auid: auid, sessionID: 1, terminalSession: session, tty: tty, stdin: stdin,
-                          networkNamespace: nil, source: .execve, parent: parent)
+            ProcessRecord(
+                pid: 1, ppid: 0, startTicks: nil, startTime: 0, executable: "/usr/bin/" + args[0], arguments: args, workingDirectory: nil,
+                uid: 0, euid: 0, gid: 0, auid: auid, sessionID: 1, terminalSession: session, tty: tty, stdin: stdin,
+                networkNamespace: nil, source: .execve, parent: parent)
         }
         #expect(Interactivity.assess(record(["ftp", "h"], tty: "pts0", stdin: .terminal)).isInteractive)
         // A shell with -c on a terminal is interactive.
@@ -153,7 +157,8 @@ import CTCPInfo
         let script = record(["bash", "/opt/backup.sh"], tty: "pts0", stdin: .terminal)
         #expect(Interactivity.assess(record(["scp", "a", "h:"], tty: "pts0", stdin: .terminal, parent: script)).reasons == ["shell running a script file"])
         let sshd = record(["sshd"], tty: nil, stdin: .null)
-        #expect(Interactivity.assess(record(["scp", "-t", "/x"], tty: nil, stdin: .pipe, parent: sshd)).reasons.contains("launched by sshd as a remote command"))
+        #expect(
+            Interactivity.assess(record(["scp", "-t", "/x"], tty: nil, stdin: .pipe, parent: sshd)).reasons.contains("launched by sshd as a remote command"))
         #expect(Interactivity.isSystemdUnit("0::/system.slice/backup.service"))
         #expect(!Interactivity.isSystemdUnit("0::/user.slice/user-1000.slice/user@1000.service"))
     }
@@ -168,16 +173,17 @@ import CTCPInfo
 
     @Test func procNetTablesFromTheKernel() throws {
         let tcp = """
-          sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-           0: 0100007F:0277 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 22262 1 0000000000000000 100 0 0 10 0
-           1: 0100A8C0:B0C6 0A7100CB:0015 01 00000000:00000000 02:000AFC41 00000000  1000        0 98765 2 0000000000000000 20 4 30 10 -1
-        """
+              sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+               0: 0100007F:0277 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 22262 1 0000000000000000 100 0 0 10 0
+               1: 0100A8C0:B0C6 0A7100CB:0015 01 00000000:00000000 02:000AFC41 00000000  1000        0 98765 2 0000000000000000 20 4 30 10 -1
+            """
         let sockets = ProcNetTable.parse(Array(tcp.utf8)[...], transport: .tcp, ipv6: false)
         #expect(sockets.count == 2)
         #expect(sockets[1].localAddress.description == "192.168.0.1" && sockets[1].localPort == 45254)
         #expect(sockets[1].remoteAddress.description == "203.0.113.10" && sockets[1].remotePort == 21)
         #expect(sockets[1].state == 1 && sockets[1].uid == 1000 && sockets[1].inode == 98765)
-        let tcp6 = "header\n   0: 00000000000000000000000001000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 555 1\n"
+        let tcp6 =
+            "header\n   0: 00000000000000000000000001000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 555 1\n"
         let six = ProcNetTable.parse(Array(tcp6.utf8)[...], transport: .tcp, ipv6: true)
         #expect(six.first?.localAddress.description == "::1" && six.first?.localPort == 22)
         // The live table of this machine parses without a line lost.

@@ -33,18 +33,18 @@ import Testing
         let path = directory + "/agent.conf"
         // State, alerts and the control socket stay in the test's directory, never in /var or /run.
         try """
-            [agent]
-            log_level = "debug"
-            state_dir = "\(directory)/state"
-            control_socket = "\(directory)/agent.sock"
-            user = "root"
-            [audit]
-            source = "\(source)"
-            event_timeout_ms = 500
-            [output.file]
-            path = "\(directory)/alerts.jsonl"
+        [agent]
+        log_level = "debug"
+        state_dir = "\(directory)/state"
+        control_socket = "\(directory)/agent.sock"
+        user = "root"
+        [audit]
+        source = "\(source)"
+        event_timeout_ms = 500
+        [output.file]
+        path = "\(directory)/alerts.jsonl"
 
-            """.appending(extra).appending(noSyslogUnlessAsked(extra)).write(toFile: path, atomically: true, encoding: .utf8)
+        """.appending(extra).appending(noSyslogUnlessAsked(extra)).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
@@ -53,9 +53,11 @@ import Testing
     @Test func decodingMatchesAuparseOnAFreshKernelLog() throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let capture = try runCommand(Repo.path("tools/audit-capture"), [
-            directory, "RAW", Repo.fixture("workload/rules.txt"), "--", Repo.fixture("workload/commands.sh"),
-        ])
+        let capture = try runCommand(
+            Repo.path("tools/audit-capture"),
+            [
+                directory, "RAW", Repo.fixture("workload/rules.txt"), "--", Repo.fixture("workload/commands.sh"),
+            ])
         #expect(capture.status == 0, "audit-capture: \(capture.stderr)")
         let log = directory + "/audit.log"
 

@@ -43,7 +43,8 @@ import Testing
         defer { unlink(input) }
         let conf = try config("[audit]\nsource = \"file\"\nlog_file = \"/nonexistent/audit.log\"\n")
         defer { removeConfig(conf) }
-        let result = try runCommand(Repo.xferwatchd, ["run", "--config", conf, "--source=audisp", "--events"], stdin: FileHandle(forReadingAtPath: input), seconds: 20)
+        let result = try runCommand(
+            Repo.xferwatchd, ["run", "--config", conf, "--source=audisp", "--events"], stdin: FileHandle(forReadingAtPath: input), seconds: 20)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try jsonLines(result.stdout).count > 5)
         let bad = try runCommand(Repo.xferwatchd, ["run", "--config", conf, "--source=udp"])
@@ -60,7 +61,8 @@ import Testing
             .write(toFile: conf, atomically: true, encoding: .utf8)
         let result = try runCommand(Repo.xferwatchd, ["run", "--config", conf], stdin: FileHandle(forReadingAtPath: "/dev/null"), seconds: 20)
         #expect(result.status == 1)
-        #expect(result.stderr.contains("user xferwatch-no-such-user does not exist: the package creates it; or set [agent] user = \"root\""), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("user xferwatch-no-such-user does not exist: the package creates it; or set [agent] user = \"root\""), "\(result.stderr)")
     }
 
     @Test func fileSourceFollowsRotationAndTruncation() throws {

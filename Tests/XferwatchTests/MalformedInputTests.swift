@@ -1,13 +1,14 @@
-import Foundation
 import ByteJSON
+import Detection
+import Flows
+import Foundation
+import HostState
+import KernelAudit
 import Testing
+
 @testable import Agent
 @testable import AgentConfig
 @testable import AuditIngest
-import Detection
-import Flows
-import HostState
-import KernelAudit
 
 @Suite struct MalformedInputTests {
     @Test(arguments: [
@@ -56,9 +57,10 @@ import KernelAudit
     /// Random mutations of real records: each one either parses or is counted as malformed;
     /// the pipeline never crashes and every line is accounted for.
     @Test func randomMutationsOfRealRecords() throws {
-        let originals = try lines(ofFile: Repo.fixture("raw.log")) + lines(ofFile: Repo.fixture("enriched.log"))
+        let originals =
+            try lines(ofFile: Repo.fixture("raw.log")) + lines(ofFile: Repo.fixture("enriched.log"))
             + lines(ofFile: Repo.fixture("flows/flows.log"))
-        var generator = SplitMix(seed: 20261122)
+        var generator = SplitMix(seed: 20_261_122)
         var events = 0
         var flows = 0
         // The flow model and the rules take the same mangled events; every flow's and every

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import AgentConfig
 @testable import Outputs
 
@@ -15,7 +16,8 @@ import Testing
         for bad in ["http://x:1", "tcp://", "tcp://h:0", "tcp://h:70000", "unix://dev/log", "udp://[::1", "/dev/log"] {
             #expect(parse(bad) == nil, "\(bad)")
         }
-        let problems = Self.problems("""
+        let problems = Self.problems(
+            """
             [output.syslog]
             address = "tcp//x"
             format = "rfc3339"
@@ -27,8 +29,11 @@ import Testing
             [output.file]
             generations = 0
             """)
-        #expect(problems == ["output.file.generations", "output.syslog.address", "output.syslog.format", "output.syslog.app_name",
-                             "output.syslog.tls_ca_file", "output.syslog.tls_key_file", "output.syslog.retry_max_ms"], "\(problems)")
+        #expect(
+            problems == [
+                "output.file.generations", "output.syslog.address", "output.syslog.format", "output.syslog.app_name",
+                "output.syslog.tls_ca_file", "output.syslog.tls_key_file", "output.syslog.retry_max_ms",
+            ], "\(problems)")
         let off = try AgentConfiguration.parse("[output.file]\npath = \"\"\n[output.syslog]\nenabled = false\n")
         #expect(!off.output.file.enabled && !off.output.syslog.enabled)
     }
@@ -51,21 +56,27 @@ import Testing
 
     @Test func rfc5424HeaderAndStructuredData() throws {
         let builder = try Self.builder("address = \"tcp://127.0.0.1:1\"\nfacility = \"local3\"")
-        let message = builder.message(time: 1_795_000_000_123, severity: 3, msgID: "an1170.large_transfer",
-                                      parameters: [("rule", "an1170.large_transfer"), ("event", "x-1"), ("note", #"a "b" \c]"#)],
-                                      payload: Array(#"{"k":"é"}"#.utf8))
+        let message = builder.message(
+            time: 1_795_000_000_123, severity: 3, msgID: "an1170.large_transfer",
+            parameters: [("rule", "an1170.large_transfer"), ("event", "x-1"), ("note", #"a "b" \c]"#)],
+            payload: Array(#"{"k":"é"}"#.utf8))
         // local3 (19) * 8 + err (3) = 155.
-        #expect(String(decoding: message.bytes, as: UTF8.self) == #"<155>1 2026-11-18T11:06:40.123Z web1.example.com xferwatch 4242 an1170.large_transfer "#
-            + #"[xferwatch@32473 rule="an1170.large_transfer" event="x-1" note="a \"b\" \\c\]"] {"k":"é"}"#)
+        #expect(
+            String(decoding: message.bytes, as: UTF8.self) == #"<155>1 2026-11-18T11:06:40.123Z web1.example.com xferwatch 4242 an1170.large_transfer "#
+                + #"[xferwatch@32473 rule="an1170.large_transfer" event="x-1" note="a \"b\" \\c\]"] {"k":"é"}"#)
         #expect(message.truncatedFrom == nil, "streams are not cut")
-        #expect(syslogSeverity(eventSeverity: 73) == 3 && syslogSeverity(eventSeverity: 47) == 4 && syslogSeverity(eventSeverity: 21) == 5
-            && syslogSeverity(eventSeverity: 99) == 2 && syslogSeverity(eventSeverity: 5) == 6)
+        #expect(
+            syslogSeverity(eventSeverity: 73) == 3 && syslogSeverity(eventSeverity: 47) == 4 && syslogSeverity(eventSeverity: 21) == 5
+                && syslogSeverity(eventSeverity: 99) == 2 && syslogSeverity(eventSeverity: 5) == 6)
     }
 
     @Test func rfc3164HeaderInLocalTime() throws {
         let builder = try Self.builder("address = \"udp://127.0.0.1:1\"\nformat = \"rfc3164\"")
-        let text = String(decoding: builder.message(time: 1_795_000_000_123, severity: 4, msgID: "x", parameters: [("rule", "x")],
-                                                    payload: Array("hello".utf8)).bytes, as: UTF8.self)
+        let text = String(
+            decoding: builder.message(
+                time: 1_795_000_000_123, severity: 4, msgID: "x", parameters: [("rule", "x")],
+                payload: Array("hello".utf8)
+            ).bytes, as: UTF8.self)
         // authpriv (10) * 8 + warning (4) = 84; the short host name; no structured data.
         let pattern = #/^<84>(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 1-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9] web1 xferwatch\[4242\]: hello$/#
         #expect(text.wholeMatch(of: pattern) != nil, "\(text)")
@@ -86,7 +97,8 @@ import Testing
             let text = try #require(String(validating: message.bytes, as: UTF8.self), "cut inside a character")
             #expect(text.contains(format == "rfc5424" ? "truncated=\"\(whole)\"]" : "[truncated from \(whole) bytes]"))
         }
-        let fits = try Self.builder("address = \"udp://127.0.0.1:1\"").message(time: 0, severity: 4, msgID: "x", parameters: [], payload: Array(payload.prefix(100)))
+        let fits = try Self.builder("address = \"udp://127.0.0.1:1\"").message(
+            time: 0, severity: 4, msgID: "x", parameters: [], payload: Array(payload.prefix(100)))
         #expect(fits.truncatedFrom == nil)
     }
 

@@ -42,16 +42,19 @@ extension KernelAuditTests.FlowEndToEnd {
         let install = try dpkg(["-i", package])
         try #require(install.status == 0, "dpkg -i: \(install.stdout) \(install.stderr)")
         #expect(try runCommand("/usr/bin/getent", ["passwd", "_xferwatch"]).status == 0)
-        for (path, mode, owner) in [("/usr/sbin/xferwatchd", 0o755, "root"), ("/usr/bin/agentctl", 0o755, "root"),
-                                    ("/etc/xferwatch/agent.conf", 0o644, "root"), ("/etc/xferwatch/yara/lightftp.yar", 0o644, "root"),
-                                    ("/lib/systemd/system/xferwatchd.service", 0o644, "root"), ("/etc/audit/plugins.d/xferwatch.conf", 0o644, "root"),
-                                    ("/usr/share/man/man8/xferwatchd.8.gz", 0o644, "root"), ("/usr/share/man/man8/agentctl.8.gz", 0o644, "root"),
-                                    ("/usr/share/man/man5/agent.conf.5.gz", 0o644, "root"), ("/usr/share/doc/xferwatch/copyright", 0o644, "root"),
-                                    ("/usr/share/doc/xferwatch/agentctl-status.schema.json", 0o644, "root"),
-                                    ("/var/lib/xferwatch", 0o750, "_xferwatch"), ("/var/log/xferwatch", 0o750, "_xferwatch")] {
+        for (path, mode, owner) in [
+            ("/usr/sbin/xferwatchd", 0o755, "root"), ("/usr/bin/agentctl", 0o755, "root"),
+            ("/etc/xferwatch/agent.conf", 0o644, "root"), ("/etc/xferwatch/yara/lightftp.yar", 0o644, "root"),
+            ("/lib/systemd/system/xferwatchd.service", 0o644, "root"), ("/etc/audit/plugins.d/xferwatch.conf", 0o644, "root"),
+            ("/usr/share/man/man8/xferwatchd.8.gz", 0o644, "root"), ("/usr/share/man/man8/agentctl.8.gz", 0o644, "root"),
+            ("/usr/share/man/man5/agent.conf.5.gz", 0o644, "root"), ("/usr/share/doc/xferwatch/copyright", 0o644, "root"),
+            ("/usr/share/doc/xferwatch/agentctl-status.schema.json", 0o644, "root"),
+            ("/var/lib/xferwatch", 0o750, "_xferwatch"), ("/var/log/xferwatch", 0o750, "_xferwatch"),
+        ] {
             let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-            #expect((attributes?[.posixPermissions] as? Int) == mode && attributes?[.ownerAccountName] as? String == owner,
-                    "\(path): \(String((attributes?[.posixPermissions] as? Int) ?? 0, radix: 8)) \(attributes?[.ownerAccountName] ?? "missing")")
+            #expect(
+                (attributes?[.posixPermissions] as? Int) == mode && attributes?[.ownerAccountName] as? String == owner,
+                "\(path): \(String((attributes?[.posixPermissions] as? Int) ?? 0, radix: 8)) \(attributes?[.ownerAccountName] ?? "missing")")
         }
         let conffiles = try runCommand("/usr/bin/dpkg-query", ["-W", "-f", "${Conffiles}", "xferwatch"]).stdout
         for conffile in ["/etc/xferwatch/agent.conf", "/etc/xferwatch/yara/lightftp.yar", "/etc/audit/plugins.d/xferwatch.conf"] {
@@ -65,11 +68,16 @@ extension KernelAuditTests.FlowEndToEnd {
 
         // The installed agent, as root outside systemd, as systemd's MemoryDenyWriteExecute
         // would have it: drops to _xferwatch and sees a scripted upload.
-        let agent = try Child("/usr/bin/python3", ["-c", """
-            import ctypes, os, sys
-            if ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) != 0: sys.exit("PR_SET_MDWE failed")
-            os.execv("/usr/sbin/xferwatchd", ["xferwatchd", "run"])
-            """])
+        let agent = try Child(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import ctypes, os, sys
+                if ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) != 0: sys.exit("PR_SET_MDWE failed")
+                os.execv("/usr/sbin/xferwatchd", ["xferwatchd", "run"])
+                """,
+            ])
         #expect(agent.waitForStderr(containing: "running as _xferwatch", seconds: 20), "installed agent: \(agent.stderr)")
         try #require(agent.waitForStderr(containing: "host: ", seconds: 20), "installed agent: \(agent.stderr)")
         let file = try randomFile("packaged.bin", bytes: 300_000)
@@ -118,9 +126,11 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(!FileManager.default.fileExists(atPath: "/usr/sbin/xferwatchd") && FileManager.default.fileExists(atPath: "/etc/xferwatch/agent.conf"))
         #expect(FileManager.default.fileExists(atPath: "/var/log/xferwatch/alerts.jsonl"), "logs stay until purge")
         #expect(try dpkg(["--purge", "xferwatch"]).status == 0)
-        for path in ["/etc/xferwatch", "/var/lib/xferwatch", "/var/log/xferwatch", "/run/xferwatch", "/usr/bin/agentctl",
-                     "/lib/systemd/system/xferwatchd.service", "/etc/systemd/system/multi-user.target.wants/xferwatchd.service",
-                     "/etc/audit/plugins.d/xferwatch.conf", "/usr/share/doc/xferwatch"] {
+        for path in [
+            "/etc/xferwatch", "/var/lib/xferwatch", "/var/log/xferwatch", "/run/xferwatch", "/usr/bin/agentctl",
+            "/lib/systemd/system/xferwatchd.service", "/etc/systemd/system/multi-user.target.wants/xferwatchd.service",
+            "/etc/audit/plugins.d/xferwatch.conf", "/usr/share/doc/xferwatch",
+        ] {
             #expect(!FileManager.default.fileExists(atPath: path), "\(path) is left after purge")
         }
         #expect(!dpkgInstalled())

@@ -9,18 +9,24 @@ extension KernelAuditTests.FlowEndToEnd {
     @Test func theDroppedAgentKeepsOnlyWhatItNeeds() throws {
         // systemd's notification socket, stood in for by a receiver the agent's user may write to.
         let notifySocket = work + "/notify.sock"
-        let receiver = try Child("/usr/bin/python3", ["-c", """
-            import os, socket, sys
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); s.settimeout(60)
-            print("bound", flush=True)
-            for _ in range(2): print(s.recv(4096).decode(), flush=True)
-            """, notifySocket])
+        let receiver = try Child(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import os, socket, sys
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); s.settimeout(60)
+                print("bound", flush=True)
+                for _ in range(2): print(s.recv(4096).decode(), flush=True)
+                """, notifySocket,
+            ])
         let bound = Date().addingTimeInterval(10)
         while Date() < bound, !receiver.stdout.contains("bound") { usleep(20_000) }
         // With YARA on, the scan worker is a second thread that must have dropped as well.
-        let agent = try startAgent("[rules.yara]\npaths = [\"\(Repo.path("rules/yara"))/*.yar\"]\n", user: "nobody",
-                                   environment: ["NOTIFY_SOCKET": notifySocket])
+        let agent = try startAgent(
+            "[rules.yara]\npaths = [\"\(Repo.path("rules/yara"))/*.yar\"]\n", user: "nobody",
+            environment: ["NOTIFY_SOCKET": notifySocket])
 
         // READY=1 comes once the kernel has the rules.
         let ready = Date().addingTimeInterval(10)
@@ -48,7 +54,8 @@ extension KernelAuditTests.FlowEndToEnd {
         let before = try status()
         try validateAgainstSchema(before.json)
         #expect(value(before.json, "privileges", "user") as? String == "nobody")
-        #expect(value(before.json, "privileges", "capabilities") as? [String] == ["CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE", "CAP_AUDIT_CONTROL", "CAP_AUDIT_READ"])
+        #expect(
+            value(before.json, "privileges", "capabilities") as? [String] == ["CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE", "CAP_AUDIT_CONTROL", "CAP_AUDIT_READ"])
         #expect(value(before.json, "privileges", "no_new_privileges") as? Bool == true)
         let human = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket])
         #expect(human.stdout.contains("runs as     nobody (uid 65534, gid 65534), CAP_DAC_READ_SEARCH"), "\(human.stdout)")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import AuditIngest
 
 /// The parser on logs recorded from the real kernel (Tests/Fixtures, see workload/).
@@ -12,17 +13,29 @@ import Testing
     }
 
     @Test func syscallFieldsAndStamp() throws {
-        let record = try parse(#"type=SYSCALL msg=audit(1795355691.773:3069): arch=c000003e syscall=42 success=no exit=-115 a0=5 a1=7ffd items=0 ppid=1 pid=4242 auid=4294967295 uid=0 tty=(none) comm="curl" exe="/usr/bin/curl" key="xwcapture""#)
+        let record = try parse(
+            #"type=SYSCALL msg=audit(1795355691.773:3069): arch=c000003e syscall=42 success=no exit=-115 a0=5 a1=7ffd items=0 ppid=1 pid=4242 auid=4294967295 uid=0 tty=(none) comm="curl" exe="/usr/bin/curl" key="xwcapture""#
+        )
         #expect(record.type == .syscall)
         #expect(record.key.time == AuditTime(seconds: 1_795_355_691, milliseconds: 773))
         #expect(record.key.serial == 3069)
         #expect(record.integer("exit") == -115)
         #expect(record.hexInteger("a0") == 5)
-        #expect(record.hexInteger("arch") == 0xc000003e)
+        #expect(record.hexInteger("arch") == 0xc000_003e)
         #expect(record.string("exe") == "/usr/bin/curl")
         #expect(record.string("tty") == "(none)")
         #expect(record.string("key") == "xwcapture")
         #expect(record.interpretedFields.isEmpty)
+    }
+
+    /// RecordTypeTable.swift is what tools/generate-record-types writes from the installed libaudit.
+    @Test func recordTypeTableIsWhatItsGeneratorWrites() throws {
+        let written = try makeTemporaryDirectory() + "/RecordTypeTable.swift"
+        let result = try runCommand(Repo.path("tools/generate-record-types"), [written])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(
+            try String(contentsOfFile: written, encoding: .utf8)
+                == String(contentsOfFile: Repo.path("Sources/AuditIngest/RecordTypeTable.swift"), encoding: .utf8))
     }
 
     @Test func deviceNumbersAreWhatStatReports() throws {
@@ -34,8 +47,9 @@ import Testing
         let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
         let root = try #require(mountinfo.split(separator: "\n").map { $0.split(separator: " ") }.first { $0.count > 4 && $0[4] == "/" })
         let numbers = root[2].split(separator: ":").compactMap { UInt64($0) }
+        try #require(numbers.count == 2, "mountinfo's root line: \(root.joined(separator: " "))")
         var info = stat()
-        #expect(stat("/", &info) == 0 && numbers.count == 2)
+        try #require(stat("/", &info) == 0)
         let line = "type=PATH msg=audit(1700000000.000:1): item=0 name=\"/\" dev=\(String(numbers[0], radix: 16)):\(String(numbers[1], radix: 16))"
         #expect(try parse(line).deviceNumber("dev") == UInt64(info.st_dev))
         // Numbers past 8 bits of minor and 12 of major take glibc's split layout.
@@ -104,9 +118,10 @@ import Testing
         let all = try lines(ofFile: Repo.fixture("enriched.log"))
         let syscall = try parse(try #require(all.first { $0.hasPrefix("type=SYSCALL") && $0.contains("syscall=42 ") }))
         #expect(syscall.string("syscall") == "42")
-        let interpreted = Dictionary(syscall.interpretedFields.map {
-            (String(decoding: syscall.name($0), as: UTF8.self), String(decoding: syscall.rawValue($0), as: UTF8.self))
-        }, uniquingKeysWith: { a, _ in a })
+        let interpreted = Dictionary(
+            syscall.interpretedFields.map {
+                (String(decoding: syscall.name($0), as: UTF8.self), String(decoding: syscall.rawValue($0), as: UTF8.self))
+            }, uniquingKeysWith: { a, _ in a })
         #expect(interpreted["SYSCALL"] == "connect")
         #expect(interpreted["ARCH"] == "x86_64")
         let sockaddr = try parse(try #require(all.first { $0.hasPrefix("type=SOCKADDR") && $0.contains("saddr_fam=inet ") }))
@@ -135,7 +150,9 @@ import Testing
     }
 
     @Test func userMessagesNestTheirFields() throws {
-        let record = try parse(#"type=USER_START msg=audit(1.000:5): pid=12 uid=0 auid=1000 ses=3 msg='op=PAM:session_open acct="root" exe="/usr/bin/su" hostname=? addr=? terminal=pts/0 res=success'"#)
+        let record = try parse(
+            #"type=USER_START msg=audit(1.000:5): pid=12 uid=0 auid=1000 ses=3 msg='op=PAM:session_open acct="root" exe="/usr/bin/su" hostname=? addr=? terminal=pts/0 res=success'"#
+        )
         #expect(record.string("acct") == "root")
         #expect(record.string("exe") == "/usr/bin/su")
         #expect(record.string("res") == "success")

@@ -46,11 +46,13 @@ extension KernelAuditTests {
         // Started before the agent: only its listen can reveal it.
         let go = Pipe()
         let early = try Child(directory + "/fftp", [], stdin: go.fileHandleForReading)
-        let config = try configFile(in: directory, source: "unicast", extra: """
-            [rules.yara]
-            paths = ["\(Repo.path("rules/yara"))/*.yar"]
+        let config = try configFile(
+            in: directory, source: "unicast",
+            extra: """
+                [rules.yara]
+                paths = ["\(Repo.path("rules/yara"))/*.yar"]
 
-            """)
+                """)
         let agent = try Child(Repo.xferwatchd, ["run", "--config", config])
         defer { agent.stop() }
         try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 10), "agent did not start: \(agent.stderr)")

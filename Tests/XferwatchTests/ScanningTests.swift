@@ -86,7 +86,8 @@ enum SyntheticBinary {
         try "rule broken\n{\n    strings: $a = \"x\"\n    condition: $a and\n}\n".write(toFile: broken, atomically: true, encoding: .utf8)
         let mine = directory + "/mine.yar"
         // The same rule name as a shipped rule: each file has its own namespace.
-        try "rule LightFTP_fftp_linux : staging\n{\n    meta:\n        description = \"mine\"\n        urgent = true\n    condition:\n        filesize == 7\n}\n"
+        try
+            "rule LightFTP_fftp_linux : staging\n{\n    meta:\n        description = \"mine\"\n        urgent = true\n    condition:\n        filesize == 7\n}\n"
             .write(toFile: mine, atomically: true, encoding: .utf8)
         let (rules, errors) = YaraRules.compile(globs: [Repo.path("rules/yara/*.yar"), directory + "/*.yar", directory + "/missing-*.yar"])
         #expect(errors.count == 1)

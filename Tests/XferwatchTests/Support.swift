@@ -1,10 +1,11 @@
-import Foundation
-@testable import Agent
 import AgentConfig
-@testable import AuditIngest
 import Detection
 import Flows
+import Foundation
 import HostState
+
+@testable import Agent
+@testable import AuditIngest
 
 /// Paths inside the repository, found from this file's location.
 enum Repo {
@@ -111,7 +112,9 @@ final class Child {
 
 /// Runs a command to completion and returns (status, stdout, stderr).
 @discardableResult
-func runCommand(_ executable: String, _ arguments: [String], stdin: FileHandle? = nil, seconds: Double = 120) throws -> (status: Int32, stdout: String, stderr: String) {
+func runCommand(_ executable: String, _ arguments: [String], stdin: FileHandle? = nil, seconds: Double = 120) throws -> (
+    status: Int32, stdout: String, stderr: String
+) {
     let child = try Child(executable, arguments, stdin: stdin)
     let deadline = Date().addingTimeInterval(seconds)
     while child.process.isRunning && Date() < deadline { usleep(10_000) }

@@ -16,7 +16,9 @@ extension KernelAuditTests.FlowEndToEnd {
             // A datagram is cut at max_message_size (a unit test covers that); here the payload
             // must arrive whole whatever the ancestry of the test run, so UDP gets room for it.
             let agent = try startAgent(receiver.config(transport, transport == "udp" ? "max_message_size = 65000\n" : ""))
-            #expect(agent.waitForStderr(containing: "syslog \(transport)://127.0.0.1:\(receiver.port(transport)): connected", seconds: 10), "\(agent.stderr.suffix(2000))")
+            #expect(
+                agent.waitForStderr(containing: "syslog \(transport)://127.0.0.1:\(receiver.port(transport)): connected", seconds: 10),
+                "\(agent.stderr.suffix(2000))")
             for job in 1...3 { _ = try client("/bin/true", ["ftp", "-s:\(transport)-job\(job).txt"]) }
             _ = try client("/usr/bin/curl", ["-s", "-T", upload, "ftp://203.0.113.10/upload/\(transport).tar.gz"])
             let alerts = try waitForAlerts(atLeast: 6)
@@ -156,8 +158,10 @@ extension KernelAuditTests.FlowEndToEnd {
     /// for, gets nothing: the alerts wait in the spool. Turning the name check off lets them go.
     @Test func tlsSendsNothingToAReceiverItCannotVerify() throws {
         let receiver = try SyslogReceiver(directory: work + "/rsyslog")
-        for (extra, caFile, refusal) in [("", "other-ca.pem", "unable to get local issuer certificate"),
-                                         ("tls_server_name = \"siem.example.com\"\n", "ca.pem", "hostname mismatch")] {
+        for (extra, caFile, refusal) in [
+            ("", "other-ca.pem", "unable to get local issuer certificate"),
+            ("tls_server_name = \"siem.example.com\"\n", "ca.pem", "hostname mismatch"),
+        ] {
             try? FileManager.default.removeItem(atPath: work + "/state")
             let agent = try startAgent(receiver.config("tls", extra + "retry_initial_ms = 100\nretry_max_ms = 200\n", caFile: caFile))
             #expect(agent.waitForStderr(containing: "certificate rejected: \(refusal)", seconds: 10), "\(agent.stderr.suffix(1500))")
@@ -248,7 +252,8 @@ final class SyslogReceiver {
     func config(_ transport: String, _ extra: String = "", caFile: String = "ca.pem") -> String {
         var text = "[output.syslog]\naddress = \"\(transport)://127.0.0.1:\(ports[transport]!)\"\n"
         if transport == "tls" {
-            text += "tls_ca_file = \"\(directory)/tls/\(caFile)\"\ntls_cert_file = \"\(directory)/tls/client.pem\"\ntls_key_file = \"\(directory)/tls/client.key\"\n"
+            text +=
+                "tls_ca_file = \"\(directory)/tls/\(caFile)\"\ntls_cert_file = \"\(directory)/tls/client.pem\"\ntls_key_file = \"\(directory)/tls/client.key\"\n"
         }
         return text + extra
     }
@@ -277,7 +282,8 @@ struct RFC5424Message {
     let hostname, appName, procID, msgID, structuredData, body, eventID: String
 
     init?(_ line: String) {
-        let pattern = #/^<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) ([!-~]{1,255}) ([!-~]{1,48}) ([!-~]{1,128}) ([!-~]{1,32}) (\[xferwatch@32473(?: [a-z]+="(?:[^"\\\]]|\\["\\\]])*")+\]) (.*)$/#
+        let pattern =
+            #/^<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) ([!-~]{1,255}) ([!-~]{1,48}) ([!-~]{1,128}) ([!-~]{1,32}) (\[xferwatch@32473(?: [a-z]+="(?:[^"\\\]]|\\["\\\]])*")+\]) (.*)$/#
         guard let match = line.wholeMatch(of: pattern), let event = line.firstMatch(of: #/ event="([^"]+)"/#) else { return nil }
         priority = Int(match.1)!
         timestamp = String(match.2)

@@ -6,7 +6,8 @@ import Testing
 /// what it does not.
 @Suite struct TOMLTests {
     @Test func everyKindOfValue() throws {
-        let document = try TOML.parse(#"""
+        let document = try TOML.parse(
+            #"""
             # a comment
             title = "TOML \"basic\" \u00e9\U0001F600 \t end" # trailing comment
             literal = 'C:\Users\nodejs\templates'
@@ -71,7 +72,7 @@ import Testing
         #expect(document["quotes"] == .string(#"Here are two quotation marks: "". Simple enough.""#))
         #expect(document["quoted key"] == .integer(1) && document["literal key"] == .integer(2) && document["bare-key_1"] == .integer(3))
         #expect(document["dotted"] == .table(["key": .string("dotted")]))
-        #expect(document["hex"] == .integer(0xDEADBEEF) && document["oct"] == .integer(0o755) && document["bin"] == .integer(13))
+        #expect(document["hex"] == .integer(0xDEAD_BEEF) && document["oct"] == .integer(0o755) && document["bin"] == .integer(13))
         #expect(document["signed"] == .integer(-17) && document["plus"] == .integer(99))
         #expect(document["big"] == .integer(Int.max) && document["small"] == .integer(Int.min))
         #expect(document["float"] == .float(6.626e-34) && document["float2"] == .float(-0.01) && document["float3"] == .float(1e6))
@@ -85,8 +86,12 @@ import Testing
         #expect(document["multiline"] == .array([.string("a"), .string("b")]))
         #expect(document["inline"] == .table(["name": .string("x"), "point": .table(["x": .integer(1), "y": .integer(2)])]))
         #expect(document["table"] == .table(["sub": .table(["key": .string("in a sub-table")]), "defined": .string("later, once")]))
-        #expect(document["products"] == .array([.table(["name": .string("Hammer")]), .table([:]),
-                                                .table(["name": .string("Nail"), "sizes": .table(["small": .integer(1)])])]))
+        #expect(
+            document["products"]
+                == .array([
+                    .table(["name": .string("Hammer")]), .table([:]),
+                    .table(["name": .string("Nail"), "sizes": .table(["small": .integer(1)])]),
+                ]))
     }
 
     @Test func crlfLinesAndAnEmptyDocument() throws {

@@ -1,18 +1,18 @@
+import AgentConfig
+import AuditIngest
+import Detection
+import Flows
 // bench/detection: what the default rules cost per execve and per flow, on processes and flows
 // rebuilt from kernel-recorded logs (Tests/Fixtures/detection and flows, or logs given as
 // arguments). Beside it, the same command-line patterns in Swift's Regex, the peer PCRE2 JIT
 // replaces on the hot path.
 import Foundation
-import AgentConfig
-import AuditIngest
-import Detection
-import Flows
 import HostState
 import KernelAudit
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 final class Collector: FlowObserver {
@@ -58,9 +58,11 @@ let collector = Collector()
 rebuild(paths, into: collector)
 let configuration = AgentConfiguration()
 var alerts = 0
-let detector = try Detector(configuration: configuration, assessInteractivity: ProcessTable(procfs: nil).completeDetailsAndAssessInteractivity,
-                            firstSeen: FirstSeenStore(learningMinutes: 0),
-                            idPrefix: "bench") { _ in alerts += 1 }
+let detector = try Detector(
+    configuration: configuration, assessInteractivity: ProcessTable(procfs: nil).completeDetailsAndAssessInteractivity,
+    firstSeen: FirstSeenStore(learningMinutes: 0),
+    idPrefix: "bench"
+) { _ in alerts += 1 }
 let commandLines = collector.processes.map(\.commandLine)
 print("input: \(collector.processes.count) execve, \(collector.flows.count) flows from \(paths.joined(separator: ", "))")
 
@@ -100,15 +102,18 @@ func row(_ name: String, _ ns: Double, _ note: String) {
 }
 print("per item, default rules (\(RuleID.allCases.count) rules, \(sources.count) execve patterns), \(ProcessInfo.processorName):")
 row("execve, all rules (PCRE2 JIT)", perExec, "\(execAlerts / rounds) alerts per pass of \(collector.processes.count)")
-row("execve, execve patterns only in Swift Regex", perExecSwift, "\(swiftRegexes.count) of \(sources.count) patterns compiled, \(swiftMatches / swiftRounds) matches per pass")
+row(
+    "execve, execve patterns only in Swift Regex", perExecSwift,
+    "\(swiftRegexes.count) of \(sources.count) patterns compiled, \(swiftMatches / swiftRounds) matches per pass")
 row("flow, start + end rules", perFlow, "\(alerts / flowRounds) alerts per pass of \(collector.flows.count)")
 print(String(format: "at 1,000 execve/s: %.3f%% of one core for execve rules (Swift Regex: %.2f%%)", perExec / 10_000, perExecSwift / 10_000))
 
 enum ProcessInfo {
     static var processorName: String {
         guard let text = readTextFile("/proc/cpuinfo"),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-              let colon = line.firstIndex(of: ":") else { return "unknown CPU" }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+            let colon = line.firstIndex(of: ":")
+        else { return "unknown CPU" }
         return line[line.index(after: colon)...].trimmingPrefix(" ").description
     }
 }

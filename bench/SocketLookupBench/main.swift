@@ -6,7 +6,7 @@
 import HostState
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 func cpuMicroseconds() -> Double {
@@ -60,10 +60,12 @@ try measure("sock_diag dump filtered by remote port, only the match decoded (xfe
     return socket == nil ? -1 : scanned
 }
 if let owner, let fd = procfs.fileDescriptors(pid: owner).last(where: { procfs.socketInode(pid: owner, fd: $0) != nil }),
-   let inode = procfs.socketInode(pid: owner, fd: fd) {
+    let inode = procfs.socketInode(pid: owner, fd: fd)
+{
     measure("copy of pid \(owner)'s fd \(fd) (pidfd_getfd, xferwatchd's first choice)") {
         guard let found = procfs.socketInode(pid: owner, fd: fd), found == inode,
-              HostSockets.inspect(pid: owner, fd: fd, inode: found) != nil else { return -1 }
+            HostSockets.inspect(pid: owner, fd: fd, inode: found) != nil
+        else { return -1 }
         return 1
     }
 }

@@ -1,10 +1,10 @@
-import Foundation
 import AgentConfig
+import Foundation
 import Outputs
 import Runtime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // bench/syslog's xferwatch side: COUNT alert-sized messages built like the agent builds them,
@@ -21,7 +21,9 @@ let work = arguments[3]
 /// An alert's JSON is about 1.5 KB; every payload differs, as alerts do.
 func payload(_ index: Int) -> [UInt8] {
     let filler = String(repeating: "x", count: 1300)
-    return Array(#"{"@timestamp":"2026-11-22T10:00:00.000Z","event":{"kind":"alert","id":"bench-\#(index)","severity":47},"rule":{"id":"ftp.scripted"},"xferwatch":{"pad":"\#(filler)"}}"#.utf8)
+    return Array(
+        #"{"@timestamp":"2026-11-22T10:00:00.000Z","event":{"kind":"alert","id":"bench-\#(index)","severity":47},"rule":{"id":"ftp.scripted"},"xferwatch":{"pad":"\#(filler)"}}"#
+            .utf8)
 }
 let payloads = (0..<count).map(payload)
 let file = fopen(work + "/payloads", "w")!
@@ -36,14 +38,19 @@ func cpuSeconds() -> Double {
 
 let settings = try AgentConfiguration.parse("[output.syslog]\naddress = \"tcp://127.0.0.1:\(port)\"\n").output.syslog
 let builder = SyslogMessageBuilder(settings: settings, hostname: "bench", processID: getpid())
-let forwarder = SyslogForwarder.start(settings: settings, spoolDirectory: work + "/spool", log: { _, message in let line = Array((message + "\n").utf8); _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) } })!
+let forwarder = SyslogForwarder.start(
+    settings: settings, spoolDirectory: work + "/spool",
+    log: { _, message in
+        let line = Array((message + "\n").utf8); _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    })!
 while !forwarder.currentStatus.connected { usleep(10_000) }
 
 var wallStart = monotonicMilliseconds()
 var cpuStart = cpuSeconds()
 for (index, line) in payloads.enumerated() {
-    let message = builder.message(time: 1_795_000_000_000 + Int64(index), severity: 4, msgID: "ftp.scripted",
-                                  parameters: [("rule", "ftp.scripted"), ("event", "bench-\(index)"), ("severity", "47")], payload: line)
+    let message = builder.message(
+        time: 1_795_000_000_000 + Int64(index), severity: 4, msgID: "ftp.scripted",
+        parameters: [("rule", "ftp.scripted"), ("event", "bench-\(index)"), ("severity", "47")], payload: line)
     forwarder.submit(message.bytes)
     // The agent raises alerts far slower than this loop; a producer this fast waits for the
     // spool rather than overflow the in-memory hand-over (which would drop, counted).
@@ -54,8 +61,10 @@ if forwarder.currentStatus.dropped > 0 { print("dropped \(forwarder.currentStatu
 var wall = Double(monotonicMilliseconds() - wallStart) / 1000
 var cpu = cpuSeconds() - cpuStart
 forwarder.stop()
-print(String(format: "xferwatch syslog tcp: %d alerts in %.3f s (%.0f alerts/s), %.3f CPU-s (%.0f alerts/CPU-s), spool fsync'd, delivery acknowledged",
-             count, wall, Double(count) / wall, cpu, Double(count) / cpu))
+print(
+    String(
+        format: "xferwatch syslog tcp: %d alerts in %.3f s (%.0f alerts/s), %.3f CPU-s (%.0f alerts/CPU-s), spool fsync'd, delivery acknowledged",
+        count, wall, Double(count) / wall, cpu, Double(count) / cpu))
 
 var fileSettings = AgentConfiguration.FileOutput()
 fileSettings.path = work + "/alerts.jsonl"
@@ -66,5 +75,7 @@ cpuStart = cpuSeconds()
 for line in payloads { alertFile.append(line + [0x0A]) }
 wall = Double(monotonicMilliseconds() - wallStart) / 1000
 cpu = cpuSeconds() - cpuStart
-print(String(format: "xferwatch alert file: %d alerts in %.3f s (%.0f alerts/s), %.3f CPU-s, %d written",
-             count, wall, Double(count) / max(wall, 0.001), cpu, alertFile.written))
+print(
+    String(
+        format: "xferwatch alert file: %d alerts in %.3f s (%.0f alerts/s), %.3f CPU-s, %d written",
+        count, wall, Double(count) / max(wall, 0.001), cpu, alertFile.written))

@@ -36,9 +36,13 @@ var cpu = cpuSeconds(), wall = wallSeconds()
 for file in files { _ = scanner.scan(ScanTarget(path: file)) }
 let uncachedCPU = cpuSeconds() - cpu, uncachedWall = wallSeconds() - wall
 let c = scanner.counters
-print("files: \(files.count) listed, \(c.scans) scanned, \(c.bytesScanned / 1_000_000) MB, \(c.filesMatched) matched, \(c.tooLarge) too large, \(c.gone) unreadable, \(c.failed) failed")
-print(String(format: "xferwatch uncached: %.3f CPU-s, %.3f s wall, %.0f scans/CPU-s, %.0f MB/CPU-s",
-             uncachedCPU, uncachedWall, Double(c.scans) / uncachedCPU, Double(c.bytesScanned) / 1e6 / uncachedCPU))
+print(
+    "files: \(files.count) listed, \(c.scans) scanned, \(c.bytesScanned / 1_000_000) MB, \(c.filesMatched) matched, \(c.tooLarge) too large, \(c.gone) unreadable, \(c.failed) failed"
+)
+print(
+    String(
+        format: "xferwatch uncached: %.3f CPU-s, %.3f s wall, %.0f scans/CPU-s, %.0f MB/CPU-s",
+        uncachedCPU, uncachedWall, Double(c.scans) / uncachedCPU, Double(c.bytesScanned) / 1e6 / uncachedCPU))
 
 cpu = cpuSeconds()
 let rounds = 20
@@ -57,5 +61,7 @@ while queue.counters.scanner.scans + queue.counters.scanner.cacheHits < stormCou
 let stormCPU = cpuSeconds() - cpu, stormWall = wallSeconds() - wall
 queue.stop()
 let perExec = stormCPU / Double(stormCount)
-print(String(format: "execve storm of /bin/true: %d targets in %.3f s, %.2f µs CPU per execve (queue + stat + cache), %.3f%% of a core at 1,000 execve/s",
-             stormCount, stormWall, perExec * 1e6, perExec * 1000 * 100))
+print(
+    String(
+        format: "execve storm of /bin/true: %d targets in %.3f s, %.2f µs CPU per execve (queue + stat + cache), %.3f%% of a core at 1,000 execve/s",
+        stormCount, stormWall, perExec * 1e6, perExec * 1000 * 100))
