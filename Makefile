@@ -1,6 +1,9 @@
 # xferwatch: the two commands a user needs are `make run` and `make test` (as root).
 SWIFT ?= swift
-CONFIG ?= ./agent.conf
+# make run's configuration: the shipped agent.conf with this tree's YARA rules in place of
+# /etc/xferwatch/yara, so a checkout runs everything the package runs (.build/run/agent.conf).
+RUN_CONFIG := .build/run/agent.conf
+CONFIG ?= $(RUN_CONFIG)
 # Debian packages the build, the agent and the tests need.
 BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev pkg-config
 # Real servers and clients for the end-to-end tests (Tests/support/transfer-lab, syslog-receiver),
@@ -8,7 +11,7 @@ BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev pk
 TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
 	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl python3-jsonschema groff-base
 
-.PHONY: run test build release deb deps test-deps bench-replay golden lint
+.PHONY: run test build release deb deps test-deps bench-replay golden lint run-config
 
 deps:
 	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -24,6 +27,8 @@ test-deps: deps
 		if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 		[ $$status -eq 0 ] || exit $$status; \
 	fi
+	@# The end-to-end tests run the agent as the package does: dropped to its system user.
+	@getent passwd _xferwatch >/dev/null || adduser --system --group --quiet --home /var/lib/xferwatch --no-create-home _xferwatch
 	@# The tests need the audit socket free.
 	@if pgrep -x auditd >/dev/null; then service auditd stop >/dev/null 2>&1 || pkill -x auditd; fi; true
 
@@ -39,8 +44,13 @@ release: deps
 deb: release
 	packaging/build-deb
 
+run-config: $(RUN_CONFIG)
+$(RUN_CONFIG): agent.conf
+	@mkdir -p $(dir $@)
+	sed 's|"/etc/xferwatch/yara/\*\.yar"|"$(CURDIR)/rules/yara/*.yar"|' agent.conf > $@
+
 # The agent drops to [agent] user once its rules are in: the system user the package makes.
-run: release
+run: release $(RUN_CONFIG)
 	@getent passwd _xferwatch >/dev/null || adduser --system --group --quiet --home /var/lib/xferwatch --no-create-home _xferwatch
 	.build/release/xferwatchd run --config $(CONFIG)
 

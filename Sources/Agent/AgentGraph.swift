@@ -76,7 +76,10 @@ public final class AgentGraph {
         self.printer = printer
         sockets = host?.sockets
         processes = ProcessTable(procfs: host?.procfs, capacity: configuration.host.maximumProcesses)
-        if host != nil { processes.eagerPrograms = TransferTools.clientPrograms }
+        if host != nil {
+            processes.eagerPrograms = TransferTools.clientPrograms
+            processes.catalog = ProgramCatalog(names: TransferTools.identifiedPrograms)
+        }
         users = UserNames(source: host == nil ? .log : .host)
         alerts = AlertOutput(
             outputs: host == nil ? nil : configuration.output, stateDirectory: configuration.agent.stateDirectory,
@@ -118,6 +121,7 @@ public final class AgentGraph {
         tracker.handle(event, now: now)
         // After the tracker: an execve's process is in the table by then.
         scans?.handle(event)
+        if replaying { detector.tick(now: now) }
     }
 
     /// A replay describes the log, not today's host: user names from ENRICHED records, the
@@ -141,6 +145,7 @@ public final class AgentGraph {
     /// minute are closed.
     func pruneExited(now: Int64) {
         processes.pruneExited(now: now)
+        processes.catalog?.refreshIfChanged()
         let flows = tracker.openFlows
         let inUse = Set(flows.compactMap(\.namespace) + flows.compactMap(\.process.networkNamespace))
         sockets?.closeIdleNamespaces(now: now, idleMilliseconds: 60_000, inUse: inUse)
@@ -154,6 +159,7 @@ public final class AgentGraph {
     func finish(log: Logger) {
         pipeline.flush()
         tracker.finish(now: replaying ? logTime : realtimeMilliseconds())
+        detector.decideHeld()
         if let scans {
             scans.stop()
             log.info("stopped: \(scans.summary)")

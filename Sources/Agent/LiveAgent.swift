@@ -67,7 +67,7 @@ public final class LiveAgent {
         guard let graph = buildGraph(procfs: procfs, sockets: sockets, health: health) else { return 1 }
         graph.startScanning(configuration.yara, log: log)
         graph.processes.seedFromProc()
-        log.info("host: \(graph.processes.count) running processes read from /proc")
+        log.info("host: \(graph.processes.count) running processes read from /proc, \(graph.processes.catalog?.count ?? 0) programs known by their binary")
         let status = LiveStatus(graph: graph, audit: audit, sourceMode: sourceMode, configurationPath: configurationPath)
         let reloader = Reloader(configuration: configuration, path: configurationPath, graph: graph, log: log)
         control?.handler = ControlAnswers(graph: graph, status: status, reloader: reloader)
@@ -143,6 +143,7 @@ public final class LiveAgent {
         let pruneInterval = Int64(configuration.host.pruneIntervalMilliseconds)
         return [
             { graph.tracker.tick(now: $0.realtime) },
+            { graph.detector.tick(now: $0.realtime) },
             { graph.alerts.service(now: $0.monotonic, health: graph.health) },
             { audit?.check(time: $0) },
             status.sample,

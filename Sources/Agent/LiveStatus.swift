@@ -86,7 +86,8 @@ final class LiveStatus {
             rulesEnabled: detector.enabledRules.count, alerts: fired.values.reduce(0, +),
             alertsByRule: Dictionary(uniqueKeysWithValues: fired.map { ($0.key.rawValue, $0.value) }), exclusionsHit: detector.silenced,
             execsChecked: detector.counters.execsChecked, flowsChecked: detector.counters.flowsChecked,
-            firstSeen: .init(known: firstSeen.count, writeErrors: firstSeen.writeErrors, overCapacity: firstSeen.overCapacity))
+            firstSeen: .init(known: firstSeen.count, writeErrors: firstSeen.writeErrors, overCapacity: firstSeen.overCapacity),
+            heldAlerts: detector.heldAlerts)
         let scans = graph.scans
         let queue = scans?.queue.counters
         let yara = AgentStatus.Yara(

@@ -37,6 +37,9 @@ extension AgentConfiguration {
         public var scriptedFTPPatterns = [#"(?i)ftp\s+(.{1,})?\-s\:.{1,}\.\w{2,5}"#]
         /// network.first_seen_process: how long executables are learned before new ones alert.
         public var firstSeenLearningMinutes = 1440
+        /// How long execve-time alerts wait for their process's first outbound connection (its
+        /// destination then decides exclusions that name one); 0 decides them at once.
+        public var holdExecveAlertsMilliseconds = 5000
     }
 
     public struct Network: Sendable, Equatable {
@@ -76,6 +79,8 @@ extension AgentConfiguration {
         detection.filenamePatterns = section.patterns("filename_patterns", default: detection.filenamePatterns)
         detection.scriptedFTPPatterns = section.patterns("scripted_ftp_patterns", default: detection.scriptedFTPPatterns)
         detection.firstSeenLearningMinutes = section.integer("first_seen_learning_minutes", default: detection.firstSeenLearningMinutes, in: 0...525_600)
+        detection.holdExecveAlertsMilliseconds = section.integer(
+            "hold_execve_alerts_ms", default: detection.holdExecveAlertsMilliseconds, in: 0...60_000)
         reader.absorb(section)
 
         var networkSection = reader.section("network")

@@ -80,12 +80,15 @@ public struct AgentStatus: Codable, Sendable {
         public var execsChecked: Int
         public var flowsChecked: Int
         public var firstSeen: FirstSeen
+        /// Execve-time alerts waiting for their process's first connection, exit or delay.
+        public var heldAlerts: Int
         public init(
             rulesEnabled: Int, alerts: Int, alertsByRule: [String: Int], exclusionsHit: [String: Int], execsChecked: Int, flowsChecked: Int,
-            firstSeen: FirstSeen
+            firstSeen: FirstSeen, heldAlerts: Int
         ) {
             (self.rulesEnabled, self.alerts, self.alertsByRule, self.exclusionsHit, self.execsChecked, self.flowsChecked, self.firstSeen) =
                 (rulesEnabled, alerts, alertsByRule, exclusionsHit, execsChecked, flowsChecked, firstSeen)
+            self.heldAlerts = heldAlerts
         }
     }
 

@@ -5,7 +5,8 @@ import HostState
 
 /// One rule firing on one process, flow or agent condition.
 public struct Alert {
-    public let id: String
+    /// Given when the alert is emitted (a held alert gets its id when it is decided).
+    public internal(set) var id: String
     public let rule: RuleID
     /// Milliseconds since the epoch: the event that fired it.
     public let time: Int64
@@ -15,7 +16,7 @@ public struct Alert {
     public let interactivity: Interactivity?
     public let flow: Flow?
     /// The peer of a connection that is not a transfer flow (first-seen processes).
-    public let remote: (address: IPAddress, port: UInt16)?
+    public internal(set) var remote: (address: IPAddress, port: UInt16)?
     public var yara: YaraFinding? = nil
 
     /// The rule's name; a YARA match is named by its YARA rule.

@@ -89,7 +89,13 @@ public enum AlertJSON {
         if let interactivity = alert.interactivity {
             json.key("interactive_reasons"); FlowJSON.strings(interactivity.reasons, to: &json)
         }
-        if let process = alert.process { json.key("ancestry"); FlowJSON.ancestry(of: process, to: &json) }
+        if let process = alert.process {
+            json.key("ancestry"); FlowJSON.ancestry(of: process, to: &json)
+            let program = alert.flow?.transferProcess ?? process
+            if program.identity != nil {
+                json.key("process"); json.beginObject(); FlowJSON.identity(of: program, to: &json); json.endObject()
+            }
+        }
         if let yara = alert.yara {
             json.key("yara")
             json.beginObject()

@@ -53,6 +53,7 @@ public final class Detector: FlowObserver {
     }
 
     private var rules: Rules
+    private var held = HeldAlerts()
     /// Completes what the host state left for later about a process and judges it: the
     /// detector reads no /proc itself.
     private let assessInteractivity: (ProcessRecord) -> Interactivity
@@ -79,6 +80,8 @@ public final class Detector: FlowObserver {
     /// replaced: when a pattern does not compile, the running rules stay. Counts carry over.
     public func reconfigure(_ configuration: AgentConfiguration) throws(PatternError) {
         let next = try Rules(configuration)
+        // Held alerts are decided under the rules they were raised by.
+        decideHeld()
         for (name, hits) in rules.exclusions.silenced { earlierSilenced[name, default: 0] += hits }
         earlierLimitErrors += rules.patterns.reduce(0) { $0 + $1.limitErrors }
         rules = next
@@ -106,13 +109,34 @@ public final class Detector: FlowObserver {
         counters.execsChecked += 1
         let mayMatch = rules.execvePrefilter?.matches(process.commandLine) ?? true
         if mayMatch, rules.enabled.contains(.commandLine), let pattern = rules.commandLinePatterns.first(where: { $0.matches(process.commandLine) }) {
-            raise(.commandLine, time: process.startTime, reasons: ["command line matches \(pattern.source)"], process: process)
+            hold(.commandLine, reasons: ["command line matches \(pattern.source)"], process: process)
         }
         if rules.enabled.contains(.scriptedFTP) {
             let reasons = scriptedFTPReasons(process, patternsMayMatch: mayMatch)
-            if !reasons.isEmpty { raise(.scriptedFTP, time: process.startTime, reasons: reasons, process: process) }
+            if !reasons.isEmpty { hold(.scriptedFTP, reasons: reasons, process: process) }
         }
     }
+
+    /// An execve-time alert waits (see `HeldAlerts`) up to `hold_execve_alerts_ms`.
+    private func hold(_ rule: RuleID, reasons: [String], process: ProcessRecord) {
+        let alert = makeAlert(rule, time: process.startTime, reasons: reasons, process: process)
+        guard rules.settings.holdExecveAlertsMilliseconds > 0 else { return decide(alert) }
+        for decided in held.hold(alert, until: process.startTime + Int64(rules.settings.holdExecveAlertsMilliseconds)) { decide(decided) }
+    }
+
+    /// Held alerts whose delay ran out or whose process exited are decided; call a few times
+    /// a second (live) or per event (replay: `now` is the log's time).
+    public func tick(now: Int64) {
+        for alert in held.takeDue(now: now) { decide(alert) }
+    }
+
+    /// Every held alert is decided now (reload, stop, the end of a log).
+    public func decideHeld() {
+        for alert in held.takeAll() { decide(alert) }
+    }
+
+    /// Execve-time alerts waiting for their process's connection, exit or delay.
+    public var heldAlerts: Int { held.count }
 
     /// Splunk's `ftp -s:script` and the ways Linux FTP clients run scripts.
     func scriptedFTPReasons(_ p: ProcessRecord, patternsMayMatch: Bool) -> [String] {
@@ -120,12 +144,14 @@ public final class Detector: FlowObserver {
         if patternsMayMatch, let pattern = rules.scriptedPatterns.first(where: { $0.matches(p.commandLine) }) {
             reasons.append("command line matches \(pattern.source)")
         }
-        let program = p.programName
+        // Checks use what the program is (a renamed tnftp is tnftp); messages say what it was called.
+        let program = p.program
+        let called = p.programName
         let args = p.arguments
         if p.isProgram(in: TransferTools.commandFTPClients) {
             switch p.stdin {
-            case .file: reasons.append("\(program) reads its commands from a file on stdin")
-            case .pipe: reasons.append("\(program) reads its commands from a pipe")
+            case .file: reasons.append("\(called) reads its commands from a file on stdin")
+            case .pipe: reasons.append("\(called) reads its commands from a pipe")
             default: break
             }
         }
@@ -134,16 +160,18 @@ public final class Detector: FlowObserver {
         }
         if program == "sftp", args.contains("-b") { reasons.append("sftp -b runs a batch file") }
         if program == "ftpput" || program == "ftpget" { reasons.append("\(program) transfers without a session (busybox applet)") }
+        if !reasons.isEmpty, let note = p.identityNote { reasons.append(note) }
         return reasons
     }
 
     // MARK: connections and flows
 
     public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
-        // Port 0 and unspecified peers are route probes (getaddrinfo's AI_ADDRCONFIG), not connections.
-        guard rules.enabled.contains(.firstSeenProcess), !process.executable.isEmpty, port != 0,
-            remote.bytes.contains(where: { $0 != 0 })
-        else { return }
+        // Port 0 and unspecified peers are route probes (getaddrinfo's AI_ADDRCONFIG), not
+        // connections; port 53 is the name lookup before the connection that matters.
+        guard port != 0, remote.bytes.contains(where: { $0 != 0 }) else { return }
+        if port != 53 { for alert in held.takeConnected(process, remote: (remote, port)) { decide(alert) } }
+        guard rules.enabled.contains(.firstSeenProcess), !process.executable.isEmpty else { return }
         // A connection to a trusted peer counts as having connected out: only then is it known.
         guard firstSeen.observe(process.executable, now: time) == .new, !isTrusted(remote) else { return }
         raise(
@@ -181,14 +209,19 @@ public final class Detector: FlowObserver {
         }
     }
 
-    /// The process and its two nearest ancestors, each checked against process_image_filter.
+    /// The process and its two nearest ancestors, each checked against process_image_filter
+    /// (by the binary it is: a renamed python is python) and for an interpreter running a
+    /// script from a scratch or hidden place.
     func lolbinReasons(_ flow: Flow) -> [String] {
         let roles = ["process", "parent", "grandparent"]
         var reasons: [String] = []
         for (role, image) in zip(roles, [flow.process] + flow.process.ancestors(limit: 2)) {
-            let subject = ([image.executable] + image.arguments.dropFirst()).joined(separator: " ")
+            let who = "\(role) \(Self.imageName(image)) (pid \(image.pid))"
+            let subject = ([image.identity?.path ?? image.executable] + image.arguments.dropFirst()).joined(separator: " ")
             if let pattern = rules.imageFilter.first(where: { $0.matches(subject) }) {
-                reasons.append("\(role) \(Self.imageName(image)) (pid \(image.pid)) matches \(pattern.source)")
+                reasons.append("\(who) matches \(pattern.source)" + (image.identityNote.map { " (\($0))" } ?? ""))
+            } else if TransferTools.isInterpreter(image), let script = TransferTools.scriptFile(image), TransferTools.isScratchOrHidden(script) {
+                reasons.append("\(who) runs the script \(script) from a world-writable or hidden place")
             }
         }
         return reasons
@@ -196,7 +229,8 @@ public final class Detector: FlowObserver {
 
     /// The program's name; busybox applets as `busybox tftp`.
     static func imageName(_ p: ProcessRecord) -> String {
-        p.executableName == "busybox" && p.programName != "busybox" ? "busybox \(p.programName)" : p.programName
+        let busybox = p.identity?.name == "busybox" || p.executableName == "busybox"
+        return busybox && p.programName != "busybox" ? "busybox \(p.programName)" : p.programName
     }
 
     /// Words of the command line whose base name looks like an archive or a hash.
@@ -288,12 +322,27 @@ public final class Detector: FlowObserver {
         _ rule: RuleID, time: Int64, reasons: [String], process: ProcessRecord?, interactivity: Interactivity? = nil,
         flow: Flow? = nil, remote: (IPAddress, UInt16)? = nil, yara: YaraFinding? = nil
     ) {
-        let alert = Alert(
-            id: "\(idPrefix)-\(nextID)", rule: rule, time: time, reasons: reasons, process: process,
+        decide(makeAlert(rule, time: time, reasons: reasons, process: process, interactivity: interactivity, flow: flow, remote: remote, yara: yara))
+    }
+
+    /// The alert as it stands now (its interactivity read while the process runs); its id
+    /// comes when it is decided.
+    private func makeAlert(
+        _ rule: RuleID, time: Int64, reasons: [String], process: ProcessRecord?, interactivity: Interactivity? = nil,
+        flow: Flow? = nil, remote: (IPAddress, UInt16)? = nil, yara: YaraFinding? = nil
+    ) -> Alert {
+        Alert(
+            id: "", rule: rule, time: time, reasons: reasons, process: process,
             interactivity: interactivity ?? process.map(assessInteractivity), flow: flow, remote: remote, yara: yara)
+    }
+
+    /// Exclusions, then out with an id.
+    private func decide(_ alert: Alert) {
         if rules.exclusions.silence(alert) != nil { return }
+        var alert = alert
+        alert.id = "\(idPrefix)-\(nextID)"
         nextID += 1
-        counters.alerts[rule, default: 0] += 1
+        counters.alerts[alert.rule, default: 0] += 1
         emit(alert)
     }
 }

@@ -47,6 +47,7 @@ public enum FlowJSON {
         json.beginObject()
         json.key("stdin"); json.string(flow.process.stdin.rawValue)
         json.key("known_from"); json.string(flow.process.source.rawValue)
+        identity(of: flow.transferProcess ?? flow.process, to: &json)
         json.endObject()
         json.key("interactive"); json.bool(flow.interactivity.isInteractive)
         json.key("interactive_reasons")
@@ -88,6 +89,14 @@ public enum FlowJSON {
     public static let ancestorArgumentBytes = 1024
 
     /// Parent first, up to pid 1 or the first unknown ancestor.
+    /// `identity` (the program its binary is) and, under another path, `identity_note`; the
+    /// keys of `xferwatch.process` in flows and alerts.
+    public static func identity(of process: ProcessRecord, to json: inout JSONWriter) {
+        guard let identity = process.identity else { return }
+        json.key("identity"); json.string(identity.name)
+        if let note = process.identityNote { json.key("identity_note"); json.string(note) }
+    }
+
     public static func ancestry(of process: ProcessRecord, to json: inout JSONWriter) {
         json.beginArray()
         for ancestor in process.ancestors() {

@@ -183,7 +183,10 @@ public final class FlowTracker {
     }
 
     private func newFlow(_ proto: FlowProtocol, _ call: Call, transfer: ProcessRecord?, accepted: Bool) -> Flow {
-        let interactivity = processes.completeDetailsAndAssessInteractivity(of: call.process)
+        // A person runs scp or sftp, not the ssh child that owns the socket (whose stdin is a
+        // socket by design): the transfer program and its session say who is at the keyboard.
+        processes.completeDetails(call.process)
+        let interactivity = processes.completeDetailsAndAssessInteractivity(of: transfer ?? call.process)
         defer { nextID += 1; counters.flowsStarted += 1 }
         return Flow(
             id: nextID, networkProtocol: proto, process: call.process, transferProcess: transfer,

@@ -20,6 +20,37 @@ public enum TransferTools {
     /// namespace are read at execve (`ProcessTable.eagerPrograms`), whatever their lifetime.
     public static let clientPrograms: Set<String> = ftpClients.union(tftpClients).union(smbClients)
         .union(["ssh", "scp", "sftp", "busybox", "curl", "wget", "rsync"])
+    /// Interpreters: running inline code, or a script from a world-writable or hidden place,
+    /// they are living-off-the-land transfer tools (an1169.lolbin_transfer).
+    static let interpreters: Set<String> = ["python", "python2", "python3", "perl", "ruby", "php", "node", "nodejs", "lua", "tclsh", "pwsh"]
+
+    /// An interpreter by the program it is: `python3.11`, `perl5.36.0` and `lua5.4` too.
+    public static func isInterpreter(_ p: ProcessRecord) -> Bool {
+        let name = p.program
+        let family = name.prefix { !$0.isNumber && $0 != "." }
+        return interpreters.contains(String(family)) && name.dropFirst(family.count).allSatisfy { $0.isNumber || $0 == "." }
+    }
+
+    /// The script file an interpreter runs (its first operand), absolute; nil for inline code
+    /// (`-c`, `-e`, `-r`), modules (`-m`) and standard input.
+    public static func scriptFile(_ p: ProcessRecord) -> String? {
+        for argument in p.arguments.dropFirst() {
+            if ["-c", "-e", "-E", "-r", "-m", "--eval", "-"].contains(argument) { return nil }
+            if argument.hasPrefix("-") { continue }
+            return resolve(argument, in: p)
+        }
+        return nil
+    }
+
+    /// World-writable scratch places and hidden directories or files: where dropped tools live.
+    public static func isScratchOrHidden(_ path: String) -> Bool {
+        ["/tmp/", "/var/tmp/", "/dev/shm/", "/run/user/"].contains { path.hasPrefix($0) }
+            || path.split(separator: "/").contains { $0.hasPrefix(".") && $0 != "." && $0 != ".." }
+    }
+    /// Programs known by their binary (`ProgramCatalog`): a renamed or copied one is still itself.
+    public static let identifiedPrograms: Set<String> = clientPrograms.union(interpreters).union([
+        "nc", "ncat", "netcat", "nc.openbsd", "nc.traditional", "socat", "openssl", "telnet", "bash", "dash", "sh", "zsh",
+    ])
 
     static func isFTPClient(_ p: ProcessRecord) -> Bool {
         p.isProgram(in: ftpClients)
@@ -115,7 +146,7 @@ public enum TransferTools {
     /// FTP clients and curl/wget on an FTP URL.
     static func ftpDirection(_ p: ProcessRecord, readFile: (String) -> String?) -> TransferDirection {
         let args = p.arguments
-        switch p.programName {
+        switch p.program {
         case "ftpput", "ncftpput", "wput": return .upload
         case "ftpget", "ncftpget", "lftpget", "wget": return .download
         case "curl":
@@ -137,7 +168,7 @@ public enum TransferTools {
 
     static func tftpDirection(_ p: ProcessRecord) -> TransferDirection {
         let args = p.arguments
-        if p.programName == "curl" {
+        if p.program == "curl" {
             return args.contains { $0 == "-T" || $0.hasPrefix("--upload-file") || $0.hasPrefix("-T") } ? .upload : .download
         }
         if let c = args.firstIndex(of: "-c"), c + 1 < args.count {
@@ -160,7 +191,7 @@ public enum TransferTools {
     }
 
     static func smbDirection(_ p: ProcessRecord) -> TransferDirection {
-        if p.programName == "smbget" { return .download }
+        if p.program == "smbget" { return .download }
         guard let c = p.arguments.firstIndex(where: { $0 == "-c" || $0 == "--command" }), c + 1 < p.arguments.count else { return .unknown }
         return commandsDirection(p.arguments[c + 1])
     }
@@ -224,7 +255,7 @@ public enum TransferTools {
     /// The transfer protocol of a new outgoing TCP/UDP connection, or nil for other traffic.
     static func classify(_ p: ProcessRecord, port: UInt16) -> (FlowProtocol, ProcessRecord?)? {
         if p.isProgram(in: ["ssh"]), let parent = p.parent {
-            switch parent.programName {
+            switch parent.program {
             case "scp": return (.scp, parent)
             case "sftp": return (.sftp, parent)
             default: break
@@ -232,7 +263,7 @@ public enum TransferTools {
         }
         if port == 53 { return nil }
         if port == 21 || isFTPClient(p) || hasFTPURL(p, port: port) { return (.ftp, nil) }
-        if port == 445 || port == 139 || smbClients.contains(p.programName) { return (.smb, nil) }
+        if port == 445 || port == 139 || p.isProgram(in: smbClients) { return (.smb, nil) }
         if port == 69 || isTFTPClient(p) { return (.tftp, nil) }
         return nil
     }

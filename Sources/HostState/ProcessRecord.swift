@@ -93,15 +93,43 @@ public final class ProcessRecord: @unchecked Sendable {
 
     /// The program the user meant: busybox applets and `-bash` login shells by their own name.
     public private(set) lazy var programName: String = {
-        let first = arguments.first.map(baseName) ?? executableName
-        let program = first.hasPrefix("-") ? String(first.dropFirst()) : first
-        if program == "busybox" && arguments.count > 1 { return baseName(arguments[1]) }
-        return program.isEmpty ? executableName : program
+        let first = argumentZeroName
+        if (first.hasPrefix("busybox") || identity?.name == "busybox" && first == executableName) && arguments.count > 1 {
+            return baseName(arguments[1])
+        }
+        return first.isEmpty ? executableName : first
     }()
 
-    /// Whether `names` holds the program the user meant or the executable's own name.
+    /// argv[0]'s base name, a login shell's `-` taken off.
+    private var argumentZeroName: String {
+        let first = arguments.first.map(baseName) ?? executableName
+        return first.hasPrefix("-") ? String(first.dropFirst()) : first
+    }
+
+    /// What the binary is when it is a known program (`ProgramCatalog`); nil when it is not,
+    /// when it could not be read, and in a replay.
+    public internal(set) var identity: ProgramIdentity?
+
+    /// The program it is, for the rules: a known binary by its identity (a renamed tnftp is
+    /// `tnftp`), busybox by the applet it runs, anything else by its names.
+    public var program: String {
+        guard let identity, identity.name != "busybox" else { return programName }
+        return identity.name
+    }
+
+    /// Whether `names` holds the program it is. Busybox runs the applet argv[0] names, or
+    /// argv[1]'s when argv[0] is busybox itself, whatever the file is called.
     public func isProgram(in names: Set<String>) -> Bool {
-        names.contains(programName) || names.contains(executableName)
+        if identity?.name == "busybox" { return names.contains(programName) || names.contains(argumentZeroName) }
+        if identity != nil { return names.contains(program) }
+        return names.contains(programName) || names.contains(executableName)
+    }
+
+    /// "/tmp/.x/kworker is a copy of /usr/bin/tnftp" when the binary is a known program under
+    /// another path; nil otherwise.
+    public var identityNote: String? {
+        guard let identity, identity.path != executable else { return nil }
+        return "\(executable) is \(executableName == identity.name ? "a copy" : "a renamed copy") of \(identity.path) (same ELF build-id)"
     }
 
     /// Parent, grandparent... up to pid 1 or the first unknown ancestor (at most `limit`).

@@ -36,6 +36,8 @@ public final class ProcessTable {
     /// transfer files. Every other process's are read when a flow or an alert first needs them
     /// (`completeDetails`), which spares two /proc path walks per execve; nil reads them for all.
     public var eagerPrograms: Set<String>?
+    /// Tells what each executed binary is (live only).
+    public var catalog: ProgramCatalog?
     private var records: [Int32: ProcessRecord] = [:]
     private var useClock: UInt64 = 0
     private var pruneRound: UInt64 = 0
@@ -78,6 +80,7 @@ public final class ProcessTable {
             from: syscall, pid: pid, ppid: ppid, time: event.key.time.totalMilliseconds, arguments: arguments,
             workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat, stdin: .unknown, networkNamespace: nil,
             source: .execve, parent: parent)
+        record.identity = identify(pid: pid, executable: record.executable, event: event)
         if let procfs, stat != nil {
             if let eager = eagerPrograms, !record.isProgram(in: eager) {
                 record.detailsPending = true
@@ -91,6 +94,16 @@ public final class ProcessTable {
         insert(record)
         counters.execs += 1
         return record
+    }
+
+    /// The binary's identity through /proc/<pid>/exe (any mount namespace); when the process
+    /// is already gone, the host's file at its path if it is the inode audit saw.
+    private func identify(pid: Int32, executable: String, event: AuditEvent?) -> ProgramIdentity? {
+        guard let catalog, let procfs else { return nil }
+        if let identity = catalog.identify(path: "\(procfs.root)/\(pid)/exe") { return identity }
+        guard let event, executable.hasPrefix("/") else { return nil }
+        let audited = event.records.compactMap { $0.type == .path ? $0.integer("inode").map(UInt64.init(bitPattern:)) : nil }
+        return catalog.identify(path: executable, inodeAmong: audited)
     }
 
     /// The process behind a syscall: `current(pid:)`, else (gone before we could read it, a
@@ -184,6 +197,7 @@ public final class ProcessTable {
             uid: status.uid, euid: status.euid, gid: status.gid, auid: auid.map(UInt32.init(truncatingIfNeeded:)),
             sessionID: session.map(UInt32.init(truncatingIfNeeded:)), terminalSession: stat.session, tty: ProcFS.terminalName(ttyNumber: stat.ttyNumber),
             stdin: procfs.stdin(pid: pid), networkNamespace: procfs.networkNamespace(pid: pid), source: .proc, parent: parent)
+        record.identity = identify(pid: pid, executable: exe, event: nil)
         insert(record)
         counters.seeded += 1
         return record

@@ -22,7 +22,7 @@ enum StatusText {
             (
                 "alerts",
                 "\(s.detection.alerts)" + (byRule.isEmpty ? "" : ": " + byRule.joined(separator: ", "))
-                    + " (\(s.detection.rulesEnabled) rules enabled)"
+                    + " (\(s.detection.rulesEnabled) rules enabled, \(s.detection.heldAlerts) held for their destination)"
             ))
         let excluded = s.detection.exclusionsHit.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         rows.append(("excluded", excluded.isEmpty ? "none" : excluded.joined(separator: ", ")))

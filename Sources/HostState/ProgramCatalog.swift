@@ -1,0 +1,178 @@
+import Runtime
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a program is by its binary, not by what it is called.
+public struct ProgramIdentity: Sendable, Equatable {
+    /// The installed program's own name: `tnftp` for `/usr/bin/ftp` (a link through
+    /// /etc/alternatives), `python3.11` for `/usr/bin/python3`.
+    public let name: String
+    /// Where it is installed.
+    public let path: String
+}
+
+/// The transfer clients, interpreters and tools installed on the host, known by their ELF
+/// build-id (the GNU note every distribution binary carries), so that a renamed, copied,
+/// hard-linked or symlinked client is still the client it is. Learned at start from the
+/// standard directories and again when one of those files changes; an executable is looked
+/// up by (device, inode, size, mtime), so each distinct file is read once.
+public final class ProgramCatalog {
+    private struct FileKey: Hashable {
+        let device: UInt64
+        let inode: UInt64
+        let size: Int64
+        let modified: Int64
+        let modifiedNanoseconds: Int
+
+        init(_ info: stat) {
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+            size = Int64(info.st_size)
+            modified = Int64(info.st_mtim.tv_sec)
+            modifiedNanoseconds = info.st_mtim.tv_nsec
+        }
+    }
+
+    public struct Counters: Sendable {
+        /// Executables read for their build-id (each distinct file once).
+        public var filesRead = 0
+        public var identified = 0
+        /// Learned programs whose files changed (an upgrade) and were read again.
+        public var relearned = 0
+    }
+
+    public static let directories = ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/local/sbin"]
+    private let names: Set<String>
+    private let directories: [String]
+    private var byBuildID: [[UInt8]: ProgramIdentity] = [:]
+    /// The installed files learned, to notice upgrades.
+    private var learned: [String: FileKey] = [:]
+    private var cache: [FileKey: ProgramIdentity?] = [:]
+    private static let cacheLimit = 16_384
+    public private(set) var counters = Counters()
+    public var count: Int { byBuildID.count }
+
+    /// Learns `names` from `directories` now.
+    public init(names: Set<String>, directories: [String] = ProgramCatalog.directories) {
+        self.names = names
+        self.directories = directories
+        learn()
+    }
+
+    /// Reads the installed programs: each name in each directory, links followed.
+    private func learn() {
+        var seen: Set<String> = []
+        for directory in directories {
+            for name in names.sorted() {
+                guard let real = realPath(directory + "/" + name), seen.insert(real).inserted else { continue }
+                var info = stat()
+                guard stat(real, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+                learned[real] = FileKey(info)
+                guard let id = Self.buildID(path: real) else { continue }
+                let program = ProgramIdentity(name: baseName(real), path: real)
+                // The first directory wins (/usr/bin before /usr/local/bin), as PATH would.
+                if byBuildID[id] == nil { byBuildID[id] = program }
+            }
+        }
+    }
+
+    /// Learns again when an installed program changed (a package upgrade replaces the file).
+    public func refreshIfChanged() {
+        let changed = learned.contains { path, key in
+            var info = stat()
+            return stat(path, &info) != 0 || FileKey(info) != key
+        }
+        guard changed else { return }
+        counters.relearned += 1
+        byBuildID.removeAll()
+        learned.removeAll()
+        cache.removeAll()
+        learn()
+    }
+
+    /// What the executable at `path` is; nil when it is none of the known programs (or cannot
+    /// be read). `path` is best `/proc/<pid>/exe`, which reaches the file in any mount
+    /// namespace and even after it was deleted.
+    /// `inodeAmong`: the file must be one of these inodes (the host's file at a path a gone
+    /// process named, checked against what audit saw).
+    public func identify(path: String, inodeAmong inodes: [UInt64]? = nil) -> ProgramIdentity? {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        if let inodes, !inodes.contains(UInt64(info.st_ino)) { return nil }
+        let key = FileKey(info)
+        if let known = cache[key] { return known }
+        counters.filesRead += 1
+        let program = Self.buildID(path: path).flatMap { byBuildID[$0] }
+        if program != nil { counters.identified += 1 }
+        if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
+        cache[key] = program
+        return program
+    }
+
+    private func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// The GNU build-id note of an ELF file (32 or 64 bit, little-endian), read with bounds on
+    /// every length: the file may be an attacker's.
+    static func buildID(path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        func readAt(_ offset: UInt64, _ count: Int) -> [UInt8]? {
+            guard count > 0, count <= 65_536, offset < UInt64(Int64.max) else { return nil }
+            var bytes = [UInt8](repeating: 0, count: count)
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
+            return n == count ? bytes : nil
+        }
+        guard let header = readAt(0, 64), header[0] == 0x7F, header[1] == 0x45, header[2] == 0x4C, header[3] == 0x46,
+            header[5] == 1
+        else { return nil }
+        let wide = header[4] == 2
+        let programHeaders = wide ? header.le(0x20, 8) : header.le(0x1C, 4)
+        let entrySize = Int(wide ? header.le(0x36, 2) : header.le(0x2A, 2))
+        let entries = Int(wide ? header.le(0x38, 2) : header.le(0x2C, 2))
+        guard entrySize >= (wide ? 56 : 32), entries > 0, entries <= 256,
+            let table = readAt(programHeaders, entrySize * entries)
+        else { return nil }
+        for index in 0..<entries {
+            let entry = Array(table[(index * entrySize)..<((index + 1) * entrySize)])
+            guard entry.le(0, 4) == 4 else { continue }  // PT_NOTE
+            let offset = wide ? entry.le(0x08, 8) : entry.le(0x04, 4)
+            let size = Int(min(wide ? entry.le(0x20, 8) : entry.le(0x10, 4), 4096))
+            guard let notes = readAt(offset, size), let id = Self.gnuBuildID(inNotes: notes) else { continue }
+            return id
+        }
+        return nil
+    }
+
+    /// Walks ELF notes (namesz, descsz, type, name, desc; 4-byte aligned) for NT_GNU_BUILD_ID.
+    static func gnuBuildID(inNotes notes: [UInt8]) -> [UInt8]? {
+        var at = 0
+        while at + 12 <= notes.count {
+            let nameSize = Int(notes.le(at, 4)), descSize = Int(notes.le(at + 4, 4)), type = notes.le(at + 8, 4)
+            let nameStart = at + 12
+            let descStart = nameStart + (nameSize + 3) & ~3
+            let next = descStart + (descSize + 3) & ~3
+            guard nameSize <= 256, descSize <= 1024, next <= notes.count, next > at else { return nil }
+            if type == 3, nameSize == 4, notes[nameStart..<nameStart + 4].elementsEqual([0x47, 0x4E, 0x55, 0]), descSize > 0 {
+                return Array(notes[descStart..<descStart + descSize])
+            }
+            at = next
+        }
+        return nil
+    }
+}
+
+extension [UInt8] {
+    /// A little-endian unsigned integer of `width` bytes at `offset` (inside the array).
+    fileprivate func le(_ offset: Int, _ width: Int) -> UInt64 {
+        var value: UInt64 = 0
+        for index in stride(from: offset + width - 1, through: offset, by: -1) { value = value << 8 | UInt64(self[index]) }
+        return value
+    }
+}
