@@ -5,7 +5,7 @@ SWIFT ?= swift
 RUN_CONFIG := .build/run/agent.conf
 CONFIG ?= $(RUN_CONFIG)
 # Debian packages the build, the agent and the tests need.
-BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev pkg-config
+BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev libpcap-dev pkg-config
 # Real servers and clients for the end-to-end tests (Tests/support/transfer-lab, syslog-receiver),
 # python3-jsonschema to check agentctl status --json against its schema, groff to check the man pages.
 TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \

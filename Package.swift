@@ -21,6 +21,8 @@ let package = Package(
         .systemLibrary(name: "CYara", pkgConfig: "yara", providers: [.apt(["libyara-dev"])]),
         // OpenSSL: libcrypto for the SHA-256 of matched files, libssl for syslog over TLS.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // libpcap, wrapped once in Swift by PacketCapture.
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         // libcap, wrapped once in Swift by Privileges.
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         // Threads, clocks, the version and stderr lines, shared by the modules and tools that need them.
@@ -33,8 +35,13 @@ let package = Package(
         .target(name: "KernelAudit", dependencies: ["CAudit", "CLinux", "AuditIngest"]),
         // Host state: processes (execve + /proc) and sockets (sock_diag, /proc/net).
         .target(name: "HostState", dependencies: ["AuditIngest", "CLinux", "CTCPInfo", "Runtime"]),
+        // What a packet's first bytes say: decoding captured headers, FTP/SSH/SMB/TFTP/TLS/HTTP
+        // by content. Pure Swift on bytes (fuzzed).
+        .target(name: "Inspection"),
+        // The packet tap: an AF_PACKET capture with a classic-BPF filter, through libpcap.
+        .target(name: "PacketCapture", dependencies: ["CPcap"]),
         // Flows: socket syscalls + host state -> attributed, classified transfer flows.
-        .target(name: "Flows", dependencies: ["AuditIngest", "HostState", "ByteJSON", "Runtime"]),
+        .target(name: "Flows", dependencies: ["AuditIngest", "HostState", "ByteJSON", "Inspection", "Runtime"]),
         // Regular expressions: PCRE2 compiled once with JIT, matched on bytes.
         .target(name: "Patterns", dependencies: ["CPCRE2"]),
         // YARA scanning: rule files compiled once, a file cache by identity, a worker thread.
@@ -55,7 +62,8 @@ let package = Package(
         .target(name: "Control"),
         // The pipeline: sources -> assembly -> consumers, the run/replay drivers, the control server.
         .target(name: "Agent", dependencies: ["AuditIngest", "KernelAudit", "HostState", "Flows", "Detection", "Scanning", "AgentConfig", "ByteJSON",
-                                              "CLinux", "Control", "Outputs", "Privileges", "Runtime"]),
+                                              "CLinux", "Control", "Inspection", "Outputs", "PacketCapture", "Privileges", "Runtime",
+            ]),
         .executableTarget(name: "xferwatchd", dependencies: [
             "Agent", "AgentConfig", "Runtime", "Scanning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -74,6 +82,6 @@ let package = Package(
         .executableTarget(name: "YaraBench", dependencies: ["Scanning"], path: "bench/YaraBench"),
         // bench/syslog: alerts per second through the spool to a TCP receiver, and to the alert file.
         .executableTarget(name: "SyslogBench", dependencies: ["AgentConfig", "Outputs", "Runtime"], path: "bench/SyslogBench"),
-        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime", "Control", "Privileges"]),
+        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime", "Control", "Privileges", "Inspection", "PacketCapture"]),
     ]
 )

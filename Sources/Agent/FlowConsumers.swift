@@ -26,6 +26,7 @@ final class FlowConsumers: FlowObserver {
     func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
         detector.connected(process, to: remote, port: port, time: time)
     }
+    func flowIdentified(_ flow: Flow, previously: FlowProtocol) { detector.flowIdentified(flow, previously: previously) }
     func flowStarted(_ flow: Flow) {
         detector.flowStarted(flow)
         scans?.flowStarted(flow)

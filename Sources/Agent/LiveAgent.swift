@@ -68,7 +68,10 @@ public final class LiveAgent {
         graph.startScanning(configuration.yara, log: log)
         graph.processes.seedFromProc()
         log.info("host: \(graph.processes.count) running processes read from /proc, \(graph.processes.catalog?.count ?? 0) programs known by their binary")
-        let status = LiveStatus(graph: graph, audit: audit, sourceMode: sourceMode, configurationPath: configurationPath)
+        let packets = PacketSource.open(configuration.inspection, graph: graph, log: log)
+        let status = LiveStatus(
+            graph: graph, audit: audit, packets: packets, inspectionEnabled: configuration.inspection.enabled, sourceMode: sourceMode,
+            configurationPath: configurationPath)
         let reloader = Reloader(configuration: configuration, path: configurationPath, graph: graph, log: log)
         control?.handler = ControlAnswers(graph: graph, status: status, reloader: reloader)
         graph.alerts.listener = { [weak control] line in control?.published(alertLine: line) }
@@ -80,7 +83,10 @@ public final class LiveAgent {
         }
 
         guard let input = auditInput(audit: audit, graph: graph) else { return 1 }
-        var sources: [LoopSource] = [input, signals, SocketDestroySource(graph: graph, log: log), ScanResultsSource(graph: graph)]
+        // Packets before destroy notifications: a socket's last segments were captured before
+        // the kernel destroyed it, and its flow must have them when it is reported.
+        var sources: [LoopSource] = [input] + (packets.map { [$0] } ?? [])
+        sources += [signals, SocketDestroySource(graph: graph, log: log), ScanResultsSource(graph: graph)]
         if let control { sources.append(control) }
         let loop = EventLoop(sources: sources, periodic: periodicWork(graph: graph, audit: audit, status: status), log: log)
         ServiceManager.notify("READY=1")

@@ -39,14 +39,18 @@ struct ThroughputHistory {
 final class LiveStatus {
     private let graph: AgentGraph
     private let audit: AuditWatch?
+    private let packets: PacketSource?
+    private let inspectionEnabled: Bool
     private let sourceMode: AuditSourceMode
     private let configurationPath: String
     private let started = (wall: realtimeMilliseconds(), monotonic: monotonicMilliseconds())
     private var throughput = ThroughputHistory()
 
-    init(graph: AgentGraph, audit: AuditWatch?, sourceMode: AuditSourceMode, configurationPath: String) {
+    init(graph: AgentGraph, audit: AuditWatch?, packets: PacketSource?, inspectionEnabled: Bool, sourceMode: AuditSourceMode, configurationPath: String) {
         self.graph = graph
         self.audit = audit
+        self.packets = packets
+        self.inspectionEnabled = inspectionEnabled
         self.sourceMode = sourceMode
         self.configurationPath = configurationPath
     }
@@ -100,13 +104,19 @@ final class LiveStatus {
             uptimeSeconds: Int((now - started.monotonic) / 1000), configFile: configurationPath, privileges: privileges(),
             health: health(outputs: outputs, kernel: kernel), audit: auditStatus,
             host: .init(processes: graph.processes.count, flowsActive: graph.tracker.openFlows.count, flowsReported: graph.tracker.counters.flowsReported),
-            detection: detection, yara: yara, outputs: outputs)
+            detection: detection, yara: yara,
+            inspection: packets?.status(enabled: inspectionEnabled)
+                ?? .init(
+                    enabled: inspectionEnabled, interfaces: [], packets: 0, kernelDropped: 0, malformed: 0, unidentified: 0, identified: 0,
+                    matchedToFlows: 0, promoted: 0),
+            outputs: outputs)
     }
 
     /// Degraded while something is wrong now, or was reported in the last 5 minutes.
     private func health(outputs: AgentStatus.Outputs, kernel: AgentStatus.Kernel?) -> AgentStatus.Health {
         var reasons: [String] = []
         if let kernel, kernel.enabled == 0 { reasons.append("kernel auditing is disabled") }
+        if inspectionEnabled && packets == nil { reasons.append("the packet tap could not open: protocols are known by port and client name only") }
         if audit?.reportedAuditPidLoss == true { reasons.append("another process holds the audit stream (audit pid \(kernel?.auditPid ?? 0))") }
         if let problem = outputs.file?.problem { reasons.append("alert file: \(problem)") }
         if let syslog = outputs.syslog {

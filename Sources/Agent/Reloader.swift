@@ -64,6 +64,7 @@ final class Reloader {
         if next.audit != current.audit { restartNeeded.append("audit"); kept.audit = current.audit }
         if next.host != current.host { restartNeeded.append("host"); kept.host = current.host }
         if next.flows != current.flows { restartNeeded.append("flows"); kept.flows = current.flows }
+        if next.inspection != current.inspection { restartNeeded.append("inspection"); kept.inspection = current.inspection }
         if next.yara.queueSize != current.yara.queueSize && graph.scans != nil { restartNeeded.append("rules.yara.queue_size") }
         configuration = kept
         log.info(

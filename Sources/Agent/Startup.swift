@@ -54,6 +54,8 @@ struct Startup {
                 log.warning("without CAP_SYS_PTRACE other users' executables and sockets cannot be read from /proc")
             case .dacReadSearch:
                 log.warning("without CAP_DAC_READ_SEARCH other users' /proc/<pid>/fd and unreadable executables are out of reach")
+            case .netRaw where configuration.inspection.enabled:
+                log.warning("without CAP_NET_RAW the packet tap cannot open: protocols are known by port and client name only")
             default:
                 break
             }

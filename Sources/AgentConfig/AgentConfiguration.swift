@@ -90,6 +90,17 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var maximumOpenFlows = 4096
     }
 
+    /// `[inspection]`: the packet tap that identifies FTP, SSH, TFTP and SMB by their first bytes.
+    public struct Inspection: Sendable, Equatable {
+        public var enabled = true
+        /// Interfaces to capture on; "any" is every interface of the host's network namespace.
+        public var interfaces = ["any"]
+        /// Bytes kept of each packet the filter passes: headers and the first line of payload.
+        public var snapLength = 256
+        /// The kernel's capture buffer per interface.
+        public var bufferBytes = 4 << 20
+    }
+
     /// `[rules.yara]`: scanning executed binaries and listening servers with libyara.
     public struct Yara: Sendable, Equatable {
         public var enabled = true
@@ -112,6 +123,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var output = Output()
     public var exclusions: [Exclusion] = []
     public var yara = Yara()
+    public var inspection = Inspection()
 
     public init() {}
 
@@ -182,6 +194,18 @@ public struct AgentConfiguration: Sendable, Equatable {
 
         config.readDetection(&reader)
         config.readOutput(&reader)
+
+        var inspection = reader.section("inspection")
+        config.inspection.enabled = inspection.bool("enabled", default: config.inspection.enabled)
+        config.inspection.interfaces = inspection.strings("interfaces", default: config.inspection.interfaces)
+        for (index, name) in config.inspection.interfaces.enumerated()
+        where name.isEmpty || name.utf8.count > 15 || name.contains("/") || name.contains(" ") {
+            inspection.problem("interfaces[\(index)]", "\"\(name)\" is not an interface name")
+        }
+        if config.inspection.interfaces.isEmpty { inspection.problem("interfaces", "expected at least one interface (\"any\" for all)") }
+        config.inspection.snapLength = inspection.integer("snap_length", default: config.inspection.snapLength, in: 96...65_535)
+        config.inspection.bufferBytes = inspection.integer("buffer_bytes", default: config.inspection.bufferBytes, in: 65_536...1 << 30)
+        reader.absorb(inspection)
 
         var rules = reader.section("rules")
         var yara = rules.section("yara")

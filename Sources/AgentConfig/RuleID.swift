@@ -9,6 +9,7 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
     case scriptedFTP = "ftp.scripted"
     case ftpToInternet = "ftp.internet"
     case nonstandardPort = "transfer.nonstandard_port"
+    case protocolMismatch = "transfer.protocol_mismatch"
     case firstSeenProcess = "network.first_seen_process"
     case yaraMatch = "yara.match"
     case agentHealth = "agent.health"

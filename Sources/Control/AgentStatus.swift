@@ -92,6 +92,31 @@ public struct AgentStatus: Codable, Sendable {
         }
     }
 
+    /// The packet tap (`[inspection]`).
+    public struct Inspection: Codable, Sendable {
+        public var enabled: Bool
+        /// Interfaces it captures on (empty when off or when none could be opened).
+        public var interfaces: [String]
+        /// Packets the kernel filter passed and the agent read.
+        public var packets: Int
+        /// Packets the kernel dropped because the capture buffer was full.
+        public var kernelDropped: Int
+        public var malformed: Int
+        public var unidentified: Int
+        /// Packets whose content named a protocol, those that went to a known flow, and the
+        /// connections their content made flows.
+        public var identified: Int
+        public var matchedToFlows: Int
+        public var promoted: Int
+        public init(
+            enabled: Bool, interfaces: [String], packets: Int, kernelDropped: Int, malformed: Int, unidentified: Int, identified: Int,
+            matchedToFlows: Int, promoted: Int
+        ) {
+            (self.enabled, self.interfaces, self.packets, self.kernelDropped, self.malformed) = (enabled, interfaces, packets, kernelDropped, malformed)
+            (self.unidentified, self.identified, self.matchedToFlows, self.promoted) = (unidentified, identified, matchedToFlows, promoted)
+        }
+    }
+
     /// The executables known to connect out (network.first_seen_process).
     public struct FirstSeen: Codable, Sendable {
         public var known: Int
@@ -191,14 +216,15 @@ public struct AgentStatus: Codable, Sendable {
     public var host: Host
     public var detection: Detection
     public var yara: Yara
+    public var inspection: Inspection
     public var outputs: Outputs
 
     public init(
         version: String, pid: Int, started: String, uptimeSeconds: Int, configFile: String, privileges: Privileges, health: Health,
-        audit: Audit, host: Host, detection: Detection, yara: Yara, outputs: Outputs
+        audit: Audit, host: Host, detection: Detection, yara: Yara, inspection: Inspection, outputs: Outputs
     ) {
         (self.version, self.pid, self.started, self.uptimeSeconds, self.configFile) = (version, pid, started, uptimeSeconds, configFile)
         (self.privileges, self.health) = (privileges, health)
-        (self.audit, self.host, self.detection, self.yara, self.outputs) = (audit, host, detection, yara, outputs)
+        (self.audit, self.host, self.detection, self.yara, self.inspection, self.outputs) = (audit, host, detection, yara, inspection, outputs)
     }
 }

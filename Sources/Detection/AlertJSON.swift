@@ -89,6 +89,7 @@ public enum AlertJSON {
         if let interactivity = alert.interactivity {
             json.key("interactive_reasons"); FlowJSON.strings(interactivity.reasons, to: &json)
         }
+        if let flow = alert.flow { FlowJSON.content(flow, to: &json) }
         if let process = alert.process {
             json.key("ancestry"); FlowJSON.ancestry(of: process, to: &json)
             let program = alert.flow?.transferProcess ?? process

@@ -54,6 +54,10 @@ public final class Detector: FlowObserver {
 
     private var rules: Rules
     private var held = HeldAlerts()
+    /// Open flows whose command line already named a suspicious file, and those whose
+    /// protocol mismatch was reported: each rule fires once per flow.
+    private var namedAtStart: Set<UInt64> = []
+    private var mismatchReported: Set<UInt64> = []
     /// Completes what the host state left for later about a process and judges it: the
     /// detector reads no /proc itself.
     private let assessInteractivity: (ProcessRecord) -> Interactivity
@@ -184,7 +188,7 @@ public final class Detector: FlowObserver {
         counters.flowsChecked += 1
         let untrusted = !isTrusted(flow.remoteAddress)
         let proto = flow.networkProtocol
-        if rules.enabled.contains(.noninteractiveTransfer), untrusted, [.ftp, .scp, .sftp, .tftp].contains(proto),
+        if rules.enabled.contains(.noninteractiveTransfer), untrusted, [.ftp, .ftps, .scp, .sftp, .tftp].contains(proto),
             !flow.interactivity.isInteractive
         {
             raise(
@@ -195,17 +199,34 @@ public final class Detector: FlowObserver {
             let reasons = lolbinReasons(flow)
             if !reasons.isEmpty { raise(.lolbinTransfer, flow: flow, reasons: reasons) }
         }
-        if rules.enabled.contains(.nonstandardPort), let usual = proto.standardPorts, !usual.contains(flow.remotePort) {
-            let client = Self.imageName(flow.transferProcess ?? flow.process)
-            raise(
-                .nonstandardPort, flow: flow,
-                reasons: [
-                    "\(client) connected to port \(flow.remotePort) (usual for \(proto.rawValue): \(usual.map(String.init).joined(separator: ", ")))"
-                ])
-        }
+        checkPort(flow)
         if rules.enabled.contains(.suspiciousFilename) {
             let names = suspiciousNames(flow.transferProcess ?? flow.process)
-            if !names.isEmpty { raise(.suspiciousFilename, flow: flow, reasons: names.map { "command line names \($0)" }) }
+            if !names.isEmpty {
+                namedAtStart.insert(flow.id)
+                raise(.suspiciousFilename, flow: flow, reasons: names.map { "command line names \($0)" })
+            }
+        }
+    }
+
+    /// transfer.nonstandard_port: a transfer protocol away from its ports, by port and client
+    /// name or by what the packet tap read.
+    private func checkPort(_ flow: Flow) {
+        let proto = flow.networkProtocol
+        guard rules.enabled.contains(.nonstandardPort), let usual = proto.standardPorts, !usual.contains(flow.remotePort) else { return }
+        let client = Self.imageName(flow.transferProcess ?? flow.process)
+        let name = flow.content.protocolName ?? proto.rawValue
+        raise(
+            .nonstandardPort, flow: flow,
+            reasons: ["\(client) connected to port \(flow.remotePort) (usual for \(name): \(usual.map(String.init).joined(separator: ", ")))"]
+                + (flow.content.evidence.map { ["content: \($0)"] } ?? []))
+    }
+
+    /// The packet tap identified the flow's protocol, or found its port carrying another one.
+    public func flowIdentified(_ flow: Flow, previously: FlowProtocol) {
+        if flow.networkProtocol != previously { checkPort(flow) }
+        if rules.enabled.contains(.protocolMismatch), let mismatch = flow.content.mismatch, mismatchReported.insert(flow.id).inserted {
+            raise(.protocolMismatch, flow: flow, reasons: [mismatch] + (flow.content.evidence.map { ["content: \($0)"] } ?? []))
         }
     }
 
@@ -234,9 +255,11 @@ public final class Detector: FlowObserver {
     }
 
     /// Words of the command line whose base name looks like an archive or a hash.
-    func suspiciousNames(_ p: ProcessRecord) -> [String] {
+    func suspiciousNames(_ p: ProcessRecord) -> [String] { suspiciousNames(Array(p.arguments.dropFirst())) }
+
+    func suspiciousNames(_ arguments: [String]) -> [String] {
         var found: [String] = []
-        for argument in p.arguments.dropFirst() {
+        for argument in arguments {
             for word in argument.split(whereSeparator: { $0 == " " || $0 == ";" || $0 == "\t" }) {
                 let name = baseName(String(word))
                 if !name.isEmpty, !found.contains(name), rules.filenamePatterns.contains(where: { $0.matches(name) }) { found.append(name) }
@@ -246,6 +269,12 @@ public final class Detector: FlowObserver {
     }
 
     public func flowReported(_ flow: Flow) {
+        // File names the control channel carried (packet tap), when the command line named none.
+        mismatchReported.remove(flow.id)
+        if namedAtStart.remove(flow.id) == nil, rules.enabled.contains(.suspiciousFilename) {
+            let names = suspiciousNames(flow.content.fileNames)
+            if !names.isEmpty { raise(.suspiciousFilename, flow: flow, reasons: names.map { "transfer command names \($0)" }) }
+        }
         let untrusted = !isTrusted(flow.remoteAddress)
         let out = flow.sessionBytesOut ?? 0
         let total = out + (flow.sessionBytesIn ?? 0)

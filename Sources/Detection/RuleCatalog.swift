@@ -70,6 +70,13 @@ extension RuleID {
                 description:
                     "A file-transfer client connected to a port other than its protocol's usual one (FTP over 443 or 80, SSH away from 22, TFTP away from 69).",
                 severity: 47, analytic: nil, technique: (id: "T1571", name: "Non-Standard Port"), tactic: commandAndControl)
+        case .protocolMismatch:
+            RuleInfo(
+                name: "File-transfer port carrying another protocol",
+                description:
+                    "A port of a file-transfer protocol (20, 21, 22, 69, 139, 445, 989, 990) carries traffic whose first bytes are another protocol (TLS or HTTP on 21, SSH on 21, FTP on 22).",
+                severity: 47, analytic: nil, technique: (id: "T1071.002", name: "Application Layer Protocol: File Transfer Protocols"),
+                tactic: commandAndControl)
         case .firstSeenProcess:
             RuleInfo(
                 name: "First outbound connection of an executable",

@@ -3,17 +3,17 @@ import HostState
 
 /// What the user ran, as ECS `network.protocol` names it.
 public enum FlowProtocol: String, Sendable {
-    case ftp
+    case ftp, ftps
     case ftpData = "ftp-data"
-    case scp, sftp, tftp, smb
+    case scp, sftp, ssh, tftp, smb
 
     /// The server ports the protocol normally uses (FTP also implicit FTPS); nil for FTP data,
     /// whose ports are negotiated.
     public var standardPorts: [UInt16]? {
         switch self {
-        case .ftp: [21, 990]
+        case .ftp, .ftps: [21, 990]
         case .ftpData: nil
-        case .scp, .sftp: [22]
+        case .scp, .sftp, .ssh: [22]
         case .tftp: [69]
         case .smb: [445, 139]
         }
@@ -38,7 +38,8 @@ public enum FlowEnd: String, Sendable {
 /// carry their data connections; TFTP sessions their transfer datagrams.
 public final class Flow {
     public let id: UInt64
-    public let networkProtocol: FlowProtocol
+    /// From the content when the packet tap identified it, else from the port and the client.
+    public internal(set) var networkProtocol: FlowProtocol
     /// The process that owns the socket (for scp/sftp, their ssh child).
     public let process: ProcessRecord
     /// The program that names the transfer when it is not the owner: scp or sftp.
@@ -66,6 +67,8 @@ public final class Flow {
     public internal(set) var bytesExact = false
     public internal(set) var datagramsOut = 0
     public internal(set) var dataConnections: [Flow] = []
+    /// What the packet tap read of it.
+    public internal(set) var content = FlowContent()
     /// The direction the command line states; the bytes decide when it does not.
     let declaredDirection: TransferDirection
     let fd: Int32
@@ -106,11 +109,13 @@ public final class Flow {
         return known.isEmpty ? nil : known.reduce(0, +)
     }
 
-    /// Upload, download or unknown: the command line first, else the data's dominant side
+    /// Upload, download or unknown: the control channel's commands (packet tap), then the
+    /// command line, else the data's dominant side
     /// (for FTP, the data connections alone: the control channel carries commands both ways).
     public var transferDirection: TransferDirection {
+        if content.declaredDirection != .unknown { return content.declaredDirection }
         if declaredDirection != .unknown { return declaredDirection }
-        if networkProtocol == .ftp {
+        if networkProtocol == .ftp || networkProtocol == .ftps {
             guard !dataConnections.isEmpty else { return .unknown }
             return TransferTools.directionFromBytes(
                 out: dataConnections.compactMap(\.bytesOut).reduce(0, +),

@@ -66,12 +66,14 @@ public enum FlowJSON {
             json.key("datagrams_out"); json.number(flow.datagramsOut)
             json.endObject()
         }
-        if flow.networkProtocol == .ftp {
+        content(flow, to: &json)
+        if flow.networkProtocol == .ftp || flow.networkProtocol == .ftps {
             json.key("data_connections")
             json.beginArray()
             for data in flow.dataConnections {
                 json.beginObject()
                 json.key("mode"); json.string(data.accepted ? "active" : "passive")
+                if let verb = announcement(of: data, in: flow) { json.key("announced_by"); json.string(verb) }
                 json.key("start"); json.timestamp(milliseconds: data.start)
                 if let end = data.end { json.key("end"); json.timestamp(milliseconds: end) }
                 endpoints(data, bytesOut: data.bytesOut, bytesIn: data.bytesIn, to: &json)
@@ -88,7 +90,6 @@ public enum FlowJSON {
     /// an alert must still fit one syslog message. The process's own command line is never cut.
     public static let ancestorArgumentBytes = 1024
 
-    /// Parent first, up to pid 1 or the first unknown ancestor.
     /// `identity` (the program its binary is) and, under another path, `identity_note`; the
     /// keys of `xferwatch.process` in flows and alerts.
     public static func identity(of process: ProcessRecord, to json: inout JSONWriter) {
@@ -97,6 +98,55 @@ public enum FlowJSON {
         if let note = process.identityNote { json.key("identity_note"); json.string(note) }
     }
 
+    /// What the packet tap read, as keys of `xferwatch`: `protocol_evidence`,
+    /// `protocol_mismatch`, `ftp` (user, transfer commands with their files, announced data
+    /// ports), `ssh` (both identification strings), `tftp_request`, `smb_version`. No password
+    /// is ever among them.
+    public static func content(_ flow: Flow, to json: inout JSONWriter) {
+        let content = flow.content
+        if let evidence = content.evidence { json.key("protocol_evidence"); json.string(evidence) }
+        if let mismatch = content.mismatch { json.key("protocol_mismatch"); json.string(mismatch) }
+        if content.ftpUser != nil || !content.ftpTransfers.isEmpty || !content.announcedPorts.isEmpty {
+            json.key("ftp")
+            json.beginObject()
+            if let user = content.ftpUser { json.key("user"); json.string(user) }
+            json.key("transfers")
+            json.beginArray()
+            for transfer in content.ftpTransfers {
+                json.beginObject(); json.key("command"); json.string(transfer.command); json.key("file"); json.string(transfer.file); json.endObject()
+            }
+            json.endArray()
+            if content.authTLS { json.key("auth_tls"); json.bool(true) }
+            json.endObject()
+        }
+        if content.sshClient != nil || content.sshServer != nil {
+            json.key("ssh")
+            json.beginObject()
+            if let client = content.sshClient { json.key("client"); json.string(client) }
+            if let server = content.sshServer { json.key("server"); json.string(server) }
+            json.endObject()
+        }
+        if let request = content.tftpRequest {
+            json.key("tftp_request")
+            json.beginObject()
+            json.key("opcode"); json.string(request.write ? "WRQ" : "RRQ")
+            json.key("file"); json.string(request.file)
+            json.key("mode"); json.string(request.mode)
+            json.endObject()
+        }
+        if let version = content.smbVersion { json.key("smb_version"); json.number(version) }
+    }
+
+    /// How a data connection was tied to its session: the PASV/EPSV reply or PORT/EPRT
+    /// command that announced its port, when the tap read it.
+    static func announcement(of data: Flow, in session: Flow) -> String? {
+        let ports = session.content.announcedPorts
+        guard !ports.isEmpty else { return nil }
+        if data.accepted { return data.socket.flatMap { ports[$0.localPort] } }
+        return ports[data.remotePort]
+    }
+
+    /// Parent first, up to pid 1 or the first unknown ancestor.
     public static func ancestry(of process: ProcessRecord, to json: inout JSONWriter) {
         json.beginArray()
         for ancestor in process.ancestors() {

@@ -11,10 +11,14 @@ public protocol FlowObserver: AnyObject {
     func flowStarted(_ flow: Flow)
     /// A top-level flow (with its data connections) has ended and is final.
     func flowReported(_ flow: Flow)
+    /// The packet tap identified a flow's protocol by its content, or found its port carrying
+    /// another protocol (`flow.content`); `previously` is what port and name had made of it.
+    func flowIdentified(_ flow: Flow, previously: FlowProtocol)
 }
 
 extension FlowObserver {
     public func processStarted(_ process: ProcessRecord) {}
+    public func flowIdentified(_ flow: Flow, previously: FlowProtocol) {}
     public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {}
     public func flowStarted(_ flow: Flow) {}
 }

@@ -37,30 +37,41 @@ public final class FlowTracker {
         public var matchedLate = 0
         public var destroyNotifications = 0
         public var evicted = 0
+        /// Packets whose content the tap identified, those that went to a flow, and the
+        /// connections their content promoted to flows.
+        public var packetsInspected = 0
+        public var packetsMatched = 0
+        public var promoted = 0
     }
 
     private struct SocketKey: Hashable { let namespace: UInt64; let cookie: UInt64 }
-    private struct DescriptorKey: Hashable { let pid: Int32; let fd: Int32 }
+    struct DescriptorKey: Hashable { let pid: Int32; let fd: Int32 }
     private struct RecentDestroy { let namespace: UInt64; let socket: InetSocket; let time: Int64 }
 
     public let settings: FlowSettings
     public let processes: ProcessTable
     public let sockets: HostSockets?
-    public private(set) var counters = Counters()
+    public internal(set) var counters = Counters()
     private let catalog: SyscallCatalog
-    private let observer: any FlowObserver
+    /// Outbound connects and sends that no port or client name made a transfer (see
+    /// FlowTracker+Content.swift).
+    var candidates: [Candidate] = []
+    /// Packets the tap read before the audit record of their connection arrived.
+    var earlyPackets: [EarlyPacket] = []
+    let observer: any FlowObserver
     private var nextID: UInt64 = 1
     /// Top-level flows not yet reported, by id (data connections live inside their session).
-    private var open: [UInt64: Flow] = [:]
+    var open: [UInt64: Flow] = [:]
     private var bySocket: [SocketKey: Flow] = [:]
-    private var ftpSessions: [Int32: [Flow]] = [:]
-    private var udpSessions: [DescriptorKey: Flow] = [:]
+    var ftpSessions: [Int32: [Flow]] = [:]
+    var udpSessions: [DescriptorKey: Flow] = [:]
     private var unresolved: [Flow] = []
     private var recentDestroys: [RecentDestroy] = []
     private var nextPoll: Int64 = 0
 
     /// Debug-level notes (why a flow could not be resolved...).
     private let debug: (@autoclosure () -> String) -> Void
+    var debugLog: (@autoclosure () -> String) -> Void { debug }
 
     public init(
         catalog: SyscallCatalog, processes: ProcessTable, sockets: HostSockets?, settings: FlowSettings = FlowSettings(),
@@ -164,6 +175,7 @@ public final class FlowTracker {
             observer.connected(process, to: remote, port: port, time: time)
             guard call.port == 69 || TransferTools.isTFTPClient(call.process) else {
                 counters.notTransfers += 1
+                keepCandidate(call, transport: .udp, now: now)
                 return
             }
             startTFTPSession(call, firstDatagram: sent, now: now)
@@ -172,7 +184,7 @@ public final class FlowTracker {
         }
     }
 
-    private struct Call {
+    struct Call {
         let process: ProcessRecord
         var fd: Int32
         let remote: IPAddress
@@ -182,7 +194,7 @@ public final class FlowTracker {
         let uid: UInt32?
     }
 
-    private func newFlow(_ proto: FlowProtocol, _ call: Call, transfer: ProcessRecord?, accepted: Bool) -> Flow {
+    func newFlow(_ proto: FlowProtocol, _ call: Call, transfer: ProcessRecord?, accepted: Bool) -> Flow {
         // A person runs scp or sftp, not the ssh child that owns the socket (whose stdin is a
         // socket by design): the transfer program and its session say who is at the keyboard.
         processes.completeDetails(call.process)
@@ -201,6 +213,7 @@ public final class FlowTracker {
     private func startConnection(_ call: Call, now: Int64) {
         guard let (proto, transfer) = TransferTools.classify(call.process, port: call.port) else {
             counters.notTransfers += 1
+            keepCandidate(call, transport: .tcp, now: now)
             return
         }
         // TFTP is UDP, the others TCP: one table to search (each dump walks the namespace's sockets).
@@ -224,7 +237,7 @@ public final class FlowTracker {
 
     /// Finds the flow's socket through its process's fd; false when it is already gone.
     @discardableResult
-    private func resolve(_ flow: Flow, transports: [Transport], now: Int64) -> Bool {
+    func resolve(_ flow: Flow, transports: [Transport], now: Int64) -> Bool {
         guard let sockets else { return false }
         guard
             let (namespace, found) = sockets.resolve(
@@ -257,7 +270,7 @@ public final class FlowTracker {
 
     /// The process and socket were gone before we looked: a destroy notification (already
     /// received, or still to come) with the same remote end and uid carries its counts.
-    private func awaitDestroy(_ flow: Flow, now: Int64) {
+    func awaitDestroy(_ flow: Flow, now: Int64) {
         counters.unresolved += 1
         if let index = recentDestroys.firstIndex(where: { matches(flow, $0.socket) && $0.time + 1000 >= flow.start }) {
             let destroyed = recentDestroys.remove(at: index)
@@ -277,7 +290,7 @@ public final class FlowTracker {
 
     /// A TFTP session on the client's UDP socket, from its request: a sendto (`firstDatagram`
     /// bytes) or a connect to the server. Later datagrams take the fast path in `socketCall`.
-    private func startTFTPSession(_ call: Call, firstDatagram: UInt64?, now: Int64) {
+    func startTFTPSession(_ call: Call, firstDatagram: UInt64?, now: Int64) {
         let flow = newFlow(.tftp, call, transfer: nil, accepted: false)
         resolve(flow, transports: [.udp], now: now)
         flow.transport = .udp
@@ -366,9 +379,10 @@ public final class FlowTracker {
         observer.flowReported(flow)
     }
 
-    private func track(_ flow: Flow, now: Int64) {
+    func track(_ flow: Flow, now: Int64) {
         open[flow.id] = flow
         observer.flowStarted(flow)
+        replayPackets(for: flow)
         if open.count > settings.maximumOpenFlows, let oldest = open.values.min(by: { $0.lastActivity < $1.lastActivity }) {
             counters.evicted += 1
             endAll(oldest, at: now, reason: .evicted)

@@ -273,7 +273,8 @@ public enum TransferTools {
         // Batch files are read on the live host only: a replayed log's paths are not today's files.
         let read: (String) -> String? = { path in live ? readTextFile(path, limit: 65_536, regularOnly: true) : nil }
         switch proto {
-        case .ftp, .ftpData: return ftpDirection(p, readFile: read)
+        case .ftp, .ftps, .ftpData: return ftpDirection(p, readFile: read)
+        case .ssh: return .unknown
         case .scp: return transfer.map { scpDirection($0, ssh: p) } ?? .unknown
         case .sftp: return transfer.map { sftpDirection($0, readFile: read) } ?? .unknown
         case .tftp: return tftpDirection(p)

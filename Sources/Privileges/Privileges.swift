@@ -18,6 +18,8 @@ public enum KeptCapability: CaseIterable, Sendable {
     /// Other users' `/proc/<pid>/fd` directories (mode 0500), and executables YARA must read
     /// that the agent's user could not (mode 0711 binaries).
     case dacReadSearch
+    /// The packet tap: an AF_PACKET socket (`[inspection]`).
+    case netRaw
 
     public var value: cap_value_t {
         switch self {
@@ -25,6 +27,7 @@ public enum KeptCapability: CaseIterable, Sendable {
         case .auditRead: CAP_AUDIT_READ
         case .sysPtrace: CAP_SYS_PTRACE
         case .dacReadSearch: CAP_DAC_READ_SEARCH
+        case .netRaw: CAP_NET_RAW
         }
     }
 }

@@ -34,6 +34,16 @@ enum StatusText {
                     + (seen.writeErrors > 0 ? ", \(seen.writeErrors) not saved (state file write errors)" : "")
                     + (seen.overCapacity > 0 ? ", \(seen.overCapacity) over capacity" : "")
             ))
+        let i = s.inspection
+        rows.append(
+            (
+                "inspection",
+                i.enabled
+                    ? (i.interfaces.isEmpty
+                        ? "not capturing"
+                        : "\(i.interfaces.joined(separator: ", ")): \(i.packets) packets, \(i.identified) identified, \(i.promoted) flows by content, \(i.kernelDropped) dropped by the kernel")
+                    : "off"
+            ))
         let y = s.yara
         rows.append(
             (

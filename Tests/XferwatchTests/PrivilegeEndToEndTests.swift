@@ -35,8 +35,8 @@ extension KernelAuditTests.FlowEndToEnd {
         let rules = try runCommand("/sbin/auditctl", ["-l"])
         #expect(rules.stdout.contains("key=xferwatch"), "rules at READY: \(rules.stdout)")
 
-        // Every thread: nobody, the four capabilities and nothing to regain.
-        let kept = (UInt64(1) << 2) | (UInt64(1) << 19) | (UInt64(1) << 30) | (UInt64(1) << 37)
+        // Every thread: nobody, the five capabilities and nothing to regain.
+        let kept = (UInt64(1) << 2) | (UInt64(1) << 13) | (UInt64(1) << 19) | (UInt64(1) << 30) | (UInt64(1) << 37)
         let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/task")
         #expect(tasks.count >= 2, "the scan worker runs: \(tasks)")
         for task in tasks {
@@ -55,7 +55,9 @@ extension KernelAuditTests.FlowEndToEnd {
         try validateAgainstSchema(before.json)
         #expect(value(before.json, "privileges", "user") as? String == "nobody")
         #expect(
-            value(before.json, "privileges", "capabilities") as? [String] == ["CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE", "CAP_AUDIT_CONTROL", "CAP_AUDIT_READ"])
+            value(before.json, "privileges", "capabilities") as? [String] == [
+                "CAP_DAC_READ_SEARCH", "CAP_NET_RAW", "CAP_SYS_PTRACE", "CAP_AUDIT_CONTROL", "CAP_AUDIT_READ",
+            ])
         #expect(value(before.json, "privileges", "no_new_privileges") as? Bool == true)
         let human = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket])
         #expect(human.stdout.contains("runs as     nobody (uid 65534, gid 65534), CAP_DAC_READ_SEARCH"), "\(human.stdout)")

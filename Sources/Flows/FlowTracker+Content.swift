@@ -1,0 +1,163 @@
+import AuditIngest
+import HostState
+import Inspection
+
+/// An outbound TCP connect or UDP send that no port or client name made a transfer: kept for a
+/// while, so that the packet tap can promote it when its content is FTP, SSH, TFTP or SMB.
+struct Candidate {
+    let call: FlowTracker.Call
+    let transport: Transport
+    let expires: Int64
+}
+
+/// A packet whose connection the flow model does not know yet: the tap and the audit stream
+/// are two streams, and a short session's control channel can be over before its connect
+/// record is read.
+struct EarlyPacket {
+    let content: Content
+    let packet: DecodedPacket
+    let time: Int64
+}
+
+/// The packet tap's side of the flow model: content read in a packet goes to the flow it
+/// belongs to, by its addresses and ports; a candidate whose content turns out to be a transfer
+/// protocol becomes a flow.
+extension FlowTracker {
+    static let candidateMilliseconds: Int64 = 120_000
+    static let maximumCandidates = 4096
+    /// How long and how many packets wait for their connection's audit record.
+    static let earlyMilliseconds: Int64 = 5000
+    static let maximumEarlyPackets = 1024
+
+    func keepCandidate(_ call: Call, transport: Transport, now: Int64) {
+        if candidates.count >= Self.maximumCandidates { candidates.removeFirst(Self.maximumCandidates / 4) }
+        candidates.append(Candidate(call: call, transport: transport, expires: call.time + Self.candidateMilliseconds))
+        // Its content may have been read already.
+        replayPackets(to: call.remote, port: call.port)
+    }
+
+    /// Packets read before `flow` existed, applied now, in the order they came.
+    func replayPackets(for flow: Flow) {
+        replayPackets(to: flow.remoteAddress, port: flow.remotePort)
+    }
+
+    /// The early packets between this host and `remote`:`port` go through again; the others
+    /// keep waiting. Only those: a local server's traffic can keep the list full.
+    private func replayPackets(to remote: IPAddress, port: UInt16) {
+        guard !earlyPackets.isEmpty else { return }
+        var waiting: [EarlyPacket] = []
+        earlyPackets.removeAll { early in
+            let packet = early.packet
+            let matches =
+                (packet.destinationPort == port && packet.destination.elementsEqual(remote.bytes))
+                || (packet.sourcePort == port && packet.source.elementsEqual(remote.bytes))
+            if matches { waiting.append(early) }
+            return matches
+        }
+        for early in waiting { inspected(early.content, packet: early.packet, now: early.time, counted: false) }
+    }
+
+    /// The tap read `content` in `packet`; `now` is the time it was captured.
+    public func inspected(_ content: Content, packet: DecodedPacket, now: Int64) {
+        inspected(content, packet: packet, now: now, counted: true)
+    }
+
+    private func inspected(_ content: Content, packet: DecodedPacket, now: Int64, counted: Bool) {
+        let debug = self.debugLog
+        if counted { counters.packetsInspected += 1 }
+        let transport: Transport = packet.transport == .tcp ? .tcp : .udp
+        let source = IPAddress(bytes: packet.source), destination = IPAddress(bytes: packet.destination)
+        if let (flow, fromClient) = flow(between: source, packet.sourcePort, and: destination, packet.destinationPort, transport) {
+            debug("flow \(flow.id): \(content) \(fromClient ? "from the client" : "from the server")\(counted ? "" : " (read before its connect)")")
+            counters.packetsMatched += 1
+            apply(content, to: flow, fromClient: fromClient, sequence: packet.sequence, transport: transport)
+            return
+        }
+        while let first = candidates.first, first.expires < now { candidates.removeFirst() }
+        guard ["ftp", "ssh", "tftp", "smb"].contains(content.protocolName), promoteCandidate(content, packet: packet, now: now) else {
+            keepEarly(content, packet: packet, now: now)
+            return
+        }
+    }
+
+    private func keepEarly(_ content: Content, packet: DecodedPacket, now: Int64) {
+        debugLog(
+            "packet \(IPAddress(bytes: packet.source)):\(packet.sourcePort) -> \(IPAddress(bytes: packet.destination)):\(packet.destinationPort) \(content): no flow yet"
+        )
+        while let first = earlyPackets.first, now - first.time > Self.earlyMilliseconds { earlyPackets.removeFirst() }
+        if earlyPackets.count >= Self.maximumEarlyPackets { earlyPackets.removeFirst() }
+        earlyPackets.append(EarlyPacket(content: content, packet: packet, time: now))
+    }
+
+    /// The newest candidate whose remote end is one of the packet's ends becomes a flow; false
+    /// when there is none.
+    private func promoteCandidate(_ content: Content, packet: DecodedPacket, now: Int64) -> Bool {
+        let transport: Transport = packet.transport == .tcp ? .tcp : .udp
+        let source = IPAddress(bytes: packet.source), destination = IPAddress(bytes: packet.destination)
+        let server: (IPAddress, UInt16)
+        let index: Int
+        if let found = candidates.lastIndex(where: { $0.transport == transport && $0.call.remote == destination && $0.call.port == packet.destinationPort }) {
+            (index, server) = (found, (destination, packet.destinationPort))
+        } else if let found = candidates.lastIndex(where: { $0.transport == transport && $0.call.remote == source && $0.call.port == packet.sourcePort }) {
+            (index, server) = (found, (source, packet.sourcePort))
+        } else {
+            return false
+        }
+        let candidate = candidates.remove(at: index)
+        promote(candidate, as: content, fromClient: server.0 == destination && server.1 == packet.destinationPort, packet: packet, now: now)
+        return true
+    }
+
+    /// The open top-level flow the packet belongs to, and whether it travels from its client.
+    private func flow(between source: IPAddress, _ sourcePort: UInt16, and destination: IPAddress, _ destinationPort: UInt16, _ transport: Transport)
+        -> (Flow, Bool)?
+    {
+        for flow in open.values where flow.networkProtocol != .ftpData && (flow.transport ?? transport) == transport {
+            let ports = [flow.remotePort] + (flow.transferPort.map { [$0] } ?? [])
+            for (remote, remotePort, localPort, fromClient) in [
+                (destination, destinationPort, sourcePort, true), (source, sourcePort, destinationPort, false),
+            ] where flow.remoteAddress == remote && ports.contains(remotePort) {
+                if let local = flow.socket?.localPort, local != 0, local != localPort { continue }
+                return (flow, fromClient)
+            }
+        }
+        return nil
+    }
+
+    private func apply(_ content: Content, to flow: Flow, fromClient: Bool, sequence: UInt32, transport: Transport) {
+        if transport == .tcp {
+            let last = fromClient ? flow.content.lastSequence.client : flow.content.lastSequence.server
+            if last == sequence { return }
+            if fromClient { flow.content.lastSequence.client = sequence } else { flow.content.lastSequence.server = sequence }
+        }
+        let server = "\(flow.remoteAddress):\(flow.remotePort)"
+        guard flow.content.apply(content, fromClient: fromClient, server: server, serverPort: flow.remotePort) else { return }
+        let previously = flow.networkProtocol
+        if let named = flow.content.protocolName.flatMap(FlowProtocol.init(rawValue:)), ![.scp, .sftp].contains(flow.networkProtocol) {
+            flow.networkProtocol = named
+        }
+        if open[flow.id] != nil { observer.flowIdentified(flow, previously: previously) }
+    }
+
+    /// A candidate connection whose content is a transfer protocol becomes a flow: found as a
+    /// connect's flow would have been, then started with what the content said.
+    private func promote(_ candidate: Candidate, as content: Content, fromClient: Bool, packet: DecodedPacket, now: Int64) {
+        guard let proto = FlowProtocol(rawValue: content.protocolName) else { return }
+        counters.promoted += 1
+        let call = candidate.call
+        let flow = newFlow(proto, call, transfer: nil, accepted: false)
+        let resolved = resolve(flow, transports: [candidate.transport], now: now)
+        if candidate.transport == .udp {
+            flow.transport = .udp
+            udpSessions[DescriptorKey(pid: call.process.pid, fd: call.fd)] = flow
+        } else if fromClient {
+            flow.content.lastSequence.client = packet.sequence
+        } else {
+            flow.content.lastSequence.server = packet.sequence
+        }
+        _ = flow.content.apply(content, fromClient: fromClient, server: "\(flow.remoteAddress):\(flow.remotePort)", serverPort: flow.remotePort)
+        track(flow, now: now)
+        if proto == .ftp { ftpSessions[flow.process.pid, default: []].append(flow) }
+        if candidate.transport == .tcp && !resolved && sockets != nil { awaitDestroy(flow, now: now) }
+    }
+}
