@@ -11,7 +11,7 @@ BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev li
 TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
 	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl python3-jsonschema groff-base
 
-.PHONY: run test build release deb deps test-deps bench-replay golden lint run-config
+.PHONY: run test build release deb deps test-deps bench-replay golden lint run-config fuzz
 
 deps:
 	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -73,3 +73,8 @@ bench-replay: test-deps release
 # Rewrites Tests/Fixtures/golden/ from the current replay output: read the diff before committing it.
 golden: deps
 	XFERWATCH_UPDATE_GOLDEN=1 $(SWIFT) test --filter GoldenReplayTests
+
+# libFuzzer targets (fuzz/): packets, audit records, TOML, control requests, FUZZ_SECONDS each
+# (default 60); fails on a crash or a hang.
+fuzz: deps
+	fuzz/run

@@ -127,9 +127,10 @@ def measure_auditd(rate, seconds, rules, laurel, port=9):
         sh("auditctl", "-e", "0", check=False)
 
 
-def start_xferwatchd(directory, seconds_to_start=10):
-    """Starts xferwatchd with everything on in a fresh `directory`; returns it once its rules
-    are in, with those rules re-keyed for auditd (same rules, our key left alone)."""
+def start_xferwatchd(directory, seconds_to_start=10, extra=""):
+    """Starts xferwatchd with everything on (the packet tap too) in a fresh `directory`, `extra`
+    appended to its configuration; returns it once its rules are in, with those rules re-keyed
+    for auditd (same rules, our key left alone)."""
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)
     conf = os.path.join(directory, "agent.conf")
@@ -145,7 +146,7 @@ source = "unicast"
 paths = ["{ROOT}/rules/yara/*.yar"]
 [output.file]
 path = "{directory}/alerts.jsonl"
-""")
+""" + extra)
     err = open(os.path.join(directory, "stderr"), "w+")
     agent = subprocess.Popen([os.path.join(ROOT, ".build/release/xferwatchd"), "run", "--config", conf],
                              stdout=subprocess.DEVNULL, stderr=err)

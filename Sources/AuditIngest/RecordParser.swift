@@ -72,7 +72,8 @@ public enum RecordParser {
     /// `audit(S.MS:SERIAL): fields...` from the cursor on.
     private static func parseStamped(_ cursor: inout Cursor, type: AuditRecordType, node: String?) throws(RecordParseError) -> AuditRecord {
         guard cursor.consume("audit(") else { throw .missingStamp }
-        guard let seconds = cursor.takeDecimal(), cursor.consume(".") else { throw .badStamp }
+        // Seconds past year 30,000 are no kernel's: they would overflow the milliseconds.
+        guard let seconds = cursor.takeDecimal(), seconds < 1 << 40, cursor.consume(".") else { throw .badStamp }
         let fractionStart = cursor.position
         guard var fraction = cursor.takeDecimal() else { throw .badStamp }
         // Normalise any number of fractional digits to milliseconds.

@@ -1,6 +1,7 @@
 import Agent
 import AgentConfig
 import ArgumentParser
+import Inspection
 import Runtime
 import Scanning
 
@@ -87,9 +88,16 @@ struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate a configuration file.")
     @OptionGroup var options: ConfigOption
 
+    @Flag(help: "Print the packet tap's capture filter (tcpdump syntax) and exit.")
+    var printCaptureFilter = false
+
     /// The YARA rule files are compiled too. One that does not compile fails the check, as it
     /// refuses a reload (at start the agent runs without it and logs it).
     func run() throws {
+        if printCaptureFilter {
+            print(CaptureFilter.expression)
+            return
+        }
         let configuration = try options.load()
         guard configuration.yara.enabled else {
             print("\(options.config): ok")

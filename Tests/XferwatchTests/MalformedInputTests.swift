@@ -18,6 +18,9 @@ import Testing
         ("type=SYSCALL msg=audit(1.000): a=b", .badStamp),
         ("type=SYSCALL msg=audit(x.000:1): a=b", .badStamp),
         ("type=SYSCALL msg=audit(1.000:99999999999): a=b", .badStamp),
+        // Found by fuzz/run records: seconds that overflowed the event's milliseconds (a crash).
+        ("type=SYSCALL msg=audit(17953720795960000000.596:157522): a=b", .badStamp),
+        ("type=SYSCALL msg=audit(9223372036854775.807:1): a=b", .badStamp),
         ("type=syscall msg=audit(1.000:1): a=b", .unknownType),
         ("type=SYSCALL msg=audit(1.000:1): comm=\"unterminated", .unterminatedValue(offset: 5)),
     ])
