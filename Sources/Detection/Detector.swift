@@ -54,10 +54,11 @@ public final class Detector: FlowObserver {
 
     private var rules: Rules
     private var held = HeldAlerts()
-    /// Open flows whose command line already named a suspicious file, and those whose
-    /// protocol mismatch was reported: each rule fires once per flow.
+    /// Open flows whose command line already named a suspicious file, and those whose protocol
+    /// mismatch or non-standard port was reported: each rule fires once per flow.
     private var namedAtStart: Set<UInt64> = []
     private var mismatchReported: Set<UInt64> = []
+    private var portReported: Set<UInt64> = []
     /// Completes what the host state left for later about a process and judges it: the
     /// detector reads no /proc itself.
     private let assessInteractivity: (ProcessRecord) -> Interactivity
@@ -213,7 +214,9 @@ public final class Detector: FlowObserver {
     /// name or by what the packet tap read.
     private func checkPort(_ flow: Flow) {
         let proto = flow.networkProtocol
-        guard rules.enabled.contains(.nonstandardPort), let usual = proto.standardPorts, !usual.contains(flow.remotePort) else { return }
+        guard rules.enabled.contains(.nonstandardPort), let usual = proto.standardPorts, !usual.contains(flow.remotePort),
+            portReported.insert(flow.id).inserted
+        else { return }
         let client = Self.imageName(flow.transferProcess ?? flow.process)
         let name = flow.content.protocolName ?? proto.rawValue
         raise(
@@ -271,6 +274,7 @@ public final class Detector: FlowObserver {
     public func flowReported(_ flow: Flow) {
         // File names the control channel carried (packet tap), when the command line named none.
         mismatchReported.remove(flow.id)
+        portReported.remove(flow.id)
         if namedAtStart.remove(flow.id) == nil, rules.enabled.contains(.suspiciousFilename) {
             let names = suspiciousNames(flow.content.fileNames)
             if !names.isEmpty { raise(.suspiciousFilename, flow: flow, reasons: names.map { "transfer command names \($0)" }) }

@@ -16,7 +16,9 @@ public struct FlowContent: Sendable {
     public internal(set) var ftpTransfers: [(command: String, file: String)] = []
     /// Data ports announced: the server's by 227/229 replies, the client's by PORT/EPRT.
     public internal(set) var announcedPorts: [UInt16: String] = [:]
+    /// The server accepted AUTH TLS (234): the control channel is encrypted from there on.
     public internal(set) var authTLS = false
+    var authRequested = false
     public internal(set) var sshClient: String?
     public internal(set) var sshServer: String?
     public internal(set) var tftpRequest: (write: Bool, file: String, mode: String)?
@@ -45,7 +47,11 @@ public struct FlowContent: Sendable {
         case .ftpReply(let code, let text):
             identify("ftp", code == 220 ? "FTP server greeting on \(server)" : "FTP reply \(code) from \(server)")
             if let port = ContentParser.passivePort(code: code, text: text) { announcedPorts[port] = code == 229 ? "EPSV" : "PASV" }
-            if code == 234 && authTLS { protocolName = "ftps" }
+            // The server accepted AUTH TLS: what follows is FTPS.
+            if code == 234 && authRequested {
+                authTLS = true
+                protocolName = "ftps"
+            }
         case .ftpCommand(let verb, let argument):
             identify("ftp", "FTP command \(verb) to \(server)")
             switch verb {
@@ -55,8 +61,8 @@ public struct FlowContent: Sendable {
             case "PORT", "EPRT":
                 if let port = ContentParser.activePort(verb: verb, argument: argument) { announcedPorts[port] = verb }
             case "AUTH":
-                authTLS = ["TLS", "SSL", "TLS-C"].contains(argument.uppercased())
-                if authTLS { protocolName = "ftps" }
+                // Asked for; FTPS once the server says 234 (vsftpd without TLS refuses it).
+                authRequested = ["TLS", "SSL", "TLS-C"].contains(argument.uppercased())
             default: break
             }
         case .sshIdentification(let text):
