@@ -47,6 +47,7 @@ public final class AgentGraph {
     let catalog = SyscallCatalog.fromLibaudit()
     private let flowConsumers: FlowConsumers
     private let replaying: Bool
+    private let namespaceIdleMilliseconds: Int64
     /// The newest event time of a replayed log: its clock.
     private var logTime: Int64 = 0
     /// Finished flows for `agentctl flows` (live only).
@@ -69,6 +70,7 @@ public final class AgentGraph {
     /// before the graph, for the audit watch).
     init(configuration: AgentConfiguration, mode: Mode, output: OutputOptions, health: HealthChannel, log: Logger) throws(PatternError) {
         self.health = health
+        namespaceIdleMilliseconds = Int64(configuration.flows.namespaceIdleMilliseconds)
         let printer = EventPrinter(options: output)
         let host: LiveHost?
         if case .live(let live) = mode { host = live } else { host = nil }
@@ -148,7 +150,7 @@ public final class AgentGraph {
         processes.catalog?.refreshIfChanged()
         let flows = tracker.openFlows
         let inUse = Set(flows.compactMap(\.namespace) + flows.compactMap(\.process.networkNamespace))
-        sockets?.closeIdleNamespaces(now: now, idleMilliseconds: 60_000, inUse: inUse)
+        sockets?.closeIdleNamespaces(now: now, idleMilliseconds: namespaceIdleMilliseconds, inUse: inUse)
     }
 
     /// Health findings reported since the last call become `agent.health` alerts.

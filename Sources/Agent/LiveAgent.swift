@@ -62,15 +62,33 @@ public final class LiveAgent {
             log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
         }
         let sourceMode = audit?.mode ?? configuration.audit.source
+        // Other network namespaces need setns (CAP_SYS_ADMIN), which the agent gives up: a
+        // helper forked now keeps it and opens their sock_diag sockets for the agent.
+        var helper: NamespaceHelper?
+        if !(configuration.agent.keepsRoot && getuid() == 0) {
+            if ProcessPrivileges.current().effective.contains("CAP_SYS_ADMIN") {
+                helper = NamespaceHelper.spawn(account: account, log: log)
+            } else {
+                log.warning("without CAP_SYS_ADMIN for the namespace helper, flows in other network namespaces have no exact byte counts")
+            }
+        }
+        defer { if let helper { kill(helper.pid, SIGTERM); waitpid(helper.pid, nil, 0) } }
         guard startup.dropPrivileges(to: account, source: sourceMode) else { return 1 }
 
         guard let graph = buildGraph(procfs: procfs, sockets: sockets, health: health) else { return 1 }
+        if let helper, let sockets {
+            helper.onTrouble = { [log] reason in
+                log.error(reason)
+                graph.health.report([reason], time: realtimeMilliseconds())
+            }
+            sockets.openElsewhere = { inode, pid in helper.open(namespace: inode, of: pid).mapError { $0 } }
+        }
         graph.startScanning(configuration.yara, log: log)
         graph.processes.seedFromProc()
         log.info("host: \(graph.processes.count) running processes read from /proc, \(graph.processes.catalog?.count ?? 0) programs known by their binary")
         let packets = PacketSource.open(configuration.inspection, graph: graph, log: log)
         let status = LiveStatus(
-            graph: graph, audit: audit, packets: packets, inspectionEnabled: configuration.inspection.enabled, sourceMode: sourceMode,
+            graph: graph, audit: audit, packets: packets, helper: helper, inspectionEnabled: configuration.inspection.enabled, sourceMode: sourceMode,
             configurationPath: configurationPath)
         let reloader = Reloader(configuration: configuration, path: configurationPath, graph: graph, log: log)
         control?.handler = ControlAnswers(graph: graph, status: status, reloader: reloader)

@@ -40,14 +40,19 @@ final class LiveStatus {
     private let graph: AgentGraph
     private let audit: AuditWatch?
     private let packets: PacketSource?
+    private let helper: NamespaceHelper?
     private let inspectionEnabled: Bool
     private let sourceMode: AuditSourceMode
     private let configurationPath: String
     private let started = (wall: realtimeMilliseconds(), monotonic: monotonicMilliseconds())
     private var throughput = ThroughputHistory()
 
-    init(graph: AgentGraph, audit: AuditWatch?, packets: PacketSource?, inspectionEnabled: Bool, sourceMode: AuditSourceMode, configurationPath: String) {
+    init(
+        graph: AgentGraph, audit: AuditWatch?, packets: PacketSource?, helper: NamespaceHelper?, inspectionEnabled: Bool, sourceMode: AuditSourceMode,
+        configurationPath: String
+    ) {
         self.graph = graph
+        self.helper = helper
         self.audit = audit
         self.packets = packets
         self.inspectionEnabled = inspectionEnabled
@@ -103,7 +108,9 @@ final class LiveStatus {
             version: XferwatchVersion.current, pid: Int(getpid()), started: String(decoding: rfc3339UTF8(milliseconds: started.wall), as: UTF8.self),
             uptimeSeconds: Int((now - started.monotonic) / 1000), configFile: configurationPath, privileges: privileges(),
             health: health(outputs: outputs, kernel: kernel), audit: auditStatus,
-            host: .init(processes: graph.processes.count, flowsActive: graph.tracker.openFlows.count, flowsReported: graph.tracker.counters.flowsReported),
+            host: .init(
+                processes: graph.processes.count, flowsActive: graph.tracker.openFlows.count, flowsReported: graph.tracker.counters.flowsReported,
+                networkNamespaces: graph.sockets?.namespaceCount ?? 0, namespaceHelper: helper.map(\.alive)),
             detection: detection, yara: yara,
             inspection: packets?.status(enabled: inspectionEnabled)
                 ?? .init(
@@ -116,6 +123,7 @@ final class LiveStatus {
     private func health(outputs: AgentStatus.Outputs, kernel: AgentStatus.Kernel?) -> AgentStatus.Health {
         var reasons: [String] = []
         if let kernel, kernel.enabled == 0 { reasons.append("kernel auditing is disabled") }
+        if helper?.alive == false { reasons.append("the namespace helper is gone: flows in other network namespaces have no exact byte counts") }
         if inspectionEnabled && packets == nil { reasons.append("the packet tap could not open: protocols are known by port and client name only") }
         if audit?.reportedAuditPidLoss == true { reasons.append("another process holds the audit stream (audit pid \(kernel?.auditPid ?? 0))") }
         if let problem = outputs.file?.problem { reasons.append("alert file: \(problem)") }

@@ -88,6 +88,9 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var pollIntervalMilliseconds = 2000
         public var dataLingerMilliseconds = 10_000
         public var maximumOpenFlows = 4096
+        /// How long the sock_diag sockets of another network namespace stay open once no flow
+        /// uses it (a socket keeps a dead container's namespace alive).
+        public var namespaceIdleMilliseconds = 60_000
     }
 
     /// `[inspection]`: the packet tap that identifies FTP, SSH, TFTP and SMB by their first bytes.
@@ -190,6 +193,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         config.flows.pollIntervalMilliseconds = flows.integer("poll_interval_ms", default: config.flows.pollIntervalMilliseconds, in: 100...600_000)
         config.flows.dataLingerMilliseconds = flows.integer("data_linger_ms", default: config.flows.dataLingerMilliseconds, in: 0...600_000)
         config.flows.maximumOpenFlows = flows.integer("max_open_flows", default: config.flows.maximumOpenFlows, in: 16...1 << 20)
+        config.flows.namespaceIdleMilliseconds = flows.integer(
+            "namespace_idle_ms", default: config.flows.namespaceIdleMilliseconds, in: 1000...3_600_000)
         reader.absorb(flows)
 
         config.readDetection(&reader)

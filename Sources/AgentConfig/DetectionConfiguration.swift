@@ -63,6 +63,10 @@ extension AgentConfiguration {
         public var commandLinePattern: String?
         public var destinationNetworks: [IPNetwork] = []
         public var destinationPorts: [Int] = []
+        /// Container ids (a prefix of at least 12 characters matches, as `docker ps` shows them)
+        /// and runtimes (`docker`, `containerd`, `cri-o`, `podman`, `lxc`, `systemd-nspawn`).
+        public var containerIDs: [String] = []
+        public var containerRuntimes: [String] = []
 
         public init(name: String) { self.name = name }
     }
@@ -99,6 +103,11 @@ extension AgentConfiguration {
             exclusion.commandLinePattern = table.patterns("command_line_pattern", default: []).first
             exclusion.destinationNetworks = table.networks("destination_networks", default: [])
             exclusion.destinationPorts = table.integers("destination_ports", in: 0...65535)
+            exclusion.containerIDs = table.strings("container_ids", default: [])
+            for (index, id) in exclusion.containerIDs.enumerated() where id.utf8.count < 12 {
+                table.problem("container_ids[\(index)]", "\"\(id)\" is shorter than 12 characters: it would match many containers")
+            }
+            exclusion.containerRuntimes = table.strings("container_runtimes", default: [])
             if !table.hasCondition {
                 table.problem("", "an exclusion needs at least one field besides name: it would silence every alert")
             }

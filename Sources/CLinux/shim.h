@@ -48,3 +48,50 @@ struct xw_ucred {
 };
 static const int xw_so_peercred = 17;
 static const int xw_so_peergroups = 59;
+
+/* Descriptors passed over a Unix socket (SCM_RIGHTS), for the namespace helper. The CMSG_*
+ * macros do not import into Swift. Each returns what sendmsg/recvmsg return. */
+#include <string.h>
+static inline long xw_send_with_fds(int sock, const void *data, unsigned long length, const int *fds, int count) {
+    struct iovec vector = { (void *)data, length };
+    union { char buffer[CMSG_SPACE(sizeof(int) * 4)]; struct cmsghdr align; } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    if (count > 0 && count <= 4) {
+        memset(&control, 0, sizeof control);
+        message.msg_control = control.buffer;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * count);
+    }
+    return sendmsg(sock, &message, MSG_NOSIGNAL);
+}
+/* Receives up to 4 descriptors (close-on-exec) into fds, their number into *count. */
+static inline long xw_receive_with_fds(int sock, void *data, unsigned long length, int *fds, int *count) {
+    struct iovec vector = { data, length };
+    union { char buffer[CMSG_SPACE(sizeof(int) * 4)]; struct cmsghdr align; } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof control.buffer;
+    long received = recvmsg(sock, &message, MSG_CMSG_CLOEXEC);
+    *count = 0;
+    if (received < 0) return received;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int n = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+            if (*count < 4) fds[(*count)++] = fd; else close(fd);
+        }
+    }
+    return received;
+}

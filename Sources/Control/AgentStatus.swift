@@ -67,8 +67,13 @@ public struct AgentStatus: Codable, Sendable {
         public var processes: Int
         public var flowsActive: Int
         public var flowsReported: Int
-        public init(processes: Int, flowsActive: Int, flowsReported: Int) {
+        /// Network namespaces whose sock_diag sockets are open (ours and containers'), two
+        /// descriptors each; whether the namespace helper runs (nil when not needed: root).
+        public var networkNamespaces: Int
+        public var namespaceHelper: Bool?
+        public init(processes: Int, flowsActive: Int, flowsReported: Int, networkNamespaces: Int, namespaceHelper: Bool?) {
             (self.processes, self.flowsActive, self.flowsReported) = (processes, flowsActive, flowsReported)
+            (self.networkNamespaces, self.namespaceHelper) = (networkNamespaces, namespaceHelper)
         }
     }
 

@@ -56,6 +56,7 @@ public enum AlertJSON {
             json.endObject()
             json.key("process")
             FlowJSON.process(process, to: &json, withParent: true, interactive: alert.interactivity?.isInteractive)
+            FlowJSON.container(of: process, to: &json)
         }
 
         if let flow = alert.flow {

@@ -41,7 +41,16 @@ final class ExclusionSet {
         let needsProcess =
             !e.processExecutables.isEmpty || !e.processNames.isEmpty || !e.parentExecutables.isEmpty
             || !e.ancestorExecutables.isEmpty || !e.users.isEmpty || compiled.commandLine != nil
+            || !e.containerIDs.isEmpty || !e.containerRuntimes.isEmpty
         if needsProcess && images.isEmpty { return false }
+        if !e.containerIDs.isEmpty
+            && !images.contains(where: { image in image.container.map { c in e.containerIDs.contains { c.id.hasPrefix($0) } } ?? false })
+        {
+            return false
+        }
+        if !e.containerRuntimes.isEmpty && !images.contains(where: { $0.container.map { e.containerRuntimes.contains($0.runtime) } ?? false }) {
+            return false
+        }
         if !e.processExecutables.isEmpty && !images.contains(where: { e.processExecutables.contains($0.executable) }) { return false }
         if !e.processNames.isEmpty
             && !images.contains(where: { $0.isProgram(in: Set(e.processNames)) })

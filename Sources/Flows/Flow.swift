@@ -69,6 +69,11 @@ public final class Flow {
     public internal(set) var dataConnections: [Flow] = []
     /// What the packet tap read of it.
     public internal(set) var content = FlowContent()
+    /// The server process on this host that accepted it (in another network namespace, such
+    /// as a container's, or this one), when its accept was audited.
+    public internal(set) var server: ProcessRecord?
+    /// That server's network namespace (a forked server child's is its listener's).
+    public internal(set) var serverNamespace: UInt64?
     /// The direction the command line states; the bytes decide when it does not.
     let declaredDirection: TransferDirection
     let fd: Int32

@@ -26,6 +26,8 @@ public struct FlowContent: Sendable {
     /// Last TCP sequence number seen each way: a segment seen twice is read once.
     var lastSequence: (client: UInt32?, server: UInt32?) = (nil, nil)
 
+    /// At most this many transfer commands and announced ports per session: a hostile peer's
+    /// endless control channel costs bounded memory.
     static let maximumTransfers = 256
 
     /// The direction the control channel's commands say, if they say one.
@@ -46,7 +48,9 @@ public struct FlowContent: Sendable {
         switch content {
         case .ftpReply(let code, let text):
             identify("ftp", code == 220 ? "FTP server greeting on \(server)" : "FTP reply \(code) from \(server)")
-            if let port = ContentParser.passivePort(code: code, text: text) { announcedPorts[port] = code == 229 ? "EPSV" : "PASV" }
+            if let port = ContentParser.passivePort(code: code, text: text), announcedPorts.count < Self.maximumTransfers {
+                announcedPorts[port] = code == 229 ? "EPSV" : "PASV"
+            }
             // The server accepted AUTH TLS: what follows is FTPS.
             if code == 234 && authRequested {
                 authTLS = true
@@ -59,7 +63,9 @@ public struct FlowContent: Sendable {
             case "STOR", "RETR", "APPE", "STOU":
                 if ftpTransfers.count < Self.maximumTransfers { ftpTransfers.append((verb, argument)) }
             case "PORT", "EPRT":
-                if let port = ContentParser.activePort(verb: verb, argument: argument) { announcedPorts[port] = verb }
+                if let port = ContentParser.activePort(verb: verb, argument: argument), announcedPorts.count < Self.maximumTransfers {
+                    announcedPorts[port] = verb
+                }
             case "AUTH":
                 // Asked for; FTPS once the server says 234 (vsftpd without TLS refuses it).
                 authRequested = ["TLS", "SSL", "TLS-C"].contains(argument.uppercased())

@@ -30,6 +30,8 @@ public enum FlowJSON {
         }
         json.endObject()
 
+        container(of: flow.process, to: &json)
+
         json.key("xferwatch")
         json.beginObject()
         json.key("flow_id"); json.number(flow.id)
@@ -56,6 +58,22 @@ public enum FlowJSON {
         json.endArray()
         json.key("ancestry"); ancestry(of: flow.process, to: &json)
         if let namespace = flow.namespace { json.key("network_namespace"); json.number(namespace) }
+        // The server that accepted it, or one of its data connections (vsftpd's listener
+        // accepts the data connections it announced).
+        if let linked = ([flow] + flow.dataConnections).first(where: { $0.server != nil }), let server = linked.server {
+            json.key("destination_process")
+            json.beginObject()
+            json.key("pid"); json.number(server.pid)
+            json.key("executable"); json.string(server.executable)
+            if let namespace = linked.serverNamespace {
+                json.key("network_namespace"); json.number(namespace)
+                json.key("other_network_namespace"); json.bool(namespace != (flow.namespace ?? flow.process.networkNamespace))
+            }
+            server.container.map {
+                json.key("container_id"); json.string($0.id)
+            }
+            json.endObject()
+        }
         // When the socket was found. (The audit record's own time comes from the kernel's coarse
         // clock: up to one tick, 4 ms at HZ=250, before the real time of the call.)
         if let attributed = flow.attributedAt { json.key("attributed"); json.timestamp(milliseconds: attributed) }
@@ -96,6 +114,23 @@ public enum FlowJSON {
         guard let identity = process.identity else { return }
         json.key("identity"); json.string(identity.name)
         if let note = process.identityNote { json.key("identity_note"); json.string(note) }
+    }
+
+    /// ECS `container` (id, runtime) and, for Kubernetes, `orchestrator` (type, the pod by its
+    /// uid), as top-level keys; nothing for a process on the host.
+    public static func container(of process: ProcessRecord, to json: inout JSONWriter) {
+        guard let container = process.container else { return }
+        json.key("container")
+        json.beginObject()
+        json.key("id"); json.string(container.id)
+        json.key("runtime"); json.string(container.runtime)
+        json.endObject()
+        guard let pod = container.podUID else { return }
+        json.key("orchestrator")
+        json.beginObject()
+        json.key("type"); json.string("kubernetes")
+        json.key("resource"); json.beginObject(); json.key("type"); json.string("pod"); json.key("id"); json.string(pod); json.endObject()
+        json.endObject()
     }
 
     /// What the packet tap read, as keys of `xferwatch`: `protocol_evidence`,

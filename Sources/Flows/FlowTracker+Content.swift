@@ -161,3 +161,37 @@ extension FlowTracker {
         if candidate.transport == .tcp && !resolved && sockets != nil { awaitDestroy(flow, now: now) }
     }
 }
+
+/// Servers on this host: a client's flow whose local end is the peer a local server accepted
+/// goes to another namespace of this host (a container) or to this one.
+extension FlowTracker {
+    static let maximumAccepts = 1024
+
+    func acceptedOnThisHost(by server: ProcessRecord, peer: IPAddress, port: UInt16) {
+        // A session's control connection or one of its data connections.
+        for session in open.values {
+            for flow in [session] + session.dataConnections where flow.server == nil && flow.socket?.localPort == port && flow.socket?.localAddress == peer {
+                link(flow, to: server)
+                return
+            }
+        }
+        if recentAccepts.count >= Self.maximumAccepts { recentAccepts.removeFirst(Self.maximumAccepts / 4) }
+        recentAccepts.append((peer, port, server))
+    }
+
+    func findServerOnThisHost(_ flow: Flow) {
+        guard !flow.accepted, let socket = flow.socket, socket.localPort != 0,
+            let index = recentAccepts.lastIndex(where: { $0.port == socket.localPort && $0.peer == socket.localAddress })
+        else { return }
+        link(flow, to: recentAccepts.remove(at: index).server)
+    }
+
+    private func link(_ flow: Flow, to server: ProcessRecord) {
+        // Its namespace is read now, while it runs (servers are not read at exec).
+        processes.completeDetails(server)
+        flow.server = server
+        // A short session's server child may be gone: its listener, the same program, tells.
+        flow.serverNamespace =
+            processes.readNetworkNamespace(of: server) ?? server.sameProgramLineage.lazy.compactMap { self.processes.readNetworkNamespace(of: $0) }.first
+    }
+}

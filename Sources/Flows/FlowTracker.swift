@@ -56,6 +56,8 @@ public final class FlowTracker {
     /// Outbound connects and sends that no port or client name made a transfer (see
     /// FlowTracker+Content.swift).
     var candidates: [Candidate] = []
+    /// Connections servers on this host accepted (any namespace), by the client's end.
+    var recentAccepts: [(peer: IPAddress, port: UInt16, server: ProcessRecord)] = []
     /// Packets the tap read before the audit record of their connection arrived.
     var earlyPackets: [EarlyPacket] = []
     let observer: any FlowObserver
@@ -145,6 +147,7 @@ public final class FlowTracker {
             } else {
                 process.accepted(from: remote)
                 counters.serverSide += 1
+                acceptedOnThisHost(by: process, peer: remote, port: port)
             }
         case .connect:
             // Non-blocking connects return EINPROGRESS: real connections.
@@ -258,6 +261,7 @@ public final class FlowTracker {
         }
         flow.namespace = namespace
         flow.socket = socket
+        findServerOnThisHost(flow)
         flow.transport = socket.transport
         flow.attributedAt = now
         if socket.transport == .tcp {
@@ -326,7 +330,10 @@ public final class FlowTracker {
 
     private func finishFromDestroy(_ flow: Flow, namespace: UInt64, socket: InetSocket, now: Int64) {
         flow.namespace = namespace
-        if flow.socket == nil || flow.socket?.localPort == 0 { flow.socket = socket }
+        if flow.socket == nil || flow.socket?.localPort == 0 {
+            flow.socket = socket
+            findServerOnThisHost(flow)
+        }
         if socket.transport == .tcp {
             flow.transport = .tcp
             flow.bytesOut = socket.bytesOut

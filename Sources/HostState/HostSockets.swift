@@ -47,7 +47,13 @@ public final class HostSockets {
     public let ownNamespace: UInt64
     public private(set) var counters = Counters()
     private var namespaces: [UInt64: Namespace] = [:]
+    private var failedNamespaces: [UInt64: Int64] = [:]
     private let log: (String) -> Void
+    /// Opens the two sock_diag sockets (queries, destroy notifications) in another namespace
+    /// when the agent may not enter it itself (it gave up CAP_SYS_ADMIN): the namespace helper.
+    public var openElsewhere: ((_ inode: UInt64, _ pid: Int32) -> Result<(query: Int32, destroyed: Int32), any Error>)?
+    /// Descriptors the namespaces hold, for the status: two each.
+    public var namespaceCount: Int { namespaces.count }
 
     public init(procfs: ProcFS, log: @escaping (String) -> Void) throws(SockDiagError) {
         self.procfs = procfs
@@ -73,20 +79,31 @@ public final class HostSockets {
             known.lastUse = now
             return true
         }
-        let fd = open("\(procfs.root)/\(pid)/ns/net", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        // The process may have moved on; the file we opened is the namespace we join.
-        var st = stat()
-        guard fstat(fd, &st) == 0, UInt64(st.st_ino) == inode else { return false }
+        // A namespace that could not be opened is not asked again for a while (one fork of the
+        // helper per attempt).
+        if let failed = failedNamespaces[inode], now - failed < 10_000 { return false }
         do {
-            let destroyed = try SockDiag(namespaceFD: fd)
+            let query: SockDiag, destroyed: SockDiag
+            if let openElsewhere {
+                let (queryFD, destroyedFD) = try openElsewhere(inode, pid).get()
+                (query, destroyed) = (SockDiag(adopting: queryFD), SockDiag(adopting: destroyedFD))
+            } else {
+                let fd = open("\(procfs.root)/\(pid)/ns/net", O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { return false }
+                defer { close(fd) }
+                // The process may have moved on; the file we opened is the namespace we join.
+                var st = stat()
+                guard fstat(fd, &st) == 0, UInt64(st.st_ino) == inode else { return false }
+                (query, destroyed) = (try SockDiag(namespaceFD: fd), try SockDiag(namespaceFD: fd))
+            }
             try destroyed.subscribeToDestroyed()
-            namespaces[inode] = Namespace(inode: inode, query: try SockDiag(namespaceFD: fd), destroyed: destroyed, now: now)
+            namespaces[inode] = Namespace(inode: inode, query: query, destroyed: destroyed, now: now)
             counters.namespacesOpened += 1
             return true
         } catch {
             counters.sockDiagErrors += 1
+            if failedNamespaces.count > 1024 { failedNamespaces.removeAll() }
+            failedNamespaces[inode] = now
             log("cannot watch network namespace \(inode) of pid \(pid): \(error)")
             return false
         }

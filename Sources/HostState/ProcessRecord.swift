@@ -30,6 +30,9 @@ public final class ProcessRecord: @unchecked Sendable {
     /// rest when a flow or an alert first asks (`detailsPending` until then).
     public internal(set) var stdin: StdinKind
     public internal(set) var networkNamespace: UInt64?
+    /// The container it runs in (its cgroup), read with stdin; a process gone before that
+    /// takes its parent's.
+    public internal(set) var container: ContainerIdentity?
     var detailsPending = false
     /// See `Source`.
     public let source: Source

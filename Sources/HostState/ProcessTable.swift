@@ -81,12 +81,12 @@ public final class ProcessTable {
             workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat, stdin: .unknown, networkNamespace: nil,
             source: .execve, parent: parent)
         record.identity = identify(pid: pid, executable: record.executable, event: event)
+        if stat == nil { record.container = parent?.container }
         if let procfs, stat != nil {
             if let eager = eagerPrograms, !record.isProgram(in: eager) {
                 record.detailsPending = true
             } else {
-                record.stdin = procfs.stdin(pid: pid)
-                record.networkNamespace = procfs.networkNamespace(pid: pid)
+                readDetails(record, procfs: procfs)
             }
         }
         // Servers stay servers across exec (sshd re-executes itself for each connection).
@@ -164,10 +164,31 @@ public final class ProcessTable {
         record.detailsPending = false
         guard let stat, stat.startTicks == record.startTicks else {
             counters.detailsMissed += 1
+            record.container = record.parent?.container
             return
         }
+        readDetails(record, procfs: procfs)
+    }
+
+    /// The network namespace of a process, read now if nobody read it yet (a server known only
+    /// from its socket call's record) and it still runs.
+    @discardableResult
+    public func readNetworkNamespace(of record: ProcessRecord) -> UInt64? {
+        if let known = record.networkNamespace { return known }
+        guard !record.exited, let procfs else { return nil }
+        record.networkNamespace = procfs.networkNamespace(pid: record.pid)
+        return record.networkNamespace
+    }
+
+    /// What an execve leaves to /proc: stdin, network namespace, container.
+    private func readDetails(_ record: ProcessRecord, procfs: ProcFS) {
         record.stdin = procfs.stdin(pid: record.pid)
         record.networkNamespace = procfs.networkNamespace(pid: record.pid)
+        if let cgroup = procfs.cgroup(pid: record.pid) {
+            record.container = ContainerIdentity.parse(cgroup: cgroup)
+        } else {
+            record.container = record.parent?.container
+        }
     }
 
     // MARK: /proc
@@ -198,6 +219,7 @@ public final class ProcessTable {
             sessionID: session.map(UInt32.init(truncatingIfNeeded:)), terminalSession: stat.session, tty: ProcFS.terminalName(ttyNumber: stat.ttyNumber),
             stdin: procfs.stdin(pid: pid), networkNamespace: procfs.networkNamespace(pid: pid), source: .proc, parent: parent)
         record.identity = identify(pid: pid, executable: exe, event: nil)
+        record.container = procfs.cgroup(pid: pid).flatMap(ContainerIdentity.parse(cgroup:))
         insert(record)
         counters.seeded += 1
         return record

@@ -71,6 +71,9 @@ public final class SockDiag {
         fd = created
     }
 
+    /// A sock_diag socket opened elsewhere (in another namespace, by the namespace helper).
+    public init(adopting fd: Int32) { self.fd = fd }
+
     deinit { close(fd) }
 
     /// Subscribes this socket to destroy notifications (any user may: no CAP_NET_ADMIN) and

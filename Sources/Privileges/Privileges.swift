@@ -20,6 +20,15 @@ public enum KeptCapability: CaseIterable, Sendable {
     case dacReadSearch
     /// The packet tap: an AF_PACKET socket (`[inspection]`).
     case netRaw
+    /// The namespace helper only: setns into another network namespace to open sock_diag
+    /// sockets there. The agent itself never keeps it.
+    case sysAdmin
+
+    /// What the agent keeps.
+    public static let agent: [KeptCapability] = [.auditControl, .auditRead, .sysPtrace, .dacReadSearch, .netRaw]
+    /// What the namespace helper keeps: setns (CAP_SYS_ADMIN) into the namespace of another
+    /// user's process (CAP_SYS_PTRACE to open its /proc/<pid>/ns/net).
+    public static let namespaceHelper: [KeptCapability] = [.sysAdmin, .sysPtrace]
 
     public var value: cap_value_t {
         switch self {
@@ -28,6 +37,7 @@ public enum KeptCapability: CaseIterable, Sendable {
         case .sysPtrace: CAP_SYS_PTRACE
         case .dacReadSearch: CAP_DAC_READ_SEARCH
         case .netRaw: CAP_NET_RAW
+        case .sysAdmin: CAP_SYS_ADMIN
         }
     }
 }
@@ -90,16 +100,16 @@ public enum PrivilegeDrop {
         return Account(name: name, uid: entry.pw_uid, gid: entry.pw_gid)
     }
 
-    /// As root: becomes `account` (its primary group only) keeping the `KeptCapability` set,
+    /// As root: becomes `account` (its primary group only) keeping `wanted` (the agent's set),
     /// with the bounding set cut to it so nothing can win the rest back. Not root (systemd's
     /// User= with AmbientCapabilities=): keeps only what it has of that set. Either way no new
     /// privileges (setuid binaries, file capabilities) and an empty ambient set for children.
     /// Must run before any thread starts: capabilities are per thread. Returns the kept
     /// capabilities the process does not have (what it will do without is the caller's to say).
-    public static func drop(to account: Account?) throws(PrivilegeError) -> [KeptCapability] {
+    public static func drop(to account: Account?, keeping wanted: [KeptCapability] = KeptCapability.agent) throws(PrivilegeError) -> [KeptCapability] {
         let threads = threadCount()
         guard threads == 1 else { throw PrivilegeError("\(threads) threads are running; the drop must come before any starts") }
-        let kept = Set(KeptCapability.allCases.map(\.value))
+        let kept = Set(wanted.map(\.value))
         if geteuid() == 0, let account {
             for cap in 0..<cap_value_t(cap_max_bits()) where !kept.contains(cap) && cap_get_bound(cap) == 1 {
                 guard cap_drop_bound(cap) == 0 else { throw PrivilegeError("cannot drop \(capabilityName(cap)) from the bounding set", errno: errno) }
@@ -111,7 +121,7 @@ public enum PrivilegeDrop {
             guard xw_setresuid(account.uid, account.uid, account.uid) == 0 else { throw PrivilegeError("setresuid(\(account.uid))", errno: errno) }
             _ = xw_prctl(PR_SET_KEEPCAPS, 0, 0)
         }
-        let missing = try keepOnly(KeptCapability.allCases)
+        let missing = try keepOnly(wanted)
         guard xw_prctl(PR_CAP_AMBIENT, UInt(PR_CAP_AMBIENT_CLEAR_ALL), 0) == 0 else { throw PrivilegeError("clear the ambient capabilities", errno: errno) }
         guard xw_prctl(PR_SET_NO_NEW_PRIVS, 1, 0) == 0 else { throw PrivilegeError("prctl(PR_SET_NO_NEW_PRIVS)", errno: errno) }
         // A drop that did not take must not pass for one.

@@ -16,7 +16,12 @@ enum StatusText {
         rows.append(("events/s", "1m \(decimal(audit.eventsPerSecond.oneMinute))  5m \(decimal(audit.eventsPerSecond.fiveMinutes))  (\(audit.events) in all)"))
         let drops = audit.userspaceDrops.values.reduce(0, +)
         rows.append(("dropped", "\(drops) in user space, \(audit.parseErrors) parse errors, \(audit.sequenceGaps) serial gaps"))
-        rows.append(("host", "\(s.host.processes) processes, \(s.host.flowsActive) flows active, \(s.host.flowsReported) reported"))
+        rows.append(
+            (
+                "host",
+                "\(s.host.processes) processes, \(s.host.flowsActive) flows active, \(s.host.flowsReported) reported, \(s.host.networkNamespaces) network namespaces watched"
+                    + (s.host.namespaceHelper == false ? " (namespace helper gone)" : "")
+            ))
         let byRule = s.detection.alertsByRule.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         rows.append(
             (
@@ -137,14 +142,16 @@ enum AlertText {
 
 /// One flow line for people, under `header`.
 enum FlowText {
-    static let header = "STATE     PROTO  PID      PROCESS          LOCAL -> REMOTE                                 OUT         IN"
+    static let header = "STATE     PROTO  PID      PROCESS          LOCAL -> REMOTE                                 OUT         IN  CONTAINER"
 
     struct Line: Decodable {
         struct Network: Decodable { let `protocol`: String? }
         struct Endpoint: Decodable { let ip: String?; let port: Int?; let bytes: Int? }
         struct Process: Decodable { let pid: Int?; let name: String? }
         struct Xferwatch: Decodable { let state: String? }
+        struct Container: Decodable { let id: String?; let runtime: String? }
         let network: Network?
+        let container: Container?
         let source: Endpoint?
         let destination: Endpoint?
         let process: Process?
@@ -158,6 +165,7 @@ enum FlowText {
             + (flow.process?.pid.map(String.init) ?? "-").padded(7) + "  " + (flow.process?.name ?? "-").padded(15) + "  "
             + (endpoint(flow.source) + " -> " + endpoint(flow.destination)).padded(45) + "  "
             + (flow.source?.bytes.map(String.init) ?? "-").leftPadded(10) + " " + (flow.destination?.bytes.map(String.init) ?? "-").leftPadded(10)
+            + "  " + (flow.container.map { "\($0.runtime ?? "?") \(($0.id ?? "?").prefix(12))" } ?? "-")
     }
 }
 

@@ -200,7 +200,7 @@ extension KernelAuditTests {
         /// Starts the agent on the live stream (unicast) with flows on stdout, its state and
         /// alerts (`alertFile`) under the test's directory; `extra` adds configuration. As
         /// `user` it makes those directories itself, so they are that user's.
-        func startAgent(_ extra: String = "", user: String = "root", environment: [String: String] = [:]) throws -> Child {
+        func startAgent(_ extra: String = "", user: String = "root", flows: String = "", environment: [String: String] = [:]) throws -> Child {
             let config = work + "/agent.conf"
             try """
             [agent]
@@ -213,6 +213,7 @@ extension KernelAuditTests {
             event_timeout_ms = 500
             [flows]
             poll_interval_ms = 200
+            \(flows)
             [output.file]
             path = "\(alertFile)"
 

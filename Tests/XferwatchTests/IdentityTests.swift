@@ -49,3 +49,32 @@ import Testing
         #expect((ProgramCatalog.buildID(path: "/usr/bin/tnftp")?.count ?? 0) >= 16)
     }
 }
+
+/// Containers from /proc/<pid>/cgroup as each runtime names them (v1 and v2 lines).
+@Suite struct ContainerIdentityTests {
+    static let id = "3f4e8a2b1c9d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
+
+    @Test func eachRuntimesNaming() {
+        func parse(_ text: String) -> ContainerIdentity? { ContainerIdentity.parse(cgroup: text) }
+        #expect(parse("0::/system.slice/docker-\(Self.id).scope\n") == ContainerIdentity(id: Self.id, runtime: "docker"))
+        #expect(parse("12:pids:/docker/\(Self.id)\n11:memory:/docker/\(Self.id)\n") == ContainerIdentity(id: Self.id, runtime: "docker"))
+        let uid = "6f1e3a2b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
+        #expect(
+            parse(
+                "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6f1e3a2b_4c5d_4e6f_8a9b_0c1d2e3f4a5b.slice/cri-containerd-\(Self.id).scope"
+            )
+                == ContainerIdentity(id: Self.id, runtime: "containerd", podUID: uid))
+        #expect(parse("3:cpu:/kubepods/besteffort/pod\(uid)/\(Self.id)") == ContainerIdentity(id: Self.id, runtime: "kubernetes", podUID: uid))
+        #expect(parse("0::/kubepods.slice/kubepods-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice/crio-\(Self.id).scope")?.runtime == "cri-o")
+        #expect(parse("0::/machine.slice/libpod-\(Self.id).scope/container") == ContainerIdentity(id: Self.id, runtime: "podman"))
+        #expect(parse("0::/machine.slice/libpod-conmon-\(Self.id).scope") == nil, "conmon is the monitor, not the container")
+        #expect(parse("0::/machine.slice/machine-web\\x2d1.scope/payload") == ContainerIdentity(id: "web-1", runtime: "systemd-nspawn"))
+        #expect(parse("0::/lxc.payload.db/init.scope") == ContainerIdentity(id: "db", runtime: "lxc"))
+        #expect(parse("4:memory:/lxc/db\n") == ContainerIdentity(id: "db", runtime: "lxc"))
+        // The host: services, sessions, the root; and an id of the wrong shape.
+        #expect(parse("0::/system.slice/ssh.service\n") == nil && parse("0::/user.slice/user-0.slice/session-1.scope") == nil && parse("0::/") == nil)
+        #expect(parse("0::/system.slice/docker-\(Self.id.prefix(63)).scope") == nil)
+        // v1 and v2 disagree: the v2 line wins.
+        #expect(parse("4:memory:/docker/\(Self.id)\n0::/system.slice/docker-\(String(Self.id.reversed())).scope")?.id == String(Self.id.reversed()))
+    }
+}
