@@ -94,6 +94,10 @@ public enum FieldDecoding {
     /// across several EXECVE records.
     /// An array, not any sequence: a generic one is walked through copies of every record
     /// (a retain and release per array it holds), 7% of a replay.
+    /// More arguments than any record set the kernel writes for one execve (its pages of
+    /// arguments hold far fewer): a cap for hostile input.
+    static let maximumArguments = 1 << 16
+
     public static func argv(_ records: [AuditRecord]) -> [[UInt8]] {
         var argc = 0
         var arguments: [[UInt8]] = []
@@ -101,11 +105,12 @@ public enum FieldDecoding {
             for field in records[r].rawFields {
                 let name = records[r].name(field)
                 if name.elementsEqual("argc".utf8) {
-                    argc = max(argc, Int(decimal(records[r].rawValue(field)) ?? 0))
+                    // A bogus count must not make us allocate (found by fuzz/run records).
+                    argc = max(argc, min(Int(decimal(records[r].rawValue(field)) ?? 0), maximumArguments))
                     continue
                 }
-                // A bogus index must not make us allocate: the kernel never writes one past argc.
-                guard let argument = ExecveArgument(name: name), argument.index <= max(argc, 1 << 16) else { continue }
+                // Nor a bogus index: the kernel never writes one past argc.
+                guard let argument = ExecveArgument(name: name), argument.index < maximumArguments else { continue }
                 while arguments.count <= argument.index { arguments.append([]) }
                 let value = decode(name: name, value: records[r].rawValue(field), recordType: .execve)
                 if arguments[argument.index].isEmpty {

@@ -28,6 +28,14 @@ import Testing
         #expect(throws: expected) { try parse(line) }
     }
 
+    /// Found by fuzz/run records: an EXECVE record claiming billions of arguments made the
+    /// assembler allocate them all.
+    @Test func aHugeArgumentCountIsCapped() throws {
+        let execve = try parse("type=EXECVE msg=audit(1.000:1): argc=99999999999 a0=\"ls\" a70000=\"x\"")
+        let arguments = FieldDecoding.argv([execve])
+        #expect(arguments.count == FieldDecoding.maximumArguments && arguments.first == Array("ls".utf8))
+    }
+
     @Test func badHexStaysRaw() throws {
         // Not hex: the value is kept as written rather than guessed at.
         #expect(try parse("type=EXECVE msg=audit(1.000:1): argc=1 a0=4G4").string("a0") == "4G4")
