@@ -69,8 +69,9 @@ final class AuditWatch {
     /// Sees every event: a CONFIG_CHANGE that removes rules may have removed ours; they are
     /// checked once removals settle.
     func watch(_ event: AuditEvent) {
-        for record in event.records where record.type == .configChange {
-            if let op = record.rawValue("op"), op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) {
+        // By index: most events have none, and iterating would copy every record.
+        for index in event.records.indices where event.records[index].type == .configChange {
+            if let op = event.records[index].rawValue("op"), op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) {
                 lastRuleRemoval = monotonicMilliseconds()
             }
         }

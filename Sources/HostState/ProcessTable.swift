@@ -96,14 +96,19 @@ public final class ProcessTable {
         return record
     }
 
-    /// The binary's identity through /proc/<pid>/exe (any mount namespace); when the process
-    /// is already gone, the host's file at its path if it is the inode audit saw.
+    /// The binary's identity: the host's file at its path when it is the file audit saw (inode
+    /// and device of a PATH record: a short walk, no /proc dentry), else /proc/<pid>/exe (any
+    /// mount namespace, a file replaced since).
     private func identify(pid: Int32, executable: String, event: AuditEvent?) -> ProgramIdentity? {
         guard let catalog, let procfs else { return nil }
-        if let identity = catalog.identify(path: "\(procfs.root)/\(pid)/exe") { return identity }
-        guard let event, executable.hasPrefix("/") else { return nil }
-        let audited = event.records.compactMap { $0.type == .path ? $0.integer("inode").map(UInt64.init(bitPattern:)) : nil }
-        return catalog.identify(path: executable, inodeAmong: audited)
+        if let event, executable.hasPrefix("/") {
+            let audited = event.records.compactMap { record -> ProgramCatalog.FileIdentity? in
+                guard record.type == .path, let inode = record.integer("inode"), let device = record.deviceNumber("dev") else { return nil }
+                return ProgramCatalog.FileIdentity(device: device, inode: UInt64(bitPattern: inode))
+            }
+            if let file = catalog.file(at: executable, amongFiles: audited) { return catalog.identity(of: file, at: executable) }
+        }
+        return catalog.identify(path: "\(procfs.root)/\(pid)/exe")
     }
 
     /// The process behind a syscall: `current(pid:)`, else (gone before we could read it, a

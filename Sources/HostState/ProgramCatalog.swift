@@ -19,7 +19,8 @@ public struct ProgramIdentity: Sendable, Equatable {
 /// standard directories and again when one of those files changes; an executable is looked
 /// up by (device, inode, size, mtime), so each distinct file is read once.
 public final class ProgramCatalog {
-    private struct FileKey: Hashable {
+    /// A file's identity and version: another content under the same inode is another key.
+    public struct FileKey: Hashable, Sendable {
         let device: UInt64
         let inode: UInt64
         let size: Int64
@@ -92,16 +93,26 @@ public final class ProgramCatalog {
         learn()
     }
 
-    /// What the executable at `path` is; nil when it is none of the known programs (or cannot
-    /// be read). `path` is best `/proc/<pid>/exe`, which reaches the file in any mount
-    /// namespace and even after it was deleted.
-    /// `inodeAmong`: the file must be one of these inodes (the host's file at a path a gone
-    /// process named, checked against what audit saw).
-    public func identify(path: String, inodeAmong inodes: [UInt64]? = nil) -> ProgramIdentity? {
+    /// A file as audit names it: the device and inode of a PATH record.
+    public struct FileIdentity: Equatable, Sendable {
+        public let device: UInt64
+        public let inode: UInt64
+        public init(device: UInt64, inode: UInt64) { (self.device, self.inode) = (device, inode) }
+    }
+
+    /// The file at `path` as the catalog keys it; nil when it cannot be read or, with
+    /// `amongFiles`, is not one of those files (the host's file at a path, checked against
+    /// what audit saw).
+    public func file(at path: String, amongFiles files: [FileIdentity]? = nil) -> FileKey? {
         var info = stat()
         guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
-        if let inodes, !inodes.contains(UInt64(info.st_ino)) { return nil }
-        let key = FileKey(info)
+        if let files, !files.contains(FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))) { return nil }
+        return FileKey(info)
+    }
+
+    /// What the file `key` (at `path`) is; nil when it is none of the known programs. Each
+    /// distinct file is read once.
+    public func identity(of key: FileKey, at path: String) -> ProgramIdentity? {
         if let known = cache[key] { return known }
         counters.filesRead += 1
         let program = Self.buildID(path: path).flatMap { byBuildID[$0] }
@@ -109,6 +120,12 @@ public final class ProgramCatalog {
         if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
         cache[key] = program
         return program
+    }
+
+    /// What the executable at `path` is (`/proc/<pid>/exe` reaches it in any mount namespace,
+    /// even deleted); nil when unreadable or none of the known programs.
+    public func identify(path: String) -> ProgramIdentity? {
+        file(at: path).flatMap { identity(of: $0, at: path) }
     }
 
     private func realPath(_ path: String) -> String? {

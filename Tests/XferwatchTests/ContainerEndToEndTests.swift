@@ -85,9 +85,10 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(flow.json["xferwatch.destination_process.other_network_namespace"] as? Bool == true)
     }
 
-    /// A hundred short-lived network namespaces, each with a client: their sock_diag sockets
-    /// are opened through the helper and closed once idle; descriptors come back to where they
-    /// were and memory stays put.
+    /// A hundred short-lived network namespaces, each with a client, while a transfer runs in
+    /// another: their sock_diag sockets are opened through the helper and closed once idle;
+    /// descriptors come back to where they were, memory stays put, the transfer keeps its
+    /// exact bytes.
     @Test func aHundredShortLivedNamespacesCostNothingOnceGone() throws {
         let agent = try startAgent(user: "_xferwatch", flows: "namespace_idle_ms = 1000\n")
         func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd").count) ?? -1 }
@@ -97,12 +98,18 @@ extension KernelAuditTests.FlowEndToEnd {
         }
         usleep(500_000)
         let (fdsBefore, rssBefore) = (descriptors(), rss())
+        // A transfer runs all along (about 6 s at 500 KB/s) in the lab's client namespace.
+        let file = try randomFile("churn.bin", bytes: 3_000_000)
+        let slow = try Child(
+            "/usr/sbin/ip", ["netns", "exec", "xwcli", "/usr/bin/curl", "-s", "--limit-rate", "500K", "-T", file, "ftp://203.0.113.10/upload/churn.bin"],
+            stdin: FileHandle(forReadingAtPath: "/dev/null"))
         var peak = 0
         for round in 0..<100 {
             // curl is a transfer client: its namespace is opened at execve; nothing routes out.
             _ = try runCommand("/usr/bin/unshare", ["-n", "/usr/bin/curl", "-s", "--max-time", "1", "ftp://203.0.113.10/"], seconds: 10)
             if round % 10 == 9 { peak = max(peak, descriptors()) }
         }
+        slow.process.waitUntilExit()
         let status = try self.status()
         let watched = (status.json["host"] as? [String: Any])?["network_namespaces"] as? Int ?? -1
         // Idle 1 s, then the next prune round (2 s) closes them.
@@ -113,7 +120,10 @@ extension KernelAuditTests.FlowEndToEnd {
             fdsAfter = descriptors()
         }
         let rssAfter = rss()
-        _ = try stop(agent, expecting: 0)
+        let flows = try stop(agent, expecting: 1).map { AlertView($0) }
+        let transfer = try #require(flows.first { $0.pid == Int(slow.pid) }, "\(flows.map(\.json))")
+        let data = (transfer.json["xferwatch.data_connections"] as? [[String: Any]])?.first?["source"] as? [String: Any]
+        #expect(data?["bytes"] as? Int == 3_000_000 && transfer.json["xferwatch.bytes_exact"] as? Bool == true, "\(transfer.json)")
         #expect(peak > fdsBefore + 10, "namespaces were opened: \(fdsBefore) -> peak \(peak) descriptors (watched at the end: \(watched))")
         #expect(fdsAfter <= fdsBefore + 2, "descriptors back to the baseline: \(fdsBefore) before, \(peak) at peak, \(fdsAfter) after")
         #expect(rssAfter < rssBefore + 8 * 1024, "RSS \(rssBefore) KiB before, \(rssAfter) KiB after")

@@ -23,7 +23,9 @@ import Testing
         _ = catalog.identify(path: copy)
         #expect(catalog.counters.filesRead == read)
         // The inode check for a process that is gone: another file at the path is not it.
-        #expect(catalog.identify(path: copy, inodeAmong: [1]) == nil)
+        #expect(catalog.file(at: copy, amongFiles: [.init(device: 0, inode: 1)]) == nil)
+        let key = try #require(catalog.file(at: copy))
+        #expect(catalog.identity(of: key, at: copy)?.name == "tnftp")
     }
 
     @Test func hostileAndForeignFilesIdentifyAsNothing() throws {
