@@ -46,7 +46,7 @@ public final class FlowTracker {
 
     private struct SocketKey: Hashable { let namespace: UInt64; let cookie: UInt64 }
     struct DescriptorKey: Hashable { let pid: Int32; let fd: Int32 }
-    private struct RecentDestroy { let namespace: UInt64; let socket: InetSocket; let time: Int64 }
+    struct RecentDestroy { let namespace: UInt64; let socket: InetSocket; let time: Int64 }
 
     public let settings: FlowSettings
     public let processes: ProcessTable
@@ -67,9 +67,9 @@ public final class FlowTracker {
     private var bySocket: [SocketKey: Flow] = [:]
     var ftpSessions: [Int32: [Flow]] = [:]
     var udpSessions: [DescriptorKey: Flow] = [:]
-    private var unresolved: [Flow] = []
-    private var recentDestroys: [RecentDestroy] = []
-    private var nextPoll: Int64 = 0
+    var unresolved: [Flow] = []
+    var recentDestroys: [RecentDestroy] = []
+    var nextPoll: Int64 = 0
 
     /// Debug-level notes (why a flow could not be resolved...).
     private let debug: (@autoclosure () -> String) -> Void
@@ -353,7 +353,7 @@ public final class FlowTracker {
     }
 
     /// Ends one flow and reports its session once nothing in it is open.
-    private func end(_ flow: Flow, at time: Int64, reason: FlowEnd) {
+    func end(_ flow: Flow, at time: Int64, reason: FlowEnd) {
         guard flow.end == nil else { return }
         markEnded(flow, at: time, reason: reason)
         if let session = sessionOwning(flow) {
@@ -397,7 +397,7 @@ public final class FlowTracker {
     }
 
     /// Ends a session and whatever of it is still open, and reports it now.
-    private func endAll(_ flow: Flow, at time: Int64, reason: FlowEnd) {
+    func endAll(_ flow: Flow, at time: Int64, reason: FlowEnd) {
         for data in flow.dataConnections where data.isOpen { markEnded(data, at: time, reason: reason) }
         if flow.isOpen { markEnded(flow, at: time, reason: reason) }
         report(flow)
@@ -405,59 +405,6 @@ public final class FlowTracker {
 
     private func ftpSession(pid: Int32, remote: IPAddress, excludingPort: UInt16?) -> Flow? {
         ftpSessions[pid]?.last { $0.remoteAddress == remote && $0.isOpen && $0.remotePort != excludingPort }
-    }
-
-    // MARK: time
-
-    /// Timeouts and polls; call a few times a second (live) or per event time (replay).
-    public func tick(now: Int64) {
-        // Flows whose destroy notification never matched.
-        while let first = unresolved.first, now - first.start >= settings.unresolvedWaitMilliseconds {
-            unresolved.removeFirst()
-            end(first, at: first.start, reason: .unresolved)
-        }
-        // Appended in time order: the expired ones are a prefix.
-        let expired = recentDestroys.prefix { now - $0.time > settings.unresolvedWaitMilliseconds }.count
-        if expired > 0 { recentDestroys.removeFirst(expired) }
-        guard let sockets, now >= nextPoll else { return }
-        nextPoll = now + settings.pollIntervalMilliseconds
-        for flow in Array(open.values) {
-            for connection in [flow] + flow.dataConnections where connection.isOpen {
-                poll(connection, sockets: sockets, now: now)
-            }
-            if flow.isOpen, flow.transport == .udp, !processes.isAlive(flow.process) {
-                end(flow, at: now, reason: .processExited)
-            }
-            // A control connection closed long ago, data connections we never saw close.
-            if !flow.isOpen, let ended = flow.end, now - ended > settings.dataLingerMilliseconds, open[flow.id] != nil {
-                endAll(flow, at: now, reason: .closed)
-            }
-        }
-    }
-
-    private func poll(_ flow: Flow, sockets: HostSockets, now: Int64) {
-        guard flow.transport == .tcp, let socket = flow.socket, let namespace = flow.namespace, socket.cookie != nil else { return }
-        if let current = sockets.refresh(socket, namespace: namespace) {
-            if current.bytesOut != nil {
-                flow.bytesOut = current.bytesOut
-                flow.bytesIn = current.bytesIn
-            }
-        } else if let vanished = flow.vanishedAt, now - vanished >= settings.pollIntervalMilliseconds {
-            // Gone and no notification came for a whole interval: the last counts we saw.
-            flow.bytesExact = false
-            end(flow, at: vanished, reason: .closed)
-        } else if flow.vanishedAt == nil {
-            // The socket can die between draining notifications and this poll: wait for its own.
-            flow.vanishedAt = now
-        }
-    }
-
-    /// Ends and reports every open flow: the agent is stopping or the log has ended.
-    public func finish(now: Int64) {
-        for flow in open.values.sorted(by: { $0.id < $1.id }) {
-            if let sockets, flow.transport == .tcp { poll(flow, sockets: sockets, now: now) }
-            if open[flow.id] != nil { endAll(flow, at: flow.lastActivity, reason: .stopped) }
-        }
     }
 }
 

@@ -1,0 +1,56 @@
+import HostState
+
+/// The flow model's clock: flows whose socket was never found, polls of open TCP flows'
+/// counters, FTP sessions whose data connections never closed, and the end of input.
+extension FlowTracker {
+    /// Timeouts and polls; call a few times a second (live) or per event time (replay).
+    public func tick(now: Int64) {
+        // Flows whose destroy notification never matched.
+        while let first = unresolved.first, now - first.start >= settings.unresolvedWaitMilliseconds {
+            unresolved.removeFirst()
+            end(first, at: first.start, reason: .unresolved)
+        }
+        // Appended in time order: the expired ones are a prefix.
+        let expired = recentDestroys.prefix { now - $0.time > settings.unresolvedWaitMilliseconds }.count
+        if expired > 0 { recentDestroys.removeFirst(expired) }
+        guard let sockets, now >= nextPoll else { return }
+        nextPoll = now + settings.pollIntervalMilliseconds
+        for flow in Array(open.values) {
+            for connection in [flow] + flow.dataConnections where connection.isOpen {
+                poll(connection, sockets: sockets, now: now)
+            }
+            if flow.isOpen, flow.transport == .udp, !processes.isAlive(flow.process) {
+                end(flow, at: now, reason: .processExited)
+            }
+            // A control connection closed long ago, data connections we never saw close.
+            if !flow.isOpen, let ended = flow.end, now - ended > settings.dataLingerMilliseconds, open[flow.id] != nil {
+                endAll(flow, at: now, reason: .closed)
+            }
+        }
+    }
+
+    private func poll(_ flow: Flow, sockets: HostSockets, now: Int64) {
+        guard flow.transport == .tcp, let socket = flow.socket, let namespace = flow.namespace, socket.cookie != nil else { return }
+        if let current = sockets.refresh(socket, namespace: namespace) {
+            if current.bytesOut != nil {
+                flow.bytesOut = current.bytesOut
+                flow.bytesIn = current.bytesIn
+            }
+        } else if let vanished = flow.vanishedAt, now - vanished >= settings.pollIntervalMilliseconds {
+            // Gone and no notification came for a whole interval: the last counts we saw.
+            flow.bytesExact = false
+            end(flow, at: vanished, reason: .closed)
+        } else if flow.vanishedAt == nil {
+            // The socket can die between draining notifications and this poll: wait for its own.
+            flow.vanishedAt = now
+        }
+    }
+
+    /// Ends and reports every open flow: the agent is stopping or the log has ended.
+    public func finish(now: Int64) {
+        for flow in open.values.sorted(by: { $0.id < $1.id }) {
+            if let sockets, flow.transport == .tcp { poll(flow, sockets: sockets, now: now) }
+            if open[flow.id] != nil { endAll(flow, at: flow.lastActivity, reason: .stopped) }
+        }
+    }
+}
