@@ -63,7 +63,6 @@ extension FlowTracker {
     }
 
     private func inspected(_ content: Content, packet: DecodedPacket, now: Int64, counted: Bool) {
-        let debug = self.debugLog
         if counted { counters.packetsInspected += 1 }
         let transport: Transport = packet.transport == .tcp ? .tcp : .udp
         let source = IPAddress(bytes: packet.source), destination = IPAddress(bytes: packet.destination)
@@ -74,14 +73,12 @@ extension FlowTracker {
             return
         }
         while let first = candidates.first, first.expires < now { candidates.removeFirst() }
-        guard ["ftp", "ssh", "tftp", "smb"].contains(content.protocolName), promoteCandidate(content, packet: packet, now: now) else {
-            keepEarly(content, packet: packet, now: now)
-            return
-        }
+        if ["ftp", "ssh", "tftp", "smb"].contains(content.protocolName), promoteCandidate(content, packet: packet, now: now) { return }
+        keepEarly(content, packet: packet, now: now)
     }
 
     private func keepEarly(_ content: Content, packet: DecodedPacket, now: Int64) {
-        debugLog(
+        debug(
             "packet \(IPAddress(bytes: packet.source)):\(packet.sourcePort) -> \(IPAddress(bytes: packet.destination)):\(packet.destinationPort) \(content): no flow yet"
         )
         while let first = earlyPackets.first, now - first.time > Self.earlyMilliseconds { earlyPackets.removeFirst() }

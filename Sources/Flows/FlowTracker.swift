@@ -72,8 +72,7 @@ public final class FlowTracker {
     var nextPoll: Int64 = 0
 
     /// Debug-level notes (why a flow could not be resolved...).
-    private let debug: (@autoclosure () -> String) -> Void
-    var debugLog: (@autoclosure () -> String) -> Void { debug }
+    let debug: (@autoclosure () -> String) -> Void
 
     public init(
         catalog: SyscallCatalog, processes: ProcessTable, sockets: HostSockets?, settings: FlowSettings = FlowSettings(),
