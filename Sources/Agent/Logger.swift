@@ -10,10 +10,24 @@ import Outputs
 public final class Logger: Sendable {
     public let level: LogLevel
     private let program: String
+    /// Under systemd, standard error goes to the journal: each line starts with its syslog
+    /// priority (`<3>` error, `<4>` warning, `<6>` info, `<7>` debug), which journald takes
+    /// (SyslogLevelPrefix=), so `journalctl -p warning` shows the agent's warnings.
+    private let priorityPrefix: Bool
 
     public init(level: LogLevel, program: String = "xferwatchd") {
         self.level = level
         self.program = program
+        priorityPrefix = Self.standardErrorIsTheJournal()
+    }
+
+    /// systemd sets JOURNAL_STREAM to the device and inode of the stream it connected; stderr
+    /// redirected elsewhere (a file, a terminal, a test's pipe) is not the journal.
+    static func standardErrorIsTheJournal() -> Bool {
+        guard let value = getenv("JOURNAL_STREAM").map({ String(cString: $0) }) else { return false }
+        var info = stat()
+        guard fstat(2, &info) == 0 else { return false }
+        return value == "\(info.st_dev):\(info.st_ino)"
     }
 
     public func error(_ message: @autoclosure () -> String) { write(.error, message) }
@@ -23,7 +37,8 @@ public final class Logger: Sendable {
 
     private func write(_ messageLevel: LogLevel, _ message: () -> String) {
         guard messageLevel <= level else { return }
-        let line = Array("\(program): \(messageLevel.rawValue): \(message())\n".utf8)
+        let prefix = priorityPrefix ? "<\(messageLevel.syslogPriority)>" : ""
+        let line = Array("\(prefix)\(program): \(messageLevel.rawValue): \(message())\n".utf8)
         line.withUnsafeBytes { _ = writeAll(2, $0) }
     }
 }
@@ -48,5 +63,17 @@ final class OutputBuffer {
         guard !buffer.isEmpty else { return }
         buffer.withUnsafeBytes { _ = writeAll(fd, $0) }
         buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+extension LogLevel {
+    /// syslog(3)'s priority of a message at this level.
+    var syslogPriority: Int {
+        switch self {
+        case .error: 3
+        case .warning: 4
+        case .info: 6
+        case .debug: 7
+        }
     }
 }

@@ -26,6 +26,28 @@ struct AgentCtl: ParsableCommand {
             """,
         version: "agentctl \(XferwatchVersion.current) (control protocol \(ControlProtocol.version))",
         subcommands: [Status.self, Alerts.self, Flows.self, Reload.self, Rules.self])
+
+    /// `agentctl --socket S status` as people type it (like `systemctl`, `git -C`): the
+    /// connection options given before the subcommand are handed to it.
+    static func main() { main(Self.connectionOptionsAfterSubcommand(Array(CommandLine.arguments.dropFirst()))) }
+
+    static func connectionOptionsAfterSubcommand(_ arguments: [String]) -> [String] {
+        let names = Set(configuration.subcommands.map { $0._commandName } + ["help"])
+        guard let subcommand = arguments.firstIndex(where: { names.contains($0) }) else { return arguments }
+        var moved: [String] = [], kept: [String] = []
+        var index = 0
+        while index < subcommand {
+            let argument = arguments[index]
+            if ["--socket", "--timeout"].contains(argument), index + 1 < subcommand {
+                moved += [argument, arguments[index + 1]]
+                index += 2
+                continue
+            }
+            if argument.hasPrefix("--socket=") || argument.hasPrefix("--timeout=") { moved.append(argument) } else { kept.append(argument) }
+            index += 1
+        }
+        return kept + [arguments[subcommand]] + moved + arguments[(subcommand + 1)...]
+    }
 }
 
 struct Connection: ParsableArguments {

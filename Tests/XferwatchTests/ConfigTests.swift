@@ -139,6 +139,24 @@ import Testing
         #expect(missing.stderr.contains("cannot read the file"))
     }
 
+    /// Under systemd (JOURNAL_STREAM names the stream stderr is) each line carries its syslog
+    /// priority for journald; stderr anywhere else stays plain.
+    @Test func logLinesCarryTheirPriorityForTheJournal() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/bad.conf"
+        try
+            "[audit]\nsource = \"unicast\"\n[agent]\nuser = \"no-such-user-xw\"\ncontrol_socket = \"\(directory)/agent.sock\"\nstate_dir = \"\(directory)/state\"\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let log = directory + "/stderr"
+        let script = "exec 2>\(log); JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec \(Repo.xferwatchd) run --config \(config)"
+        _ = try runCommand("/bin/sh", ["-c", script])
+        let journal = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(journal.contains("<3>xferwatchd: error: user no-such-user-xw does not exist"), "\(journal)")
+        let plain = try runCommand(Repo.xferwatchd, ["run", "--config", config])
+        #expect(plain.stderr.hasPrefix("xferwatchd: error: user no-such-user-xw"), "\(plain.stderr)")
+    }
+
     @Test func checkConfigCompilesTheYaraRules() throws {
         let directory = NSTemporaryDirectory() + "xferwatch-yara-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

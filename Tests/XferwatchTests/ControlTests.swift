@@ -65,6 +65,19 @@ import Testing
         #expect(badLast.status == 64 && badLast.stderr.contains("--last"), "\(badLast)")
     }
 
+    /// Options before the subcommand, as people type them (`systemctl`, `git -C`): the same
+    /// answer as after it.
+    @Test func connectionOptionsBeforeTheSubcommand() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for arguments in [["--socket", directory + "/none.sock", "status"], ["--timeout=2", "--socket=\(directory)/none.sock", "alerts", "--last", "3"]] {
+            let result = try runCommand(Repo.agentctlRelease, arguments)
+            #expect(result.status == 3 && result.stderr.contains("xferwatchd is not running (\(directory)/none.sock"), "\(arguments): \(result)")
+        }
+        let bogus = try runCommand(Repo.agentctlRelease, ["--bogus", "status"])
+        #expect(bogus.status == 64, "\(bogus)")
+    }
+
     /// A socket that accepts and never answers: exit 4, the state is unknown.
     @Test func agentctlGivesUpOnASilentAgent() throws {
         let directory = try makeTemporaryDirectory()

@@ -49,6 +49,9 @@ extension KernelAuditTests.FlowEndToEnd {
             ("/usr/share/man/man8/xferwatchd.8.gz", 0o644, "root"), ("/usr/share/man/man8/agentctl.8.gz", 0o644, "root"),
             ("/usr/share/man/man5/agent.conf.5.gz", 0o644, "root"), ("/usr/share/doc/xferwatch/copyright", 0o644, "root"),
             ("/usr/share/doc/xferwatch/agentctl-status.schema.json", 0o644, "root"),
+            ("/usr/share/bash-completion/completions/agentctl", 0o644, "root"), ("/usr/share/zsh/vendor-completions/_agentctl", 0o644, "root"),
+            ("/usr/share/fish/vendor_completions.d/agentctl.fish", 0o644, "root"),
+            ("/usr/share/bash-completion/completions/xferwatchd", 0o644, "root"),
             ("/var/lib/xferwatch", 0o750, "_xferwatch"), ("/var/log/xferwatch", 0o750, "_xferwatch"),
         ] {
             let attributes = try? FileManager.default.attributesOfItem(atPath: path)
@@ -56,6 +59,9 @@ extension KernelAuditTests.FlowEndToEnd {
                 (attributes?[.posixPermissions] as? Int) == mode && attributes?[.ownerAccountName] as? String == owner,
                 "\(path): \(String((attributes?[.posixPermissions] as? Int) ?? 0, radix: 8)) \(attributes?[.ownerAccountName] ?? "missing")")
         }
+        // Completion knows the subcommands, in each shell.
+        let completion = try String(contentsOfFile: "/usr/share/bash-completion/completions/agentctl", encoding: .utf8)
+        #expect(completion.contains("status") && completion.contains("--socket"), "\(completion.prefix(400))")
         let conffiles = try runCommand("/usr/bin/dpkg-query", ["-W", "-f", "${Conffiles}", "xferwatch"]).stdout
         for conffile in ["/etc/xferwatch/agent.conf", "/etc/xferwatch/yara/lightftp.yar", "/etc/audit/plugins.d/xferwatch.conf"] {
             #expect(conffiles.contains(conffile + " "), "conffiles: \(conffiles)")
