@@ -9,7 +9,7 @@ BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev li
 # Real servers and clients for the end-to-end tests (Tests/support/transfer-lab, syslog-receiver),
 # python3-jsonschema to check agentctl status --json against its schema, groff to check the man pages.
 TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
-	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl python3-jsonschema groff-base
+	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl python3-jsonschema python3-prometheus-client groff-base
 
 .PHONY: run test build release deb deps test-deps bench-replay golden lint run-config fuzz
 

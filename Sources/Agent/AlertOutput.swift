@@ -76,7 +76,8 @@ final class AlertOutput {
     /// the file closes, and both open again as configured. The spool carries undelivered alerts
     /// over; counts start again.
     func reconfigure(_ outputs: AgentConfiguration.Output) {
-        guard outputs != settings else { return }
+        // The metrics file is not an alert output.
+        guard outputs.file != settings?.file || outputs.syslog != settings?.syslog else { return }
         file?.drain()
         stop()
         (fileFailing, fileDroppedReported, syslogHealth) = (false, 0, SyslogHealth())

@@ -14,6 +14,8 @@ protocol ControlHandler: AnyObject {
     func flowLines() -> [[UInt8]]
     func reload() -> ControlResponse
     func rulesReport() -> RulesReport
+    /// The counters in the Prometheus text format, a line each (newline included).
+    func metricsLines() -> [[UInt8]]
 }
 
 /// xferwatchd's side of agentctl: a Unix stream socket served from the event loop. Each peer
@@ -252,6 +254,9 @@ final class ControlServer {
             respond(&peers[index], handler.reload())
         case .rules:
             respond(&peers[index], ControlResponse(rules: handler.rulesReport()))
+        case .metrics:
+            let lines = handler.metricsLines()
+            respond(&peers[index], ControlResponse(count: lines.count), lines: lines[...])
         }
     }
 

@@ -91,7 +91,8 @@ public final class LiveAgent {
             graph: graph, audit: audit, packets: packets, helper: helper, inspectionEnabled: configuration.inspection.enabled, sourceMode: sourceMode,
             configurationPath: configurationPath)
         let reloader = Reloader(configuration: configuration, path: configurationPath, graph: graph, log: log)
-        control?.handler = ControlAnswers(graph: graph, status: status, reloader: reloader)
+        let answers = ControlAnswers(graph: graph, status: status, reloader: reloader)
+        control?.handler = answers
         graph.alerts.listener = { [weak control] line in control?.published(alertLine: line) }
         if let audit { graph.eventWatcher = audit.watch }
         signals.onHangup = { [log, configurationPath] in
@@ -106,7 +107,10 @@ public final class LiveAgent {
         var sources: [LoopSource] = [input] + (packets.map { [$0] } ?? [])
         sources += [signals, SocketDestroySource(graph: graph, log: log), ScanResultsSource(graph: graph)]
         if let control { sources.append(control) }
-        let loop = EventLoop(sources: sources, periodic: periodicWork(graph: graph, audit: audit, status: status), log: log)
+        let metrics = MetricsFile(log: log)
+        var periodic = periodicWork(graph: graph, audit: audit, status: status)
+        periodic.append { time in metrics.writeIfDue(reloader.configuration.output.metrics, now: time.monotonic) { answers.metricsLines() } }
+        let loop = EventLoop(sources: sources, periodic: periodic, log: log)
         ServiceManager.notify("READY=1")
         let result = loop.run()
         ServiceManager.notify("STOPPING=1")
@@ -208,6 +212,10 @@ private final class ControlAnswers: ControlHandler {
     }
 
     func reload() -> ControlResponse { reloader.reload() }
+
+    func metricsLines() -> [[UInt8]] {
+        MetricsText.lines(status()).map { Array($0.utf8) }
+    }
 
     func rulesReport() -> RulesReport {
         let detector = graph.detector

@@ -3,6 +3,15 @@ extension AgentConfiguration {
     public struct Output: Sendable, Equatable {
         public var file = FileOutput()
         public var syslog = SyslogOutput()
+        public var metrics = MetricsOutput()
+    }
+
+    /// The agent's counters in the Prometheus text format, written atomically to a file (for
+    /// node_exporter's textfile collector) every `intervalSeconds`.
+    public struct MetricsOutput: Sendable, Equatable {
+        public var enabled = false
+        public var path = "/var/lib/prometheus/node-exporter/xferwatch.prom"
+        public var intervalSeconds = 15
     }
 
     /// Alerts as JSON lines in a local file, rotated by size.
@@ -61,6 +70,12 @@ extension AgentConfiguration {
         output.file.maximumBytes = file.integer("max_size", default: output.file.maximumBytes, in: 0...1 << 40)
         output.file.generations = file.integer("generations", default: output.file.generations, in: 1...100)
         section.absorb(file)
+
+        var metrics = section.section("metrics")
+        output.metrics.enabled = metrics.bool("enabled", default: output.metrics.enabled)
+        output.metrics.path = metrics.string("path", default: output.metrics.path, absolutePath: true)
+        output.metrics.intervalSeconds = metrics.integer("interval_seconds", default: output.metrics.intervalSeconds, in: 1...3600)
+        section.absorb(metrics)
 
         var syslog = section.section("syslog")
         output.syslog.enabled = syslog.bool("enabled", default: output.syslog.enabled)

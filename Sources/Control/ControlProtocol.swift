@@ -39,7 +39,7 @@ public enum ControlProtocol {
 }
 
 public enum ControlCommand: String, Codable, Sendable, CaseIterable {
-    case status, alerts, flows, reload, rules
+    case status, alerts, flows, reload, rules, metrics
 }
 
 public struct ControlRequest: Codable, Sendable, Equatable {

@@ -18,6 +18,7 @@ struct HeldAlerts {
     private var byPid: [Int32: [Entry]] = [:]
     private(set) var count = 0
     private var nextOrder: UInt64 = 0
+    static let exitGrace: Int64 = 1000
     /// Beyond this many, the oldest is decided at once (never dropped).
     static let limit = 10_000
     private static let ancestry = 8
@@ -55,12 +56,13 @@ struct HeldAlerts {
         }
     }
 
-    /// The alerts whose delay ran out or whose process exited.
+    /// The alerts whose delay ran out, or whose process exited more than `exitGrace` after it
+    /// started: a child's execve (the program a shell ran) still has that long to replace them.
     mutating func takeDue(now: Int64) -> [Alert] {
         guard count > 0 else { return [] }
         var due: [Entry] = []
         for pid in Array(byPid.keys) {
-            due += remove(pid: pid) { now >= $0.deadline || $0.alert.process?.exited == true }
+            due += remove(pid: pid) { now >= $0.deadline || $0.alert.process?.exited == true && now - $0.alert.time >= Self.exitGrace }
         }
         return due.sorted { $0.order < $1.order }.map(\.alert)
     }

@@ -25,7 +25,7 @@ struct AgentCtl: ParsableCommand {
             64 usage error.
             """,
         version: "agentctl \(XferwatchVersion.current) (control protocol \(ControlProtocol.version))",
-        subcommands: [Status.self, Alerts.self, Flows.self, Reload.self, Rules.self])
+        subcommands: [Status.self, Alerts.self, Flows.self, Reload.self, Rules.self, Metrics.self])
 
     /// `agentctl --socket S status` as people type it (like `systemctl`, `git -C`): the
     /// connection options given before the subcommand are handed to it.
@@ -167,6 +167,19 @@ struct Flows: ParsableCommand {
         try printLines(from: opened, count: response.count ?? 0) { line in
             json ? String(decoding: line, as: UTF8.self) : FlowText.render(line)
         }
+    }
+}
+
+struct Metrics: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the agent's counters in the Prometheus text exposition format.",
+        discussion: "The same text [output.metrics] writes for node_exporter's textfile collector.")
+    @OptionGroup var connection: Connection
+
+    func run() throws {
+        let (response, opened) = try connection.ask(ControlRequest(command: .metrics))
+        defer { opened.close() }
+        try printLines(from: opened, count: response.count ?? 0) { String(decoding: $0.last == 0x0A ? $0.dropLast() : $0[...], as: UTF8.self) }
     }
 }
 

@@ -126,6 +126,49 @@ extension KernelAuditTests.FlowEndToEnd {
         _ = try stop(agent, expecting: 0)
     }
 
+    /// `agentctl metrics` and `[output.metrics]`'s file: the Prometheus text exposition format,
+    /// as Prometheus's own Python parser reads it, with counters that moved.
+    @Test func metricsInThePrometheusTextFormat() throws {
+        let file = work + "/metrics/xferwatch.prom"
+        try FileManager.default.createDirectory(atPath: work + "/metrics", withIntermediateDirectories: true)
+        let agent = try startAgent("[detection]\nhold_execve_alerts_ms = 0\n[output.metrics]\nenabled = true\npath = \"\(file)\"\ninterval_seconds = 1\n")
+        _ = try client("/bin/true", ["ftp", "-s:metrics.txt"])
+        _ = try waitForAlerts(atLeast: 1, of: "/usr/bin/true")
+        usleep(1_500_000)  // the next write of the file
+        let printed = try runCommand(Repo.agentctlRelease, ["metrics", "--socket", controlSocket])
+        #expect(printed.status == 0, "\(printed)")
+        let written = try String(contentsOfFile: file, encoding: .utf8)
+        for (name, text) in [("agentctl metrics", printed.stdout), ("the metrics file", written)] {
+            let parsed = try runCommand(
+                "/usr/bin/python3",
+                [
+                    "-c",
+                    """
+                    import sys
+                    from prometheus_client.parser import text_string_to_metric_families
+                    for family in text_string_to_metric_families(sys.stdin.read()):
+                        for sample in family.samples:
+                            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                            print(f"{family.type} {sample.name}{{{labels}}} {sample.value}")
+                    """,
+                ], stdin: try pipe(text))
+            #expect(parsed.status == 0, "\(name) does not parse: \(parsed.stderr)")
+            let samples = parsed.stdout.split(separator: "\n").map(String.init)
+            #expect(samples.contains("gauge xferwatch_up{} 1.0"), "\(name): \(samples.prefix(5))")
+            #expect(samples.contains { $0.hasPrefix("counter xferwatch_alerts_total{rule=ftp.scripted} ") && !$0.hasSuffix(" 0.0") }, "\(name): \(samples)")
+            #expect(samples.contains { $0.hasPrefix("counter xferwatch_audit_records_total{} ") && !$0.hasSuffix(" 0.0") })
+            #expect(samples.contains { $0.hasPrefix("counter xferwatch_kernel_lost_total{} ") })
+        }
+        _ = try stop(agent, expecting: 0)
+    }
+
+    /// A file handle on `text`, for a child's stdin.
+    func pipe(_ text: String) throws -> FileHandle {
+        let path = work + "/stdin-\(UUID().uuidString)"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return try #require(FileHandle(forReadingAtPath: path))
+    }
+
     /// A receiver that refuses connections makes the agent degraded (exit 1) and says why.
     @Test func anUnreachableReceiverMakesTheAgentDegraded() throws {
         let agent = try startAgent("[output.syslog]\naddress = \"tcp://127.0.0.1:9\"\nretry_initial_ms = 100\n")

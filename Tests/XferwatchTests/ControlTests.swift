@@ -91,3 +91,16 @@ import Testing
         #expect(silent.status == 4 && silent.stderr.contains("no answer"), "\(silent)")
     }
 }
+
+/// The Prometheus text: names, types, escaped labels, from a status document.
+@Suite struct MetricsTextTests {
+    @Test func escapingAndCounters() throws {
+        let text = MetricsText.lines(ServingTests.sampleStatus(alerts: ["ftp.scripted": 2, "odd\"rule\\\n": 1])).joined()
+        #expect(text.contains("# TYPE xferwatch_alerts_total counter\n"))
+        #expect(text.contains("xferwatch_alerts_total{rule=\"ftp.scripted\"} 2\n"))
+        #expect(text.contains("xferwatch_alerts_total{rule=\"odd\\\"rule\\\\\\n\"} 1\n"), "\(text)")
+        #expect(text.contains("xferwatch_up 1\n") && text.contains("xferwatch_healthy 1\n"))
+        // Every sample line follows its TYPE line, every name has the prefix.
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") { #expect(line.hasPrefix("xferwatch_"), "\(line)") }
+    }
+}

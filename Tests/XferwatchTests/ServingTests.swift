@@ -19,9 +19,31 @@ import Testing
             reloads += 1
             return ControlResponse(reload: ReloadResult(applied: ["output"], restartNeeded: [], warnings: []))
         }
+        func metricsLines() -> [[UInt8]] { [Array("# TYPE xferwatch_up gauge\n".utf8), Array("xferwatch_up 1\n".utf8)] }
         func rulesReport() -> RulesReport {
             RulesReport(rules: [.init(id: "ftp.scripted", name: "Scripted FTP", enabled: true, alerts: 3)], exclusions: [], yaraRuleFiles: [], yaraRules: 0)
         }
+    }
+
+    /// A status document as an agent would answer it.
+    static func sampleStatus(alerts: [String: Int]) -> AgentStatus {
+        AgentStatus(
+            version: "0", pid: 1, started: "2026-11-27T00:00:00.000Z", uptimeSeconds: 5, configFile: "/etc/xferwatch/agent.conf",
+            privileges: .init(user: "_xferwatch", uid: 1, gid: 1, capabilities: [], boundingCapabilities: [], noNewPrivileges: true),
+            health: .init(verdict: .healthy, reasons: []),
+            audit: .init(
+                source: "unicast", ruleKey: "xferwatch", rulesInstalled: 6, kernel: nil, records: 10, events: 4,
+                recordsPerSecond: .init(oneMinute: 0, fiveMinutes: 0), eventsPerSecond: .init(oneMinute: 0, fiveMinutes: 0),
+                userspaceDrops: ["events_completed_early": 0], parseErrors: 0, sequenceGaps: 0),
+            host: .init(processes: 3, flowsActive: 0, flowsReported: 1, networkNamespaces: 1, namespaceHelper: true),
+            detection: .init(
+                rulesEnabled: 13, alerts: alerts.values.reduce(0, +), alertsByRule: alerts, exclusionsHit: [:], execsChecked: 4, flowsChecked: 1,
+                firstSeen: .init(known: 0, writeErrors: 0, overCapacity: 0), heldAlerts: 0),
+            yara: .init(enabled: false, rules: 0, ruleFiles: 0, queued: 0, scans: 0, cacheHits: 0, filesMatched: 0, dropped: 0),
+            inspection: .init(
+                enabled: true, interfaces: ["any"], packets: 0, kernelDropped: 0, malformed: 0, unidentified: 0, identified: 0, matchedToFlows: 0,
+                promoted: 0),
+            outputs: .init(file: nil, syslog: nil))
     }
 
     /// Serves `server` on a thread of its own (as the event loop would) until `stop`.
