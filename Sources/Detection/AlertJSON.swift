@@ -93,10 +93,7 @@ public enum AlertJSON {
         if let flow = alert.flow { FlowJSON.content(flow, to: &json) }
         if let process = alert.process {
             json.key("ancestry"); FlowJSON.ancestry(of: process, to: &json)
-            let program = alert.flow?.transferProcess ?? process
-            if program.identity != nil {
-                json.key("process"); json.beginObject(); FlowJSON.identity(of: program, to: &json); json.endObject()
-            }
+            json.key("process"); FlowJSON.processDetails(process, program: alert.flow?.transferProcess ?? process, to: &json)
         }
         if let yara = alert.yara {
             json.key("yara")

@@ -25,9 +25,6 @@ public enum FlowJSON {
         json.key("user")
         json.beginObject()
         if let uid = flow.process.uid { json.key("id"); json.string(String(uid)) }
-        if let auid = flow.process.auid {
-            json.key("audit"); json.beginObject(); json.key("id"); json.string(String(auid)); json.endObject()
-        }
         json.endObject()
 
         container(of: flow.process, to: &json)
@@ -45,12 +42,7 @@ public enum FlowJSON {
             process(program, to: &json, withParent: false)
         }
         json.endObject()
-        json.key("process")
-        json.beginObject()
-        json.key("stdin"); json.string(flow.process.stdin.rawValue)
-        json.key("known_from"); json.string(flow.process.source.rawValue)
-        identity(of: flow.transferProcess ?? flow.process, to: &json)
-        json.endObject()
+        json.key("process"); processDetails(flow.process, program: flow.transferProcess ?? flow.process, to: &json)
         json.key("interactive"); json.bool(flow.interactivity.isInteractive)
         json.key("interactive_reasons")
         json.beginArray()
@@ -108,12 +100,34 @@ public enum FlowJSON {
     /// an alert must still fit one syslog message. The process's own command line is never cut.
     public static let ancestorArgumentBytes = 1024
 
-    /// `identity` (the program its binary is) and, under another path, `identity_note`; the
-    /// keys of `xferwatch.process` in flows and alerts.
-    public static func identity(of process: ProcessRecord, to json: inout JSONWriter) {
-        guard let identity = process.identity else { return }
-        json.key("identity"); json.string(identity.name)
-        if let note = process.identityNote { json.key("identity_note"); json.string(note) }
+    /// `xferwatch.process` in flows and alerts, what ECS has no field for: stdin, how the
+    /// process was learned, its login uid and audit session, the terminal's name, how much of
+    /// the parent's arguments `process.parent.args` left out, and the identity of `program`
+    /// (the flow's transfer program: scp for its ssh) with, under another path, `identity_note`.
+    public static func processDetails(_ process: ProcessRecord, program: ProcessRecord, to json: inout JSONWriter) {
+        json.beginObject()
+        json.key("stdin"); json.string(process.stdin.rawValue)
+        json.key("known_from"); json.string(process.source.rawValue)
+        if let auid = process.auid { json.key("audit_user_id"); json.string(String(auid)) }
+        if let session = process.sessionID { json.key("audit_session_id"); json.number(session) }
+        if let tty = process.tty { json.key("tty"); json.string(tty) }
+        if let parent = process.parent, case let omitted = shownArguments(parent).omitted, omitted > 0 {
+            json.key("parent_args_truncated"); json.number(omitted)
+        }
+        if let identity = program.identity {
+            json.key("identity"); json.string(identity.name)
+            if let note = program.identityNote { json.key("identity_note"); json.string(note) }
+        }
+        json.endObject()
+    }
+
+    /// The Linux character device of a terminal audit names (`pts3`, `tty1`, `ttyS0`), as ECS's
+    /// `process.tty.char_device` wants it; nil for names it does not know.
+    static func characterDevice(_ name: String) -> (major: Int, minor: Int)? {
+        if name.hasPrefix("pts"), let n = Int(name.dropFirst(3)) { return (136 + n / 256, n % 256) }
+        if name.hasPrefix("ttyS"), let n = Int(name.dropFirst(4)) { return (4, 64 + n) }
+        if name.hasPrefix("tty"), let n = Int(name.dropFirst(3)), n < 64 { return (4, n) }
+        return nil
     }
 
     /// ECS `container` (id, runtime) and, for Kubernetes, `orchestrator` (type, the pod by its
@@ -196,9 +210,22 @@ public enum FlowJSON {
 
     /// `args` (and `command_line`) cut at `ancestorArgumentBytes`; `args_truncated` says how
     /// many argument bytes went.
-    static func ancestorArguments(_ ancestor: ProcessRecord, commandLine: Bool, to json: inout JSONWriter) {
+    /// `countingCut`: `args_truncated` beside the arguments (ancestry, under xferwatch); the
+    /// ECS parent has no such field, `xferwatch.process.parent_args_truncated` carries it.
+    static func ancestorArguments(_ ancestor: ProcessRecord, commandLine: Bool, countingCut: Bool = true, to json: inout JSONWriter) {
+        let (heads, omitted) = shownArguments(ancestor)
         json.key("args")
         json.beginArray()
+        for head in heads { json.string(head) }
+        json.endArray()
+        if omitted > 0 && countingCut { json.key("args_truncated"); json.number(omitted) }
+        if commandLine { json.key("command_line"); json.string(utf8Prefix(ancestor.commandLine, maximumBytes: ancestorArgumentBytes)) }
+    }
+
+    /// An ancestor's arguments within `ancestorArgumentBytes`: the heads shown and the bytes
+    /// left out.
+    static func shownArguments(_ ancestor: ProcessRecord) -> (heads: [ArraySlice<UInt8>], omitted: Int) {
+        var heads: [ArraySlice<UInt8>] = []
         var room = ancestorArgumentBytes
         var omitted = 0
         var cut = false
@@ -206,13 +233,11 @@ public enum FlowJSON {
             let length = argument.utf8.count
             if cut { omitted += length; continue }
             let head = utf8Prefix(argument, maximumBytes: room)
-            json.string(head)
+            heads.append(head)
             room -= head.count
             if head.count < length { omitted += length - head.count; cut = true }
         }
-        json.endArray()
-        if omitted > 0 { json.key("args_truncated"); json.number(omitted) }
-        if commandLine { json.key("command_line"); json.string(utf8Prefix(ancestor.commandLine, maximumBytes: ancestorArgumentBytes)) }
+        return (heads, omitted)
     }
 
     /// The first bytes of `value`, at most `maximumBytes`, never ending inside a character.
@@ -262,10 +287,14 @@ public enum FlowJSON {
         json.key("command_line"); json.string(p.commandLine)
         if let cwd = p.workingDirectory { json.key("working_directory"); json.string(cwd) }
         json.key("start"); json.timestamp(milliseconds: p.startTime)
-        if let tty = p.tty { json.key("tty"); json.beginObject(); json.key("name"); json.string(tty); json.endObject() }
-        if let uid = p.uid { json.key("user"); json.beginObject(); json.key("id"); json.string(String(uid)); json.endObject() }
-        if let euid = p.euid { json.key("effective_user"); json.beginObject(); json.key("id"); json.string(String(euid)); json.endObject() }
-        if let session = p.sessionID { json.key("session_id"); json.number(session) }
+        if let device = p.tty.flatMap(characterDevice) {
+            json.key("tty"); json.beginObject(); json.key("char_device"); json.beginObject()
+            json.key("major"); json.number(device.major); json.key("minor"); json.number(device.minor)
+            json.endObject(); json.endObject()
+        }
+        // ECS: process.user is the effective user, process.real_user the real one.
+        if let euid = p.euid { json.key("user"); json.beginObject(); json.key("id"); json.string(String(euid)); json.endObject() }
+        if let uid = p.uid { json.key("real_user"); json.beginObject(); json.key("id"); json.string(String(uid)); json.endObject() }
         if let interactive { json.key("interactive"); json.bool(interactive) }
         if withParent {
             json.key("parent")
@@ -274,7 +303,7 @@ public enum FlowJSON {
             if let parent = p.parent {
                 json.key("name"); json.string(parent.executableName)
                 json.key("executable"); json.string(parent.executable)
-                ancestorArguments(parent, commandLine: true, to: &json)
+                ancestorArguments(parent, commandLine: true, countingCut: false, to: &json)
             }
             json.endObject()
         }

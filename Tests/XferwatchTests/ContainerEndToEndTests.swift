@@ -63,6 +63,9 @@ extension KernelAuditTests.FlowEndToEnd {
 
         let noninteractive = try #require(alerts.first { $0.rule == "an1170.noninteractive_transfer" && $0.pid == Int(curl) })
         #expect(noninteractive.json["container.id"] as? String == Self.dockerID && noninteractive.json["container.runtime"] as? String == "docker")
+        for document in flows + alerts {
+            #expect(ECSReference.violations(document.json).isEmpty, "\(ECSReference.violations(document.json))")
+        }
         #expect(!agent.stderr.contains("setns: Operation not permitted"), "\(agent.stderr.suffix(1500))")
         #expect(agent.stderr.contains("namespace helper: pid"))
     }
@@ -80,6 +83,7 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(flow.json["container.id"] as? String == id && flow.json["container.runtime"] as? String == "containerd")
         #expect(flow.json["orchestrator.type"] as? String == "kubernetes" && flow.json["orchestrator.resource.id"] as? String == uid)
         #expect(flow.json["orchestrator.resource.type"] as? String == "pod")
+        #expect(ECSReference.violations(flow.json).isEmpty, "\(ECSReference.violations(flow.json))")
         // vsftpd accepted it in the lab's namespace: the destination is on this host.
         #expect(flow.json["xferwatch.destination_process.executable"] as? String == "/usr/sbin/vsftpd", "\(flow.json)")
         #expect(flow.json["xferwatch.destination_process.other_network_namespace"] as? Bool == true)

@@ -123,6 +123,11 @@ extension KernelAuditTests.FlowEndToEnd {
             #expect(ofProgram.count == 2, "\(program): \(flows.map(\.json))")
             let person = try #require(ofProgram.first { $0.interactive == true }, "\(program): \(ofProgram.map(\.reasons))")
             #expect(person.reasons.isEmpty)
+            // The terminal as ECS has it (a pseudo-terminal's character device) and by name.
+            let fields = AlertView(person.json).json
+            #expect((fields["process.tty.char_device.major"] as? Int).map { (136...143).contains($0) } == true, "\(fields)")
+            #expect((fields["xferwatch.process.tty"] as? String)?.hasPrefix("pts") == true)
+            for flow in ofProgram { #expect(ECSReference.violations(AlertView(flow.json).json).isEmpty, "\(ECSReference.violations(AlertView(flow.json).json))") }
             let job = try #require(ofProgram.first { $0.interactive == false }, "\(program): \(ofProgram.map(\.reasons))")
             #expect(job.reasons.contains("launched by cron") && job.reasons.contains("no tty"), "\(job.reasons)")
             let noninteractive = alerts.filter { $0.rule == "an1170.noninteractive_transfer" && $0.parentExecutable == program }

@@ -77,6 +77,7 @@ extension KernelAuditTests {
         #expect(agent.stop() == 0)
         let found = try alerts()
         #expect(found.count == 3, "\(found.map { "\($0.json["rule.name"] ?? "") \($0.json["file.path"] ?? "") \($0.reasons)" })")
+        for alert in found { #expect(ECSReference.violations(alert.json).isEmpty, "\(ECSReference.violations(alert.json))") }
 
         let pe = try #require(found.first { $0.json["rule.name"] as? String == "yara:LightFTP_fftp_x86_64" })
         #expect(pe.json["file.path"] as? String == directory + "/four.exe")
