@@ -127,7 +127,10 @@ extension KernelAuditTests.FlowEndToEnd {
             let fields = AlertView(person.json).json
             #expect((fields["process.tty.char_device.major"] as? Int).map { (136...143).contains($0) } == true, "\(fields)")
             #expect((fields["xferwatch.process.tty"] as? String)?.hasPrefix("pts") == true)
-            for flow in ofProgram { #expect(ECSReference.violations(AlertView(flow.json).json).isEmpty, "\(ECSReference.violations(AlertView(flow.json).json))") }
+            for flow in ofProgram {
+                let problems = ECSReference.violations(AlertView(flow.json).json)
+                #expect(problems.isEmpty, "\(problems)")
+            }
             let job = try #require(ofProgram.first { $0.interactive == false }, "\(program): \(ofProgram.map(\.reasons))")
             #expect(job.reasons.contains("launched by cron") && job.reasons.contains("no tty"), "\(job.reasons)")
             let noninteractive = alerts.filter { $0.rule == "an1170.noninteractive_transfer" && $0.parentExecutable == program }
