@@ -26,6 +26,15 @@ final class AuditWatch {
     /// (a removal per rule) is reinstalled and reported once.
     private var lastRuleRemoval: Int64?
     /// How long rule removals must stop before the rules are checked.
+    /// Who turned auditing off, from the kernel's CONFIG_CHANGE: reported even when auditing
+    /// is back on by the next status check (`auditctl -e 0; ...; auditctl -e 1`).
+    private var disabledBy: String?
+    /// When a disabling was first noticed (monotonic) and not yet reported: the status can show
+    /// it before its CONFIG_CHANGE arrives, and one alert should carry both.
+    private var disabledNoticed: Int64?
+    /// Whether the current stretch of disabled auditing was reported: once, not every poll.
+    private var reportedDisabled = false
+    private static let disablingActorWaitMilliseconds: Int64 = 1000
     private static let ruleRemovalSettleMilliseconds: Int64 = 150
     private static let ruleCheckIntervalMilliseconds: Int64 = 5000
 
@@ -66,15 +75,30 @@ final class AuditWatch {
         log.info("netlink: \(n.messages) records, dropped \(n.notFromKernel) not sent by the kernel, \(n.malformed) malformed, \(n.truncated) truncated")
     }
 
-    /// Sees every event: a CONFIG_CHANGE that removes rules may have removed ours; they are
-    /// checked once removals settle.
+    /// Sees every event: a CONFIG_CHANGE that removes rules may have removed ours (they are
+    /// checked once removals settle); one that sets `audit_enabled=0` names who disabled auditing.
     func watch(_ event: AuditEvent) {
         // By index: most events have none, and iterating would copy every record.
         for index in event.records.indices where event.records[index].type == .configChange {
-            if let op = event.records[index].rawValue("op"), op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) {
+            let record = event.records[index]
+            if let op = record.rawValue("op"), op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) {
                 lastRuleRemoval = monotonicMilliseconds()
             }
+            if let enabled = record.rawValue("audit_enabled"), enabled.elementsEqual("0".utf8) {
+                disabledBy = Self.actor(of: event, change: record)
+                if disabledNoticed == nil { disabledNoticed = monotonicMilliseconds() }
+            }
         }
+    }
+
+    /// The login uid and session of a configuration change, with the program when the event
+    /// carries its syscall.
+    static func actor(of event: AuditEvent, change: AuditRecord) -> String {
+        var parts = ["auid \(change.string("auid") ?? "?")", "ses \(change.string("ses") ?? "?")"]
+        if let syscall = event.records.first(where: { $0.type == .syscall }) {
+            parts.insert("pid \(syscall.string("pid") ?? "?") (\(syscall.string("exe") ?? syscall.string("comm") ?? "?"))", at: 0)
+        }
+        return parts.joined(separator: ", ")
     }
 
     /// The status every `status_interval_ms`, the rules every 5 s or once removals settle.
@@ -116,8 +140,20 @@ final class AuditWatch {
             log.warning("audit backlog at \(status.backlog) of \(status.backlogLimit)")
         }
         if status.enabled == 0 {
-            log.warning("auditing was disabled by someone else; enabling it again")
+            if !reportedDisabled && disabledNoticed == nil { disabledNoticed = time.monotonic }
             do { try session.control.setEnabled(1) } catch { log.error("cannot enable auditing: \(error)") }
+        } else if disabledNoticed == nil {
+            reportedDisabled = false
+        }
+        if let noticed = disabledNoticed, disabledBy != nil || time.monotonic - noticed >= Self.disablingActorWaitMilliseconds {
+            let who = disabledBy.map { " by \($0)" } ?? ""
+            log.warning("auditing was disabled\(who); enabled it again")
+            health.report(
+                ["auditing was disabled\(who) (ATT&CK T1562.012, Disable or Modify Linux Audit System); xferwatch enabled it again"],
+                time: time.realtime)
+            disabledBy = nil
+            disabledNoticed = nil
+            reportedDisabled = true
         }
         if mode == .unicast && status.pid != UInt32(getpid()) {
             log.error("the audit pid is now \(status.pid): another audit daemon took the stream")

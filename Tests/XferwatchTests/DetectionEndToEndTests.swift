@@ -162,6 +162,30 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(health.pid == nil && health.json["event.severity"] as? Int == 73)
     }
 
+    /// Turning auditing off (ATT&CK T1562.012) is undone and reported as agent.health, once, with
+    /// who did it, also when it is switched back on before the agent's next status check.
+    @Test func disablingAuditingIsUndoneAndReported() throws {
+        let agent = try startAgent(user: "_xferwatch")
+        func enabled() throws -> Bool { try runCommand("/sbin/auditctl", ["-s"]).stdout.contains("enabled 1") }
+        let off = try runCommand("/sbin/auditctl", ["-e", "0"])
+        #expect(off.status == 0, "\(off.stderr)")
+        #expect(agent.waitForStderr(containing: "auditing was disabled", seconds: 10), "\(agent.stderr.suffix(2000))")
+        #expect(try enabled(), "the agent, as _xferwatch, enabled auditing again")
+        // Off and on again within a few milliseconds: the kernel's CONFIG_CHANGE still tells.
+        let blink = try runCommand("/bin/sh", ["-c", "/sbin/auditctl -e 0 > /dev/null && /sbin/auditctl -e 1 > /dev/null"])
+        #expect(blink.status == 0, "\(blink.stderr)")
+        let deadline = Date().addingTimeInterval(10)
+        while agent.stderr.components(separatedBy: "auditing was disabled").count < 3, Date() < deadline { usleep(50_000) }
+        usleep(1_500_000)
+        _ = try stop(agent, expecting: 0)
+        let reports = try readAlerts().filter { $0.rule == "agent.health" && $0.reasons.first?.hasPrefix("auditing was disabled") == true }
+        #expect(reports.count == 2, "\(reports.map(\.reasons))")
+        for report in reports {
+            let reason = report.reasons.first ?? ""
+            #expect(reason.contains("T1562.012") && reason.contains("(/usr/sbin/auditctl), auid ") && reason.contains("enabled it again"), "\(reason)")
+        }
+    }
+
     /// With scan_uploaded_files, what an upload's command line names is scanned before it leaves.
     @Test func uploadedFilesAreScannedWhenAsked() throws {
         let payload = work + "/fftp.exe"
