@@ -46,9 +46,6 @@ enum ECSReference {
         default: return false
         }
     }
-
-    /// A document with dotted keys, as `violations` reads it.
-    static func flatten(_ object: [String: Any]) -> [String: Any] { AlertView(object).json }
 }
 
 @Suite struct EcsConformanceTests {
@@ -60,7 +57,7 @@ enum ECSReference {
                 let name = (fixture as NSString).lastPathComponent.replacingOccurrences(of: ".log", with: "")
                 let text = try String(contentsOfFile: Repo.fixture("golden/\(name).\(kind).jsonl"), encoding: .utf8)
                 for (line, object) in try jsonLines(text).enumerated() {
-                    let flat = ECSReference.flatten(object)
+                    let flat = AlertView(object).json
                     seen.formUnion(flat.keys.filter { !$0.hasPrefix("xferwatch.") })
                     let problems = ECSReference.violations(flat)
                     #expect(problems.isEmpty, "\(name).\(kind) line \(line + 1): \(problems)")
@@ -89,7 +86,7 @@ enum ECSReference {
         json.key("process"); FlowJSON.processDetails(process, program: process, to: &json)
         json.endObject()
         json.endObject()
-        let flat = ECSReference.flatten(try #require(try JSONSerialization.jsonObject(with: Data(json.bytes)) as? [String: Any]))
+        let flat = AlertView(try #require(try JSONSerialization.jsonObject(with: Data(json.bytes)) as? [String: Any])).json
         #expect(ECSReference.violations(flat).isEmpty, "\(ECSReference.violations(flat))")
         #expect(flat["process.user.id"] as? String == "0" && flat["process.real_user.id"] as? String == "1000", "ECS: user is the effective one")
         #expect(flat["process.tty.char_device.major"] as? Int == 136 && flat["process.tty.char_device.minor"] as? Int == 3)
