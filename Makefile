@@ -9,7 +9,7 @@ BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev li
 # Real servers and clients for the end-to-end tests (Tests/support/transfer-lab, syslog-receiver),
 # python3-jsonschema to check agentctl status --json against its schema, groff to check the man pages.
 TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
-	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls openssl python3-jsonschema python3-prometheus-client groff-base
+	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls rsyslog-relp openssl python3-jsonschema python3-prometheus-client groff-base
 
 .PHONY: run test build release deb deps test-deps bench-replay golden lint run-config fuzz
 
@@ -74,7 +74,7 @@ bench-replay: test-deps release
 golden: deps
 	XFERWATCH_UPDATE_GOLDEN=1 $(SWIFT) test --filter GoldenReplayTests
 
-# libFuzzer targets (fuzz/): packets, audit records, TOML, control requests, FUZZ_SECONDS each
+# libFuzzer targets (fuzz/): packets, audit records, TOML, control requests, RELP answers, FUZZ_SECONDS each
 # (default 60); fails on a crash or a hang.
 fuzz: deps
 	fuzz/run

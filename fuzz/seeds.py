@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpora into DIR/<target>/: audit records cut from the
-recorded fixtures, agent.conf, control request lines, and captured packets of every protocol the
+recorded fixtures, agent.conf, control request lines, RELP answers rsyslog's imrelp gave, and captured packets of every protocol the
 tap reads (Linux cooked headers, IPv4 and IPv6). Usage: fuzz/seeds.py DIR"""
 import os, struct, sys
 
@@ -27,6 +27,11 @@ write("toml", "exclusions", b'[[exclusions]]\nname = "x"\nuser = ["root"]\ndesti
 for i, line in enumerate([b'{"protocol":1,"command":"status"}', b'{"protocol":1,"command":"alerts","last":5,"follow":true}',
                           b'{"protocol":1,"command":"reload"}', b'{"protocol":1,"ok":false,"failure":"denied","error":"x"}']):
     write("control", f"request-{i}", line)
+
+# RELP: answers imrelp (librelp 1.11) gave to open, two syslog commands and close; a refusal.
+write("relp", "session", b"\x20" + b"1 rsp 93 200 OK\nrelp_version=0\nrelp_software=librelp,1.11.0,http://librelp.adiscon.com\n"
+      b"commands=syslog\n2 rsp 6 200 OK\n3 rsp 6 200 OK\n4 rsp 0\n0 serverclose 0\n")
+write("relp", "refused", b"\x05" + b"2 rsp 21 500 queue full, sorry\n")
 
 
 def checksum_free_tcp(payload, dport=21, sport=40000, ipv6=False):

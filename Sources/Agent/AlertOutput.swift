@@ -88,17 +88,7 @@ final class AlertOutput {
         json.reset()
         AlertJSON.write(alert, hostname: hostname, users: users, to: &json)
         if let syslog {
-            var payload: [UInt8]
-            if syslog.payload == .json {
-                payload = json.bytes
-            } else {
-                payload = []
-                AlertCEF.write(alert, hostname: hostname, users: users, to: &payload)
-            }
-            let message = syslog.builder.message(
-                time: alert.time, severity: syslogSeverity(eventSeverity: alert.severity), msgID: alert.rule.rawValue,
-                parameters: [("rule", alert.rule.rawValue), ("event", alert.id), ("severity", String(alert.severity))],
-                payload: payload)
+            let message = syslogMessage(alert, syslog)
             syslog.forwarder.submit(message.bytes, truncated: message.truncatedFrom != nil)
         }
         json.newline()
@@ -106,6 +96,51 @@ final class AlertOutput {
         file?.append(json.bytes)
         printer.consume(alertLine: json.bytes)
         listener?(json.bytes)
+    }
+
+    /// Shortenings tried, in turn, on an alert too long for one syslog message: the longest
+    /// values (an attacker's arguments, a long ancestry) go first, the structure stays, and
+    /// each shortened value says how much it lost. Only when the last is still too long is the
+    /// payload's tail cut.
+    private static let shortenings = [
+        JSONWriter.Limits(stringBytes: 1024, arrayElements: 32), JSONWriter.Limits(stringBytes: 256, arrayElements: 12),
+        JSONWriter.Limits(stringBytes: 64, arrayElements: 4),
+    ]
+
+    private func syslogMessage(_ alert: Alert, _ syslog: Syslog) -> SyslogMessageBuilder.Message {
+        Self.syslogMessage(alert, builder: syslog.builder, payload: syslog.payload, wholeJSON: json.bytes, hostname: hostname, users: users)
+    }
+
+    /// The alert as one syslog message within max_message_size. `wholeJSON`: the alert's JSON,
+    /// as the alert file has it.
+    static func syslogMessage(
+        _ alert: Alert, builder: SyslogMessageBuilder, payload kind: SyslogPayload, wholeJSON: [UInt8], hostname: String?, users: UserNames
+    ) -> SyslogMessageBuilder.Message {
+        func message(_ payload: [UInt8], shortenedFrom: Int?) -> SyslogMessageBuilder.Message {
+            builder.message(
+                time: alert.time, severity: syslogSeverity(eventSeverity: alert.severity), msgID: alert.rule.rawValue,
+                parameters: [("rule", alert.rule.rawValue), ("event", alert.id), ("severity", String(alert.severity))],
+                payload: payload, shortenedFrom: shortenedFrom)
+        }
+        func payload(_ limits: JSONWriter.Limits?) -> [UInt8] {
+            if kind == .cef {
+                var cef: [UInt8] = []
+                AlertCEF.write(alert, hostname: hostname, users: users, valueLimit: limits?.stringBytes, to: &cef)
+                return cef
+            }
+            guard let limits else { return wholeJSON }
+            var short = JSONWriter(capacity: builder.maximumBytes, limits: limits)
+            AlertJSON.write(alert, hostname: hostname, users: users, to: &short)
+            return short.bytes
+        }
+        let whole = message(payload(nil), shortenedFrom: nil)
+        guard let original = whole.truncatedFrom else { return whole }
+        var shortened = whole
+        for limits in shortenings {
+            shortened = message(payload(limits), shortenedFrom: original)
+            if !shortened.payloadCut { break }
+        }
+        return shortened
     }
 
     /// SIGHUP: the alert file is opened again (after logrotate's copy or move).
@@ -158,7 +193,7 @@ final class AlertOutput {
                     address: s.address, connected: s.connected, problem: s.problem ?? s.spoolProblem,
                     delivered: s.delivered, connections: s.connections, spoolRecords: s.spool.records,
                     spoolBytes: s.spool.bytes, spoolLimitBytes: syslog.forwarder.spoolLimit,
-                    dropped: s.dropped, truncated: s.truncated)
+                    dropped: s.dropped, truncated: s.truncated, resent: s.resent)
             })
     }
 
@@ -171,7 +206,7 @@ final class AlertOutput {
             let status = syslog.forwarder.currentStatus
             parts.append(
                 "syslog \(status.address): \(status.delivered) delivered, \(status.spool.records) spooled (\(status.spool.bytes) bytes), "
-                    + "\(status.dropped) dropped, \(status.truncated) truncated, \(status.connections) connections")
+                    + "\(status.dropped) dropped, \(status.truncated) truncated, \(status.resent) resent, \(status.connections) connections")
         }
         return parts.joined(separator: "; ")
     }

@@ -21,8 +21,11 @@ protocol ControlHandler: AnyObject {
 /// xferwatchd's side of agentctl: a Unix stream socket served from the event loop. Each peer
 /// is authorised by its kernel credentials (root, or the control group as its primary or a
 /// supplementary group); requests and responses are `Control` JSON lines; `alerts --follow`
-/// peers stay connected and get each alert as it is raised. Nothing here blocks: a peer that
-/// stops reading is cut off once a bounded amount waits for it.
+/// peers stay connected and get each alert as it is raised. Nothing here blocks, and no peer
+/// holds the agent's descriptors for long: a request must arrive, and an answer be read,
+/// within 5 s; a follower that stops reading is cut off once a bounded amount waits for it;
+/// at most 32 peers are served, a new one taking the place of the oldest that has not sent a
+/// whole request, and connections past that are answered "busy" or, in a flood, closed at once.
 final class ControlServer {
     private struct Peer {
         let fd: Int32
@@ -33,8 +36,8 @@ final class ControlServer {
         var following = false
         /// Closed once the output is sent.
         var finished = false
-        /// A request must arrive by then.
-        let deadline: Int64
+        /// A request must arrive by then; once answered, the answer must be read by then.
+        var deadline: Int64
         /// Decided at connect, said once the request has arrived: closing a Unix socket with
         /// the request unread would turn the peer's read of our answer into ECONNRESET.
         var refusal: ControlResponse?
@@ -52,7 +55,14 @@ final class ControlServer {
     var handler: ControlHandler?
     let recentAlerts = RecentLines(capacity: ControlProtocol.recentAlertsKept, byteLimit: 4 << 20)
     private static let maximumPeers = 32
+    /// Refused peers waiting for their request line before hearing why (see `Peer.refusal`).
+    private static let maximumRefusedPeers = 16
     private static let requestTimeoutMilliseconds: Int64 = 5000
+    /// A flood: silent peers that made room for new ones, connections closed at once, and
+    /// when that was last logged.
+    private var evicted = 0
+    private var closedInFlood = 0
+    private var floodLogged: Int64 = 0
     /// What may wait for one peer before a follower is cut off (a response is sent whole).
     private static let followerBacklogBytes = 8 << 20
 
@@ -139,12 +149,17 @@ final class ControlServer {
     func service(polled: ArraySlice<pollfd>, handler: ControlHandler, now: Int64) {
         guard
             polled.contains(where: { $0.revents != 0 })
-                || peers.contains(where: { !$0.finished && !$0.following && now >= $0.deadline })
+                || peers.contains(where: { $0.fd >= 0 && !$0.following && now >= $0.deadline })
         else { return }
         accept(now: now)
         for index in peers.indices {
             read(index, handler: handler, now: now)
             send(index)
+            if peers[index].fd >= 0, peers[index].finished, now >= peers[index].deadline {
+                log.warning(
+                    "control: a peer (uid \(peers[index].uid)) did not read its answer within \(Self.requestTimeoutMilliseconds / 1000) s; disconnected")
+                disconnect(index)
+            }
         }
         peers.removeAll { $0.fd < 0 }
     }
@@ -176,14 +191,52 @@ final class ControlServer {
                 continue
             }
             var peer = Peer(fd: fd, uid: credentials.uid, deadline: now + Self.requestTimeoutMilliseconds)
+            // What it sent already: agentctl writes its request as it connects, so it is not
+            // taken for a peer that never speaks.
+            guard receive(&peer) else {
+                Glibc.close(fd)
+                continue
+            }
+            let refused = peers.filter { $0.fd >= 0 && $0.refusal != nil }.count
+            let served = peers.filter { $0.fd >= 0 && $0.refusal == nil }.count
             if !authorised(fd, credentials) {
                 log.warning("control: refused uid \(credentials.uid) (pid \(credentials.pid)): neither root nor in group \(groupName)")
                 peer.refusal = .refused(.denied, "permission denied: uid \(credentials.uid) is neither root nor in group \(groupName)")
-            } else if peers.count >= Self.maximumPeers {
+            } else if served >= Self.maximumPeers, !evictOldestSilentPeer(now: now) {
                 peer.refusal = .refused(.busy, "too many agentctl connections (\(Self.maximumPeers)); try again")
+            }
+            if peer.refusal != nil && refused >= Self.maximumRefusedPeers {
+                Glibc.close(fd)
+                closedInFlood += 1
+                logFlood(now: now)
+                continue
             }
             peers.append(peer)
         }
+    }
+
+    /// Makes room for a new peer by closing the oldest served one that has not sent a whole
+    /// request (one that connects and never speaks, or never ends its line); false when every
+    /// served peer has its request in.
+    private func evictOldestSilentPeer(now: Int64) -> Bool {
+        guard
+            let index = peers.firstIndex(where: {
+                $0.fd >= 0 && $0.refusal == nil && !$0.finished && !$0.following && !$0.input.contains(UInt8(ascii: "\n"))
+            })
+        else { return false }
+        disconnect(index)
+        evicted += 1
+        logFlood(now: now)
+        return true
+    }
+
+    /// At most every 10 s, with the totals so far.
+    private func logFlood(now: Int64) {
+        guard now - floodLogged >= 10_000 else { return }
+        floodLogged = now
+        log.warning(
+            "control: connection flood: \(evicted) peers without a whole request made room for new ones, \(closedInFlood) connections closed unanswered (so far)"
+        )
     }
 
     /// Root, or the control group among the peer's groups (primary or supplementary).
@@ -197,20 +250,26 @@ final class ControlServer {
         return groups.prefix(Int(length) / MemoryLayout<gid_t>.size).contains(groupID)
     }
 
+    /// Takes what the peer sent, up to one request's bound; false when it went away (a
+    /// follower pressing ^C, or a half-read answer).
+    private func receive(_ peer: inout Peer) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while peer.input.count <= ControlProtocol.maximumRequestBytes {
+            let count = recv(peer.fd, &buffer, buffer.count, 0)
+            if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) { return false }
+            guard count > 0 else { return true }
+            // A follower or a peer already answered has nothing more to ask.
+            if peer.following || peer.finished { continue }
+            peer.input += buffer[..<count]
+        }
+        return true
+    }
+
     private func read(_ index: Int, handler: ControlHandler, now: Int64) {
         guard peers[index].fd >= 0 else { return }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = recv(peers[index].fd, &buffer, buffer.count, 0)
-            if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
-                // The peer went away (a follower pressing ^C, or a half-read answer).
-                disconnect(index)
-                return
-            }
-            guard count > 0 else { break }
-            // A follower or a peer already answered has nothing more to ask.
-            if peers[index].following || peers[index].finished { continue }
-            peers[index].input += buffer[..<count]
+        guard receive(&peers[index]) else {
+            disconnect(index)
+            return
         }
         let peer = peers[index]
         guard !peer.finished, !peer.following else { return }
@@ -267,6 +326,8 @@ final class ControlServer {
             if line.last != UInt8(ascii: "\n") { peer.output.append(UInt8(ascii: "\n")) }
         }
         peer.finished = finish
+        // Time to read the answer (a follower is bounded by its backlog instead).
+        peer.deadline = monotonicMilliseconds() + Self.requestTimeoutMilliseconds
     }
 
     private func send(_ index: Int) {

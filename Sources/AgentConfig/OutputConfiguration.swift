@@ -36,8 +36,9 @@ extension AgentConfiguration {
         /// Stream transports: RFC 6587 octet counting, or one message per line.
         public var framing = SyslogFraming.octetCounting
         public var appName = "xferwatch"
-        /// Datagram transports (udp, unix): longer messages are cut and marked as truncated.
-        public var maximumMessageBytes = 8192
+        /// No message is longer: longer alerts are shortened and marked as truncated. Below the
+        /// 8,096 bytes rsyslog takes whole by default (on udp, tcp and relp alike).
+        public var maximumMessageBytes = 8000
         /// TLS: the CA bundle the receiver's certificate must chain to (system store when empty).
         public var tlsCAFile = ""
         /// TLS client authentication: both or neither.
@@ -124,9 +125,21 @@ public enum SyslogFraming: String, CaseIterable, Sendable {
 
 public enum SyslogTransport: String, CaseIterable, Sendable {
     case unix, udp, tcp, tls
+    /// RELP (rsyslog's Reliable Event Logging Protocol), plain and over TLS.
+    case relp
+    case relpTLS = "relp+tls"
 
-    public var isStream: Bool { self == .tcp || self == .tls }
-    var defaultPort: UInt16 { self == .tls ? 6514 : 514 }
+    public var isStream: Bool { self != .unix && self != .udp }
+    public var usesTLS: Bool { self == .tls || self == .relpTLS }
+    public var isRELP: Bool { self == .relp || self == .relpTLS }
+    /// RELP has no assigned port; 2514 is the one rsyslog's documentation uses.
+    var defaultPort: UInt16 {
+        switch self {
+        case .tls: 6514
+        case .relp, .relpTLS: 2514
+        case .unix, .udp, .tcp: 514
+        }
+    }
 }
 
 /// RFC 5424 facility names and codes.
@@ -154,7 +167,8 @@ public enum SyslogFacility: String, CaseIterable, Sendable {
     }
 }
 
-/// `unix:///dev/log`, `udp://host:port`, `tcp://host:port`, `tls://host:port` (IPv6 hosts in brackets).
+/// `unix:///dev/log`, `udp://host:port`, `tcp://host:port`, `tls://host:port`, `relp://host:port`,
+/// `relp+tls://host:port` (IPv6 hosts in brackets).
 public struct SyslogAddress: Equatable, Sendable, CustomStringConvertible {
     public var transport: SyslogTransport
     public var host: String
@@ -172,7 +186,11 @@ public struct SyslogAddress: Equatable, Sendable, CustomStringConvertible {
 
     public static func parse(_ text: String) -> Result<SyslogAddress, Problem> {
         guard let separator = text.firstRange(of: "://"), let transport = SyslogTransport(rawValue: String(text[..<separator.lowerBound])) else {
-            return .failure(Problem(reason: "expected unix:///path, udp://host:port, tcp://host:port or tls://host:port, found \"\(text)\""))
+            return .failure(
+                Problem(
+                    reason:
+                        "expected unix:///path, udp://host:port, tcp://host:port, tls://host:port, relp://host:port or relp+tls://host:port, found \"\(text)\"")
+            )
         }
         let rest = String(text[separator.upperBound...])
         if transport == .unix {

@@ -5,20 +5,88 @@ public struct JSONWriter {
     /// Whether the next value in the current container needs a comma before it.
     private var needsComma = false
 
-    public init(capacity: Int = 4096) { bytes.reserveCapacity(capacity) }
+    /// A shortened copy, for a bounded message: strings keep their first `stringBytes` and
+    /// arrays their first `arrayElements`, each followed by a marker saying how much went.
+    public struct Limits: Sendable {
+        public var stringBytes: Int
+        public var arrayElements: Int
+        public init(stringBytes: Int, arrayElements: Int) { (self.stringBytes, self.arrayElements) = (stringBytes, arrayElements) }
+    }
+
+    /// nil (the default) writes everything.
+    public let limits: Limits?
+    /// Strings and arrays shortened since the last reset.
+    public private(set) var valuesCut = 0
+    /// With limits: the open containers (elements written and left out of arrays), and how
+    /// deep the value being left out goes.
+    private var containers: [(isArray: Bool, elements: Int, omitted: Int)] = []
+    private var skipping = 0
+
+    public init(capacity: Int = 4096, limits: Limits? = nil) {
+        bytes.reserveCapacity(capacity)
+        self.limits = limits
+    }
 
     public mutating func reset() {
         bytes.removeAll(keepingCapacity: true)
         needsComma = false
+        (valuesCut, skipping) = (0, 0)
+        containers.removeAll(keepingCapacity: true)
     }
 
-    public mutating func beginObject() { separator(); bytes.append(UInt8(ascii: "{")); needsComma = false }
-    public mutating func endObject() { bytes.append(UInt8(ascii: "}")); needsComma = true }
-    public mutating func beginArray() { separator(); bytes.append(UInt8(ascii: "[")); needsComma = false }
-    public mutating func endArray() { bytes.append(UInt8(ascii: "]")); needsComma = true }
+    public mutating func beginObject() { begin(UInt8(ascii: "{"), isArray: false) }
+    public mutating func endObject() { end(UInt8(ascii: "}")) }
+    public mutating func beginArray() { begin(UInt8(ascii: "["), isArray: true) }
+    public mutating func endArray() { end(UInt8(ascii: "]")) }
+
+    @inline(__always)
+    private mutating func begin(_ bracket: UInt8, isArray: Bool) {
+        guard admit(opening: true) else { return }
+        separator()
+        bytes.append(bracket)
+        needsComma = false
+        if limits != nil { containers.append((isArray, 0, 0)) }
+    }
+
+    @inline(__always)
+    private mutating func end(_ bracket: UInt8) {
+        if limits != nil {
+            if skipping > 0 {
+                skipping -= 1
+                return
+            }
+            if let closing = containers.popLast(), closing.omitted > 0 {
+                separator()
+                appendQuoted("…[\(closing.omitted) more]".utf8)
+                valuesCut += 1
+            }
+        }
+        bytes.append(bracket)
+        needsComma = true
+    }
+
+    /// With limits: whether the next value is written (an array past its bound leaves it out,
+    /// and everything inside it).
+    @inline(__always)
+    private mutating func admit(opening: Bool) -> Bool {
+        guard let limits else { return true }
+        if skipping > 0 {
+            if opening { skipping += 1 }
+            return false
+        }
+        guard let last = containers.indices.last, containers[last].isArray else { return true }
+        guard containers[last].elements < limits.arrayElements else {
+            containers[last].omitted += 1
+            if opening { skipping = 1 }
+            return false
+        }
+        containers[last].elements += 1
+        return true
+    }
 
     /// Writes `"name":` inside an object; the value follows.
     public mutating func key(_ name: StaticString) {
+        guard skipping == 0 else { return }
         separator()
         bytes.append(UInt8(ascii: "\""))
         name.withUTF8Buffer { bytes.append(contentsOf: $0) }
@@ -27,28 +95,48 @@ public struct JSONWriter {
     }
 
     public mutating func key(_ name: some Collection<UInt8>) {
+        guard skipping == 0 else { return }
         separator()
         appendQuoted(name)
         bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
-    public mutating func string(_ value: some Collection<UInt8>) { separator(); appendQuoted(value); needsComma = true }
+    public mutating func string(_ value: some Collection<UInt8>) {
+        guard admit(opening: false) else { return }
+        separator()
+        if let limits, value.count > limits.stringBytes {
+            var head = Array(value.prefix(limits.stringBytes + 1))
+            var end = limits.stringBytes
+            // Back up over continuation bytes to the start of the character that would be split.
+            while end > 0 && head[end] & 0xC0 == 0x80 { end -= 1 }
+            head.removeLast(head.count - end)
+            head += "…[\(value.count - end) bytes cut]".utf8
+            appendQuoted(head)
+            valuesCut += 1
+        } else {
+            appendQuoted(value)
+        }
+        needsComma = true
+    }
     public mutating func string(_ value: String) { string(value.utf8) }
 
     public mutating func number(_ value: some BinaryInteger) {
+        guard admit(opening: false) else { return }
         separator()
         bytes.append(contentsOf: String(value).utf8)
         needsComma = true
     }
 
     public mutating func bool(_ value: Bool) {
+        guard admit(opening: false) else { return }
         separator()
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
         needsComma = true
     }
 
     public mutating func null() {
+        guard admit(opening: false) else { return }
         separator()
         bytes.append(contentsOf: "null".utf8)
         needsComma = true

@@ -174,13 +174,15 @@ public struct AgentStatus: Codable, Sendable {
         public var spoolLimitBytes: Int
         public var dropped: Int
         public var truncated: Int
+        /// Sent again after a connection broke before the receiver confirmed them (possible duplicates).
+        public var resent: Int
         public init(
             address: String, connected: Bool, problem: String?, delivered: Int, connections: Int, spoolRecords: Int,
-            spoolBytes: Int, spoolLimitBytes: Int, dropped: Int, truncated: Int
+            spoolBytes: Int, spoolLimitBytes: Int, dropped: Int, truncated: Int, resent: Int
         ) {
             (self.address, self.connected, self.problem, self.delivered, self.connections) = (address, connected, problem, delivered, connections)
-            (self.spoolRecords, self.spoolBytes, self.spoolLimitBytes, self.dropped, self.truncated) = (
-                spoolRecords, spoolBytes, spoolLimitBytes, dropped, truncated
+            (self.spoolRecords, self.spoolBytes, self.spoolLimitBytes, self.dropped, self.truncated, self.resent) = (
+                spoolRecords, spoolBytes, spoolLimitBytes, dropped, truncated, resent
             )
         }
     }

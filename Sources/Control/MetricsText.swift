@@ -68,6 +68,9 @@ public enum MetricsText {
             metric("syslog_connected", "gauge", "1 while connected to the receiver.", one(syslog.connected ? 1 : 0))
             metric("syslog_delivered_total", "counter", "Alerts the receiver took.", one(syslog.delivered))
             metric("syslog_dropped_total", "counter", "Alerts the syslog output dropped.", one(syslog.dropped))
+            metric(
+                "syslog_resent_total", "counter", "Alerts sent again after a connection broke before the receiver confirmed them.",
+                one(syslog.resent))
             metric("syslog_spool_records", "gauge", "Alerts in the spool, not yet delivered.", one(syslog.spoolRecords))
             metric("syslog_spool_bytes", "gauge", "Bytes in the spool.", one(syslog.spoolBytes))
             metric("syslog_spool_limit_bytes", "gauge", "The spool's bound.", one(syslog.spoolLimitBytes))

@@ -9,7 +9,9 @@ import Runtime
 /// custom strings cs1 (rule id), cs2 (ATT&CK technique), cs3 (command line), cs4 (parent
 /// executable), cs5 (analytic), cs6 (YARA rule file).
 public enum AlertCEF {
-    public static func write(_ alert: Alert, hostname: String?, users: UserNames, to out: inout [UInt8]) {
+    /// `valueLimit`: a value longer than this keeps its head and says how many bytes went (a
+    /// bounded syslog message); nil writes every value whole.
+    public static func write(_ alert: Alert, hostname: String?, users: UserNames, valueLimit: Int? = nil, to out: inout [UInt8]) {
         let info = alert.rule.info
         out += "CEF:0|xferwatch|xferwatch|".utf8
         header(XferwatchVersion.current, to: &out)
@@ -25,7 +27,17 @@ public enum AlertCEF {
             first = false
             out += key.utf8
             out.append(UInt8(ascii: "="))
-            for byte in value.utf8 {
+            var shown = value.utf8[...]
+            var cut = 0
+            if let valueLimit, shown.count > valueLimit {
+                var end = shown.index(shown.startIndex, offsetBy: valueLimit)
+                // Back up over continuation bytes to the start of the character that would be split.
+                while end > shown.startIndex && shown[end] & 0xC0 == 0x80 { end = shown.index(before: end) }
+                cut = shown.count - shown.distance(from: shown.startIndex, to: end)
+                shown = shown[..<end]
+            }
+            defer { if cut > 0 { out += "…[\(cut) bytes cut]".utf8 } }
+            for byte in shown {
                 switch byte {
                 case UInt8(ascii: "\\"), UInt8(ascii: "="): out += [UInt8(ascii: "\\"), byte]
                 case 0x0A: out += "\\n".utf8

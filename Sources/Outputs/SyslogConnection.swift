@@ -7,9 +7,10 @@ import Runtime
 #endif
 
 /// One connection to a syslog receiver: a connected datagram socket (unix, udp) or a stream
-/// (tcp, tls). Non-blocking: the forwarder's thread polls it. For streams it reports how many
-/// bytes the receiver's TCP stack has acknowledged, which is what lets the forwarder release
-/// spooled alerts only once they reached the receiver.
+/// (tcp, tls, relp, relp+tls). Non-blocking: the forwarder's thread polls it. For streams it
+/// reports how many bytes the receiver's TCP stack has acknowledged, which is what lets the
+/// forwarder release spooled alerts only once they reached the receiver (RELP: what the
+/// receiver answers, handed to the forwarder by `receive`).
 final class SyslogConnection {
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -45,7 +46,7 @@ final class SyslogConnection {
         }
         let deadline = monotonicMilliseconds() + Int64(timeoutMilliseconds)
         let fd = try connectInet(host: address.host, port: address.port, stream: address.transport.isStream, deadline: deadline)
-        guard address.transport == .tls else { return SyslogConnection(fd: fd, isStream: address.transport.isStream, tls: nil) }
+        guard address.transport.usesTLS else { return SyslogConnection(fd: fd, isStream: address.transport.isStream, tls: nil) }
         do {
             let session = try TLSSession(fd: fd, settings: settings, deadline: deadline)
             return SyslogConnection(fd: fd, isStream: true, tls: session)
@@ -78,10 +79,11 @@ final class SyslogConnection {
         }
     }
 
-    /// Reads what the receiver sent (syslog receivers send nothing; TLS may send session
-    /// tickets); the reason when the receiver closed the connection or it failed.
-    func readClosure() -> String? {
-        if let tls { return tls.readClosure() }
+    /// Reads what the receiver sent and hands it to `consume` (plain syslog receivers send
+    /// nothing, TLS may send session tickets, RELP receivers answer every command); the reason
+    /// when the receiver closed the connection or it failed.
+    func receive(_ consume: (UnsafeRawBufferPointer) -> Void) -> String? {
+        if let tls { return tls.receive(consume) }
         guard isStream else {
             // A connected datagram socket reports ICMP port unreachable as a pending error.
             var code: Int32 = 0
@@ -92,7 +94,10 @@ final class SyslogConnection {
         var scratch = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = recv(fd, &scratch, scratch.count, Int32(MSG_DONTWAIT))
-            if count > 0 { continue }
+            if count > 0 {
+                scratch.withUnsafeBytes { consume(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+                continue
+            }
             if count == 0 { return "the receiver closed the connection" }
             return errno == EAGAIN || errno == EINTR ? nil : String(cString: strerror(errno))
         }
@@ -251,12 +256,15 @@ final class TLSSession {
         }
     }
 
-    func readClosure() -> String? {
+    func receive(_ consume: (UnsafeRawBufferPointer) -> Void) -> String? {
         var scratch = [UInt8](repeating: 0, count: 4096)
         while true {
             ERR_clear_error()
             let result = SSL_read(ssl, &scratch, Int32(scratch.count))
-            if result > 0 { continue }
+            if result > 0 {
+                scratch.withUnsafeBytes { consume(UnsafeRawBufferPointer(rebasing: $0[..<Int(result)])) }
+                continue
+            }
             switch SSL_get_error(ssl, result) {
             case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE: return nil
             case SSL_ERROR_ZERO_RETURN: return "the receiver closed the TLS session"

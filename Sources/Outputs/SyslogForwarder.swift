@@ -10,9 +10,11 @@ import Runtime
 ///
 /// The event loop hands built messages to `submit`. The thread appends them to the spool
 /// (durable before anything is sent), then sends from the spool's cursor. A datagram counts as
-/// delivered once the socket took it; a stream message once the receiver's TCP stack
-/// acknowledged its last byte. Only then does the cursor pass it, so a connection that breaks,
-/// or an agent that restarts, sends again what may not have arrived: at least once. What it
+/// delivered once the socket took it; a tcp or tls message once the receiver's TCP stack
+/// acknowledged its last byte; a RELP message once the receiver answered it with 200. Only then
+/// does the cursor pass it, so a connection that breaks, or an agent that restarts, sends
+/// again what may not have arrived: at least once (`Status.resent` counts what was sent again
+/// after a connection broke before the receiver confirmed it). What it
 /// cannot keep it drops and counts (`Status.dropped`, reported as `agent.health`): the oldest
 /// alerts of a spool past `spool_max_bytes`, messages too large for a spool record, and
 /// hand-overs past the bound while the spool cannot be written.
@@ -35,6 +37,9 @@ public final class SyslogForwarder: @unchecked Sendable {
         /// Datagrams the socket refused as too big even after truncation.
         public var droppedOversize = 0
         public var truncated = 0
+        /// Sent again after a connection broke before the receiver confirmed them: the receiver
+        /// may have these twice.
+        public var resent = 0
 
         public var dropped: Int { spool.dropped + droppedUnspooled + droppedOversize }
     }
@@ -65,8 +70,12 @@ public final class SyslogForwarder: @unchecked Sendable {
     private var sendPosition: Spool.Position?
     private var outgoing: [UInt8] = []
     private var outgoingWritten = 0
-    private var outgoingRecords: [(end: Int, next: Spool.Position)] = []
-    private var unacknowledged: [(wireEnd: UInt64, next: Spool.Position)] = []
+    /// `transaction`: the RELP transaction number of the record's frame (0 otherwise).
+    private var outgoingRecords: [(end: Int, next: Spool.Position, transaction: Int)] = []
+    /// `mark`: the wire position of the record's last byte (tcp, tls), or its RELP transaction
+    /// number; `confirmed` once the receiver answered it (RELP answers may skip ahead of the
+    /// cursor, which only passes a confirmed prefix).
+    private var unacknowledged: [(mark: UInt64, next: Spool.Position, confirmed: Bool)] = []
     private var wireAtBatchStart: UInt64 = 0
     /// The socket refused more for now: wait until it is writable.
     private var socketFull = false
@@ -75,6 +84,15 @@ public final class SyslogForwarder: @unchecked Sendable {
     private static let turnBytes = 1 << 20
     private var turnBudgetSpent = false
     private var status: Status
+    /// RELP: the session's protocol state, when its first answer or the oldest unanswered
+    /// frame is waited for, and frames in flight at most.
+    private var relp: RELPClient?
+    private var relpWaitingSince: Int64 = 0
+    /// Stopping: the receiver answered the close command.
+    private var relpClosed = false
+    private static let relpWindow = 1024
+    /// RELP: a receiver that answers nothing for this long is treated as gone (its frames go again).
+    private static let relpAnswerMilliseconds: Int64 = 30_000
 
     /// Starts the thread; nil when the system gives no thread or pipe. The spool lives in
     /// `spoolDirectory`; when it cannot be opened the forwarder keeps messages in memory
@@ -157,6 +175,7 @@ public final class SyslogForwarder: @unchecked Sendable {
             let now = monotonicMilliseconds()
             spoolMessages(batch, now: now)
             if stop {
+                if let connection, let spool, relp?.isOpen == true { closeRELP(connection, spool) }
                 spool?.sync()
                 connection?.shutdown()
                 connection = nil
@@ -230,6 +249,14 @@ public final class SyslogForwarder: @unchecked Sendable {
             outgoingWritten = 0
             outgoingRecords.removeAll()
             unacknowledged.removeAll()
+            relp = nil
+            if settings.address.transport.isRELP {
+                // Alerts follow once the receiver accepted the session.
+                var client = RELPClient()
+                outgoing = client.openFrame(software: "xferwatch,\(XferwatchVersion.current)")
+                relp = client
+                relpWaitingSince = now
+            }
         } catch {
             fail(error.description, now: now)
         }
@@ -240,6 +267,10 @@ public final class SyslogForwarder: @unchecked Sendable {
             log(.warning, "syslog \(settings.address): \(reason); \(status.spool.records) alerts spooled, retrying in \(retryDelay) ms")
         }
         connection = nil
+        relp = nil
+        // What was written and not confirmed goes again on the next connection.
+        status.resent += unacknowledged.count
+        unacknowledged.removeAll()
         status.connected = false
         status.problem = reason
         nextAttempt = now + retryDelay
@@ -250,7 +281,13 @@ public final class SyslogForwarder: @unchecked Sendable {
         guard let connection, let spool else { return }
         socketFull = false
         turnBudgetSpent = false
-        if let closed = connection.readClosure() { return fail(closed, now: monotonicMilliseconds()) }
+        var answers: [UInt8] = []
+        let closed = connection.receive { answers += $0 }
+        if relp != nil {
+            guard readRELPAnswers(answers, spool) else { return }
+            if let stalled = relpStall() { return fail(stalled, now: monotonicMilliseconds()) }
+        }
+        if let closed { return fail(closed, now: monotonicMilliseconds()) }
         if connection.isStream { deliverStream(connection, spool) } else { deliverDatagrams(connection, spool) }
     }
 
@@ -298,41 +335,66 @@ public final class SyslogForwarder: @unchecked Sendable {
                     turnBudgetSpent = true
                     break
                 }
+                if let relp, !relp.isOpen || unacknowledged.count >= Self.relpWindow { break }
                 guard frameBatch(spool) else { break }
                 framed += outgoing.count
             }
-            let result = outgoing.withUnsafeBytes { connection.write(UnsafeRawBufferPointer(rebasing: $0[outgoingWritten...])) }
-            switch result {
-            case .wrote(let count):
-                outgoingWritten += count
-                // Plain TCP: a record is on the wire once its last byte is; TLS writes the batch whole.
-                let wire = connection.wireBytesWritten
-                while let first = outgoingRecords.first, first.end <= outgoingWritten {
-                    outgoingRecords.removeFirst()
-                    let wireEnd = settings.address.transport == .tls ? wire : wireAtBatchStart + UInt64(first.end)
-                    unacknowledged.append((wireEnd, first.next))
-                }
-                if outgoingWritten == outgoing.count {
-                    outgoing.removeAll(keepingCapacity: true)
-                    outgoingWritten = 0
-                }
-            case .wouldBlock, .tooBig:
-                socketFull = true
-                acknowledgeStream(connection, spool)
-                return
-            case .failed(let reason):
-                return fail(reason, now: monotonicMilliseconds())
+            guard writeOutgoing(connection) else {
+                if self.connection == nil { return }
+                break
             }
         }
         acknowledgeStream(connection, spool)
     }
 
-    /// Frames the next records after those already written (RFC 6587 octet counting or LF).
+    /// Writes what is framed; a record whose last byte went awaits its acknowledgement. False
+    /// when the socket takes no more for now, or the connection failed.
+    private func writeOutgoing(_ connection: SyslogConnection) -> Bool {
+        let result = outgoing.withUnsafeBytes { connection.write(UnsafeRawBufferPointer(rebasing: $0[outgoingWritten...])) }
+        switch result {
+        case .wrote(let count):
+            outgoingWritten += count
+            // Plain TCP: a record is on the wire once its last byte is; TLS writes the batch whole.
+            let wire = connection.wireBytesWritten
+            while let first = outgoingRecords.first, first.end <= outgoingWritten {
+                outgoingRecords.removeFirst()
+                let mark: UInt64
+                switch settings.address.transport {
+                case .relp, .relpTLS:
+                    if unacknowledged.isEmpty { relpWaitingSince = monotonicMilliseconds() }
+                    mark = UInt64(first.transaction)
+                case .tls: mark = wire
+                case .tcp, .udp, .unix: mark = wireAtBatchStart + UInt64(first.end)
+                }
+                unacknowledged.append((mark, first.next, false))
+            }
+            if outgoingWritten == outgoing.count {
+                outgoing.removeAll(keepingCapacity: true)
+                outgoingWritten = 0
+            }
+            return true
+        case .wouldBlock, .tooBig:
+            socketFull = true
+            return false
+        case .failed(let reason):
+            fail(reason, now: monotonicMilliseconds())
+            return false
+        }
+    }
+
+    /// Frames the next records after those already written (RFC 6587 octet counting or LF;
+    /// RELP frames).
     private func frameBatch(_ spool: Spool) -> Bool {
         let from = sendPosition.map { max($0, spool.cursor) } ?? spool.cursor
-        let records = spool.read(from: from, maximumBytes: 256 << 10)
+        let room = relp == nil ? Int.max : Self.relpWindow - unacknowledged.count
+        let records = spool.read(from: from, maximumBytes: 256 << 10).prefix(room)
         guard !records.isEmpty else { return false }
         for record in records {
+            if relp != nil {
+                let transaction = relp!.appendSyslog(record.message, to: &outgoing)
+                outgoingRecords.append((outgoing.count, record.next, transaction))
+                continue
+            }
             if settings.framing == .octetCounting {
                 outgoing += "\(record.message.count) ".utf8
                 outgoing += record.message
@@ -340,7 +402,7 @@ public final class SyslogForwarder: @unchecked Sendable {
                 outgoing += record.message
                 outgoing.append(0x0A)
             }
-            outgoingRecords.append((outgoing.count, record.next))
+            outgoingRecords.append((outgoing.count, record.next, 0))
         }
         sendPosition = records.last!.next
         wireAtBatchStart = connection?.wireBytesWritten ?? 0
@@ -349,14 +411,86 @@ public final class SyslogForwarder: @unchecked Sendable {
     }
 
     private func acknowledgeStream(_ connection: SyslogConnection, _ spool: Spool) {
+        // RELP: the receiver's answers acknowledge (readRELPAnswers).
+        guard relp == nil else { return }
         // Unknown is not acknowledged: the messages stay and are sent again after a reconnect.
         guard !unacknowledged.isEmpty, let pending = connection.unacknowledgedBytes else { return }
         let acknowledged = connection.wireBytesWritten &- UInt64(pending)
-        let count = unacknowledged.prefix { $0.wireEnd <= acknowledged }.count
+        for index in unacknowledged.indices where unacknowledged[index].mark <= acknowledged { unacknowledged[index].confirmed = true }
+        releaseConfirmed(spool)
+    }
+
+    /// Lets the spool's cursor pass the confirmed records at the head.
+    private func releaseConfirmed(_ spool: Spool) {
+        let count = unacknowledged.prefix { $0.confirmed }.count
         guard count > 0 else { return }
         spool.acknowledge(unacknowledged.prefix(count).map(\.next))
         unacknowledged.removeFirst(count)
         status.delivered += count
+    }
+
+    // MARK: RELP
+
+    /// Applies the receiver's answers; false when they ended the connection.
+    private func readRELPAnswers(_ answers: [UInt8], _ spool: Spool) -> Bool {
+        guard !answers.isEmpty, relp != nil else { return true }
+        let events: [RELPClient.Event]
+        do {
+            events = try relp!.receive(answers)
+        } catch {
+            fail(error.description, now: monotonicMilliseconds())
+            return false
+        }
+        relpWaitingSince = monotonicMilliseconds()
+        for event in events {
+            switch event {
+            case .opened:
+                log(.info, "syslog \(settings.address): RELP session open")
+            case .accepted(let transaction):
+                confirm(transaction)
+            case .refused(_, let reason):
+                // Kept and sent again: a refusal may be passing (a full queue at the receiver).
+                releaseConfirmed(spool)
+                fail("the receiver refused an alert: \(reason)", now: monotonicMilliseconds())
+                return false
+            case .serverClosing:
+                releaseConfirmed(spool)
+                fail("the receiver closed the RELP session", now: monotonicMilliseconds())
+                return false
+            case .closed:
+                relpClosed = true
+            }
+        }
+        releaseConfirmed(spool)
+        return true
+    }
+
+    private func confirm(_ transaction: Int) {
+        if let index = unacknowledged.firstIndex(where: { $0.mark == UInt64(transaction) }) { unacknowledged[index].confirmed = true }
+    }
+
+    /// Why the session is stuck: no answer to the open, or none to the oldest frame in flight.
+    private func relpStall() -> String? {
+        guard let relp, !relp.isOpen || !unacknowledged.isEmpty else { return nil }
+        guard monotonicMilliseconds() - relpWaitingSince > Self.relpAnswerMilliseconds else { return nil }
+        return relp.isOpen ? "no RELP answer for \(Self.relpAnswerMilliseconds / 1000) s" : "no answer to the RELP open command"
+    }
+
+    /// Stopping: sends what the window allows, then closes the session, waiting at most a
+    /// second for the answers, so the spool keeps only what the receiver did not confirm.
+    private func closeRELP(_ connection: SyslogConnection, _ spool: Spool) {
+        deliverStream(connection, spool)
+        guard self.connection != nil, relp != nil else { return }
+        outgoing += relp!.closeFrame()
+        relpClosed = false
+        let deadline = monotonicMilliseconds() + 1000
+        while !relpClosed, monotonicMilliseconds() < deadline {
+            if !outgoing.isEmpty, !writeOutgoing(connection), self.connection == nil { return }
+            var answers: [UInt8] = []
+            let gone = connection.receive { answers += $0 }
+            guard readRELPAnswers(answers, spool), gone == nil else { return }
+            if !relpClosed { _ = waitReady(connection.fd, events: Int16(POLLIN), deadline: min(deadline, monotonicMilliseconds() + 50)) }
+        }
     }
 
     private func publish() {
@@ -378,7 +512,8 @@ public final class SyslogForwarder: @unchecked Sendable {
         let now = monotonicMilliseconds()
         var timeout: Int64 = 1000
         if connection == nil { timeout = min(timeout, max(0, nextAttempt - now)) }
-        if !unacknowledged.isEmpty { timeout = 10 }
+        // tcp, tls: SIOCOUTQ is polled; RELP answers wake the poll.
+        if !unacknowledged.isEmpty { timeout = relp == nil ? 10 : 1000 }
         if turnBudgetSpent { timeout = 0 }
         if spool == nil { timeout = min(timeout, max(0, nextSpoolAttempt - now)) }
         var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]

@@ -7,6 +7,9 @@ import ByteJSON
 
 /// Builds one syslog message (RFC 5424 or RFC 3164) around an alert's payload. The message is
 /// built once, when the alert is raised, and spooled as built: a restart resends the same bytes.
+/// No message is longer than max_message_size, whatever the transport: a receiver cuts longer
+/// ones (rsyslog at 8,096 bytes by default) and, over a stream, reads the rest as messages of
+/// their own, whose bytes the alert's author chose.
 public struct SyslogMessageBuilder: Sendable {
     /// Our structured-data element. 32473 is the private enterprise number RFC 5612 reserves
     /// for documentation: xferwatch has none of its own.
@@ -17,8 +20,8 @@ public struct SyslogMessageBuilder: Sendable {
     public let appName: String
     public let hostname: String
     public let processID: Int32
-    /// Datagram transports cut longer messages (and mark them); nil for streams.
-    public let maximumBytes: Int?
+    /// Longer messages are shortened (and marked).
+    public let maximumBytes: Int
 
     public init(settings: AgentConfiguration.SyslogOutput, hostname: String, processID: Int32) {
         format = settings.format
@@ -27,28 +30,40 @@ public struct SyslogMessageBuilder: Sendable {
         // RFC 3164 asks for the host name without its domain.
         self.hostname = settings.format == .rfc3164 ? String(hostname.prefix { $0 != "." }) : hostname
         self.processID = processID
-        maximumBytes = settings.address.transport.isStream ? nil : settings.maximumMessageBytes
+        maximumBytes = settings.maximumMessageBytes
     }
 
     public struct Message {
         public var bytes: [UInt8]
-        /// The length before it was cut to the datagram size.
+        /// The length of the whole message, when this one is shortened.
         public var truncatedFrom: Int?
+        /// The payload's tail was cut off to fit (it may no longer parse).
+        public var payloadCut = false
     }
 
     /// `severity` is the syslog severity (0-7); `msgID` the rule id; `parameters` go into our
-    /// structured-data element (RFC 5424 only).
-    public func message(time: Int64, severity: Int, msgID: String, parameters: [(String, String)], payload: [UInt8]) -> Message {
-        let whole = build(time: time, severity: severity, msgID: msgID, parameters: parameters, payload: payload[...], truncatedFrom: nil)
-        guard let limit = maximumBytes, whole.count > limit else { return Message(bytes: whole, truncatedFrom: nil) }
+    /// structured-data element (RFC 5424 only). `shortenedFrom`: the payload is a shortened
+    /// copy of the one whose message had this length (marked like a cut one). A message that
+    /// is still too long has its payload cut at the bound.
+    public func message(
+        time: Int64, severity: Int, msgID: String, parameters: [(String, String)], payload: [UInt8], shortenedFrom: Int? = nil
+    ) -> Message {
+        let marker = shortenedFrom.map(marker) ?? []
+        let whole = build(time: time, severity: severity, msgID: msgID, parameters: parameters, payload: payload[...], truncatedFrom: shortenedFrom) + marker
+        guard whole.count > maximumBytes else { return Message(bytes: whole, truncatedFrom: shortenedFrom) }
+        let original = shortenedFrom ?? whole.count
         // The marker changes the header's length, so the header is built with it first.
-        let header = build(time: time, severity: severity, msgID: msgID, parameters: parameters, payload: [][...], truncatedFrom: whole.count)
-        let marker = format == .rfc3164 ? Array(" [truncated from \(whole.count) bytes]".utf8) : []
-        let room = max(0, limit - header.count - marker.count)
+        let header = build(time: time, severity: severity, msgID: msgID, parameters: parameters, payload: [][...], truncatedFrom: original)
+        let room = max(0, maximumBytes - header.count - self.marker(original).count)
         let cut = Self.utf8Prefix(payload, maximumBytes: room)
-        var bytes = build(time: time, severity: severity, msgID: msgID, parameters: parameters, payload: payload[..<cut], truncatedFrom: whole.count)
-        bytes += marker
-        return Message(bytes: bytes, truncatedFrom: whole.count)
+        var bytes = build(time: time, severity: severity, msgID: msgID, parameters: parameters, payload: payload[..<cut], truncatedFrom: original)
+        bytes += self.marker(original)
+        return Message(bytes: bytes, truncatedFrom: original, payloadCut: true)
+    }
+
+    /// RFC 3164 has no structured data: the mark follows the payload.
+    private func marker(_ original: Int) -> [UInt8] {
+        format == .rfc3164 ? Array(" [truncated from \(original) bytes]".utf8) : []
     }
 
     private func build(

@@ -74,7 +74,7 @@ enum StatusText {
                     "\(syslog.address): " + (syslog.connected ? "connected" : "not connected")
                         + (syslog.problem.map { " (\($0))" } ?? "")
                         + ", \(syslog.delivered) delivered, spool \(syslog.spoolRecords) (\(bytes(syslog.spoolBytes)) of \(bytes(syslog.spoolLimitBytes))), "
-                        + "\(syslog.dropped) dropped, \(syslog.truncated) truncated"
+                        + "\(syslog.dropped) dropped, \(syslog.truncated) truncated, \(syslog.resent) resent"
                 ))
         } else {
             rows.append(("syslog", "off"))

@@ -87,6 +87,59 @@ extension KernelAuditTests.FlowEndToEnd {
         _ = try stop(agent, expecting: 0)
     }
 
+    /// Hundreds of connections that never speak, and clients that ask and never read, while a
+    /// transfer is alerted: the agent (as shipped, `_xferwatch`) keeps attributing and
+    /// alerting, agentctl still gets its answer (taking a silent peer's place), and the agent's descriptors stay bounded (32
+    /// served, 16 refused, the rest closed at once) and come back once the flood is over.
+    @Test func silentAndNonReadingClientsNeitherStallTheAgentNorExhaustItsDescriptors() throws {
+        let agent = try startAgent(user: "_xferwatch")
+        func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd").count) ?? -1 }
+        let baseline = descriptors()
+        var flood: [Int32] = []
+        defer { for fd in flood { close(fd) } }
+        var peak = baseline
+        for n in 0..<500 {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(controlSocket.utf8)) }
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard connected == 0 else {
+                close(fd)
+                usleep(2_000)
+                continue
+            }
+            flood.append(fd)
+            // One in five asks for the flows and never reads the answer; one in five starts a
+            // request and never ends it; the rest never speak.
+            let said = n % 5 == 0 ? #"{"protocol":1,"command":"flows"}"# + "\n" : n % 5 == 1 ? #"{"protocol":1,"# : ""
+            if !said.isEmpty { _ = send(fd, said, said.utf8.count, Int32(MSG_NOSIGNAL)) }
+            if n % 50 == 0 { peak = max(peak, descriptors()) }
+        }
+        let upload = try randomFile("flood.tar.gz", bytes: 40_000)
+        let curl = try client("/usr/bin/curl", ["-s", "-T", upload, "ftp://203.0.113.10/upload/flood.tar.gz"])
+        peak = max(peak, descriptors())
+        let started = Date()
+        let answered = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket], seconds: 20)
+        let took = Date().timeIntervalSince(started)
+        peak = max(peak, descriptors())
+        #expect(flood.count >= 300, "\(flood.count) connections made")
+        #expect(answered.status == 0 && answered.stdout.contains("healthy"), "agentctl during the flood: \(answered)")
+        #expect(took < 3, "agentctl answered in \(took) s")
+        #expect(peak <= baseline + 32 + 16 + 4, "descriptors: \(baseline) before, \(peak) at the peak")
+        let alerts = try waitForAlerts(atLeast: 1, of: "/usr/bin/curl")
+        #expect(alerts.contains { $0.pid == Int(curl) && $0.rule == "ftp.internet" }, "\(alerts.map(\.rule))")
+        #expect(agent.waitForStderr(containing: "control: connection flood", seconds: 5), "\(agent.stderr.suffix(1500))")
+        // Silent peers time out; nothing stays behind.
+        for fd in flood { close(fd) }
+        flood.removeAll()
+        usleep(6_000_000)
+        #expect(descriptors() <= baseline + 1, "descriptors: \(baseline) before, \(descriptors()) after")
+        _ = try stop(agent, expecting: 1)
+    }
+
     /// A good configuration is applied at once; a bad one (a pattern, a YARA file) is refused
     /// with its reason and the running one stays; SIGHUP reloads too.
     @Test func reloadAppliesAGoodConfigurationAndRefusesABadOne() throws {

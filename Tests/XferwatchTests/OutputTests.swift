@@ -13,7 +13,9 @@ import Testing
         #expect(parse("tcp://10.0.0.5:10514") == SyslogAddress(transport: .tcp, host: "10.0.0.5", port: 10514, path: ""))
         #expect(parse("tls://[2001:db8::1]") == SyslogAddress(transport: .tls, host: "2001:db8::1", port: 6514, path: ""))
         #expect(parse("tls://[2001:db8::1]:7514")?.description == "tls://[2001:db8::1]:7514")
-        for bad in ["http://x:1", "tcp://", "tcp://h:0", "tcp://h:70000", "unix://dev/log", "udp://[::1", "/dev/log"] {
+        #expect(parse("relp://10.0.0.5") == SyslogAddress(transport: .relp, host: "10.0.0.5", port: 2514, path: ""))
+        #expect(parse("relp+tls://[2001:db8::1]:20514")?.description == "relp+tls://[2001:db8::1]:20514")
+        for bad in ["http://x:1", "relps://x:1", "tcp://", "tcp://h:0", "tcp://h:70000", "unix://dev/log", "udp://[::1", "/dev/log"] {
             #expect(parse(bad) == nil, "\(bad)")
         }
         let problems = Self.problems(
@@ -86,10 +88,10 @@ import Testing
         #expect(text.contains(String(format: "%02d:%02d:%02d", parts.tm_hour, parts.tm_min, parts.tm_sec)))
     }
 
-    @Test func datagramsAreCutAtACharacterBoundaryAndMarked() throws {
+    @Test func longMessagesAreCutAtACharacterBoundaryAndMarked() throws {
         let payload = Array(String(repeating: "ü", count: 1000).utf8)
-        for format in ["rfc5424", "rfc3164"] {
-            let builder = try Self.builder("address = \"udp://127.0.0.1:1\"\nmax_message_size = 480\nformat = \"\(format)\"")
+        for (format, address) in [("rfc5424", "udp://127.0.0.1:1"), ("rfc3164", "udp://127.0.0.1:1"), ("rfc5424", "tcp://127.0.0.1:1")] {
+            let builder = try Self.builder("address = \"\(address)\"\nmax_message_size = 480\nformat = \"\(format)\"")
             let message = builder.message(time: 0, severity: 4, msgID: "x", parameters: [("rule", "x")], payload: payload)
             #expect(message.bytes.count <= 480 && message.bytes.count >= 470)
             let whole = builder.message(time: 0, severity: 4, msgID: "x", parameters: [("rule", "x")], payload: []).bytes.count + payload.count

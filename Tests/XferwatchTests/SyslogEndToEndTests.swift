@@ -7,15 +7,16 @@ import Testing
 /// file. Then the receiver goes away, the agent restarts, the spool fills: nothing is lost
 /// that is not counted.
 extension KernelAuditTests.FlowEndToEnd {
-    @Test func everyAlertArrivesOnceOverUDPTCPAndTLS() throws {
+    @Test func everyAlertArrivesOnceOverUDPTCPTLSAndRELP() throws {
         let receiver = try SyslogReceiver(directory: work + "/rsyslog")
         let upload = try randomFile("report.tar.gz", bytes: 20_000)
-        for transport in ["udp", "tcp", "tls"] {
+        for transport in ["udp", "tcp", "tls", "relp", "relp+tls"] {
             receiver.clear()
             try? FileManager.default.removeItem(atPath: alertFile)
-            // A datagram is cut at max_message_size (a unit test covers that); here the payload
-            // must arrive whole whatever the ancestry of the test run, so UDP gets room for it.
-            let agent = try startAgent(receiver.config(transport, transport == "udp" ? "max_message_size = 65000\n" : ""))
+            // A longer alert is shortened to max_message_size (HostileOutputTests); here the
+            // payload must arrive whole whatever the ancestry of the test run, and the test's
+            // receiver takes 64 KiB.
+            let agent = try startAgent(receiver.config(transport, "max_message_size = 65000\n"))
             #expect(
                 agent.waitForStderr(containing: "syslog \(transport)://127.0.0.1:\(receiver.port(transport)): connected", seconds: 10),
                 "\(agent.stderr.suffix(2000))")
@@ -120,6 +121,37 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(ids.count - Set(ids).count < 50, "\(ids.count - Set(ids).count) duplicates")
     }
 
+    /// RELP: rsyslogd is killed (SIGKILL) while alerts flow, then started again. Every alert
+    /// arrives: one leaves the spool only when imrelp answered it, and imrelp answers once the
+    /// message is written (a TCP acknowledgement would have let go of what rsyslogd had only
+    /// received). Duplicates are what was sent again after the break, and counted.
+    @Test func relpLosesNothingWhenTheReceiverIsKilledMidStream() throws {
+        let receiver = try SyslogReceiver(directory: work + "/rsyslog")
+        let agent = try startAgent(receiver.config("relp", "retry_initial_ms = 100\nretry_max_ms = 400\n"))
+        #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
+        let storm = try Child("/bin/sh", ["-c", "for i in $(seq 1500); do /bin/true ftp -s:relp-$i.txt; sleep 0.002; done"])
+        let deadline = Date().addingTimeInterval(20)
+        while receiver.messages.count < 300 && Date() < deadline { usleep(5_000) }
+        let beforeKill = receiver.messages.count
+        receiver.kill()
+        usleep(500_000)
+        try receiver.start()
+        #expect(storm.stop(signal: 0, seconds: 60) == 0, "signal 0: waits for the loop to end")
+        let alerts = try waitForAlerts(atLeast: 1500, of: "/usr/bin/true")
+        let received = receiver.waitForMessages(alerts.count, seconds: 60)
+        _ = try stop(agent, expecting: 0)
+        #expect(beforeKill >= 300 && beforeKill < 1500, "killed mid-stream: \(beforeKill) had arrived")
+        let ids = try received.map { try #require(RFC5424Message($0)).eventID }
+        #expect(Set(ids) == Set(alerts.map(\.id)), "\(Set(alerts.map(\.id)).subtracting(ids).count) of \(alerts.count) missing")
+        let summary = try #require(
+            agent.stderr.firstMatch(of: #/syslog relp://\S+: (\d+) delivered, (\d+) spooled .* (\d+) resent, (\d+) connections/#),
+            "\(agent.stderr.suffix(1500))")
+        let duplicates = ids.count - Set(ids).count
+        #expect(duplicates <= Int(summary.3)!, "\(duplicates) duplicates, \(summary.3) resent")
+        #expect(Int(summary.2)! == 0 && Int(summary.4)! >= 2, "spool empty; a second connection after the kill")
+        #expect(agent.stderr.contains("relp://") && (agent.stderr.contains("the receiver closed") || agent.stderr.contains("Connection reset")))
+    }
+
     /// A spool of 16 KiB cannot hold 100 alerts: the oldest go, the count is exact, the newest arrive.
     @Test func aFullSpoolDropsTheOldestAndSaysHowMany() throws {
         let receiver = try SyslogReceiver(directory: work + "/rsyslog")
@@ -207,9 +239,10 @@ final class SyslogReceiver {
     init(directory: String) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let base = 20_000 + Int.random(in: 0..<4_000) * 3
-        ports = ["udp": base, "tcp": base + 1, "tls": base + 2]
-        for step in [["certs", directory], ["config", directory, String(base), String(base + 1), String(base + 2)]] {
+        let base = 20_000 + Int.random(in: 0..<2_000) * 5
+        ports = ["udp": base, "tcp": base + 1, "tls": base + 2, "relp": base + 3, "relp+tls": base + 4]
+        let listening = ["udp", "tcp", "tls", "relp", "relp+tls"].map { String(ports[$0]!) }
+        for step in [["certs", directory], ["config", directory] + listening] {
             let done = try runCommand(Repo.path("Tests/support/syslog-receiver"), step)
             try #require(done.status == 0, "syslog-receiver \(step[0]): \(done.stderr)")
         }
@@ -226,7 +259,7 @@ final class SyslogReceiver {
         self.daemon = daemon
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if [ports["tcp"]!, ports["tls"]!].allSatisfy({ Self.accepts($0) }) { return }
+            if ["tcp", "tls", "relp", "relp+tls"].allSatisfy({ Self.accepts(ports[$0]!) }) { return }
             usleep(50_000)
         }
         Issue.record("rsyslogd did not start: \(daemon.stderr)")
@@ -249,10 +282,16 @@ final class SyslogReceiver {
         daemon = nil
     }
 
+    /// As a crash would: no time to flush or close anything.
+    func kill() {
+        _ = daemon?.stop(signal: SIGKILL)
+        daemon = nil
+    }
+
     /// The agent's [output.syslog] for this receiver; TLS with the test CA and a client certificate.
     func config(_ transport: String, _ extra: String = "", caFile: String = "ca.pem") -> String {
         var text = "[output.syslog]\naddress = \"\(transport)://127.0.0.1:\(ports[transport]!)\"\n"
-        if transport == "tls" {
+        if transport.hasSuffix("tls") {
             text +=
                 "tls_ca_file = \"\(directory)/tls/\(caFile)\"\ntls_cert_file = \"\(directory)/tls/client.pem\"\ntls_key_file = \"\(directory)/tls/client.key\"\n"
         }
