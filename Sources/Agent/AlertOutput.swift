@@ -146,8 +146,25 @@ final class AlertOutput {
     /// SIGHUP: the alert file is opened again (after logrotate's copy or move).
     func reopen() { file?.reopen() }
 
-    /// Spools what syslog was handed and ends its thread.
-    func stop() { syslog?.forwarder.stop() }
+    /// Writes what the alert file can still take, spools what syslog was handed and ends its
+    /// thread.
+    func stop() {
+        file?.drain()
+        syslog?.forwarder.stop()
+    }
+
+    /// After `stop`: the alerts that had nowhere durable to go (the alert file failing, the
+    /// syslog spool unwritable), said for the last log line; nil when none.
+    var lostAtStop: String? {
+        var parts: [String] = []
+        if let file, file.waitingCount > 0 {
+            parts.append("\(file.waitingCount) not written to \(file.path) (\(file.failure ?? "not writable"))")
+        }
+        if let syslog, case let status = syslog.forwarder.currentStatus, status.waiting > 0 {
+            parts.append("\(status.waiting) not spooled for syslog (\(status.spoolProblem ?? "spool not writable"))")
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+    }
 
     /// Retries waiting lines and follows rotation; reports to `health` when an output starts
     /// failing, drops alerts, or comes back after dropping.

@@ -22,10 +22,11 @@ final class AuditWatch {
     private(set) var reportedAuditPidLoss = false
     private var nextStatus: Int64 = 0
     private var nextRuleCheck: Int64
-    /// When someone last removed rules; the check waits for that to settle so one `auditctl -D`
-    /// (a removal per rule) is reinstalled and reported once.
-    private var lastRuleRemoval: Int64?
-    /// How long rule removals must stop before the rules are checked.
+    /// When someone last added or removed rules; the check waits for that to settle so one
+    /// `auditctl -D` (a removal per rule) is reinstalled and reported once.
+    private var lastRuleChange: Int64?
+    /// Others' rules that hide what ours ask for, as reported (reported again if they come back).
+    private var reportedSuppressing: Set<[UInt8]> = []
     /// Who turned auditing off, from the kernel's CONFIG_CHANGE: reported even when auditing
     /// is back on by the next status check (`auditctl -e 0; ...; auditctl -e 1`).
     private var disabledBy: String?
@@ -35,7 +36,8 @@ final class AuditWatch {
     /// Whether the current stretch of disabled auditing was reported: once, not every poll.
     private var reportedDisabled = false
     private static let disablingActorWaitMilliseconds: Int64 = 1000
-    private static let ruleRemovalSettleMilliseconds: Int64 = 150
+    /// How long rule changes must stop before the rules are checked.
+    private static let ruleChangeSettleMilliseconds: Int64 = 150
     private static let ruleCheckIntervalMilliseconds: Int64 = 5000
 
     /// Installs the rules and opens the stream (unicast: as the audit daemon); nil after
@@ -75,14 +77,17 @@ final class AuditWatch {
         log.info("netlink: \(n.messages) records, dropped \(n.notFromKernel) not sent by the kernel, \(n.malformed) malformed, \(n.truncated) truncated")
     }
 
-    /// Sees every event: a CONFIG_CHANGE that removes rules may have removed ours (they are
-    /// checked once removals settle); one that sets `audit_enabled=0` names who disabled auditing.
+    /// Sees every event: a CONFIG_CHANGE that removes rules may have removed ours, one that adds
+    /// rules may hide what ours ask for (both checked once the changes settle); one that sets
+    /// `audit_enabled=0` names who disabled auditing.
     func watch(_ event: AuditEvent) {
         // By index: most events have none, and iterating would copy every record.
         for index in event.records.indices where event.records[index].type == .configChange {
             let record = event.records[index]
-            if let op = record.rawValue("op"), op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) {
-                lastRuleRemoval = monotonicMilliseconds()
+            if let op = record.rawValue("op"),
+                op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) || op.elementsEqual("add_rule".utf8)
+            {
+                lastRuleChange = monotonicMilliseconds()
             }
             if let enabled = record.rawValue("audit_enabled"), enabled.elementsEqual("0".utf8) {
                 disabledBy = Self.actor(of: event, change: record)
@@ -107,16 +112,23 @@ final class AuditWatch {
             nextStatus = time.monotonic + Int64(settings.statusIntervalMilliseconds)
             checkStatus(time: time)
         }
-        let removalSettled = lastRuleRemoval.map { time.monotonic - $0 >= Self.ruleRemovalSettleMilliseconds } ?? false
-        guard removalSettled || time.monotonic >= nextRuleCheck else { return }
+        let changesSettled = lastRuleChange.map { time.monotonic - $0 >= Self.ruleChangeSettleMilliseconds } ?? false
+        guard changesSettled || time.monotonic >= nextRuleCheck else { return }
         nextRuleCheck = time.monotonic + Self.ruleCheckIntervalMilliseconds
-        lastRuleRemoval = nil
+        lastRuleChange = nil
         do {
             let reinstalled = try session.verifyRules()
             if reinstalled > 0 {
                 log.warning("\(reinstalled) of our audit rules were removed by someone else; reinstalled them")
                 health.report(["\(reinstalled) audit rules with key \(settings.ruleKey) were removed by someone else (reinstalled)"], time: time.realtime)
             }
+            let suppressing = try session.suppressingRules()
+            for (rule, hides) in suppressing where !reportedSuppressing.contains(rule.bytes) {
+                let reason = "audit rule \"\(rule.summary)\" keeps events from xferwatch: \(hides) (ATT&CK T1562.012)"
+                log.warning(reason)
+                health.report([reason], time: time.realtime)
+            }
+            reportedSuppressing = Set(suppressing.map(\.rule.bytes))
         } catch {
             log.error("cannot check the audit rules: \(error)")
         }

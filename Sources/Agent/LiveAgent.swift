@@ -28,21 +28,34 @@ public final class LiveAgent {
         self.log = log
     }
 
+    /// The exit status of a stop that lost alerts waiting in memory.
+    public static let alertsLostStatus: Int32 = 3
+
     public func run() -> Int32 {
+        let (status, lost) = runUntilStopped()
+        // Last, after everything else has said its piece: alerts still in memory had nowhere
+        // durable to go, and the exit status (3) makes the stop a failure for systemd.
+        guard let lost else { return status }
+        log.error("stopped with alerts lost: \(lost)")
+        return status == 0 ? Self.alertsLostStatus : status
+    }
+
+    /// The run; with what was lost at the stop, said by `run` once every stage is closed.
+    private func runUntilStopped() -> (Int32, lost: String?) {
         guard let signals = SignalSource(log: log) else {
             log.error("cannot watch signals: \(String(cString: strerror(errno)))")
-            return 1
+            return (1, nil)
         }
         // What needs root comes first; then the drop, before any thread starts.
         let startup = Startup(configuration: configuration, log: log)
         let account: PrivilegeDrop.Account?
         do { account = try startup.account() } catch {
             log.error("\(error): the package creates it; or set [agent] user = \"root\" to stay root")
-            return 1
+            return (1, nil)
         }
         do { try startup.prepareDirectories(for: account) } catch {
             log.error("\(error)")
-            return 1
+            return (1, nil)
         }
         let control = ControlServer.open(path: configuration.agent.controlSocket, group: configuration.agent.controlGroup, log: log)
         defer { control?.close() }
@@ -50,7 +63,7 @@ public final class LiveAgent {
         let health = HealthChannel()
         var audit: AuditWatch?
         if configuration.audit.source.isKernel {
-            guard let watch = AuditWatch(settings: configuration.audit, health: health, log: log) else { return 1 }
+            guard let watch = AuditWatch(settings: configuration.audit, health: health, log: log) else { return (1, nil) }
             audit = watch
         }
         defer { audit?.close() }
@@ -73,9 +86,28 @@ public final class LiveAgent {
             }
         }
         defer { if let helper { kill(helper.pid, SIGTERM); waitpid(helper.pid, nil, 0) } }
-        guard startup.dropPrivileges(to: account, source: sourceMode) else { return 1 }
+        guard startup.dropPrivileges(to: account, source: sourceMode) else { return (1, nil) }
+        let unwritable = startup.unwritablePaths()
+        guard unwritable.isEmpty else {
+            let user = account?.name ?? "this user"
+            for path in unwritable {
+                log.error("cannot write \(path) as \(user): give it to \(user) (chown -R \(user): on the directory) or point the setting elsewhere")
+            }
+            log.error("not starting: alerts would have nowhere durable to go")
+            return (1, nil)
+        }
 
-        guard let graph = buildGraph(procfs: procfs, sockets: sockets, health: health) else { return 1 }
+        guard let graph = buildGraph(procfs: procfs, sockets: sockets, health: health) else { return (1, nil) }
+        let marker = RunMarker(stateDirectory: configuration.agent.stateDirectory)
+        if let previous = marker.unfinishedRun() {
+            let reason =
+                "the previous run (\(previous)) ended without stopping (killed, crashed or the host went down): the host was not watched until this start"
+            log.warning(reason)
+            health.report([reason], time: realtimeMilliseconds())
+        }
+        if !marker.write(startedAt: realtimeMilliseconds()) {
+            log.warning("cannot write \(marker.path): \(String(cString: strerror(errno))); a kill of this run will not be noticed at the next start")
+        }
         if let helper, let sockets {
             helper.onTrouble = { [log] reason in
                 log.error(reason)
@@ -101,7 +133,7 @@ public final class LiveAgent {
             graph.alerts.reopen()
         }
 
-        guard let input = auditInput(audit: audit, graph: graph) else { return 1 }
+        guard let input = auditInput(audit: audit, graph: graph) else { return (1, nil) }
         // Packets before destroy notifications: a socket's last segments were captured before
         // the kernel destroyed it, and its flow must have them when it is reported.
         var sources: [LoopSource] = [input] + (packets.map { [$0] } ?? [])
@@ -117,6 +149,7 @@ public final class LiveAgent {
 
         graph.finish(log: log)
         graph.alerts.stop()
+        marker.remove()
         for line in graph.summary { log.info("stopped: \(line)") }
         if let c = sockets?.counters {
             log.info(
@@ -124,7 +157,7 @@ public final class LiveAgent {
                     + "\(c.notFound) not found, \(c.sockDiagErrors) sock_diag errors, \(c.destroyOverruns) destroy overruns, "
                     + "\(c.socketsScanned) sockets scanned, \(c.namespacesOpened) namespaces watched")
         }
-        return result
+        return (result, graph.alerts.lostAtStop)
     }
 
     /// The stages, on the host: the first-seen state lives in state_dir; when it cannot, the

@@ -1,5 +1,5 @@
 import AgentConfig
-import Outputs
+import Runtime
 
 #if canImport(Glibc)
     import Glibc

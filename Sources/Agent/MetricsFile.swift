@@ -19,23 +19,13 @@ final class MetricsFile {
     func writeIfDue(_ settings: AgentConfiguration.MetricsOutput, now: Int64, lines: () -> [[UInt8]]) {
         guard settings.enabled, now >= nextWrite else { return }
         nextWrite = now + Int64(settings.intervalSeconds) * 1000
-        let temporary = "\(parentDirectory(settings.path))/.\(baseName(settings.path)).\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        var written = fd >= 0
-        if written {
-            for line in lines() where written { written = line.withUnsafeBytes { writeAll(fd, $0) } }
-            written = close(fd) == 0 && written
-        }
-        if written && rename(temporary, settings.path) == 0 {
+        if writeFileAtomically(settings.path, mode: 0o644, lines()) {
             if failing { log.info("metrics: writing \(settings.path) again") }
             failing = false
             return
         }
         let reason = String(cString: strerror(errno))
-        unlink(temporary)
         if !failing { log.error("metrics: cannot write \(settings.path): \(reason)") }
         failing = true
     }
-
-    private func baseName(_ path: String) -> String { String(path.split(separator: "/").last ?? "metrics") }
 }

@@ -30,6 +30,35 @@ struct Startup {
         }
     }
 
+    /// After the drop: what the agent must write and cannot (state_dir and what an earlier run
+    /// left in it, the alert file and its directory), each with the reason. Alerts with nowhere
+    /// to go would wait in memory and be lost at the next stop, so the agent does not start.
+    func unwritablePaths() -> [String] {
+        var problems: [String] = []
+        func check(_ path: String, mode: Int32) {
+            if access(path, mode) != 0 && errno != ENOENT { problems.append("\(path) (\(String(cString: strerror(errno))))") }
+        }
+        var pending = [(configuration.agent.stateDirectory, 0)]
+        while let (path, depth) = pending.popLast() {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                if info.st_mode & S_IFMT == S_IFREG { check(path, mode: R_OK | W_OK) }
+                continue
+            }
+            check(path, mode: R_OK | W_OK | X_OK)
+            // state_dir holds a few files and the spool's directory: a short walk.
+            guard depth < 3, let entries = try? directoryEntries(path) else { continue }
+            pending += entries.map { (path + "/" + $0, depth + 1) }
+        }
+        if configuration.output.file.enabled {
+            check(configuration.output.file.path, mode: W_OK)
+            // Rotation renames the file within its directory.
+            check(parentDirectory(configuration.output.file.path), mode: W_OK | X_OK)
+        }
+        return problems
+    }
+
     /// Becomes `account` before any thread starts (capabilities are per thread); false after
     /// logging why it could not. `source` says which missing capability matters.
     func dropPrivileges(to account: PrivilegeDrop.Account?, source: AuditSourceMode) -> Bool {

@@ -174,7 +174,8 @@ public final class AuditControl {
         try KernelAuditError.check(withRule(rule) { audit_delete_rule_data(fd, $0, AUDIT_FILTER_EXIT, AUDIT_ALWAYS) }, "delete audit rule")
     }
 
-    /// The exit-filter rules loaded in the kernel now.
+    /// The rules loaded in the kernel now, every filter list, in the kernel's order (the list
+    /// is in each rule's flags).
     public func listRules() throws(KernelAuditError) -> [KernelRule] {
         try KernelAuditError.check(audit_request_rules_list_data(fd), "list audit rules")
         var rules: [KernelRule] = []
@@ -182,11 +183,7 @@ public final class AuditControl {
             var reply = audit_reply()
             try receiveReply(&reply, "audit rule list")
             if reply.type == NLMSG_DONE { return rules }
-            if reply.type == AUDIT_LIST_RULES, let data = reply.ruledata {
-                let rule = KernelRule(data)
-                // The list flag in the header tells which filter the rule belongs to.
-                if data.pointee.flags == UInt32(AUDIT_FILTER_EXIT) { rules.append(rule) }
-            }
+            if reply.type == AUDIT_LIST_RULES, let data = reply.ruledata { rules.append(KernelRule(data)) }
         }
     }
 

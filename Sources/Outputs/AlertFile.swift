@@ -113,18 +113,3 @@ public final class AlertFile {
         size = Int(info.st_size)
     }
 }
-
-/// Writes all bytes to `fd`, retrying short writes and EINTR. False if the fd refuses them.
-@discardableResult
-public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-    var offset = 0
-    while offset < bytes.count {
-        let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if written < 0 {
-            if errno == EINTR { continue }
-            return false
-        }
-        offset += written
-    }
-    return true
-}

@@ -274,14 +274,7 @@ public final class Spool {
     }
 
     private static func segmentNumbers(in directory: String) -> [UInt64]? {
-        guard let dir = opendir(directory) else { return nil }
-        defer { closedir(dir) }
-        var numbers: [UInt64] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasSuffix(".seg"), let number = UInt64(name.dropLast(4)) { numbers.append(number) }
-        }
-        return numbers.sorted()
+        directoryEntries(directory)?.compactMap { $0.hasSuffix(".seg") ? UInt64($0.dropLast(4)) : nil }.sorted()
     }
 
     private func readDescriptor(_ segment: UInt64) -> Int32? {

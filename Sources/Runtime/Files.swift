@@ -47,6 +47,52 @@ public func parentDirectory(_ path: String) -> String {
     path.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(path[..<$0]) } ?? ""
 }
 
+/// Writes all bytes to `fd`, retrying short writes and EINTR. False if the fd refuses them.
+@discardableResult
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if written < 0 {
+            if errno == EINTR { continue }
+            return false
+        }
+        offset += written
+    }
+    return true
+}
+
+/// Writes `chunks` to a temporary file beside `path`, then renames it over `path`: a reader
+/// never sees half a file. False (errno set) when it could not.
+public func writeFileAtomically(_ path: String, mode: mode_t, _ chunks: [[UInt8]]) -> Bool {
+    let name = path.split(separator: "/").last.map(String.init) ?? "file"
+    let temporary = "\(parentDirectory(path))/.\(name).\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    guard fd >= 0 else { return false }
+    var written = true
+    for chunk in chunks where written { written = chunk.withUnsafeBytes { writeAll(fd, $0) } }
+    written = close(fd) == 0 && written
+    guard written, rename(temporary, path) == 0 else {
+        let saved = errno
+        unlink(temporary)
+        errno = saved
+        return false
+    }
+    return true
+}
+
+/// The names in a directory, `.` and `..` left out; nil with errno set when it cannot be read.
+public func directoryEntries(_ path: String) -> [String]? {
+    guard let dir = opendir(path) else { return nil }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
 /// `mkdir -p` for the agent's own directories (state, alert files); the error text or nil.
 public func createDirectories(_ path: String, mode: mode_t = 0o750) -> String? {
     var partial = ""

@@ -206,9 +206,10 @@ extension KernelAuditTests.FlowEndToEnd {
     // MARK: alerts
 
     /// Every alert of the run, from the agent's alert file.
-    func readAlerts() throws -> [AlertView] {
-        guard FileManager.default.fileExists(atPath: alertFile) else { return [] }
-        return try jsonLines(String(contentsOfFile: alertFile, encoding: .utf8)).map(AlertView.init)
+    func readAlerts(from path: String? = nil) throws -> [AlertView] {
+        let path = path ?? alertFile
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        return try jsonLines(String(contentsOfFile: path, encoding: .utf8)).map(AlertView.init)
     }
 
     func expectOneAlertPerRuleAndSubject(_ alerts: [AlertView]) {

@@ -201,6 +201,14 @@ extension KernelAuditTests {
         /// alerts (`alertFile`) under the test's directory; `extra` adds configuration. As
         /// `user` it makes those directories itself, so they are that user's.
         func startAgent(_ extra: String = "", user: String = "root", flows: String = "", environment: [String: String] = [:]) throws -> Child {
+            let config = try writeConfig(extra, user: user, flows: flows)
+            let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", config, "--flows"], environment: environment)
+            try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 15), "agent did not start: \(agent.stderr)")
+            return agent
+        }
+
+        /// The test agent's configuration, in work/agent.conf; its path.
+        func writeConfig(_ extra: String = "", user: String = "root", flows: String = "") throws -> String {
             let config = work + "/agent.conf"
             try """
             [agent]
@@ -218,9 +226,7 @@ extension KernelAuditTests {
             path = "\(alertFile)"
 
             """.appending(extra).appending(noSyslogUnlessAsked(extra)).write(toFile: config, atomically: true, encoding: .utf8)
-            let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", config, "--flows"], environment: environment)
-            try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 15), "agent did not start: \(agent.stderr)")
-            return agent
+            return config
         }
 
         /// Waits until the agent has reported `count` flows (or 10 s), stops it, returns them all.

@@ -1,0 +1,43 @@
+import ByteJSON
+import Runtime
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `state_dir/running`: written at start, removed at a clean stop. Found at start, it says the
+/// previous run ended without stopping (SIGKILL, a crash, the host going down): what happened
+/// on the host from then until now was not watched, which the SOC must hear.
+struct RunMarker {
+    let path: String
+
+    init(stateDirectory: String) { path = stateDirectory + "/running" }
+
+    /// What the marker of an unfinished earlier run says (`pid N, started T`); nil when the
+    /// last run stopped cleanly, or that process still runs (another instance, multicast).
+    func unfinishedRun() -> String? {
+        guard let text = readTextFile(path, limit: 256, regularOnly: true) else { return nil }
+        var fields: [Substring: Substring] = [:]
+        for part in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            let pair = part.split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { fields[pair[0]] = pair[1] }
+        }
+        if let pid = fields["pid"].flatMap({ Int32($0) }), pid != getpid(), kill(pid, 0) == 0, Self.isAgent(pid) { return nil }
+        return "pid \(fields["pid"] ?? "?"), started \(fields["started"] ?? "?")"
+    }
+
+    /// Marks this run as started; false (errno set) when the marker cannot be written.
+    func write(startedAt milliseconds: Int64) -> Bool {
+        let text = "pid=\(getpid()) started=\(String(decoding: rfc3339UTF8(milliseconds: milliseconds), as: UTF8.self))\n"
+        return writeFileAtomically(path, mode: 0o640, [Array(text.utf8)])
+    }
+
+    private static func isAgent(_ pid: Int32) -> Bool {
+        var target = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/\(pid)/exe", &target, target.count - 1)
+        return length > 0 && String(decoding: target[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self).hasSuffix("/xferwatchd")
+    }
+
+    /// A clean stop.
+    func remove() { unlink(path) }
+}
