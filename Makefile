@@ -11,7 +11,7 @@ BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev li
 TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
 	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls rsyslog-relp openssl python3-jsonschema python3-prometheus-client groff-base
 
-.PHONY: run test build release deb deps test-deps bench-replay golden lint run-config fuzz
+.PHONY: run test test-asan test-tsan build release deb deps test-deps bench-replay golden lint run-config fuzz
 
 deps:
 	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -67,6 +67,17 @@ test: lint test-deps deb
 	if [ "$$status" -ne 0 ]; then echo "--- failed expectations ---"; grep -A2 "recorded an issue" .build/test-output.txt | cut -c1-400; fi; \
 	exit $$status
 
+# The test suite under a sanitizer, the agent and agentctl the end-to-end tests run built with it
+# too, in a build directory of its own (.build-asan, .build-tsan). Leak checking is off: the
+# Swift runtime's caches live until exit and LeakSanitizer reports them.
+test-asan test-tsan: test-%: lint test-deps deb
+	$(SWIFT) build -c release --build-path .build-$* --sanitize=$(SANITIZER_$*) --product xferwatchd
+	$(SWIFT) build -c release --build-path .build-$* --sanitize=$(SANITIZER_$*) --product agentctl
+	XFERWATCH_BUILD_PATH=.build-$* ASAN_OPTIONS=detect_leaks=0 TSAN_OPTIONS=halt_on_error=1 \
+		$(SWIFT) test --build-path .build-$* --sanitize=$(SANITIZER_$*)
+SANITIZER_asan := address
+SANITIZER_tsan := thread
+
 bench-replay: test-deps release
 	bench/replay
 
@@ -74,7 +85,7 @@ bench-replay: test-deps release
 golden: deps
 	XFERWATCH_UPDATE_GOLDEN=1 $(SWIFT) test --filter GoldenReplayTests
 
-# libFuzzer targets (fuzz/): packets, audit records, TOML, control requests, RELP answers, FUZZ_SECONDS each
+# libFuzzer targets (fuzz/): packets, audit records, TOML, control requests, RELP answers, /proc and ELF notes, FUZZ_SECONDS each
 # (default 60); fails on a crash or a hang.
 fuzz: deps
 	fuzz/run

@@ -1,12 +1,15 @@
 /* Load generator for the benchmarks: fork/exec of /bin/true at a fixed rate for a fixed time,
-   with a non-blocking TCP connect to a loopback port every CONNECT_EVERY-th exec.
-   Usage: loadgen RATE SECONDS CONNECT_EVERY PORT
+   with a non-blocking TCP connect to a loopback port every CONNECT_EVERY-th exec. With
+   "vfork" the child is made by vfork, which costs the generator far less than fork: rates a
+   2-core machine cannot reach with fork (2,000 exec/s beside the watcher) become possible.
+   Usage: loadgen RATE SECONDS CONNECT_EVERY PORT [vfork]
    Prints the achieved exec and connect counts. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,7 +30,11 @@ static void connect_once(int port) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) { fprintf(stderr, "usage: loadgen RATE SECONDS CONNECT_EVERY PORT\n"); return 64; }
+    if (argc != 5 && !(argc == 6 && strcmp(argv[5], "vfork") == 0)) {
+        fprintf(stderr, "usage: loadgen RATE SECONDS CONNECT_EVERY PORT [vfork]\n");
+        return 64;
+    }
+    int use_vfork = argc == 6;
     double rate = atof(argv[1]), seconds = atof(argv[2]);
     int every = atoi(argv[3]), port = atoi(argv[4]);
     long execs = 0, connects = 0;
@@ -35,7 +42,7 @@ int main(int argc, char **argv) {
     while (now() - start < seconds) {
         double due = start + execs / rate;
         while (now() < due) usleep(100);
-        pid_t child = fork();
+        pid_t child = use_vfork ? vfork() : fork();
         if (child == 0) { execl("/bin/true", "true", (char *)NULL); _exit(127); }
         if (child > 0) waitpid(child, NULL, 0);
         execs++;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpora into DIR/<target>/: audit records cut from the
-recorded fixtures, agent.conf, control request lines, RELP answers rsyslog's imrelp gave, and captured packets of every protocol the
+recorded fixtures, agent.conf, control request lines, RELP answers rsyslog's imrelp gave, /proc lines and an ELF note, and captured packets of every protocol the
 tap reads (Linux cooked headers, IPv4 and IPv6). Usage: fuzz/seeds.py DIR"""
 import os, struct, sys
 
@@ -27,6 +27,24 @@ write("toml", "exclusions", b'[[exclusions]]\nname = "x"\nuser = ["root"]\ndesti
 for i, line in enumerate([b'{"protocol":1,"command":"status"}', b'{"protocol":1,"command":"alerts","last":5,"follow":true}',
                           b'{"protocol":1,"command":"reload"}', b'{"protocol":1,"ok":false,"failure":"denied","error":"x"}']):
     write("control", f"request-{i}", line)
+
+# /proc: this process's stat line, cgroup paths of each runtime, fd links, /bin/true's build-id note.
+write("proc", "stat", b"\x00" + open("/proc/self/stat", "rb").read())
+write("proc", "stat-hostile", b"\x00" + b"4242 (a) b) (c d) S 1 4242 4242 0 -1 4194560 93 0 0 0 0 0 0 0 20 0 1 0 7000 1 1")
+for i, cgroup in enumerate([b"0::/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope",
+                            b"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1a2b3c4d_5e6f_7a8b_9c0d_1e2f3a4b5c6d.slice/"
+                            b"cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope",
+                            b"0::/machine.slice/machine-web\\x2d1.scope", b"0::/user.slice/user-0.slice/session-3.scope"]):
+    write("proc", f"cgroup-{i}", b"\x01" + cgroup + b"\n")
+write("proc", "fd-socket", b"\x02socket:[123456]")
+write("proc", "fd-pipe", b"\x02pipe:[99]")
+try:
+    import subprocess, tempfile
+    with tempfile.NamedTemporaryFile() as note:
+        subprocess.run(["objcopy", "-O", "binary", "--only-section=.note.gnu.build-id", "/bin/true", note.name], check=True)
+        write("proc", "build-id", b"\x03" + open(note.name, "rb").read())
+except (OSError, subprocess.CalledProcessError):
+    pass
 
 # RELP: answers imrelp (librelp 1.11) gave to open, two syslog commands and close; a refusal.
 write("relp", "session", b"\x20" + b"1 rsp 93 200 OK\nrelp_version=0\nrelp_software=librelp,1.11.0,http://librelp.adiscon.com\n"

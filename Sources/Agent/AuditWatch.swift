@@ -27,6 +27,8 @@ final class AuditWatch {
     private var lastRuleChange: Int64?
     /// Others' rules that hide what ours ask for, as reported (reported again if they come back).
     private var reportedSuppressing: Set<[UInt8]> = []
+    /// The last failure of the rule check, reported once.
+    private var ruleCheckFailure: String?
     /// Who turned auditing off, from the kernel's CONFIG_CHANGE: reported even when auditing
     /// is back on by the next status check (`auditctl -e 0; ...; auditctl -e 1`).
     private var disabledBy: String?
@@ -42,7 +44,8 @@ final class AuditWatch {
 
     /// Installs the rules and opens the stream (unicast: as the audit daemon); nil after
     /// logging why not.
-    init?(settings: AgentConfiguration.Audit, health: HealthChannel, log: Logger) {
+    /// `enabledBeforeKilledRun`: the enabled flag a killed earlier run found (its run marker).
+    init?(settings: AgentConfiguration.Audit, health: HealthChannel, enabledBeforeKilledRun: UInt32?, log: Logger) {
         self.settings = settings
         self.health = health
         self.log = log
@@ -54,7 +57,7 @@ final class AuditWatch {
                 receiveBufferBytes: settings.receiveBufferBytes)
             session = try AuditSession(
                 mode: mode == .multicast ? .multicast : .unicast, settings: sessionSettings,
-                specs: xferwatchRuleSpecs(key: settings.ruleKey, ownPid: getpid()),
+                specs: xferwatchRuleSpecs(key: settings.ruleKey, ownPid: getpid()), enabledBeforeKilledRun: enabledBeforeKilledRun,
                 log: { [log] in log.warning($0) })
         } catch {
             log.error("cannot start the audit source: \(error)")
@@ -129,8 +132,15 @@ final class AuditWatch {
                 health.report([reason], time: time.realtime)
             }
             reportedSuppressing = Set(suppressing.map(\.rule.bytes))
+            ruleCheckFailure = nil
         } catch {
             log.error("cannot check the audit rules: \(error)")
+            // Once per kind of failure: auditing locked (-e 2) after our rules were deleted
+            // leaves the agent blind, and it must say so.
+            if ruleCheckFailure != error.description {
+                ruleCheckFailure = error.description
+                health.report(["cannot check or put back the audit rules: \(error)"], time: time.realtime)
+            }
         }
     }
 

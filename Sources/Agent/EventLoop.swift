@@ -91,7 +91,13 @@ final class SignalSource: LoopSource {
         self.log = log
         var set = sigset_t()
         sigemptyset(&set)
-        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, signal) }
+        // Blocked for the signalfd, and not ignored: an ignored signal is dropped before it
+        // could be read, and ignoring survives exec (a parent that ignored SIGTERM would make
+        // the agent deaf to it).
+        for stop in [SIGINT, SIGTERM, SIGHUP] {
+            Glibc.signal(stop, SIG_DFL)
+            sigaddset(&set, stop)
+        }
         guard sigprocmask(SIG_BLOCK, &set, nil) == 0 else { return nil }
         fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
         guard fd >= 0 else { return nil }
@@ -101,17 +107,25 @@ final class SignalSource: LoopSource {
 
     func descriptors(into fds: inout [pollfd]) { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
 
+    /// The sender's command name, if it is still there to ask.
+    private static func programName(of pid: Int32) -> String {
+        guard pid > 0, let comm = readTextFile("/proc/\(pid)/comm", limit: 64) else { return "gone" }
+        return String(comm.prefix { $0 != "\n" })
+    }
+
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         guard polled.anyReady else { return .none }
         var info = signalfd_siginfo()
-        var stop: UInt32?
+        var stop: signalfd_siginfo?
         var hangup = false
         while read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
-            if info.ssi_signo == UInt32(SIGHUP) { hangup = true } else { stop = info.ssi_signo }
+            if info.ssi_signo == UInt32(SIGHUP) { hangup = true } else { stop = info }
         }
         if hangup { onHangup() }
         guard let stop else { return .none }
-        log.info("signal \(stop): stopping")
+        // Who stopped the agent, for whoever reads its log later (systemd is pid 1).
+        log.warning(
+            "signal \(stop.ssi_signo) from pid \(stop.ssi_pid) (\(Self.programName(of: Int32(bitPattern: stop.ssi_pid)))), uid \(stop.ssi_uid): stopping")
         return .stop(0)
     }
 }

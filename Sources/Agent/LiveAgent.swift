@@ -61,9 +61,12 @@ public final class LiveAgent {
         defer { control?.close() }
         // The audit watch reports into the graph's health channel once the graph exists.
         let health = HealthChannel()
+        let marker = RunMarker(stateDirectory: configuration.agent.stateDirectory)
+        let unfinished = marker.unfinishedRun()
         var audit: AuditWatch?
         if configuration.audit.source.isKernel {
-            guard let watch = AuditWatch(settings: configuration.audit, health: health, log: log) else { return (1, nil) }
+            guard let watch = AuditWatch(settings: configuration.audit, health: health, enabledBeforeKilledRun: unfinished?.auditEnabledBefore, log: log)
+            else { return (1, nil) }
             audit = watch
         }
         defer { audit?.close() }
@@ -85,7 +88,7 @@ public final class LiveAgent {
                 log.warning("without CAP_SYS_ADMIN for the namespace helper, flows in other network namespaces have no exact byte counts")
             }
         }
-        defer { if let helper { kill(helper.pid, SIGTERM); waitpid(helper.pid, nil, 0) } }
+        defer { helper?.stop() }
         guard startup.dropPrivileges(to: account, source: sourceMode) else { return (1, nil) }
         let unwritable = startup.unwritablePaths()
         guard unwritable.isEmpty else {
@@ -98,14 +101,13 @@ public final class LiveAgent {
         }
 
         guard let graph = buildGraph(procfs: procfs, sockets: sockets, health: health) else { return (1, nil) }
-        let marker = RunMarker(stateDirectory: configuration.agent.stateDirectory)
-        if let previous = marker.unfinishedRun() {
+        if let previous = unfinished?.description {
             let reason =
                 "the previous run (\(previous)) ended without stopping (killed, crashed or the host went down): the host was not watched until this start"
             log.warning(reason)
             health.report([reason], time: realtimeMilliseconds())
         }
-        if !marker.write(startedAt: realtimeMilliseconds()) {
+        if !marker.write(startedAt: realtimeMilliseconds(), auditEnabledBefore: audit?.session.enabledToRestore) {
             log.warning("cannot write \(marker.path): \(String(cString: strerror(errno))); a kill of this run will not be noticed at the next start")
         }
         if let helper, let sockets {

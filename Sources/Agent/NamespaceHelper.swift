@@ -30,7 +30,7 @@ final class NamespaceHelper {
         }
     }
 
-    private let socket: Int32
+    private var socket: Int32
     let pid: pid_t
     private(set) var alive = true
     /// Told once when the helper dies or a request crashed its child.
@@ -41,7 +41,16 @@ final class NamespaceHelper {
         self.pid = pid
     }
 
-    deinit { close(socket) }
+    deinit { if socket >= 0 { close(socket) } }
+
+    /// Ends the helper and waits for it: it leaves when its socket closes. Not by a signal:
+    /// the agent, dropped to its user, may not signal a helper that has not dropped yet.
+    func stop() {
+        guard socket >= 0 else { return }
+        close(socket)
+        socket = -1
+        waitpid(pid, nil, 0)
+    }
 
     /// Forks the helper; call as root (or with CAP_SYS_ADMIN), before the privilege drop and
     /// before any thread starts. nil when it cannot.
@@ -105,10 +114,13 @@ final class NamespaceHelper {
     /// The helper's life: no descriptors but `socket` (and stdio), the agent's user with
     /// CAP_SYS_ADMIN and CAP_SYS_PTRACE, then requests until the agent closes its end.
     private static func serve(socket: Int32, account: PrivilegeDrop.Account?) -> Never {
-        // The agent blocks its stop signals for its signalfd; the helper takes them plainly.
+        // The agent blocks its stop signals for its signalfd; the helper takes them plainly,
+        // even if whoever started the agent ignored them (an ignored signal stays ignored across
+        // exec, and the agent's stop waits for the helper to end).
         var none = sigset_t()
         sigemptyset(&none)
         sigprocmask(SIG_SETMASK, &none, nil)
+        for stop in [SIGTERM, SIGINT, SIGHUP] { signal(stop, SIG_DFL) }
         closeDescriptors(except: socket)
         let null = Glibc.open("/dev/null", O_RDONLY)
         if null >= 0 { dup2(null, 0); close(null) }

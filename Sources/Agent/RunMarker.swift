@@ -13,9 +13,16 @@ struct RunMarker {
 
     init(stateDirectory: String) { path = stateDirectory + "/running" }
 
-    /// What the marker of an unfinished earlier run says (`pid N, started T`); nil when the
-    /// last run stopped cleanly, or that process still runs (another instance, multicast).
-    func unfinishedRun() -> String? {
+    struct UnfinishedRun {
+        /// `pid N, started T`.
+        let description: String
+        /// The audit enabled flag that run found at its start, to give back at our stop.
+        let auditEnabledBefore: UInt32?
+    }
+
+    /// What the marker of an unfinished earlier run says; nil when the last run stopped
+    /// cleanly, or that process still runs (another instance, multicast).
+    func unfinishedRun() -> UnfinishedRun? {
         guard let text = readTextFile(path, limit: 256, regularOnly: true) else { return nil }
         var fields: [Substring: Substring] = [:]
         for part in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
@@ -23,12 +30,16 @@ struct RunMarker {
             if pair.count == 2 { fields[pair[0]] = pair[1] }
         }
         if let pid = fields["pid"].flatMap({ Int32($0) }), pid != getpid(), kill(pid, 0) == 0, Self.isAgent(pid) { return nil }
-        return "pid \(fields["pid"] ?? "?"), started \(fields["started"] ?? "?")"
+        return UnfinishedRun(
+            description: "pid \(fields["pid"] ?? "?"), started \(fields["started"] ?? "?")",
+            auditEnabledBefore: fields["audit_enabled_before"].flatMap { UInt32($0) })
     }
 
     /// Marks this run as started; false (errno set) when the marker cannot be written.
-    func write(startedAt milliseconds: Int64) -> Bool {
-        let text = "pid=\(getpid()) started=\(String(decoding: rfc3339UTF8(milliseconds: milliseconds), as: UTF8.self))\n"
+    func write(startedAt milliseconds: Int64, auditEnabledBefore: UInt32?) -> Bool {
+        var text = "pid=\(getpid()) started=\(String(decoding: rfc3339UTF8(milliseconds: milliseconds), as: UTF8.self))"
+        if let auditEnabledBefore { text += " audit_enabled_before=\(auditEnabledBefore)" }
+        text += "\n"
         return writeFileAtomically(path, mode: 0o640, [Array(text.utf8)])
     }
 

@@ -3,6 +3,7 @@ import AuditIngest
 import Flows
 import HostState
 import Patterns
+import Runtime
 
 /// Turns processes, connections and flows into alerts: each enabled rule once per execve or
 /// flow, then the exclusions. Rules that need only the command line and the peer run when a

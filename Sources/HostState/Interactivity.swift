@@ -1,3 +1,5 @@
+import Runtime
+
 /// Whether a person at a terminal ran a process, and if not, why not.
 /// Interactive means: a controlling terminal, stdin on a terminal, a login uid, and nothing in
 /// the ancestry that marks automation (cron, atd, a systemd unit, a web server, an sshd remote

@@ -1,4 +1,5 @@
 import AuditIngest
+import Runtime
 
 /// One process image: what a process was between two execs (or since we first saw it).
 /// A class so that children, flows and alerts can share it after the process is gone and
@@ -147,10 +148,4 @@ public final class ProcessRecord: @unchecked Sendable {
     }
 
     public private(set) lazy var commandLine = arguments.joined(separator: " ")
-}
-
-@inline(__always)
-public func baseName(_ path: String) -> String {
-    guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return path }
-    return String(path[path.utf8.index(after: slash)...])
 }

@@ -22,6 +22,9 @@ public final class AuditSession {
     public let reader: NetlinkAuditReader
     public let control: AuditControl
     public let initialStatus: AuditStatus
+    /// The enabled flag to give back at stop: as found, or as a killed earlier run found it
+    /// (that run turned auditing on and could not turn it off again).
+    public let enabledToRestore: UInt32
     public let ruleKey: String
     public private(set) var rules: [KernelRule] = []
     public private(set) var rulesReinstalled = 0
@@ -31,11 +34,12 @@ public final class AuditSession {
     /// Takes the audit stream in `mode` and installs `specs`. On any failure the kernel is
     /// put back as it was before the error is thrown.
     public init(
-        mode: NetlinkAuditReader.Mode, settings: Settings, specs: [AuditRuleSpec],
+        mode: NetlinkAuditReader.Mode, settings: Settings, specs: [AuditRuleSpec], enabledBeforeKilledRun: UInt32? = nil,
         log: @escaping (String) -> Void
     ) throws(KernelAuditError) {
         control = try AuditControl()
         initialStatus = try control.status()
+        enabledToRestore = enabledBeforeKilledRun ?? initialStatus.enabled
         ruleKey = specs.first?.key ?? ""
         self.log = log
         if mode == .unicast, initialStatus.pid != 0, kill(pid_t(initialStatus.pid), 0) == 0 {
@@ -99,8 +103,8 @@ public final class AuditSession {
         do {
             let now = try control.status()
             // enabled = 2 means the configuration was locked (auditctl -e 2): nothing to restore.
-            if now.enabled != initialStatus.enabled && initialStatus.enabled != 2 {
-                try control.setEnabled(initialStatus.enabled)
+            if now.enabled != enabledToRestore && now.enabled != 2 && enabledToRestore != 2 {
+                try control.setEnabled(enabledToRestore)
             }
             if reader.mode == .unicast && now.pid == UInt32(getpid()) {
                 try control.clearAuditPid()

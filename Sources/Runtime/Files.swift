@@ -93,6 +93,13 @@ public func directoryEntries(_ path: String) -> [String]? {
     return names
 }
 
+/// `curl` for `/usr/bin/curl`.
+@inline(__always)
+public func baseName(_ path: String) -> String {
+    guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return path }
+    return String(path[path.utf8.index(after: slash)...])
+}
+
 /// `mkdir -p` for the agent's own directories (state, alert files); the error text or nil.
 public func createDirectories(_ path: String, mode: mode_t = 0o750) -> String? {
     var partial = ""

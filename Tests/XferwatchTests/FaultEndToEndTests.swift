@@ -118,11 +118,13 @@ extension KernelAuditTests.FlowEndToEnd {
 
     /// SIGKILL with alerts in the syslog spool, then a restart: the kernel kept the dead run's
     /// rules, which the new run replaces (never two sets); the spool resumes where it was; no
-    /// alert arrives twice; and the new run says the previous one ended without stopping.
+    /// alert arrives twice; the new run says the previous one ended without stopping; and the
+    /// audit enabled flag ends as the killed run found it.
     @Test func aKilledAgentIsNoticedAndResumesWithoutDuplicates() throws {
         let receiver = try SyslogReceiver(directory: work + "/rsyslog")
         receiver.stop()
         let config = receiver.config("tcp", "retry_initial_ms = 100\nretry_max_ms = 200\n")
+        let enabledBefore = try KernelAuditTests.kernelState().enabled
         var agent = try startAgent(config, user: "_xferwatch")
         func ourRules() throws -> Int { try runCommand("/sbin/auditctl", ["-l"]).stdout.split(separator: "\n").filter { $0.contains("key=xferwatch") }.count }
         let installed = try ourRules()
@@ -149,5 +151,9 @@ extension KernelAuditTests.FlowEndToEnd {
         usleep(1_500_000)
         _ = try stop(agent, expecting: 0)
         #expect(!agent.stderr.contains("ended without stopping"))
+        #expect(agent.stderr.contains("signal 2 from pid \(getpid()) ("), "who stopped it is logged")
+        // The killed run turned auditing on and could not turn it off; its marker said how it
+        // found the flag, and the run after it gave that back.
+        #expect(try KernelAuditTests.kernelState().enabled == enabledBefore)
     }
 }

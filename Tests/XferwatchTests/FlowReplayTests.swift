@@ -1,6 +1,7 @@
 import ByteJSON
 import Foundation
 import KernelAudit
+import Runtime
 import Testing
 
 @testable import AuditIngest

@@ -12,10 +12,12 @@ enum Repo {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
     static func fixture(_ name: String) -> String { path("Tests/Fixtures/\(name)") }
-    static var xferwatchd: String { path(".build/debug/xferwatchd") }
+    /// `.build`, or the sanitizer builds' own (make test-asan, test-tsan).
+    static let buildPath = ProcessInfo.processInfo.environment["XFERWATCH_BUILD_PATH"] ?? ".build"
+    static var xferwatchd: String { path(buildPath + "/debug/xferwatchd") }
     /// The optimized build, for end-to-end tests that race short-lived clients (make test builds it).
-    static var xferwatchdRelease: String { path(".build/release/xferwatchd") }
-    static var agentctlRelease: String { path(".build/release/agentctl") }
+    static var xferwatchdRelease: String { path(buildPath + "/release/xferwatchd") }
+    static var agentctlRelease: String { path(buildPath + "/release/agentctl") }
 }
 
 func lines(ofFile path: String) throws -> [String] {
