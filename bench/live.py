@@ -127,19 +127,23 @@ def measure_auditd(rate, seconds, rules, laurel, port=9):
         sh("auditctl", "-e", "0", check=False)
 
 
-def start_xferwatchd(directory, seconds_to_start=10, extra=""):
+def start_xferwatchd(directory, seconds_to_start=10, extra="", log_level="warning", user="root"):
     """Starts xferwatchd with everything on (the packet tap too) in a fresh `directory`, `extra`
-    appended to its configuration; returns it once its rules are in, with those rules re-keyed
-    for auditd (same rules, our key left alone)."""
+    appended to its configuration, as `user`; returns it once its rules are in, with those rules
+    re-keyed for auditd (same rules, our key left alone)."""
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)
+    if user != "root":
+        import pwd
+        account = pwd.getpwnam(user)
+        os.chown(directory, account.pw_uid, account.pw_gid)
     conf = os.path.join(directory, "agent.conf")
     with open(conf, "w") as f:
         f.write(f"""[agent]
 state_dir = "{directory}/state"
 control_socket = "{directory}/agent.sock"
-log_level = "warning"
-user = "root"
+log_level = "{log_level}"
+user = "{user}"
 [audit]
 source = "unicast"
 [rules.yara]
