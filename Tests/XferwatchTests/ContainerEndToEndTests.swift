@@ -130,7 +130,8 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(data?["bytes"] as? Int == 3_000_000 && transfer.json["xferwatch.bytes_exact"] as? Bool == true, "\(transfer.json)")
         #expect(peak > fdsBefore + 10, "namespaces were opened: \(fdsBefore) -> peak \(peak) descriptors (watched at the end: \(watched))")
         #expect(fdsAfter <= fdsBefore + 2, "descriptors back to the baseline: \(fdsBefore) before, \(peak) at peak, \(fdsAfter) after")
-        #expect(rssAfter < rssBefore + 8 * 1024, "RSS \(rssBefore) KiB before, \(rssAfter) KiB after")
+        // Under AddressSanitizer freed memory waits in its quarantine (256 MB): RSS says nothing there.
+        #expect(Repo.sanitized || rssAfter < rssBefore + 8 * 1024, "RSS \(rssBefore) KiB before, \(rssAfter) KiB after")
         print("100 namespaces: descriptors \(fdsBefore) before, \(peak) at peak, \(fdsAfter) after; RSS \(rssBefore) -> \(rssAfter) KiB")
     }
 }

@@ -159,7 +159,9 @@ extension KernelAuditTests {
 
         @Test func interactiveOnlyWithATerminalALoginAndNoScript() throws {
             let file = try randomFile("tty.bin", bytes: 100_000)
-            let commands = try commandsFile("tty.ftp", ["user anonymous x", "put \(file) upload/tty.bin", "quit"])
+            // `!sleep`: the client outlives the agent's read of its /proc by a margin, also when
+            // the agent runs slower (under AddressSanitizer, make test-asan).
+            let commands = try commandsFile("tty.ftp", ["user anonymous x", "put \(file) upload/tty.bin", "!sleep 0.3", "quit"])
             let script = try commandsFile("job.sh", ["ftp -n -p 203.0.113.10 < \(commands) > /dev/null"])
             let agent = try startAgent()
             // On a pseudo-terminal, with a login uid, ftp reading the terminal: interactive.

@@ -14,6 +14,8 @@ enum Repo {
     static func fixture(_ name: String) -> String { path("Tests/Fixtures/\(name)") }
     /// `.build`, or the sanitizer builds' own (make test-asan, test-tsan).
     static let buildPath = ProcessInfo.processInfo.environment["XFERWATCH_BUILD_PATH"] ?? ".build"
+    /// The agent under test is built with a sanitizer: memory figures mean nothing.
+    static var sanitized: Bool { buildPath != ".build" }
     static var xferwatchd: String { path(buildPath + "/debug/xferwatchd") }
     /// The optimized build, for end-to-end tests that race short-lived clients (make test builds it).
     static var xferwatchdRelease: String { path(buildPath + "/release/xferwatchd") }
