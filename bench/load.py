@@ -18,42 +18,18 @@ Prints the samples and a verdict per target; exits 1 if one is missed:
 
 Usage (as root): bench/load.py [SECONDS] [EXEC_RATE] [CONNECT_EVERY] [--burst] [--no-build]
                  default 600 s at 2,000 exec/s, a connect every 4th (500 connects/s)."""
-import json, os, pwd, shutil, signal, subprocess, sys, tempfile, time
+import json, os, shutil, signal, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from live import OUT as LIVE_OUT, ROOT, audit_status, prepare, sh, stop_xferwatchd, wait_for  # noqa: E402
+from live import OUT as LIVE_OUT, ROOT, audit_status, prepare, sh, start_xferwatchd, stop_xferwatchd  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(LIVE_OUT), "load")
 LAB = os.path.join(ROOT, "Tests/support/transfer-lab")
 
 
-def start_agent(directory, extra=""):
-    shutil.rmtree(directory, ignore_errors=True)
-    os.makedirs(directory)
-    user = pwd.getpwnam("_xferwatch")
-    os.chown(directory, user.pw_uid, user.pw_gid)
-    conf = os.path.join(directory, "agent.conf")
-    with open(conf, "w") as f:
-        f.write(f"""[agent]
-state_dir = "{directory}/state"
-control_socket = "{directory}/agent.sock"
-log_level = "warning"
-user = "_xferwatch"
-[audit]
-source = "unicast"
-{extra}
-[rules.yara]
-paths = ["{ROOT}/rules/yara/*.yar"]
-[output.file]
-path = "{directory}/alerts.jsonl"
-[output.syslog]
-enabled = false
-""")
-    err = open(os.path.join(directory, "stderr"), "w+")
-    agent = subprocess.Popen([os.path.join(ROOT, ".build/release/xferwatchd"), "run", "--config", conf],
-                             stdout=subprocess.DEVNULL, stderr=err)
-    wait_for(lambda: audit_status().get("pid") == str(agent.pid) and "xferwatch" in sh("auditctl", "-l"), 30,
-             "xferwatchd installing its rules")
+def start_agent(directory):
+    """xferwatchd as the package runs it, syslog off (nothing to deliver to)."""
+    agent, _ = start_xferwatchd(directory, seconds_to_start=30, extra="[output.syslog]\nenabled = false\n", user="_xferwatch")
     return agent
 
 
@@ -147,7 +123,8 @@ def main():
             # Beyond capacity: the agent stopped (SIGSTOP) for 2 s of a 4 s load, with a backlog
             # of 256 records, so the kernel must drop and count; audited processes must not wait.
             directory = os.path.join(OUT, "burst")
-            agent = start_agent(directory, "backlog_limit = 256\n")
+            agent = start_agent(directory)
+            sh("auditctl", "-b", "256")
             time.sleep(1)
             lost_before = int(audit_status()["lost"])
             began = time.time()

@@ -57,23 +57,21 @@ import Testing
             self.server = server
             let thread = Thread { [unowned self] in
                 let server = self.server
-                while !isStopped {
-                    var fds: [pollfd] = []
-                    server.descriptors(into: &fds)
-                    _ = poll(&fds, nfds_t(fds.count), 20)
+                while true {
                     lock.lock()
-                    _ = server.service(fds[...], time: LoopTime(monotonic: monotonicNow(), realtime: 0))
+                    var fds: [pollfd] = []
+                    if !stopped { server.descriptors(into: &fds) }
                     lock.unlock()
+                    _ = poll(&fds, nfds_t(fds.count), 20)
+                    // Served under the lock that `stop` closes the server under: never after.
+                    lock.lock()
+                    defer { lock.unlock() }
+                    if stopped { break }
+                    _ = server.service(fds[...], time: LoopTime(monotonic: monotonicNow(), realtime: 0))
                 }
             }
             self.thread = thread
             thread.start()
-        }
-
-        var isStopped: Bool {
-            lock.lock()
-            defer { lock.unlock() }
-            return stopped
         }
 
         /// Runs `body` on the server between two turns of its loop.
@@ -86,9 +84,9 @@ import Testing
         func stop() {
             lock.lock()
             stopped = true
+            server.close()
             lock.unlock()
             while thread?.isFinished == false { usleep(5000) }
-            server.close()
         }
     }
 
