@@ -23,6 +23,12 @@ import Testing
         return KernelState(enabled: value("enabled"), pid: pid, rules: rules)
     }
 
+    /// The kernel's lost counter now.
+    static func lostRecords() throws -> Int {
+        let status = try runCommand("/usr/sbin/auditctl", ["-s"]).stdout
+        return status.split(separator: "\n").first { $0.hasPrefix("lost ") }.flatMap { Int($0.dropFirst(5)) } ?? -1
+    }
+
     init() throws {
         try #require(getuid() == 0, "the kernel audit tests need root (CI runs as root)")
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/auditctl"), "auditd is not installed: run make test")

@@ -86,12 +86,21 @@ final class Child {
     var stdout: String { collected.stdout }
     var stderr: String { collected.stderr }
 
-    /// Waits until `condition` holds on the collected stderr, up to `seconds`.
+    /// Waits until the collected stderr contains `text`, up to `seconds`.
     func waitForStderr(containing text: String, seconds: Double) -> Bool {
+        waitFor(seconds: seconds) { stderr.contains(text) }
+    }
+
+    /// Waits until the collected stdout contains `text`, up to `seconds`.
+    func waitForStdout(containing text: String, seconds: Double) -> Bool {
+        waitFor(seconds: seconds) { stdout.contains(text) }
+    }
+
+    private func waitFor(seconds: Double, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if stderr.contains(text) { return true }
-            if !process.isRunning { return stderr.contains(text) }
+            if condition() { return true }
+            if !process.isRunning { return condition() }
             usleep(20_000)
         }
         return false

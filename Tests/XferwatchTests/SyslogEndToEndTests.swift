@@ -152,6 +152,45 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(agent.stderr.contains("relp://") && (agent.stderr.contains("the receiver closed") || agent.stderr.contains("Connection reset")))
     }
 
+    /// A receiver that takes about 5 KB a second: the backpressure stops at the spool. 300 alerts
+    /// raised at once are all in the alert file within seconds, a transfer made meanwhile is
+    /// attributed and alerted, the kernel loses nothing, and the spool holds what the receiver
+    /// has not taken yet (the agent, as shipped, stops cleanly with it spooled).
+    @Test func aSlowReceiverFillsTheSpoolNotTheAuditReader() throws {
+        let port = 40_000 + Int.random(in: 0..<5_000)
+        let receiver = try Child(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import socket, sys, time
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("listening", flush=True)
+                c, _ = s.accept()
+                while c.recv(256): time.sleep(0.05)
+                """, String(port),
+            ])
+        defer { _ = receiver.stop(signal: SIGKILL) }
+        try #require(receiver.waitForStdout(containing: "listening", seconds: 10), "\(receiver.stderr)")
+        let agent = try startAgent("[output.syslog]\naddress = \"tcp://127.0.0.1:\(port)\"\n", user: "_xferwatch")
+        #expect(agent.waitForStderr(containing: "syslog tcp://127.0.0.1:\(port): connected", seconds: 10))
+        let lost = try KernelAuditTests.lostRecords()
+        _ = try client("/bin/sh", ["-c", "for i in $(seq 300); do /bin/true ftp -s:slow-$i.txt; done"])
+        let upload = try randomFile("slow.tar.gz", bytes: 30_000)
+        let curl = try client("/usr/bin/curl", ["-s", "-T", upload, "ftp://203.0.113.10/upload/slow.tar.gz"])
+        let started = Date()
+        _ = try waitForAlerts(atLeast: 300, of: "/usr/bin/true")
+        let alerts = try waitForAlerts(atLeast: 1, of: "/usr/bin/curl")
+        #expect(Date().timeIntervalSince(started) < 10, "the alerts were written while the receiver lagged")
+        #expect(alerts.contains { $0.pid == Int(curl) && $0.rule == "ftp.internet" })
+        let json = try status().json
+        #expect(value(json, "outputs", "syslog", "connected") as? Bool == true)
+        #expect((value(json, "outputs", "syslog", "spool_records") as? Int ?? 0) > 100, "the spool holds the backlog: \(json)")
+        #expect(try KernelAuditTests.lostRecords() == lost, "the kernel lost nothing")
+        _ = try stop(agent, expecting: 0)
+    }
+
     /// A spool of 16 KiB cannot hold 100 alerts: the oldest go, the count is exact, the newest arrive.
     @Test func aFullSpoolDropsTheOldestAndSaysHowMany() throws {
         let receiver = try SyslogReceiver(directory: work + "/rsyslog")
