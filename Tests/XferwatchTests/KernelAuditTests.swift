@@ -133,7 +133,9 @@ import Testing
         #expect(try Self.kernelState() == before)
     }
 
-    @Test func multicastModeBesideARunningAuditd() throws {
+    /// `auto` beside a running auditd takes the multicast stream and leaves auditd's pid and
+    /// rules alone; when auditd stops while the agent runs, the stream goes on without it.
+    @Test func multicastModeBesideAnAuditdThatStopsMidway() throws {
         let before = try Self.kernelState()
         try #require(before.pid == "0", "another process holds the audit socket")
         let directory = try makeTemporaryDirectory()
@@ -170,15 +172,6 @@ import Testing
         #expect(try Self.kernelState().pid == String(auditd.pid))
 
         let (truePid, curlPid) = try runClients()
-        usleep(300_000)
-        #expect(agent.stop() == 0)
-        try expectClientEvents(in: agent.stdout, truePid: truePid, curlPid: curlPid)
-
-        // auditd still holds the stream, its rule is there, ours are gone.
-        let after = try Self.kernelState()
-        #expect(after == auditdState)
-        #expect(after.rules.contains("othertool"))
-        #expect(!after.rules.contains("xferwatch"))
         // auditd logged the same commands: both readers got the stream.
         deadline = Date().addingTimeInterval(5)
         var log = ""
@@ -188,6 +181,22 @@ import Testing
             usleep(100_000)
         }
         #expect(log.contains("pid=\(truePid) "))
+        // auditd stops while the agent runs: the multicast stream goes on without it.
+        auditd.stop(signal: SIGTERM)
+        deadline = Date().addingTimeInterval(10)
+        while try Self.kernelState().pid != "0", Date() < deadline { usleep(50_000) }
+        #expect(try Self.kernelState().pid == "0", "auditd gave up the audit pid")
+        let (laterTrue, laterCurl) = try runClients()
+        usleep(300_000)
+        #expect(agent.stop() == 0)
+        try expectClientEvents(in: agent.stdout, truePid: truePid, curlPid: curlPid)
+        try expectClientEvents(in: agent.stdout, truePid: laterTrue, curlPid: laterCurl)
+
+        // auditd's rule is there, ours are gone.
+        let after = try Self.kernelState()
+        #expect(after.rules.contains("othertool"))
+        #expect(!after.rules.contains("xferwatch"))
+        #expect(after.enabled == auditdState.enabled)
     }
 
     /// Runs /bin/true and a curl to a closed loopback port; returns their pids.
