@@ -416,7 +416,11 @@ public final class SyslogForwarder: @unchecked Sendable {
         // Unknown is not acknowledged: the messages stay and are sent again after a reconnect.
         guard !unacknowledged.isEmpty, let pending = connection.unacknowledgedBytes else { return }
         let acknowledged = connection.wireBytesWritten &- UInt64(pending)
-        for index in unacknowledged.indices where unacknowledged[index].mark <= acknowledged { unacknowledged[index].confirmed = true }
+        // Wire positions only grow: the confirmed records are a prefix, and the walk stops at the first that is not.
+        for index in unacknowledged.indices {
+            guard unacknowledged[index].mark <= acknowledged else { break }
+            unacknowledged[index].confirmed = true
+        }
         releaseConfirmed(spool)
     }
 
