@@ -43,6 +43,8 @@ public final class ProcessTable {
     private var pruneRound: UInt64 = 0
     static let settledMilliseconds: Int64 = 60_000
     static let settledShare: UInt64 = 16
+    /// Pids do not come round again this fast: an earlier image this recent is the same process.
+    static let reexecWindowMilliseconds: Int64 = 2000
     private let bootTime: Int64
     /// The unit of start times in /proc/<pid>/stat.
     private let ticksPerSecond = Int64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
@@ -70,16 +72,24 @@ public final class ProcessTable {
         if procfs != nil && stat == nil { counters.goneBeforeRead += 1 }
         let arguments = FieldDecoding.argv(event.records).map { String(decoding: $0, as: UTF8.self) }
         let previous = records[pid]
+        let time = event.key.time.totalMilliseconds
+        var startTicks = stat?.startTicks
+        // Gone before this image's event was read (a wrapper that execs a short-lived client):
+        // the image just before it, same pid and parent and not seen exiting, is the same
+        // process, so both images keep one start time (held alerts merge on it).
+        if stat == nil, let previous, !previous.exited, previous.ppid == ppid, time - previous.startTime < Self.reexecWindowMilliseconds {
+            startTicks = previous.startTicks
+        }
         let parent: ProcessRecord?
-        if let previous, previous.ppid == ppid, previous.startTicks == nil || previous.startTicks == stat?.startTicks {
+        if let previous, previous.ppid == ppid, previous.startTicks == nil || previous.startTicks == startTicks {
             parent = previous.parent
         } else {
-            parent = resolveParent(ppid, childStart: stat?.startTicks)
+            parent = resolveParent(ppid, childStart: startTicks)
         }
         let record = Self.record(
-            from: syscall, pid: pid, ppid: ppid, time: event.key.time.totalMilliseconds, arguments: arguments,
-            workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat, stdin: .unknown, networkNamespace: nil,
-            source: .execve, parent: parent)
+            from: syscall, pid: pid, ppid: ppid, time: time, arguments: arguments,
+            workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat, startTicks: startTicks, stdin: .unknown,
+            networkNamespace: nil, source: .execve, parent: parent)
         record.identity = identify(pid: pid, executable: record.executable, event: event)
         if stat == nil { record.container = parent?.container }
         if let procfs, stat != nil {
@@ -119,18 +129,18 @@ public final class ProcessTable {
         let ppid = Int32(truncatingIfNeeded: syscall.integer("ppid") ?? 0)
         return Self.record(
             from: syscall, pid: pid, ppid: ppid, time: time, arguments: syscall.string("comm").map { [$0] } ?? [],
-            workingDirectory: nil, stat: nil, stdin: .unknown, networkNamespace: nil, source: .syscall,
+            workingDirectory: nil, stat: nil, startTicks: nil, stdin: .unknown, networkNamespace: nil, source: .syscall,
             parent: records[ppid])
     }
 
     /// A record from the identity fields every SYSCALL record carries (exe, ids, tty).
     private static func record(
         from syscall: AuditRecord, pid: Int32, ppid: Int32, time: Int64, arguments: [String],
-        workingDirectory: String?, stat: ProcStat?, stdin: StdinKind, networkNamespace: UInt64?,
+        workingDirectory: String?, stat: ProcStat?, startTicks: UInt64?, stdin: StdinKind, networkNamespace: UInt64?,
         source: ProcessRecord.Source, parent: ProcessRecord?
     ) -> ProcessRecord {
         ProcessRecord(
-            pid: pid, ppid: ppid, startTicks: stat?.startTicks, startTime: time, executable: syscall.string("exe") ?? "",
+            pid: pid, ppid: ppid, startTicks: startTicks, startTime: time, executable: syscall.string("exe") ?? "",
             arguments: arguments, workingDirectory: workingDirectory,
             uid: syscall.uint32("uid"), euid: syscall.uint32("euid"), gid: syscall.uint32("gid"),
             auid: syscall.uint32("auid"), sessionID: syscall.uint32("ses"), terminalSession: stat?.session,

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import AuditIngest
+@testable import Detection
 @testable import HostState
 
 /// The process model on a /proc tree the test writes, and the parsers on real kernel text.
@@ -41,13 +42,15 @@ import Testing
     }
 
     /// An execve event as the kernel writes it, for `pid` with parent `ppid`.
-    func execEvent(pid: Int32, ppid: Int32, exe: String, argv: [String], serial: Int) throws -> (AuditRecord, AuditEvent) {
+    func execEvent(
+        pid: Int32, ppid: Int32, exe: String, argv: [String], serial: Int, time: String = "1700000100.000"
+    ) throws -> (AuditRecord, AuditEvent) {
         let args = argv.enumerated().map { "a\($0.offset)=\"\($0.element)\"" }.joined(separator: " ")
         let (events, _) = try assemble([
-            "type=SYSCALL msg=audit(1700000100.000:\(serial)): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=2 ppid=\(ppid) pid=\(pid) auid=1000 uid=1000 gid=50 euid=1000 suid=1000 fsuid=1000 egid=50 sgid=50 fsgid=50 tty=pts1 ses=7 comm=\"x\" exe=\"\(exe)\" key=\"k\"",
-            "type=EXECVE msg=audit(1700000100.000:\(serial)): argc=\(argv.count) \(args)",
-            "type=CWD msg=audit(1700000100.000:\(serial)): cwd=\"/home/u\"",
-            "type=EOE msg=audit(1700000100.000:\(serial)): ",
+            "type=SYSCALL msg=audit(\(time):\(serial)): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=2 ppid=\(ppid) pid=\(pid) auid=1000 uid=1000 gid=50 euid=1000 suid=1000 fsuid=1000 egid=50 sgid=50 fsgid=50 tty=pts1 ses=7 comm=\"x\" exe=\"\(exe)\" key=\"k\"",
+            "type=EXECVE msg=audit(\(time):\(serial)): argc=\(argv.count) \(args)",
+            "type=CWD msg=audit(\(time):\(serial)): cwd=\"/home/u\"",
+            "type=EOE msg=audit(\(time):\(serial)): ",
         ])
         let event = try #require(events.first)
         return (event.records[0], event)
@@ -98,6 +101,28 @@ import Testing
         proc.remove(pid: 100)
         table.pruneExited()
         #expect(table.record(pid: 100) == nil && second.exited && table.counters.exited == 1)
+    }
+
+    /// A wrapper execs a client that is gone before its event is read: both images are one
+    /// process (one held alert, the client's), unless the earlier image is too old to be sure.
+    @Test func anImageGoneBeforeItsEventIsTheSameProcessAsTheImageBefore() throws {
+        let proc = try FakeProc()
+        try proc.add(pid: 100, ppid: 1, start: 500, exe: "/bin/bash")
+        try proc.add(pid: 200, ppid: 100, start: 900, exe: "/usr/bin/true")
+        let table = ProcessTable(procfs: ProcFS(root: proc.root))
+        let (s1, e1) = try execEvent(pid: 200, ppid: 100, exe: "/opt/wrapper", argv: ["wrapper", "/bin/true", "ftp", "-s:x"], serial: 1)
+        let wrapper = try #require(table.exec(s1, event: e1))
+        proc.remove(pid: 200)
+        let (s2, e2) = try execEvent(
+            pid: 200, ppid: 100, exe: "/usr/bin/true", argv: ["/bin/true", "ftp", "-s:x"], serial: 2, time: "1700000100.004")
+        let program = try #require(table.exec(s2, event: e2))
+        #expect(program.startTicks == 900 && program.parent === wrapper.parent && !wrapper.exited)
+        #expect(HeldAlerts.isSameOrDescendant(program, of: wrapper))
+
+        // Seconds later the pid may have come round: a different process.
+        let (s3, e3) = try execEvent(pid: 200, ppid: 100, exe: "/usr/bin/ftp", argv: ["ftp"], serial: 3, time: "1700000105.000")
+        let later = try #require(table.exec(s3, event: e3))
+        #expect(later.startTicks == nil && program.exited && !HeldAlerts.isSameOrDescendant(later, of: program))
     }
 
     @Test func settledProcessesArePrunedInTurn() throws {
