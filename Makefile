@@ -85,7 +85,7 @@ bench-replay: test-deps release
 golden: deps
 	XFERWATCH_UPDATE_GOLDEN=1 $(SWIFT) test --filter GoldenReplayTests
 
-# libFuzzer targets (fuzz/): packets, audit records, TOML, control requests, RELP answers, /proc and ELF notes, FUZZ_SECONDS each
+# libFuzzer targets (fuzz/): packets, audit records, TOML, control requests, RELP answers, /proc and ELF notes, syslog messages, FUZZ_SECONDS each
 # (default 60); fails on a crash or a hang.
 fuzz: deps
 	fuzz/run

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpora into DIR/<target>/: audit records cut from the
-recorded fixtures, agent.conf, control request lines, RELP answers rsyslog's imrelp gave, /proc lines and an ELF note, and captured packets of every protocol the
-tap reads (Linux cooked headers, IPv4 and IPv6). Usage: fuzz/seeds.py DIR"""
+recorded fixtures, agent.conf, control request lines, RELP answers rsyslog's imrelp gave, /proc lines and an ELF note, captured packets of every protocol the
+tap reads (Linux cooked headers, IPv4 and IPv6), and the values of recorded alerts for the syslog
+message builder. Usage: fuzz/seeds.py DIR"""
 import os, struct, sys
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,3 +80,13 @@ for i, payload in enumerate(payloads):
     write("packets", f"tcp6-{i}", checksum_free_tcp(payload, ipv6=True))
 write("packets", "tftp-wrq", udp(b"\x00\x02report.tar\x00octet\x00"))
 write("packets", "tftp-rrq6", udp(b"\x00\x01f\x00netascii\x00", ipv6=True))
+
+# Syslog: the arguments of recorded alerts (format and bound bytes, host, rule, event, values).
+import json
+for log in ["detection", "enriched", "flows", "raw"]:
+    for i, line in enumerate(open(os.path.join(root, f"Tests/Fixtures/golden/{log}.alerts.jsonl"), "rb").read().splitlines()[:6]):
+        alert = json.loads(line)
+        args = [a.encode("utf-8", "surrogateescape") for a in alert.get("process", {}).get("args", [])]
+        fields = [b"host.example.com", alert["rule"]["id"].encode(), alert["event"]["id"].encode()] + args
+        write("syslog", f"{log}-{i}", bytes([i % 2, 40 + 37 * i % 200]) + b"\x00".join(fields))
+write("syslog", "hostile", b"\x00\x02" + b"\x00".join([b"h o\ns]t", b'r"]\\', b"e\x1b", b"\xff\xfe" * 300, b"a|b=c\n" * 90]))

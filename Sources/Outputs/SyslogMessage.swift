@@ -96,8 +96,9 @@ public struct SyslogMessageBuilder: Sendable {
         case .rfc3164:
             out += Self.bsdTimestamp(time)
             out.append(0x20)
-            out += hostname.utf8
-            out += " \(appName)[\(processID)]: ".utf8
+            // A space or a newline in the name would move the receiver's fields.
+            Self.appendHeaderField(hostname, maximum: 255, to: &out)
+            out += "\(appName)[\(processID)]: ".utf8
         }
         out += payload
         return out

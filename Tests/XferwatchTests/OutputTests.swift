@@ -86,6 +86,12 @@ import Testing
         var parts = tm()
         localtime_r(&seconds, &parts)
         #expect(text.contains(String(format: "%02d:%02d:%02d", parts.tm_hour, parts.tm_min, parts.tm_sec)))
+
+        // A host name with a space or a newline would move
+        // the tag: the header keeps its printable bytes, as RFC 5424's does.
+        let odd = try Self.builder("address = \"udp://127.0.0.1:1\"\nformat = \"rfc3164\"", hostname: "my host\nname")
+        let oddText = String(decoding: odd.message(time: 0, severity: 4, msgID: "x", parameters: [], payload: Array("hi".utf8)).bytes, as: UTF8.self)
+        #expect(oddText.hasSuffix(" myhostname xferwatch[4242]: hi"), "\(oddText)")
     }
 
     @Test func longMessagesAreCutAtACharacterBoundaryAndMarked() throws {
