@@ -24,7 +24,7 @@ final class ScanStage {
     private struct AlertKey: Hashable {
         let pid: Int32
         let processStart: Int64
-        let file: FileIdentity
+        let file: FileVersion
         let rule: String
     }
 
@@ -137,10 +137,12 @@ final class ScanStage {
             let name = path.string("name"), !name.isEmpty,
             let inode = path.integer("inode").map({ UInt64(bitPattern: $0) })
         else { return }
-        if isKnownClean(name, inode: inode, device: path.deviceNumber("dev")) { return }
+        let process = succeeded ? wiring.processes.record(pid: pid) : wiring.processes.describe(pid: pid, syscall: syscall, time: time)
+        // The record of this very execve (not an earlier image of the pid) stated its file.
+        let statedFile = succeeded && process?.startTime == time ? process?.executableFile : nil
+        if isKnownClean(name, inode: inode, device: path.deviceNumber("dev"), statedFile: statedFile) { return }
         let cwd = event.first(.cwd)?.string("cwd")
         let resolved = Self.normalized(name.hasPrefix("/") || cwd == nil ? name : cwd! + "/" + name)
-        let process = succeeded ? wiring.processes.record(pid: pid) : wiring.processes.describe(pid: pid, syscall: syscall, time: time)
         let trigger: String
         if succeeded {
             trigger = "executed \(resolved)"
@@ -157,14 +159,16 @@ final class ScanStage {
 
     /// Whether the host's file at absolute `name` is the one audit saw (inode and device) and
     /// was scanned clean as it is now (size, mtime): most execs on a host run the same few
-    /// binaries, and a stat here costs less than waking the worker for its cache.
-    private func isKnownClean(_ name: String, inode: UInt64, device: UInt64?) -> Bool {
+    /// binaries, and a stat here costs less than waking the worker for its cache. The process
+    /// table stated the executable moments ago (`statedFile`): a binary, not a script, is that file.
+    private func isKnownClean(_ name: String, inode: UInt64, device: UInt64?, statedFile: FileVersion?) -> Bool {
         guard name.hasPrefix("/"), let device else { return false }
+        if let statedFile, statedFile.inode == inode, statedFile.device == device { return queue.isKnownClean(statedFile) }
         var info = stat()
         guard stat(hostRoot + name, &info) == 0, UInt64(info.st_ino) == inode, UInt64(info.st_dev) == device,
             info.st_mode & S_IFMT == S_IFREG
         else { return false }
-        return queue.isKnownClean(FileIdentity(info))
+        return queue.isKnownClean(FileVersion(info))
     }
 
     /// Where `path`, as process `pid` named it, can be opened (see `ScanTarget.locations`).

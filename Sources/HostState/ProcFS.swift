@@ -27,7 +27,13 @@ public final class ProcFS {
     private var buffer = [UInt8](repeating: 0, count: 65_536)
     private var path = [CChar](repeating: 0, count: 256)
 
-    public init(root: String = "/proc") { self.root = root }
+    /// The agent's own /proc: its pids are the ones kill(2) reaches.
+    private let isOwnProc: Bool
+
+    public init(root: String = "/proc") {
+        self.root = root
+        isOwnProc = root == "/proc"
+    }
 
     // MARK: paths without allocating
 
@@ -83,8 +89,13 @@ public final class ProcFS {
         return n < 0 ? nil : buffer[..<n]
     }
 
+    /// Whether process `pid` exists (a zombie too). On the agent's own /proc, `kill(pid, 0)`
+    /// asks without a path walk: looking up a pid that is gone, as most execve'd processes
+    /// are by the time their event is read, costs /proc a dentry allocated and freed.
     public func exists(pid: Int32) -> Bool {
-        withPath(pid: pid, "") { access($0, F_OK) == 0 }
+        guard pid > 0 else { return false }
+        if isOwnProc { return kill(pid, 0) == 0 || errno == EPERM }
+        return withPath(pid: pid, "") { access($0, F_OK) == 0 }
     }
 
     // MARK: typed readers
@@ -92,7 +103,7 @@ public final class ProcFS {
     /// `/proc/<pid>/stat`. The command name may hold spaces and parentheses: fields start
     /// after the last `)`.
     public func stat(pid: Int32) -> ProcStat? {
-        guard let text = readRecord(pid: pid, "stat") else { return nil }
+        guard !isOwnProc || exists(pid: pid), let text = readRecord(pid: pid, "stat") else { return nil }
         return Self.parseStat(text)
     }
 

@@ -113,6 +113,9 @@ public final class ProcessRecord: @unchecked Sendable {
     /// What the binary is when it is a known program (`ProgramCatalog`); nil when it is not,
     /// when it could not be read, and in a replay.
     public internal(set) var identity: ProgramIdentity?
+    /// The host's file audit saw executed, as it was when identified: scanning's clean set
+    /// answers from it without another stat. Nil when identified through /proc/<pid>/exe.
+    public internal(set) var executableFile: FileVersion?
 
     /// The program it is, for the rules: a known binary by its identity (a renamed tnftp is
     /// `tnftp`), busybox by the applet it runs, anything else by its names.

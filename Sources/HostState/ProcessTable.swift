@@ -90,7 +90,7 @@ public final class ProcessTable {
             from: syscall, pid: pid, ppid: ppid, time: time, arguments: arguments,
             workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat, startTicks: startTicks, stdin: .unknown,
             networkNamespace: nil, source: .execve, parent: parent)
-        record.identity = identify(pid: pid, executable: record.executable, event: event)
+        identify(record, event: event)
         if stat == nil { record.container = parent?.container }
         if let procfs, stat != nil {
             if let eager = eagerPrograms, !record.isProgram(in: eager) {
@@ -109,16 +109,21 @@ public final class ProcessTable {
     /// The binary's identity: the host's file at its path when it is the file audit saw (inode
     /// and device of a PATH record: a short walk, no /proc dentry), else /proc/<pid>/exe (any
     /// mount namespace, a file replaced since).
-    private func identify(pid: Int32, executable: String, event: AuditEvent?) -> ProgramIdentity? {
-        guard let catalog, let procfs else { return nil }
+    private func identify(_ record: ProcessRecord, event: AuditEvent?) {
+        guard let catalog, let procfs else { return }
+        let executable = record.executable
         if let event, executable.hasPrefix("/") {
             let audited = event.records.compactMap { record -> ProgramCatalog.FileIdentity? in
                 guard record.type == .path, let inode = record.integer("inode"), let device = record.deviceNumber("dev") else { return nil }
                 return ProgramCatalog.FileIdentity(device: device, inode: UInt64(bitPattern: inode))
             }
-            if let file = catalog.file(at: executable, amongFiles: audited) { return catalog.identity(of: file, at: executable) }
+            if let file = catalog.file(at: executable, amongFiles: audited) {
+                record.executableFile = file
+                record.identity = catalog.identity(of: file, at: executable)
+                return
+            }
         }
-        return catalog.identify(path: "\(procfs.root)/\(pid)/exe")
+        record.identity = catalog.identify(path: "\(procfs.root)/\(record.pid)/exe")
     }
 
     /// The process behind a syscall: `current(pid:)`, else (gone before we could read it, a
@@ -233,7 +238,7 @@ public final class ProcessTable {
             uid: status.uid, euid: status.euid, gid: status.gid, auid: auid.map(UInt32.init(truncatingIfNeeded:)),
             sessionID: session.map(UInt32.init(truncatingIfNeeded:)), terminalSession: stat.session, tty: ProcFS.terminalName(ttyNumber: stat.ttyNumber),
             stdin: procfs.stdin(pid: pid), networkNamespace: procfs.networkNamespace(pid: pid), source: .proc, parent: parent)
-        record.identity = identify(pid: pid, executable: exe, event: nil)
+        identify(record, event: nil)
         record.container = procfs.cgroup(pid: pid).flatMap(ContainerIdentity.parse(cgroup:))
         insert(record)
         counters.seeded += 1

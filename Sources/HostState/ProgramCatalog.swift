@@ -19,23 +19,6 @@ public struct ProgramIdentity: Sendable, Equatable {
 /// standard directories and again when one of those files changes; an executable is looked
 /// up by (device, inode, size, mtime), so each distinct file is read once.
 public final class ProgramCatalog {
-    /// A file's identity and version: another content under the same inode is another key.
-    public struct FileKey: Hashable, Sendable {
-        let device: UInt64
-        let inode: UInt64
-        let size: Int64
-        let modified: Int64
-        let modifiedNanoseconds: Int
-
-        init(_ info: stat) {
-            device = UInt64(info.st_dev)
-            inode = UInt64(info.st_ino)
-            size = Int64(info.st_size)
-            modified = Int64(info.st_mtim.tv_sec)
-            modifiedNanoseconds = info.st_mtim.tv_nsec
-        }
-    }
-
     public struct Counters: Sendable {
         /// Executables read for their build-id (each distinct file once).
         public var filesRead = 0
@@ -49,8 +32,8 @@ public final class ProgramCatalog {
     private let directories: [String]
     private var byBuildID: [[UInt8]: ProgramIdentity] = [:]
     /// The installed files learned, to notice upgrades.
-    private var learned: [String: FileKey] = [:]
-    private var cache: [FileKey: ProgramIdentity?] = [:]
+    private var learned: [String: FileVersion] = [:]
+    private var cache: [FileVersion: ProgramIdentity?] = [:]
     private static let cacheLimit = 16_384
     public private(set) var counters = Counters()
     public var count: Int { byBuildID.count }
@@ -70,7 +53,7 @@ public final class ProgramCatalog {
                 guard let real = realPath(directory + "/" + name), seen.insert(real).inserted else { continue }
                 var info = stat()
                 guard stat(real, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
-                learned[real] = FileKey(info)
+                learned[real] = FileVersion(info)
                 guard let id = Self.buildID(path: real) else { continue }
                 let program = ProgramIdentity(name: baseName(real), path: real)
                 // The first directory wins (/usr/bin before /usr/local/bin), as PATH would.
@@ -83,7 +66,7 @@ public final class ProgramCatalog {
     public func refreshIfChanged() {
         let changed = learned.contains { path, key in
             var info = stat()
-            return stat(path, &info) != 0 || FileKey(info) != key
+            return stat(path, &info) != 0 || FileVersion(info) != key
         }
         guard changed else { return }
         counters.relearned += 1
@@ -103,16 +86,16 @@ public final class ProgramCatalog {
     /// The file at `path` as the catalog keys it; nil when it cannot be read or, with
     /// `amongFiles`, is not one of those files (the host's file at a path, checked against
     /// what audit saw).
-    public func file(at path: String, amongFiles files: [FileIdentity]? = nil) -> FileKey? {
+    public func file(at path: String, amongFiles files: [FileIdentity]? = nil) -> FileVersion? {
         var info = stat()
         guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
         if let files, !files.contains(FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))) { return nil }
-        return FileKey(info)
+        return FileVersion(info)
     }
 
     /// What the file `key` (at `path`) is; nil when it is none of the known programs. Each
     /// distinct file is read once.
-    public func identity(of key: FileKey, at path: String) -> ProgramIdentity? {
+    public func identity(of key: FileVersion, at path: String) -> ProgramIdentity? {
         if let known = cache[key] { return known }
         counters.filesRead += 1
         let program = Self.buildID(path: path).flatMap { byBuildID[$0] }

@@ -5,6 +5,23 @@
 /// Reads `fd` to its end into `buffer` from index 0, growing it (doubling) up to `limit`
 /// bytes: the one whole-file reader. Returns the byte count, or nil with errno set; a file
 /// longer than `limit` gives its first `limit` bytes.
+/// A version of a file: another content under the same inode (new size or mtime) or another
+/// inode at the same path is another version. Caches of what a file is key on it.
+public struct FileVersion: Hashable, Sendable {
+    public let device: UInt64
+    public let inode: UInt64
+    public let size: Int64
+    /// Nanoseconds since the epoch.
+    public let modified: Int64
+
+    public init(_ info: stat) {
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+    }
+}
+
 public func readToEnd(fd: Int32, into buffer: inout [UInt8], limit: Int = Int.max) -> Int? {
     if buffer.isEmpty { buffer = [UInt8](repeating: 0, count: min(4096, limit)) }
     var total = 0

@@ -1,22 +1,8 @@
+import Runtime
+
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// A file as scanning saw it: the cache key is its identity, so a file rewritten in place
-/// (new size or mtime) or replaced (new inode) is scanned again.
-public struct FileIdentity: Hashable, Sendable {
-    public let device: UInt64
-    public let inode: UInt64
-    public let size: Int64
-    public let modified: Int64
-
-    public init(_ info: stat) {
-        device = UInt64(info.st_dev)
-        inode = UInt64(info.st_ino)
-        size = Int64(info.st_size)
-        modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
-    }
-}
 
 /// What to scan: the path an event names, and how to be sure it is the file the event meant.
 public struct ScanTarget: Sendable, Equatable {
@@ -38,7 +24,7 @@ public struct ScanTarget: Sendable, Equatable {
 
 public struct ScannedFile: Sendable, Equatable {
     public let path: String
-    public let identity: FileIdentity
+    public let identity: FileVersion
     /// Computed for matched files only.
     public let sha256: String?
 }
@@ -79,9 +65,9 @@ public final class FileScanner {
     private let rules: YaraRules
     private let maximumSize: Int64
     private let cacheCapacity: Int
-    private var cache: [FileIdentity: (sha256: String?, matches: [YaraMatch])] = [:]
+    private var cache: [FileVersion: (sha256: String?, matches: [YaraMatch])] = [:]
     /// Insertion order, for evicting the oldest entry.
-    private var cacheOrder: [FileIdentity] = []
+    private var cacheOrder: [FileVersion] = []
     private var cacheOldest = 0
 
     public init(rules: YaraRules, maximumSize: Int64, cacheCapacity: Int = 16_384) {
@@ -100,7 +86,7 @@ public final class FileScanner {
                 continue
             }
             if let expected = target.expectedInode, UInt64(info.st_ino) != expected { continue }
-            return scan(location, reportedAs: target.path, identity: FileIdentity(info))
+            return scan(location, reportedAs: target.path, identity: FileVersion(info))
         }
         if sawIrregular {
             counters.notRegular += 1
@@ -110,7 +96,7 @@ public final class FileScanner {
         return ScanResult(outcome: .gone, file: nil, matches: [])
     }
 
-    private func scan(_ location: String, reportedAs path: String, identity: FileIdentity) -> ScanResult {
+    private func scan(_ location: String, reportedAs path: String, identity: FileVersion) -> ScanResult {
         if let cached = cache[identity] {
             counters.cacheHits += 1
             return ScanResult(outcome: .cached, file: ScannedFile(path: path, identity: identity, sha256: cached.sha256), matches: cached.matches)
@@ -127,7 +113,7 @@ public final class FileScanner {
         }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, FileIdentity(info) == identity else {
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, FileVersion(info) == identity else {
             counters.gone += 1
             return ScanResult(outcome: .gone, file: nil, matches: [])
         }
@@ -146,7 +132,7 @@ public final class FileScanner {
         return ScanResult(outcome: .scanned, file: ScannedFile(path: path, identity: identity, sha256: sha256), matches: matches)
     }
 
-    private func remember(_ identity: FileIdentity, sha256: String?, matches: [YaraMatch]) {
+    private func remember(_ identity: FileVersion, sha256: String?, matches: [YaraMatch]) {
         if cacheOrder.count < cacheCapacity {
             cacheOrder.append(identity)
         } else {

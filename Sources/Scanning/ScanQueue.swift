@@ -33,7 +33,7 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
     private var pendingHead = 0
     private var results: [(ScanResult, Context)] = []
     private var snapshot = Counters()
-    private var clean: Set<FileIdentity> = []
+    private var clean: Set<FileVersion> = []
     /// `isKnownClean` answers that spared the worker a target (counted as cache hits).
     private var cleanHits = 0
     private var stopping = false
@@ -113,7 +113,7 @@ public final class ScanQueue<Context: Sendable>: @unchecked Sendable {
     /// Whether the file with `identity` was scanned clean with the current rules; a yes is
     /// counted as a cache hit. Lets the event loop skip the hand-over for the binaries a host
     /// runs over and over (one lock, no wake-up of the worker).
-    public func isKnownClean(_ identity: FileIdentity) -> Bool {
+    public func isKnownClean(_ identity: FileVersion) -> Bool {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         guard clean.contains(identity) else { return false }

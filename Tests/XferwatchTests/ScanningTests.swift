@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 import Scanning
 import Testing
 
@@ -149,10 +150,10 @@ enum SyntheticBinary {
         let clean = directory + "/clean.exe", matching = directory + "/matching.exe"
         try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 3), to: clean)
         try SyntheticBinary.write(SyntheticBinary.lightFTPPE(strings: 4), to: matching)
-        func identity(_ path: String) -> FileIdentity {
+        func identity(_ path: String) -> FileVersion {
             var info = stat()
             stat(path, &info)
-            return FileIdentity(info)
+            return FileVersion(info)
         }
         #expect(!queue.isKnownClean(identity(clean)), "nothing is known before a scan")
         #expect(queue.submit(ScanTarget(path: clean), context: 1) && queue.submit(ScanTarget(path: matching), context: 2))

@@ -157,7 +157,7 @@ final class Replayed {
     @discardableResult
     func run(_ lines: [String]) -> Replayed {
         for line in lines {
-            var bytes = Array(line.utf8)
+            let bytes = Array(line.utf8)
             bytes.withUnsafeBytes { graph.pipeline.ingest(line: $0, position: "test") }
         }
         graph.finish(log: Logger(level: .error))
