@@ -73,7 +73,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var statusIntervalMilliseconds = 1000
         public var receiveBufferBytes = 8 << 20
         /// While records arrive back to back, how long they gather before the next read.
-        public var batchWaitMilliseconds = 4
+        public var batchWaitMilliseconds = 8
     }
 
     public struct Host: Sendable, Equatable {
