@@ -127,10 +127,10 @@ def measure_auditd(rate, seconds, rules, laurel, port=9):
         sh("auditctl", "-e", "0", check=False)
 
 
-def start_xferwatchd(directory, seconds_to_start=10, extra="", log_level="warning", user="root"):
+def start_xferwatchd(directory, seconds_to_start=10, extra="", log_level="warning", user="root", audit=""):
     """Starts xferwatchd with everything on (the packet tap too) in a fresh `directory`, `extra`
-    appended to its configuration, as `user`; returns it once its rules are in, with those rules
-    re-keyed for auditd (same rules, our key left alone)."""
+    appended to its configuration and `audit` to its [audit] table, as `user`; returns it once
+    its rules are in, with those rules re-keyed for auditd (same rules, our key left alone)."""
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)
     if user != "root":
@@ -146,6 +146,7 @@ log_level = "{log_level}"
 user = "{user}"
 [audit]
 source = "unicast"
+{audit}
 [rules.yara]
 paths = ["{ROOT}/rules/yara/*.yar"]
 [output.file]
@@ -169,8 +170,8 @@ def stop_xferwatchd(agent):
     agent.wait(60)
 
 
-def measure_xferwatchd(rate, seconds):
-    agent, rules = start_xferwatchd(os.path.join(OUT, f"xferwatchd-{rate}"))
+def measure_xferwatchd(rate, seconds, **options):
+    agent, rules = start_xferwatchd(os.path.join(OUT, f"xferwatchd-{rate}"), **options)
     try:
         cpu, lost, line = run_load(rate, seconds, lambda: [agent.pid])
         return cpu, lost, peak_rss_mb(agent.pid), line, rules

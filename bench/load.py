@@ -27,9 +27,10 @@ OUT = os.path.join(os.path.dirname(LIVE_OUT), "load")
 LAB = os.path.join(ROOT, "Tests/support/transfer-lab")
 
 
-def start_agent(directory):
+def start_agent(directory, audit=""):
     """xferwatchd as the package runs it, syslog off (nothing to deliver to)."""
-    agent, _ = start_xferwatchd(directory, seconds_to_start=30, extra="[output.syslog]\nenabled = false\n", user="_xferwatch")
+    agent, _ = start_xferwatchd(directory, seconds_to_start=30, extra="[output.syslog]\nenabled = false\n", user="_xferwatch",
+                                audit=audit)
     return agent
 
 
@@ -121,9 +122,11 @@ def main():
 
         if burst:
             # Beyond capacity: the agent stopped (SIGSTOP) for 2 s of a 4 s load, with a backlog
-            # of 256 records, so the kernel must drop and count; audited processes must not wait.
+            # of 256 records and the smallest receive buffer (64 KiB: a few hundred records; the
+            # default 8 MiB holds the 2 s of a slow machine's load), so the kernel must drop and
+            # count; audited processes must not wait.
             directory = os.path.join(OUT, "burst")
-            agent = start_agent(directory)
+            agent = start_agent(directory, audit="receive_buffer_bytes = 65536")
             sh("auditctl", "-b", "256")
             time.sleep(1)
             lost_before = int(audit_status()["lost"])
