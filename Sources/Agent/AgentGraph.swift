@@ -50,6 +50,9 @@ public final class AgentGraph {
     private let namespaceIdleMilliseconds: Int64
     /// The newest event time of a replayed log: its clock.
     private var logTime: Int64 = 0
+    /// The newest audit event time read live, and the destroy notifications waiting for it.
+    private var newestAuditTime: Int64 = 0
+    private var heldDestroys = HeldDestroys<(namespace: UInt64, socket: InetSocket)>()
     /// Finished flows for `agentctl flows` (live only).
     let recentFlows: RecentLines?
     /// Scanning, live only; started after the privilege drop, replaced by a reload.
@@ -108,6 +111,18 @@ public final class AgentGraph {
         routed = { [unowned self] event in route(event) }
     }
 
+    /// A socket's destroy notification, read at `arrival`: it waits (`HeldDestroys`) until the
+    /// audit records from before it have been read.
+    func socketDestroyed(namespace: UInt64, socket: InetSocket, arrival: Int64) {
+        heldDestroys.hold((namespace, socket), arrival: arrival)
+    }
+
+    /// Hands the flow tracker the destroy notifications the audit stream caught up with, or that
+    /// waited long enough; every loop turn, after the audit source.
+    func releaseDestroys(now: Int64) {
+        heldDestroys.release(auditTime: newestAuditTime, now: now) { tracker.destroyed(namespace: $0.namespace, socket: $0.socket, now: $1) }
+    }
+
     /// One assembled event through the stages, in the order they depend on each other.
     private func route(_ event: AuditEvent) {
         eventWatcher?(event)
@@ -119,6 +134,7 @@ public final class AgentGraph {
             now = logTime
         } else {
             now = realtimeMilliseconds()
+            newestAuditTime = max(newestAuditTime, event.key.time.totalMilliseconds)
         }
         tracker.handle(event, now: now)
         // After the tracker: an execve's process is in the table by then.
@@ -160,6 +176,7 @@ public final class AgentGraph {
     /// the scanner's last results and pending health findings become alerts.
     func finish(log: Logger) {
         pipeline.flush()
+        heldDestroys.releaseAll { tracker.destroyed(namespace: $0.namespace, socket: $0.socket, now: $1) }
         tracker.finish(now: replaying ? logTime : realtimeMilliseconds())
         detector.decideHeld()
         if let scans {

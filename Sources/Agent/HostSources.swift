@@ -6,7 +6,7 @@ import Runtime
 #endif
 
 /// sock_diag's destroy notifications (one socket per watched network namespace): the final
-/// counters of sockets, to the flow tracker.
+/// counters of sockets, to the flow tracker once the audit stream caught up (`HeldDestroys`).
 final class SocketDestroySource: LoopSource {
     private let graph: AgentGraph
     private let log: Logger
@@ -21,14 +21,18 @@ final class SocketDestroySource: LoopSource {
     }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
-        guard polled.anyReady, let sockets = graph.sockets else { return .none }
-        sockets.drainDestroyed { namespace, socket in
-            log.debug(
-                "socket destroyed in namespace \(namespace): \(socket.transport.rawValue) \(socket.localAddress):\(socket.localPort) -> "
-                    + "\(socket.remoteAddress):\(socket.remotePort) cookie \(socket.cookie.map(String.init) ?? "-") "
-                    + "out \(socket.bytesOut.map(String.init) ?? "-") in \(socket.bytesIn.map(String.init) ?? "-")")
-            graph.tracker.destroyed(namespace: namespace, socket: socket, now: time.realtime)
+        guard let sockets = graph.sockets else { return .none }
+        if polled.anyReady {
+            sockets.drainDestroyed { namespace, socket in
+                log.debug(
+                    "socket destroyed in namespace \(namespace): \(socket.transport.rawValue) \(socket.localAddress):\(socket.localPort) -> "
+                        + "\(socket.remoteAddress):\(socket.remotePort) cookie \(socket.cookie.map(String.init) ?? "-") "
+                        + "out \(socket.bytesOut.map(String.init) ?? "-") in \(socket.bytesIn.map(String.init) ?? "-")")
+                graph.socketDestroyed(namespace: namespace, socket: socket, arrival: time.realtime)
+            }
         }
+        // The audit source ran first this turn: what it read is what the notifications wait for.
+        graph.releaseDestroys(now: time.realtime)
         return .none
     }
 }

@@ -94,6 +94,18 @@ extension KernelAuditTests.FlowEndToEnd {
     @Test func silentAndNonReadingClientsNeitherStallTheAgentNorExhaustItsDescriptors() throws {
         let agent = try startAgent(user: "_xferwatch")
         func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd").count) ?? -1 }
+        func links() -> [String] {
+            (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd"))?.compactMap {
+                try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(agent.pid)/fd/\($0)")
+            } ?? []
+        }
+        // The agent's accepted control connections: /proc/net/unix lists each socket by inode
+        // with the path it was accepted on (the listener's flags are 00010000).
+        func acceptedControlConnections() -> Int {
+            let held = Set(links().compactMap { $0.hasPrefix("socket:[") ? String($0.dropFirst(8).dropLast()) : nil })
+            let unix = ((try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8)) ?? "").split(separator: "\n").map { $0.split(separator: " ") }
+            return unix.filter { $0.count >= 8 && $0[7] == controlSocket && $0[3] != "00010000" && held.contains(String($0[6])) }.count
+        }
         let baseline = descriptors()
         var flood: [Int32] = []
         defer { for fd in flood { close(fd) } }
@@ -121,6 +133,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let upload = try randomFile("flood.tar.gz", bytes: 40_000)
         let curl = try client("/usr/bin/curl", ["-s", "-T", upload, "ftp://203.0.113.10/upload/flood.tar.gz"])
         peak = max(peak, descriptors())
+        #expect(acceptedControlConnections() > 0, "the flood holds control connections")
         let started = Date()
         let answered = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket], seconds: 20)
         let took = Date().timeIntervalSince(started)
@@ -136,7 +149,9 @@ extension KernelAuditTests.FlowEndToEnd {
         for fd in flood { close(fd) }
         flood.removeAll()
         usleep(6_000_000)
-        #expect(descriptors() <= baseline + 1, "descriptors: \(baseline) before, \(descriptors()) after")
+        #expect(acceptedControlConnections() == 0, "control connections left behind")
+        // Besides: the alert file, opened for curl's alert; a namespace socket may still be idling.
+        #expect(descriptors() <= baseline + 3, "descriptors: \(baseline) before, \(descriptors()) after: \(links())")
         _ = try stop(agent, expecting: 1)
     }
 
