@@ -120,7 +120,11 @@ public final class AgentGraph {
     /// Hands the flow tracker the destroy notifications the audit stream caught up with, or that
     /// waited long enough; every loop turn, after the audit source.
     func releaseDestroys(now: Int64) {
-        heldDestroys.release(auditTime: newestAuditTime, now: now) { tracker.destroyed(namespace: $0.namespace, socket: $0.socket, now: $1) }
+        heldDestroys.release(auditTime: newestAuditTime, now: now, handOnDestroy)
+    }
+
+    private func handOnDestroy(_ notification: (namespace: UInt64, socket: InetSocket), arrival: Int64) {
+        tracker.destroyed(namespace: notification.namespace, socket: notification.socket, now: arrival)
     }
 
     /// One assembled event through the stages, in the order they depend on each other.
@@ -176,7 +180,7 @@ public final class AgentGraph {
     /// the scanner's last results and pending health findings become alerts.
     func finish(log: Logger) {
         pipeline.flush()
-        heldDestroys.releaseAll { tracker.destroyed(namespace: $0.namespace, socket: $0.socket, now: $1) }
+        heldDestroys.releaseAll(handOnDestroy)
         tracker.finish(now: replaying ? logTime : realtimeMilliseconds())
         detector.decideHeld()
         if let scans {

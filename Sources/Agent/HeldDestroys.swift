@@ -30,27 +30,23 @@ struct HeldDestroys<Notification> {
     /// newest event time read), what waited `maximumWait` by `now`, and the oldest beyond
     /// `capacity`.
     mutating func release(auditTime: Int64, now: Int64, _ body: (Notification, Int64) -> Void) {
-        while head < queue.count,
-            queue[head].arrival <= auditTime || now - queue[head].arrival >= maximumWait || count > capacity
-        {
-            let (notification, arrival) = take()
-            body(notification, arrival)
-        }
-        compact()
+        let (maximumWait, capacity) = (maximumWait, capacity)
+        release(body) { arrival, held in arrival <= auditTime || now - arrival >= maximumWait || held > capacity }
     }
 
     /// Everything held, in order (the agent is stopping, after the last audit records).
     mutating func releaseAll(_ body: (Notification, Int64) -> Void) {
-        while head < queue.count {
-            let (notification, arrival) = take()
+        release(body) { _, _ in true }
+    }
+
+    /// Hands on the oldest while `due` says so of its arrival and the count held.
+    private mutating func release(_ body: (Notification, Int64) -> Void, while due: (Int64, Int) -> Bool) {
+        while head < queue.count, due(queue[head].arrival, count) {
+            let (notification, arrival) = queue[head]
+            head += 1
             body(notification, arrival)
         }
         compact()
-    }
-
-    private mutating func take() -> (Notification, Int64) {
-        defer { head += 1 }
-        return queue[head]
     }
 
     /// Drops the handed-on prefix once it is half the storage.

@@ -137,12 +137,13 @@ final class ScanStage {
             let name = path.string("name"), !name.isEmpty,
             let inode = path.integer("inode").map({ UInt64(bitPattern: $0) })
         else { return }
-        let process = succeeded ? wiring.processes.record(pid: pid) : wiring.processes.describe(pid: pid, syscall: syscall, time: time)
         // The record of this very execve (not an earlier image of the pid) stated its file.
-        let statedFile = succeeded && process?.startTime == time ? process?.executableFile : nil
+        let executed = succeeded ? wiring.processes.record(pid: pid) : nil
+        let statedFile = executed?.startTime == time ? executed?.executableFile : nil
         if isKnownClean(name, inode: inode, device: path.deviceNumber("dev"), statedFile: statedFile) { return }
         let cwd = event.first(.cwd)?.string("cwd")
         let resolved = Self.normalized(name.hasPrefix("/") || cwd == nil ? name : cwd! + "/" + name)
+        let process = succeeded ? executed : wiring.processes.describe(pid: pid, syscall: syscall, time: time)
         let trigger: String
         if succeeded {
             trigger = "executed \(resolved)"
