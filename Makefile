@@ -7,9 +7,11 @@ CONFIG ?= $(RUN_CONFIG)
 # Debian packages the build, the agent and the tests need.
 BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev libpcap-dev pkg-config
 # Real servers and clients for the end-to-end tests (Tests/support/transfer-lab, syslog-receiver),
-# python3-jsonschema to check agentctl status --json against its schema, groff to check the man pages.
+# python3-jsonschema to check agentctl status --json against its schema, groff to check the man pages,
+# bash-completion, fish and zsh to complete with what the package installs.
 TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
-	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls rsyslog-relp openssl python3-jsonschema python3-prometheus-client groff-base
+	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls rsyslog-relp openssl python3-jsonschema python3-prometheus-client groff-base \
+	bash-completion fish zsh
 
 .PHONY: run test test-asan test-tsan build release deb deps test-deps bench-replay golden lint run-config fuzz
 

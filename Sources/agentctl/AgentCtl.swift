@@ -27,35 +27,38 @@ struct AgentCtl: ParsableCommand {
         version: "agentctl \(XferwatchVersion.current) (control protocol \(ControlProtocol.version))",
         subcommands: [Status.self, Alerts.self, Flows.self, Reload.self, Rules.self, Metrics.self])
 
-    /// `agentctl --socket S status` as people type it (like `systemctl`, `git -C`): the
-    /// connection options given before the subcommand are handed to it.
-    static func main() { main(Self.connectionOptionsAfterSubcommand(Array(CommandLine.arguments.dropFirst()))) }
+    @OptionGroup var options: ConnectionOptions
+}
 
-    static func connectionOptionsAfterSubcommand(_ arguments: [String]) -> [String] {
-        let names = Set(configuration.subcommands.map { $0._commandName } + ["help"])
-        guard let subcommand = arguments.firstIndex(where: { names.contains($0) }) else { return arguments }
-        var moved: [String] = [], kept: [String] = []
-        var index = 0
-        while index < subcommand {
-            let argument = arguments[index]
-            if ["--socket", "--timeout"].contains(argument), index + 1 < subcommand {
-                moved += [argument, arguments[index + 1]]
-                index += 2
-                continue
-            }
-            if argument.hasPrefix("--socket=") || argument.hasPrefix("--timeout=") { moved.append(argument) } else { kept.append(argument) }
-            index += 1
-        }
-        return kept + [arguments[subcommand]] + moved + arguments[(subcommand + 1)...]
+/// `--socket` and `--timeout`, before the subcommand (`agentctl --socket S status`, as
+/// `systemctl` and `git -C` take theirs) or after it, where they win. Declared in both places so
+/// that help and the generated shell completion know both.
+struct ConnectionOptions: ParsableArguments {
+    @Option(name: .long, help: "The agent's control socket (default: \(ControlProtocol.defaultSocket)).")
+    var socket: String?
+
+    @Option(name: .long, help: "Seconds to wait for an answer (default: \(Connection.defaultTimeout)).")
+    var timeout: Int?
+}
+
+/// A subcommand that asks the agent: its connection options, falling back on those given before it.
+protocol AgentRequest {
+    var options: ConnectionOptions { get }
+    var agentctl: AgentCtl { get }
+}
+
+extension AgentRequest {
+    var connection: Connection {
+        Connection(
+            socket: options.socket ?? agentctl.options.socket ?? ControlProtocol.defaultSocket,
+            timeout: options.timeout ?? agentctl.options.timeout ?? Connection.defaultTimeout)
     }
 }
 
-struct Connection: ParsableArguments {
-    @Option(name: .long, help: "The agent's control socket.")
-    var socket = ControlProtocol.defaultSocket
-
-    @Option(name: .long, help: "Seconds to wait for an answer.")
-    var timeout = 10
+struct Connection {
+    static let defaultTimeout = 10
+    let socket: String
+    let timeout: Int
 
     /// Sends `request` and returns the first answer line's response, with the connection for
     /// the lines that follow. Exits 3 or 4 when the agent cannot be asked.
@@ -106,9 +109,10 @@ struct Connection: ParsableArguments {
     }
 }
 
-struct Status: ParsableCommand {
+struct Status: ParsableCommand, AgentRequest {
     static let configuration = CommandConfiguration(abstract: "Show the agent's state and health.")
-    @OptionGroup var connection: Connection
+    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var agentctl: AgentCtl
     @Flag(help: "Print the status document as JSON (schema: agentctl-status.schema.json).")
     var json = false
 
@@ -128,9 +132,10 @@ struct Status: ParsableCommand {
     }
 }
 
-struct Alerts: ParsableCommand {
+struct Alerts: ParsableCommand, AgentRequest {
     static let configuration = CommandConfiguration(abstract: "Show recent alerts; with --follow, each new one as it is raised.")
-    @OptionGroup var connection: Connection
+    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var agentctl: AgentCtl
     @Option(help: "How many recent alerts (at most \(ControlProtocol.recentAlertsKept)).")
     var last = 20
     @Flag(help: "Keep printing alerts as they are raised, until interrupted.")
@@ -154,9 +159,10 @@ struct Alerts: ParsableCommand {
     }
 }
 
-struct Flows: ParsableCommand {
+struct Flows: ParsableCommand, AgentRequest {
     static let configuration = CommandConfiguration(abstract: "Show active and recently finished file-transfer flows with their process.")
-    @OptionGroup var connection: Connection
+    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var agentctl: AgentCtl
     @Flag(help: "Print each flow as its JSON line, as `xferwatchd run --flows` writes it.")
     var json = false
 
@@ -170,11 +176,12 @@ struct Flows: ParsableCommand {
     }
 }
 
-struct Metrics: ParsableCommand {
+struct Metrics: ParsableCommand, AgentRequest {
     static let configuration = CommandConfiguration(
         abstract: "Print the agent's counters in the Prometheus text exposition format.",
         discussion: "The same text [output.metrics] writes for node_exporter's textfile collector.")
-    @OptionGroup var connection: Connection
+    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var agentctl: AgentCtl
 
     func run() throws {
         let (response, opened) = try connection.ask(ControlRequest(command: .metrics))
@@ -183,11 +190,12 @@ struct Metrics: ParsableCommand {
     }
 }
 
-struct Reload: ParsableCommand {
+struct Reload: ParsableCommand, AgentRequest {
     static let configuration = CommandConfiguration(
         abstract: "Re-read agent.conf and the YARA rules (as SIGHUP does).",
         discussion: "Everything is checked first: a configuration or rule file with errors is refused with the reason, and the running one stays.")
-    @OptionGroup var connection: Connection
+    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var agentctl: AgentCtl
 
     func run() throws {
         let (response, opened) = try connection.ask(ControlRequest(command: .reload))
@@ -201,9 +209,10 @@ struct Reload: ParsableCommand {
     }
 }
 
-struct Rules: ParsableCommand {
+struct Rules: ParsableCommand, AgentRequest {
     static let configuration = CommandConfiguration(abstract: "Show the rules and exclusions in effect, with their counts.")
-    @OptionGroup var connection: Connection
+    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var agentctl: AgentCtl
     @Flag(help: "Print the report as JSON.")
     var json = false
 

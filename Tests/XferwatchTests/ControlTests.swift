@@ -74,8 +74,13 @@ import Testing
             let result = try runCommand(Repo.agentctlRelease, arguments)
             #expect(result.status == 3 && result.stderr.contains("xferwatchd is not running (\(directory)/none.sock"), "\(arguments): \(result)")
         }
+        // Given in both places, the one after the subcommand wins.
+        let both = try runCommand(Repo.agentctlRelease, ["--socket", directory + "/before.sock", "flows", "--socket", directory + "/after.sock"])
+        #expect(both.status == 3 && both.stderr.contains("\(directory)/after.sock"), "\(both)")
         let bogus = try runCommand(Repo.agentctlRelease, ["--bogus", "status"])
         #expect(bogus.status == 64, "\(bogus)")
+        let help = try runCommand(Repo.agentctlRelease, ["--help"])
+        #expect(help.stdout.contains("USAGE: agentctl [--socket <socket>] [--timeout <timeout>] <subcommand>"), "\(help)")
     }
 
     /// A socket that accepts and never answers: exit 4, the state is unknown.

@@ -51,7 +51,8 @@ extension KernelAuditTests.FlowEndToEnd {
             ("/usr/share/doc/xferwatch/agentctl-status.schema.json", 0o644, "root"),
             ("/usr/share/bash-completion/completions/agentctl", 0o644, "root"), ("/usr/share/zsh/vendor-completions/_agentctl", 0o644, "root"),
             ("/usr/share/fish/vendor_completions.d/agentctl.fish", 0o644, "root"),
-            ("/usr/share/bash-completion/completions/xferwatchd", 0o644, "root"),
+            ("/usr/share/bash-completion/completions/xferwatchd", 0o644, "root"), ("/usr/share/zsh/vendor-completions/_xferwatchd", 0o644, "root"),
+            ("/usr/share/fish/vendor_completions.d/xferwatchd.fish", 0o644, "root"),
             ("/var/lib/xferwatch", 0o750, "_xferwatch"), ("/var/log/xferwatch", 0o750, "_xferwatch"),
         ] {
             let attributes = try? FileManager.default.attributesOfItem(atPath: path)
@@ -59,9 +60,17 @@ extension KernelAuditTests.FlowEndToEnd {
                 (attributes?[.posixPermissions] as? Int) == mode && attributes?[.ownerAccountName] as? String == owner,
                 "\(path): \(String((attributes?[.posixPermissions] as? Int) ?? 0, radix: 8)) \(attributes?[.ownerAccountName] ?? "missing")")
         }
-        // Completion knows the subcommands, in each shell.
-        let completion = try String(contentsOfFile: "/usr/share/bash-completion/completions/agentctl", encoding: .utf8)
-        #expect(completion.contains("status") && completion.contains("--socket"), "\(completion.prefix(400))")
+        // Each shell finds the installed completion by itself and completes as people type,
+        // options before the subcommand included.
+        for (line, expected) in [
+            ("agentctl st", "status"), ("agentctl --socket /run/xferwatch/agent.sock me", "metrics"),
+            ("agentctl --timeout 3 al", "alerts"), ("agentctl status --j", "--json"), ("xferwatchd check-c", "check-config"),
+        ] {
+            let offered = try runCommand(Repo.path("Tests/support/shell-completions"), [line]).stdout.split(separator: "\n")
+            for shell in ["bash", "fish", "zsh"] {
+                #expect(offered.contains("\(shell): \(expected)"[...]), "\(shell) completing '\(line)' offered \(offered)")
+            }
+        }
         let conffiles = try runCommand("/usr/bin/dpkg-query", ["-W", "-f", "${Conffiles}", "xferwatch"]).stdout
         for conffile in ["/etc/xferwatch/agent.conf", "/etc/xferwatch/yara/lightftp.yar", "/etc/audit/plugins.d/xferwatch.conf"] {
             #expect(conffiles.contains(conffile + " "), "conffiles: \(conffiles)")
