@@ -110,7 +110,8 @@ final class LiveStatus {
             health: health(outputs: outputs, kernel: kernel), audit: auditStatus,
             host: .init(
                 processes: graph.processes.count, flowsActive: graph.tracker.openFlows.count, flowsReported: graph.tracker.counters.flowsReported,
-                networkNamespaces: graph.sockets?.namespaceCount ?? 0, namespaceHelper: helper.map(\.alive)),
+                networkNamespaces: graph.sockets?.namespaceCount ?? 0, namespaceHelper: helper.map(\.alive),
+                sockDiagErrors: graph.sockets?.counters.sockDiagErrors ?? 0, destroyNotificationsLost: graph.sockets?.counters.destroyOverruns ?? 0),
             detection: detection, yara: yara,
             inspection: packets?.status(enabled: inspectionEnabled)
                 ?? .init(

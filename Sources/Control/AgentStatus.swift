@@ -71,9 +71,17 @@ public struct AgentStatus: Codable, Sendable {
         /// descriptors each; whether the namespace helper runs (nil when not needed: root).
         public var networkNamespaces: Int
         public var namespaceHelper: Bool?
-        public init(processes: Int, flowsActive: Int, flowsReported: Int, networkNamespaces: Int, namespaceHelper: Bool?) {
+        /// sock_diag requests that failed, and close notifications the kernel dropped on an
+        /// overrun receive buffer (those flows end at the next poll, their last bytes unread).
+        public var sockDiagErrors: Int
+        public var destroyNotificationsLost: Int
+        public init(
+            processes: Int, flowsActive: Int, flowsReported: Int, networkNamespaces: Int, namespaceHelper: Bool?, sockDiagErrors: Int,
+            destroyNotificationsLost: Int
+        ) {
             (self.processes, self.flowsActive, self.flowsReported) = (processes, flowsActive, flowsReported)
             (self.networkNamespaces, self.namespaceHelper) = (networkNamespaces, namespaceHelper)
+            (self.sockDiagErrors, self.destroyNotificationsLost) = (sockDiagErrors, destroyNotificationsLost)
         }
     }
 

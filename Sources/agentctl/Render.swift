@@ -21,6 +21,8 @@ enum StatusText {
                 "host",
                 "\(s.host.processes) processes, \(s.host.flowsActive) flows active, \(s.host.flowsReported) reported, \(s.host.networkNamespaces) network namespaces watched"
                     + (s.host.namespaceHelper == false ? " (namespace helper gone)" : "")
+                    + (s.host.sockDiagErrors + s.host.destroyNotificationsLost == 0
+                        ? "" : "; \(s.host.sockDiagErrors) sock_diag errors, \(s.host.destroyNotificationsLost) close notifications lost")
             ))
         let byRule = s.detection.alertsByRule.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         rows.append(

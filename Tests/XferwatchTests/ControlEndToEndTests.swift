@@ -226,6 +226,10 @@ extension KernelAuditTests.FlowEndToEnd {
             #expect(samples.contains { $0.hasPrefix("counter xferwatch_alerts_total{rule=ftp.scripted} ") && !$0.hasSuffix(" 0.0") }, "\(name): \(samples)")
             #expect(samples.contains { $0.hasPrefix("counter xferwatch_audit_records_total{} ") && !$0.hasSuffix(" 0.0") })
             #expect(samples.contains { $0.hasPrefix("counter xferwatch_kernel_lost_total{} ") })
+            for stage in ["audit", "sockets", "inspection", "first_seen", "yara", "alert_file"] {
+                #expect(samples.contains { $0.hasPrefix("counter xferwatch_stage_errors_total{stage=\(stage)} ") }, "\(name): \(stage) \(samples)")
+            }
+            #expect(samples.contains("gauge xferwatch_yara_queue{} 0.0") && samples.contains { $0.hasPrefix("gauge xferwatch_rules_enabled{} ") })
         }
         _ = try stop(agent, expecting: 0)
     }

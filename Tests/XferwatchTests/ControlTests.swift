@@ -108,4 +108,23 @@ import Testing
         // Every sample line follows its TYPE line, every name has the prefix.
         for line in text.split(separator: "\n") where !line.hasPrefix("#") { #expect(line.hasPrefix("xferwatch_"), "\(line)") }
     }
+
+    /// Each stage's errors and drops add up in one family, with a sample for every stage, zero or not.
+    @Test func stageErrorsAddUpEachStagesFailures() {
+        var status = ServingTests.sampleStatus(alerts: [:])
+        status.audit.parseErrors = 2
+        status.audit.userspaceDrops = ["events_completed_early": 3, "queue_full": 4]
+        status.host.sockDiagErrors = 5
+        status.host.destroyNotificationsLost = 6
+        status.inspection.malformed = 7
+        status.outputs.syslog = .init(
+            address: "relp://127.0.0.1:2514", connected: false, problem: nil, delivered: 1, connections: 2, spoolRecords: 0, spoolBytes: 0,
+            spoolLimitBytes: 1 << 20, dropped: 8, truncated: 0, resent: 0)
+        let text = MetricsText.lines(status).joined()
+        for (stage, errors) in [("audit", 9), ("sockets", 11), ("inspection", 7), ("first_seen", 0), ("yara", 0), ("syslog", 8)] {
+            #expect(text.contains("xferwatch_stage_errors_total{stage=\"\(stage)\"} \(errors)\n"), "\(stage): \(text)")
+        }
+        #expect(!text.contains("stage=\"alert_file\""), "no alert file configured, no sample for it")
+        #expect(text.contains("xferwatch_sock_diag_errors_total 5\n") && text.contains("xferwatch_syslog_connections_total 2\n"))
+    }
 }

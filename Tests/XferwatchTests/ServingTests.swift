@@ -35,7 +35,9 @@ import Testing
                 source: "unicast", ruleKey: "xferwatch", rulesInstalled: 6, kernel: nil, records: 10, events: 4,
                 recordsPerSecond: .init(oneMinute: 0, fiveMinutes: 0), eventsPerSecond: .init(oneMinute: 0, fiveMinutes: 0),
                 userspaceDrops: ["events_completed_early": 0], parseErrors: 0, sequenceGaps: 0),
-            host: .init(processes: 3, flowsActive: 0, flowsReported: 1, networkNamespaces: 1, namespaceHelper: true),
+            host: .init(
+                processes: 3, flowsActive: 0, flowsReported: 1, networkNamespaces: 1, namespaceHelper: true, sockDiagErrors: 0,
+                destroyNotificationsLost: 0),
             detection: .init(
                 rulesEnabled: 13, alerts: alerts.values.reduce(0, +), alertsByRule: alerts, exclusionsHit: [:], execsChecked: 4, flowsChecked: 1,
                 firstSeen: .init(known: 0, writeErrors: 0, overCapacity: 0), heldAlerts: 0),
