@@ -6,12 +6,34 @@ import Runtime
     import Glibc
 #endif
 
+/// Whether the audit stream is busy: `busyRecords` or more in the last `windowMilliseconds`
+/// (the window just ended, or the current one so far). 100 records in 100 ms is about 150
+/// execve/s.
+struct BusyStream {
+    static let busyRecords = 100
+    static let windowMilliseconds: Int64 = 100
+
+    private var window = (start: Int64.min / 2, records: 0)
+    private(set) var isBusy = false
+
+    mutating func note(records: Int, now: Int64) {
+        let elapsed = now - window.start
+        if elapsed >= Self.windowMilliseconds {
+            isBusy = window.records >= Self.busyRecords && elapsed < 2 * Self.windowMilliseconds
+            window = (now, 0)
+        }
+        window.records += records
+        if window.records >= Self.busyRecords { isBusy = true }
+    }
+}
+
 /// The kernel's audit stream (netlink, unicast or multicast) into the pipeline.
 final class KernelAuditSource: LoopSource {
     private let reader: NetlinkAuditReader
     private let pipeline: Pipeline
     private let batchWait: Int64
     private var lastRead = Int64.min / 2
+    private var stream = BusyStream()
 
     init(reader: NetlinkAuditReader, pipeline: Pipeline, batchWaitMilliseconds: Int) {
         self.reader = reader
@@ -27,11 +49,14 @@ final class KernelAuditSource: LoopSource {
             let drained = reader.drain { type, body in
                 pipeline.ingest(netlinkType: type, body: body, arrivalTime: time.monotonic)
             }
-            // Records arriving back to back (the previous read was less than batch_wait_ms
-            // ago): let them gather before the next read, one wake-up per batch instead of
-            // one per event. A quiet host's first event is read at once.
+            // On a busy stream, records arriving back to back (the previous read was less than
+            // batch_wait_ms ago) gather before the next read: one wake-up per batch instead of
+            // one per event, where wake-ups are what a storm costs. Below that each read happens
+            // at once, so a short-lived transfer client's execve is read, with its /proc (stdin,
+            // start time), while the client still runs.
             if drained > 0 {
-                if batchWait > 0 && time.monotonic - lastRead < batchWait { request = .gather(milliseconds: batchWait) }
+                stream.note(records: drained, now: time.monotonic)
+                if batchWait > 0 && stream.isBusy && time.monotonic - lastRead < batchWait { request = .gather(milliseconds: batchWait) }
                 lastRead = time.monotonic
             }
         }

@@ -33,7 +33,7 @@ extension KernelAuditTests.FlowEndToEnd {
     @Test func clientsInTheirOwnNetworkNamespaceAndCgroupGetExactBytesAndTheirContainer() throws {
         let file = try randomFile("container.bin", bytes: 3 * 1024 * 1024)
         let docker = try RuntimeCgroup("system.slice/docker-\(Self.dockerID).scope")
-        let agent = try startAgent(user: "_xferwatch")
+        let agent = try startAgent()
         // curl and scp in the xwcli namespace (198.51.100.2, routed to the lab), in the Docker scope.
         // Into the cgroup first: `ip netns exec` mounts a sysfs of the namespace's own.
         let curl = try client("/bin/sh", ["-c", docker.run("ip netns exec xwcli curl -s -T \(file) ftp://203.0.113.10/upload/container.bin")])
@@ -76,7 +76,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let pod = try RuntimeCgroup(
             "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice/cri-containerd-\(id).scope")
         let file = try randomFile("pod.bin", bytes: 100_000)
-        let agent = try startAgent(user: "_xferwatch")
+        let agent = try startAgent()
         let curl = try client("/bin/sh", ["-c", pod.run("curl -s -T \(file) ftp://203.0.113.10/upload/pod.bin")])
         let flows = try stop(agent, expecting: 1).map { AlertView($0) }
         let flow = try #require(flows.first { $0.pid == Int(curl) }, "\(flows.map(\.json))")
@@ -94,7 +94,7 @@ extension KernelAuditTests.FlowEndToEnd {
     /// descriptors come back to where they were, memory stays put, the transfer keeps its
     /// exact bytes.
     @Test func aHundredShortLivedNamespacesCostNothingOnceGone() throws {
-        let agent = try startAgent(user: "_xferwatch", flows: "namespace_idle_ms = 1000\n")
+        let agent = try startAgent(flows: "namespace_idle_ms = 1000\n")
         func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd").count) ?? -1 }
         func rss() -> Int {
             let status = (try? String(contentsOfFile: "/proc/\(agent.pid)/status", encoding: .utf8)) ?? ""

@@ -37,7 +37,7 @@ extension KernelAuditTests.FlowEndToEnd {
                 "s.sendto(b'\\x00\\x03\\x00\\x01' + b'x' * 100, server)",
                 "s.recvfrom(516)",
             ])
-        let agent = try startAgent(user: "_xferwatch")
+        let agent = try startAgent()
         try #require(agent.waitForStderr(containing: "inspection: capturing", seconds: 10), "\(agent.stderr.suffix(2000))")
         let python = try client("/usr/bin/python3", [script, payload])
         let names = try client("/usr/bin/ftp", ["-n", "-p", "203.0.113.10"], stdin: FileHandle(forReadingAtPath: commands))
@@ -94,7 +94,7 @@ extension KernelAuditTests.FlowEndToEnd {
     @Test func dataConnectionsAreMatchedByTheirAnnouncement() throws {
         let file = try randomFile("announce.bin", bytes: 60_000)
         let put = try commandsFile("announce.ftp", ["user anonymous x", "binary", "put \(file) upload/announce.bin", "quit"])
-        let agent = try startAgent(user: "_xferwatch")
+        let agent = try startAgent()
         try #require(agent.waitForStderr(containing: "inspection: capturing", seconds: 10))
         let active = try client("/usr/bin/ftp", ["-n", "-A", "203.0.113.10"], stdin: FileHandle(forReadingAtPath: put))
         let curl = try client("/usr/bin/curl", ["-s", "-T", file, "ftp://203.0.113.10/upload/curl-epsv.bin"])

@@ -92,7 +92,7 @@ extension KernelAuditTests.FlowEndToEnd {
     /// alerting, agentctl still gets its answer (taking a silent peer's place), and the agent's descriptors stay bounded (32
     /// served, 16 refused, the rest closed at once) and come back once the flood is over.
     @Test func silentAndNonReadingClientsNeitherStallTheAgentNorExhaustItsDescriptors() throws {
-        let agent = try startAgent(user: "_xferwatch")
+        let agent = try startAgent()
         func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd").count) ?? -1 }
         func links() -> [String] {
             (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd"))?.compactMap {

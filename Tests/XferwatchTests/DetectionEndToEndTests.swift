@@ -165,7 +165,7 @@ extension KernelAuditTests.FlowEndToEnd {
     /// Turning auditing off (ATT&CK T1562.012) is undone and reported as agent.health, once, with
     /// who did it, also when it is switched back on before the agent's next status check.
     @Test func disablingAuditingIsUndoneAndReported() throws {
-        let agent = try startAgent(user: "_xferwatch")
+        let agent = try startAgent()
         func enabled() throws -> Bool { try runCommand("/sbin/auditctl", ["-s"]).stdout.contains("enabled 1") }
         let off = try runCommand("/sbin/auditctl", ["-e", "0"])
         #expect(off.status == 0, "\(off.stderr)")

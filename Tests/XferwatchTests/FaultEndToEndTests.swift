@@ -11,7 +11,7 @@ extension KernelAuditTests.FlowEndToEnd {
     @Test func refusesToStartWhereItCannotWrite() throws {
         let state = work + "/state"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", try writeConfig(user: "_xferwatch")])
+        let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", try writeConfig()])
         let status = agent.stop(signal: 0, seconds: 20)
         #expect(status == 1, "\(agent.stderr.suffix(2000))")
         #expect(agent.stderr.contains("cannot write \(state) (Permission denied) as _xferwatch: give it to _xferwatch (chown -R _xferwatch: on the directory)"))
@@ -21,7 +21,7 @@ extension KernelAuditTests.FlowEndToEnd {
 
         // Given to the agent's user, the same directory works.
         _ = try runCommand("/bin/chown", ["-R", "_xferwatch:", state])
-        let started = try startAgent(user: "_xferwatch")
+        let started = try startAgent()
         _ = try stop(started, expecting: 0)
     }
 
@@ -38,7 +38,7 @@ extension KernelAuditTests.FlowEndToEnd {
         defer { _ = try? runCommand("/bin/umount", ["-l", small]) }
         let alerts = small + "/alerts.jsonl"
         let extra = "[output.syslog]\naddress = \"tcp://127.0.0.1:9\"\nretry_initial_ms = 100\nretry_max_ms = 200\n"
-        let config = try writeConfig(extra, user: "_xferwatch")
+        let config = try writeConfig(extra)
         try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: alertFile, with: alerts)
             .replacingOccurrences(of: "\(work)/state", with: "\(small)/state").write(toFile: config, atomically: true, encoding: .utf8)
         let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", config])
@@ -87,7 +87,7 @@ extension KernelAuditTests.FlowEndToEnd {
     /// agent reads. Each is named in an agent.health alert within seconds, once; each is scoped
     /// to a uid nobody uses, so the host's auditing is not harmed while the test runs.
     @Test func rulesThatHideEventsFromTheAgentAreReported() throws {
-        let agent = try startAgent(user: "_xferwatch")
+        let agent = try startAgent()
         let hiding = [
             ["exit,never", "-F", "arch=b64", "-S", "connect", "-F", "uid=4242"],
             ["task,never", "-F", "uid=4243"],
@@ -125,7 +125,7 @@ extension KernelAuditTests.FlowEndToEnd {
         receiver.stop()
         let config = receiver.config("tcp", "retry_initial_ms = 100\nretry_max_ms = 200\n")
         let enabledBefore = try KernelAuditTests.kernelState().enabled
-        var agent = try startAgent(config, user: "_xferwatch")
+        var agent = try startAgent(config)
         func ourRules() throws -> Int { try runCommand("/sbin/auditctl", ["-l"]).stdout.split(separator: "\n").filter { $0.contains("key=xferwatch") }.count }
         let installed = try ourRules()
         _ = try client("/bin/sh", ["-c", "for i in $(seq 50); do /bin/true ftp -s:killed-$i.txt; done"])
@@ -134,7 +134,7 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(try ourRules() == installed, "a killed agent cannot remove its rules")
 
         try receiver.start()
-        agent = try startAgent(config, user: "_xferwatch")
+        agent = try startAgent(config)
         #expect(agent.stderr.contains("removed a stale audit rule with key xferwatch left by an earlier run"))
         #expect(try ourRules() == installed, "replaced, not doubled")
         let alerts = try waitForAlerts(atLeast: 51)
@@ -147,7 +147,7 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(Set(ids) == Set(alerts.map(\.id)), "\(Set(alerts.map(\.id)).subtracting(ids).count) of \(alerts.count) missing")
         #expect(alerts.count == Set(alerts.map(\.id)).count, "each alert once in the alert file")
         // A clean stop leaves no marker: the next start says nothing.
-        agent = try startAgent(config, user: "_xferwatch")
+        agent = try startAgent(config)
         usleep(1_500_000)
         _ = try stop(agent, expecting: 0)
         #expect(!agent.stderr.contains("ended without stopping"))

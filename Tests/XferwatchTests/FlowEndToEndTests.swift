@@ -200,9 +200,10 @@ extension KernelAuditTests {
         // MARK: harness
 
         /// Starts the agent on the live stream (unicast) with flows on stdout, its state and
-        /// alerts (`alertFile`) under the test's directory; `extra` adds configuration. As
-        /// `user` it makes those directories itself, so they are that user's.
-        func startAgent(_ extra: String = "", user: String = "root", flows: String = "", environment: [String: String] = [:]) throws -> Child {
+        /// alerts (`alertFile`) under the test's directory; `extra` adds configuration. It drops
+        /// to `user`, by default the package's `_xferwatch` (tests run the agent as shipped), and
+        /// makes those directories itself, so they are that user's.
+        func startAgent(_ extra: String = "", user: String = "_xferwatch", flows: String = "", environment: [String: String] = [:]) throws -> Child {
             let config = try writeConfig(extra, user: user, flows: flows)
             let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", config, "--flows"], environment: environment)
             try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 15), "agent did not start: \(agent.stderr)")
@@ -210,7 +211,7 @@ extension KernelAuditTests {
         }
 
         /// The test agent's configuration, in work/agent.conf; its path.
-        func writeConfig(_ extra: String = "", user: String = "root", flows: String = "") throws -> String {
+        func writeConfig(_ extra: String = "", user: String = "_xferwatch", flows: String = "") throws -> String {
             let config = work + "/agent.conf"
             try """
             [agent]

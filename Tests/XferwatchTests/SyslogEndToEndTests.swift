@@ -127,7 +127,7 @@ extension KernelAuditTests.FlowEndToEnd {
     /// received). Duplicates are what was sent again after the break, and counted.
     @Test func relpLosesNothingWhenTheReceiverIsKilledMidStream() throws {
         let receiver = try SyslogReceiver(directory: work + "/rsyslog")
-        let agent = try startAgent(receiver.config("relp", "retry_initial_ms = 100\nretry_max_ms = 400\n"), user: "_xferwatch")
+        let agent = try startAgent(receiver.config("relp", "retry_initial_ms = 100\nretry_max_ms = 400\n"))
         #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
         let storm = try Child("/bin/sh", ["-c", "for i in $(seq 1500); do /bin/true ftp -s:relp-$i.txt; sleep 0.002; done"])
         let deadline = Date().addingTimeInterval(20)
@@ -173,7 +173,7 @@ extension KernelAuditTests.FlowEndToEnd {
             ])
         defer { _ = receiver.stop(signal: SIGKILL) }
         try #require(receiver.waitForStdout(containing: "listening", seconds: 10), "\(receiver.stderr)")
-        let agent = try startAgent("[output.syslog]\naddress = \"tcp://127.0.0.1:\(port)\"\n", user: "_xferwatch")
+        let agent = try startAgent("[output.syslog]\naddress = \"tcp://127.0.0.1:\(port)\"\n")
         #expect(agent.waitForStderr(containing: "syslog tcp://127.0.0.1:\(port): connected", seconds: 10))
         let lost = try KernelAuditTests.lostRecords()
         _ = try client("/bin/sh", ["-c", "for i in $(seq 300); do /bin/true ftp -s:slow-$i.txt; done"])
