@@ -1,10 +1,11 @@
-@testable import AgentConfig
 import ByteJSON
+
+@testable import AgentConfig
 
 // Fuzz target: the syslog message builder on what an attacker shapes (the values of an alert:
 // arguments, file names, paths) and what an administrator configures (format, bound, host
-// name). The payload is JSON written by JSONWriter with the shortening limits the agent tries in
-// turn; every message is checked, and a broken promise stops the run:
+// name). The payload is JSON written by JSONWriter, shortened by the agent's own code
+// (`SyslogMessageBuilder.fitting`); every message is checked, and a broken promise stops the run:
 // - within max_message_size whenever the bound leaves room for the header;
 // - the structured data closes exactly where the payload starts (escaping holds);
 // - the payload is the JSON's head, cut on a UTF-8 boundary, with no raw control byte;
@@ -47,15 +48,15 @@ public func fuzzSyslog(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         return message
     }
 
-    let whole = message(payload(nil), shortenedFrom: nil)
-    guard let original = whole.truncatedFrom else { return 0 }
-    for limits in [
-        JSONWriter.Limits(stringBytes: 1024, arrayElements: 32), JSONWriter.Limits(stringBytes: 256, arrayElements: 12),
-        JSONWriter.Limits(stringBytes: 64, arrayElements: 4),
-    ] {
-        let shortened = message(payload(limits), shortenedFrom: original)
-        precondition(shortened.truncatedFrom == original, "a shortened message names the length it came from")
-        if !shortened.payloadCut { break }
+    var whole: Int?
+    _ = SyslogMessageBuilder.fitting(payload: payload) { payload, shortenedFrom in
+        let built = message(payload, shortenedFrom: shortenedFrom)
+        if shortenedFrom == nil {
+            whole = built.truncatedFrom
+        } else {
+            precondition(built.truncatedFrom == whole, "a shortened message names the length it came from")
+        }
+        return built
     }
     return 0
 }

@@ -98,15 +98,6 @@ final class AlertOutput {
         listener?(json.bytes)
     }
 
-    /// Shortenings tried, in turn, on an alert too long for one syslog message: the longest
-    /// values (an attacker's arguments, a long ancestry) go first, the structure stays, and
-    /// each shortened value says how much it lost. Only when the last is still too long is the
-    /// payload's tail cut.
-    private static let shortenings = [
-        JSONWriter.Limits(stringBytes: 1024, arrayElements: 32), JSONWriter.Limits(stringBytes: 256, arrayElements: 12),
-        JSONWriter.Limits(stringBytes: 64, arrayElements: 4),
-    ]
-
     private func syslogMessage(_ alert: Alert, _ syslog: Syslog) -> SyslogMessageBuilder.Message {
         Self.syslogMessage(alert, builder: syslog.builder, payload: syslog.payload, wholeJSON: json.bytes, hostname: hostname, users: users)
     }
@@ -133,14 +124,7 @@ final class AlertOutput {
             AlertJSON.write(alert, hostname: hostname, users: users, to: &short)
             return short.bytes
         }
-        let whole = message(payload(nil), shortenedFrom: nil)
-        guard let original = whole.truncatedFrom else { return whole }
-        var shortened = whole
-        for limits in shortenings {
-            shortened = message(payload(limits), shortenedFrom: original)
-            if !shortened.payloadCut { break }
-        }
-        return shortened
+        return SyslogMessageBuilder.fitting(payload: payload, build: message)
     }
 
     /// SIGHUP: the alert file is opened again (after logrotate's copy or move).

@@ -99,6 +99,7 @@ public final class LiveAgent {
             log.error("not starting: alerts would have nowhere durable to go")
             return (1, nil)
         }
+        for warning in startup.warnings(user: account?.name ?? "this user") { log.warning(warning) }
 
         guard let graph = buildGraph(procfs: procfs, sockets: sockets, health: health) else { return (1, nil) }
         if let previous = unfinished?.description {

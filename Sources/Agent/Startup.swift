@@ -22,6 +22,8 @@ struct Startup {
     func prepareDirectories(for account: PrivilegeDrop.Account?) throws(PrivilegeError) {
         var directories = [(configuration.agent.stateDirectory, mode_t(0o750))]
         if configuration.output.file.enabled { directories.append((parentDirectory(configuration.output.file.path), 0o750)) }
+        // node_exporter, another user, reads the metrics file.
+        if configuration.output.metrics.enabled { directories.append((parentDirectory(configuration.output.metrics.path), 0o755)) }
         // Members of the control group must reach the socket through it.
         directories.append((parentDirectory(configuration.agent.controlSocket), 0o755))
         for (directory, mode) in directories where access(directory, F_OK) != 0 {
@@ -48,15 +50,37 @@ struct Startup {
             }
             check(path, mode: R_OK | W_OK | X_OK)
             // state_dir holds a few files and the spool's directory: a short walk.
-            guard depth < 3, let entries = try? directoryEntries(path) else { continue }
+            guard depth < 3, let entries = directoryEntries(path) else { continue }
             pending += entries.map { (path + "/" + $0, depth + 1) }
         }
         if configuration.output.file.enabled {
-            check(configuration.output.file.path, mode: W_OK)
-            // Rotation renames the file within its directory.
-            check(parentDirectory(configuration.output.file.path), mode: W_OK | X_OK)
+            let path = configuration.output.file.path
+            check(path, mode: W_OK)
+            // Rotation renames the file within its directory and makes a new one there. Without
+            // rotation (max_size = 0) a file already there is enough: see alertFileWarning.
+            if configuration.output.file.maximumBytes > 0 || access(path, F_OK) != 0 { check(parentDirectory(path), mode: W_OK | X_OK) }
         }
         return problems
+    }
+
+    /// After the drop, what works only in part: an alert file whose directory is not writable
+    /// (allowed with max_size = 0: logrotate must make the file again after a move), a metrics
+    /// file that cannot be written at all.
+    func warnings(user: String) -> [String] {
+        var warnings: [String] = []
+        let file = configuration.output.file
+        if file.enabled, access(parentDirectory(file.path), W_OK | X_OK) != 0 {
+            warnings.append(
+                "\(user) cannot make files in \(parentDirectory(file.path)): after logrotate moves \(file.path), its create directive must make "
+                    + "the new one (create 0640 \(user) adm), or alerts wait in memory until the file is there")
+        }
+        let metrics = configuration.output.metrics
+        if metrics.enabled, access(parentDirectory(metrics.path), W_OK | X_OK) != 0 {
+            warnings.append(
+                "\(user) cannot make files in \(parentDirectory(metrics.path)) (\(String(cString: strerror(errno)))): \(metrics.path) will not be "
+                    + "written; give the directory to \(user) (under systemd, list it in ReadWritePaths= too)")
+        }
+        return warnings
     }
 
     /// Becomes `account` before any thread starts (capabilities are per thread); false after

@@ -149,3 +149,27 @@ public func syslogSeverity(eventSeverity: Int) -> Int {
     default: 6
     }
 }
+
+extension SyslogMessageBuilder {
+    /// Shortenings tried, in turn, on an alert too long for one message: the longest values (an
+    /// attacker's arguments, a long ancestry) go first, the structure stays, and each shortened
+    /// value says how much it lost. Only when the last is still too long is the payload's tail cut.
+    public static let shortenings = [
+        JSONWriter.Limits(stringBytes: 1024, arrayElements: 32), JSONWriter.Limits(stringBytes: 256, arrayElements: 12),
+        JSONWriter.Limits(stringBytes: 64, arrayElements: 4),
+    ]
+
+    /// The message of the whole payload (`payload(nil)`) when it fits; otherwise the payload
+    /// written under each of `shortenings` in turn until one fits (the last cut if none does).
+    /// `build` makes the message of a payload, given the whole message's length when shortened.
+    public static func fitting(payload: (JSONWriter.Limits?) -> [UInt8], build: ([UInt8], _ shortenedFrom: Int?) -> Message) -> Message {
+        let whole = build(payload(nil), nil)
+        guard let original = whole.truncatedFrom else { return whole }
+        var shortened = whole
+        for limits in shortenings {
+            shortened = build(payload(limits), original)
+            if !shortened.payloadCut { break }
+        }
+        return shortened
+    }
+}

@@ -198,8 +198,17 @@ extension KernelAuditTests.FlowEndToEnd {
     /// as Prometheus's own Python parser reads it, with counters that moved.
     @Test func metricsInThePrometheusTextFormat() throws {
         let file = work + "/metrics/xferwatch.prom"
-        try FileManager.default.createDirectory(atPath: work + "/metrics", withIntermediateDirectories: true)
-        let agent = try startAgent("[detection]\nhold_execve_alerts_ms = 0\n[output.metrics]\nenabled = true\npath = \"\(file)\"\ninterval_seconds = 1\n")
+        let config = "[detection]\nhold_execve_alerts_ms = 0\n[output.metrics]\nenabled = true\npath = \"\(file)\"\ninterval_seconds = 1\n"
+        // A directory the agent's user cannot write: it says so at start.
+        try FileManager.default.createDirectory(atPath: work + "/metrics", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let refused = try startAgent(config)
+        #expect(
+            refused.waitForStderr(containing: "_xferwatch cannot make files in \(work)/metrics (Permission denied): \(file) will not be written", seconds: 10),
+            "\(refused.stderr.suffix(2000))")
+        _ = try stop(refused, expecting: 0)
+        // Given to it, as the administrator would.
+        _ = try runCommand("/bin/chown", ["_xferwatch:", work + "/metrics"])
+        let agent = try startAgent(config)
         _ = try client("/bin/true", ["ftp", "-s:metrics.txt"])
         _ = try waitForAlerts(atLeast: 1, of: "/usr/bin/true")
         usleep(1_500_000)  // the next write of the file

@@ -25,6 +25,31 @@ extension KernelAuditTests.FlowEndToEnd {
         _ = try stop(started, expecting: 0)
     }
 
+    /// The alert file in a directory the agent cannot write (root's, 0755), the file itself
+    /// given to _xferwatch: with the agent's own rotation it cannot rename the file, so it does
+    /// not start; without it (max_size = 0, logrotate's job) it starts, says who must make the
+    /// file after a move, and writes its alerts.
+    @Test func anAlertFileInADirectoryItCannotWriteNeedsRotationOff() throws {
+        let directory = work + "/log"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        #expect(FileManager.default.createFile(atPath: alertFile, contents: nil))
+        _ = try runCommand("/bin/chown", ["_xferwatch:", alertFile])
+
+        let rotating = try Child(Repo.xferwatchdRelease, ["run", "--config", try writeConfig()])
+        #expect(rotating.stop(signal: 0, seconds: 20) == 1, "\(rotating.stderr.suffix(2000))")
+        #expect(rotating.stderr.contains("cannot write \(directory) (Permission denied) as _xferwatch"), "\(rotating.stderr.suffix(2000))")
+
+        let agent = try startAgent("max_size = 0\n[detection]\nhold_execve_alerts_ms = 0\n")
+        #expect(
+            agent.waitForStderr(
+                containing: "_xferwatch cannot make files in \(directory): after logrotate moves \(alertFile), its create directive", seconds: 10),
+            "\(agent.stderr.suffix(2000))")
+        _ = try client("/bin/true", ["ftp", "-s:rotation-off.txt"])
+        let written = try waitForAlerts(atLeast: 1, of: "/usr/bin/true")
+        #expect(written.contains { $0.rule == "ftp.scripted" }, "\(written.map(\.rule))")
+        _ = try stop(agent, expecting: 0)
+    }
+
     /// The alert file and the syslog spool share a 1 MiB tmpfs that fills up: alerts wait in
     /// memory (status says why), are written once there is room again, and when the agent
     /// stops while the disk is full, those still waiting are counted as lost: last log line,
