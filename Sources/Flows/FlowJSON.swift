@@ -292,9 +292,14 @@ public enum FlowJSON {
             json.key("major"); json.number(device.major); json.key("minor"); json.number(device.minor)
             json.endObject(); json.endObject()
         }
-        // ECS: process.user is the effective user, process.real_user the real one.
-        if let euid = p.euid { json.key("user"); json.beginObject(); json.key("id"); json.string(String(euid)); json.endObject() }
-        if let uid = p.uid { json.key("real_user"); json.beginObject(); json.key("id"); json.string(String(uid)); json.endObject() }
+        // ECS: process.user is the effective user, process.real_user and process.saved_user the others.
+        func user(_ name: StaticString, _ id: UInt32?) {
+            guard let id else { return }
+            json.key(name); json.beginObject(); json.key("id"); json.string(String(id)); json.endObject()
+        }
+        user("user", p.euid)
+        user("real_user", p.uid)
+        user("saved_user", p.suid)
         if let interactive { json.key("interactive"); json.bool(interactive) }
         if withParent {
             json.key("parent")

@@ -17,8 +17,10 @@ public final class ProcessRecord: @unchecked Sendable {
     public let executable: String
     public let arguments: [String]
     public let workingDirectory: String?
+    /// Real, effective and saved user ids (a setuid program differs in the last two).
     public let uid: UInt32?
     public let euid: UInt32?
+    public let suid: UInt32?
     public let gid: UInt32?
     /// The login uid; 4294967295 means unset (services started by init).
     public let auid: UInt32?
@@ -52,7 +54,7 @@ public final class ProcessRecord: @unchecked Sendable {
 
     public init(
         pid: Int32, ppid: Int32, startTicks: UInt64?, startTime: Int64, executable: String, arguments: [String],
-        workingDirectory: String?, uid: UInt32?, euid: UInt32?, gid: UInt32?, auid: UInt32?, sessionID: UInt32?,
+        workingDirectory: String?, uid: UInt32?, euid: UInt32?, suid: UInt32?, gid: UInt32?, auid: UInt32?, sessionID: UInt32?,
         terminalSession: Int32?, tty: String?, stdin: StdinKind, networkNamespace: UInt64?, source: Source, parent: ProcessRecord? = nil
     ) {
         self.pid = pid
@@ -64,6 +66,7 @@ public final class ProcessRecord: @unchecked Sendable {
         self.workingDirectory = workingDirectory
         self.uid = uid
         self.euid = euid
+        self.suid = suid
         self.gid = gid
         self.auid = auid
         self.sessionID = sessionID

@@ -147,7 +147,7 @@ public final class ProcessTable {
         ProcessRecord(
             pid: pid, ppid: ppid, startTicks: startTicks, startTime: time, executable: syscall.string("exe") ?? "",
             arguments: arguments, workingDirectory: workingDirectory,
-            uid: syscall.uint32("uid"), euid: syscall.uint32("euid"), gid: syscall.uint32("gid"),
+            uid: syscall.uint32("uid"), euid: syscall.uint32("euid"), suid: syscall.uint32("suid"), gid: syscall.uint32("gid"),
             auid: syscall.uint32("auid"), sessionID: syscall.uint32("ses"), terminalSession: stat?.session,
             tty: syscall.string("tty").flatMap { $0 == "(none)" ? nil : $0 },
             stdin: stdin, networkNamespace: networkNamespace, source: source, parent: parent)
@@ -235,7 +235,7 @@ public final class ProcessTable {
             pid: pid, ppid: stat.ppid, startTicks: stat.startTicks,
             startTime: bootTime + Int64(stat.startTicks) * 1000 / ticksPerSecond,
             executable: exe, arguments: cmdline, workingDirectory: cwd,
-            uid: status.uid, euid: status.euid, gid: status.gid, auid: auid.map(UInt32.init(truncatingIfNeeded:)),
+            uid: status.uid, euid: status.euid, suid: status.suid, gid: status.gid, auid: auid.map(UInt32.init(truncatingIfNeeded:)),
             sessionID: session.map(UInt32.init(truncatingIfNeeded:)), terminalSession: stat.session, tty: ProcFS.terminalName(ttyNumber: stat.ttyNumber),
             stdin: procfs.stdin(pid: pid), networkNamespace: procfs.networkNamespace(pid: pid), source: .proc, parent: parent)
         identify(record, event: nil)
@@ -334,6 +334,7 @@ public final class ProcessTable {
 struct ProcStatus {
     var uid: UInt32?
     var euid: UInt32?
+    var suid: UInt32?
     var gid: UInt32?
 
     init() {}
@@ -344,6 +345,7 @@ struct ProcStatus {
                 let ids = Self.numbers(line.dropFirst(4))
                 uid = ids.first
                 euid = ids.count > 1 ? ids[1] : nil
+                suid = ids.count > 2 ? ids[2] : nil
             } else if line.starts(with: "Gid:".utf8) {
                 gid = Self.numbers(line.dropFirst(4)).first
             }

@@ -43,7 +43,7 @@ func measure(_ name: String, _ body: () throws -> Int) rethrows {
 }
 
 print("host: \(everything.count) TCP sockets, looking for inode \(wanted) (remote port \(target.remotePort))")
-try measure("/proc/net/tcp scan") {
+measure("/proc/net/tcp scan") {
     for (suffix, ipv6) in [("net/tcp", false), ("net/tcp6", true)] as [(StaticString, Bool)] {
         guard let text = procfs.read(pid: getpid(), suffix) else { continue }
         let sockets = ProcNetTable.parse(text, transport: .tcp, ipv6: ipv6)
