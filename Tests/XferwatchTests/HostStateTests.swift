@@ -67,7 +67,8 @@ import Testing
         #expect(record.uid == 1000 && record.euid == 0 && record.suid == 0, "a setuid program: real, effective and saved users from audit")
         #expect(record.arguments == ["ftp", "-n", "host"] && record.workingDirectory == "/home/u" && record.terminalSession == 100)
         let parent = try #require(record.parent)
-        #expect(parent.pid == 100 && parent.executable == "/bin/bash" && parent.source == .proc && parent.uid == 1000 && parent.euid == 1001 && parent.suid == 1002)
+        #expect(
+            parent.pid == 100 && parent.executable == "/bin/bash" && parent.source == .proc && parent.uid == 1000 && parent.euid == 1001 && parent.suid == 1002)
         #expect(parent.tty == "pts1", "tty_nr 34817 is /dev/pts/1")
     }
 
