@@ -158,6 +158,9 @@ public final class Detector: FlowObserver {
             switch p.stdin {
             case .file: reasons.append("\(called) reads its commands from a file on stdin")
             case .pipe: reasons.append("\(called) reads its commands from a pipe")
+            // Gone before its stdin could be read (a scripted session can take 20 ms), or a
+            // recorded log: with no terminal, no person typed its commands.
+            case .unknown where p.tty == nil: reasons.append("\(called) ran without a terminal, its stdin unread: its commands came from a script")
             default: break
             }
         }

@@ -206,10 +206,12 @@ extension KernelAuditTests.FlowEndToEnd {
     // MARK: alerts
 
     /// Every alert of the run, from the agent's alert file.
+    /// The alert file's whole lines: one the agent is writing at that moment is left for later.
     func readAlerts(from path: String? = nil) throws -> [AlertView] {
         let path = path ?? alertFile
         guard FileManager.default.fileExists(atPath: path) else { return [] }
-        return try jsonLines(String(contentsOfFile: path, encoding: .utf8)).map(AlertView.init)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return try jsonLines(String(text[..<(text.lastIndex(of: "\n").map(text.index(after:)) ?? text.startIndex)])).map(AlertView.init)
     }
 
     func expectOneAlertPerRuleAndSubject(_ alerts: [AlertView]) {

