@@ -18,7 +18,9 @@ import Testing
     /// that rule has something to say.
     static func replay(_ fixture: String, kind: String) throws -> Data {
         let configuration = try AgentConfiguration.parse("[detection]\nfirst_seen_learning_minutes = 0\n")
-        let path = try makeTemporaryDirectory("golden") + "/out.jsonl"
+        let directory = try makeTemporaryDirectory("golden")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/out.jsonl"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         try #require(fd >= 0)
         let output = OutputOptions(events: kind == "events", flows: kind == "flows", alerts: kind == "alerts", descriptor: fd)

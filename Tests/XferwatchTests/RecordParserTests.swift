@@ -30,7 +30,9 @@ import Testing
 
     /// RecordTypeTable.swift is what tools/generate-record-types writes from the installed libaudit.
     @Test func recordTypeTableIsWhatItsGeneratorWrites() throws {
-        let written = try makeTemporaryDirectory() + "/RecordTypeTable.swift"
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let written = directory + "/RecordTypeTable.swift"
         let result = try runCommand(Repo.path("tools/generate-record-types"), [written])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(
