@@ -292,14 +292,17 @@ public enum FlowJSON {
             json.key("major"); json.number(device.major); json.key("minor"); json.number(device.minor)
             json.endObject(); json.endObject()
         }
-        // ECS: process.user is the effective user, process.real_user and process.saved_user the others.
-        func user(_ name: StaticString, _ id: UInt32?) {
+        // ECS: process.user and process.group are the effective ids, real_ and saved_ the others.
+        func id(_ name: StaticString, _ id: UInt32?) {
             guard let id else { return }
             json.key(name); json.beginObject(); json.key("id"); json.string(String(id)); json.endObject()
         }
-        user("user", p.euid)
-        user("real_user", p.uid)
-        user("saved_user", p.suid)
+        id("user", p.euid)
+        id("real_user", p.uid)
+        id("saved_user", p.suid)
+        id("group", p.egid)
+        id("real_group", p.gid)
+        id("saved_group", p.sgid)
         if let interactive { json.key("interactive"); json.bool(interactive) }
         if withParent {
             json.key("parent")

@@ -21,7 +21,10 @@ public final class ProcessRecord: @unchecked Sendable {
     public let uid: UInt32?
     public let euid: UInt32?
     public let suid: UInt32?
+    /// Real, effective and saved group ids.
     public let gid: UInt32?
+    public let egid: UInt32?
+    public let sgid: UInt32?
     /// The login uid; 4294967295 means unset (services started by init).
     public let auid: UInt32?
     public let sessionID: UInt32?
@@ -54,7 +57,7 @@ public final class ProcessRecord: @unchecked Sendable {
 
     public init(
         pid: Int32, ppid: Int32, startTicks: UInt64?, startTime: Int64, executable: String, arguments: [String],
-        workingDirectory: String?, uid: UInt32?, euid: UInt32?, suid: UInt32?, gid: UInt32?, auid: UInt32?, sessionID: UInt32?,
+        workingDirectory: String?, uid: UInt32?, euid: UInt32?, suid: UInt32?, gid: UInt32?, egid: UInt32?, sgid: UInt32?, auid: UInt32?, sessionID: UInt32?,
         terminalSession: Int32?, tty: String?, stdin: StdinKind, networkNamespace: UInt64?, source: Source, parent: ProcessRecord? = nil
     ) {
         self.pid = pid
@@ -68,6 +71,8 @@ public final class ProcessRecord: @unchecked Sendable {
         self.euid = euid
         self.suid = suid
         self.gid = gid
+        self.egid = egid
+        self.sgid = sgid
         self.auid = auid
         self.sessionID = sessionID
         self.terminalSession = terminalSession

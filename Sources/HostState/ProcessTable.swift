@@ -147,7 +147,8 @@ public final class ProcessTable {
         ProcessRecord(
             pid: pid, ppid: ppid, startTicks: startTicks, startTime: time, executable: syscall.string("exe") ?? "",
             arguments: arguments, workingDirectory: workingDirectory,
-            uid: syscall.uint32("uid"), euid: syscall.uint32("euid"), suid: syscall.uint32("suid"), gid: syscall.uint32("gid"),
+            uid: syscall.uint32("uid"), euid: syscall.uint32("euid"), suid: syscall.uint32("suid"),
+            gid: syscall.uint32("gid"), egid: syscall.uint32("egid"), sgid: syscall.uint32("sgid"),
             auid: syscall.uint32("auid"), sessionID: syscall.uint32("ses"), terminalSession: stat?.session,
             tty: syscall.string("tty").flatMap { $0 == "(none)" ? nil : $0 },
             stdin: stdin, networkNamespace: networkNamespace, source: source, parent: parent)
@@ -235,7 +236,8 @@ public final class ProcessTable {
             pid: pid, ppid: stat.ppid, startTicks: stat.startTicks,
             startTime: bootTime + Int64(stat.startTicks) * 1000 / ticksPerSecond,
             executable: exe, arguments: cmdline, workingDirectory: cwd,
-            uid: status.uid, euid: status.euid, suid: status.suid, gid: status.gid, auid: auid.map(UInt32.init(truncatingIfNeeded:)),
+            uid: status.uid, euid: status.euid, suid: status.suid, gid: status.gid, egid: status.egid, sgid: status.sgid,
+            auid: auid.map(UInt32.init(truncatingIfNeeded:)),
             sessionID: session.map(UInt32.init(truncatingIfNeeded:)), terminalSession: stat.session, tty: ProcFS.terminalName(ttyNumber: stat.ttyNumber),
             stdin: procfs.stdin(pid: pid), networkNamespace: procfs.networkNamespace(pid: pid), source: .proc, parent: parent)
         identify(record, event: nil)
@@ -336,6 +338,8 @@ struct ProcStatus {
     var euid: UInt32?
     var suid: UInt32?
     var gid: UInt32?
+    var egid: UInt32?
+    var sgid: UInt32?
 
     init() {}
 
@@ -347,7 +351,10 @@ struct ProcStatus {
                 euid = ids.count > 1 ? ids[1] : nil
                 suid = ids.count > 2 ? ids[2] : nil
             } else if line.starts(with: "Gid:".utf8) {
-                gid = Self.numbers(line.dropFirst(4)).first
+                let ids = Self.numbers(line.dropFirst(4))
+                gid = ids.first
+                egid = ids.count > 1 ? ids[1] : nil
+                sgid = ids.count > 2 ? ids[2] : nil
             }
         }
     }

@@ -75,7 +75,8 @@ enum ECSReference {
     @Test func terminalAndContainerFieldsAreECS() throws {
         let process = ProcessRecord(
             pid: 7, ppid: 1, startTicks: nil, startTime: 0, executable: "/usr/bin/sftp", arguments: ["sftp", "host"],
-            workingDirectory: "/home/ann", uid: 1000, euid: 0, suid: 0, gid: 1000, auid: 1000, sessionID: 3, terminalSession: nil, tty: "pts3",
+            workingDirectory: "/home/ann", uid: 1000, euid: 0, suid: 0, gid: 1000, egid: 1000, sgid: 1000, auid: 1000, sessionID: 3, terminalSession: nil,
+            tty: "pts3",
             stdin: .terminal, networkNamespace: nil, source: .execve)
         process.container = ContainerIdentity(id: String(repeating: "ab", count: 32), runtime: "containerd", podUID: "0f3c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b")
         var json = JSONWriter()

@@ -74,7 +74,7 @@ import Testing
         func record(_ pid: Int32, _ args: [String], parent: ProcessRecord?) -> ProcessRecord {
             ProcessRecord(
                 pid: pid, ppid: parent?.pid ?? 0, startTicks: nil, startTime: 0, executable: "/usr/bin/" + args[0], arguments: args,
-                workingDirectory: "/", uid: 0, euid: 0, suid: 0, gid: 0, auid: 0, sessionID: 1, terminalSession: nil, tty: nil,
+                workingDirectory: "/", uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, auid: 0, sessionID: 1, terminalSession: nil, tty: nil,
                 stdin: .unknown, networkNamespace: nil, source: .execve, parent: parent)
         }
         let script = String(repeating: "é", count: 20_000)  // two bytes each
@@ -113,7 +113,7 @@ import Testing
     func process(_ args: [String], cwd: String = "/tmp") -> ProcessRecord {
         ProcessRecord(
             pid: 10, ppid: 1, startTicks: nil, startTime: 0, executable: "/usr/bin/" + baseName(args[0]), arguments: args,
-            workingDirectory: cwd, uid: 0, euid: 0, suid: 0, gid: 0, auid: 0, sessionID: 1, terminalSession: nil, tty: nil,
+            workingDirectory: cwd, uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, auid: 0, sessionID: 1, terminalSession: nil, tty: nil,
             stdin: .unknown, networkNamespace: nil, source: .execve)
     }
 

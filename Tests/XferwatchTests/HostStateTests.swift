@@ -29,7 +29,7 @@ import Testing
             // Field 22 is the start time; the name may hold spaces and parentheses.
             let fields = ["S", "\(ppid)", "\(pid)", "\(session)", "\(tty)"] + Array(repeating: "0", count: 14) + ["\(start)", "0", "0"]
             try "\(pid) (\(comm)) \(fields.joined(separator: " "))\n".write(toFile: dir + "/stat", atomically: true, encoding: .utf8)
-            try "Name:\t\(comm)\nUid:\t1000\t1001\t1002\t1000\nGid:\t50\t50\t50\t50\n".write(toFile: dir + "/status", atomically: true, encoding: .utf8)
+            try "Name:\t\(comm)\nUid:\t1000\t1001\t1002\t1000\nGid:\t50\t51\t52\t50\n".write(toFile: dir + "/status", atomically: true, encoding: .utf8)
             try "1000".write(toFile: dir + "/loginuid", atomically: true, encoding: .utf8)
             try "7".write(toFile: dir + "/sessionid", atomically: true, encoding: .utf8)
             try "\(exe)\0-c\0x\0".write(toFile: dir + "/cmdline", atomically: true, encoding: .utf8)
@@ -47,7 +47,7 @@ import Testing
     ) throws -> (AuditRecord, AuditEvent) {
         let args = argv.enumerated().map { "a\($0.offset)=\"\($0.element)\"" }.joined(separator: " ")
         let (events, _) = try assemble([
-            "type=SYSCALL msg=audit(\(time):\(serial)): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=2 ppid=\(ppid) pid=\(pid) auid=1000 uid=1000 gid=50 euid=0 suid=0 fsuid=0 egid=50 sgid=50 fsgid=50 tty=pts1 ses=7 comm=\"x\" exe=\"\(exe)\" key=\"k\"",
+            "type=SYSCALL msg=audit(\(time):\(serial)): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=2 ppid=\(ppid) pid=\(pid) auid=1000 uid=1000 gid=50 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=50 tty=pts1 ses=7 comm=\"x\" exe=\"\(exe)\" key=\"k\"",
             "type=EXECVE msg=audit(\(time):\(serial)): argc=\(argv.count) \(args)",
             "type=CWD msg=audit(\(time):\(serial)): cwd=\"/home/u\"",
             "type=EOE msg=audit(\(time):\(serial)): ",
@@ -64,11 +64,14 @@ import Testing
         let (syscall, event) = try execEvent(pid: 200, ppid: 100, exe: "/usr/bin/tnftp", argv: ["ftp", "-n", "host"], serial: 1)
         let record = try #require(table.exec(syscall, event: event))
         #expect(record.startTicks == 900 && record.stdin == .pipe && record.tty == "pts1" && record.auid == 1000)
-        #expect(record.uid == 1000 && record.euid == 0 && record.suid == 0, "a setuid program: real, effective and saved users from audit")
+        #expect(
+            record.uid == 1000 && record.euid == 0 && record.suid == 0 && record.gid == 50 && record.egid == 0 && record.sgid == 0,
+            "a setuid and setgid program: real, effective and saved ids from audit")
         #expect(record.arguments == ["ftp", "-n", "host"] && record.workingDirectory == "/home/u" && record.terminalSession == 100)
         let parent = try #require(record.parent)
         #expect(
-            parent.pid == 100 && parent.executable == "/bin/bash" && parent.source == .proc && parent.uid == 1000 && parent.euid == 1001 && parent.suid == 1002)
+            parent.pid == 100 && parent.executable == "/bin/bash" && parent.source == .proc && parent.uid == 1000 && parent.euid == 1001 && parent.suid == 1002
+                && parent.gid == 50 && parent.egid == 51 && parent.sgid == 52)
         #expect(parent.tty == "pts1", "tty_nr 34817 is /dev/pts/1")
     }
 
@@ -170,7 +173,7 @@ import Testing
         func record(_ args: [String], tty: String?, stdin: StdinKind, auid: UInt32 = 1000, session: Int32? = 5, parent: ProcessRecord? = nil) -> ProcessRecord {
             ProcessRecord(
                 pid: 1, ppid: 0, startTicks: nil, startTime: 0, executable: "/usr/bin/" + args[0], arguments: args, workingDirectory: nil,
-                uid: 0, euid: 0, suid: 0, gid: 0, auid: auid, sessionID: 1, terminalSession: session, tty: tty, stdin: stdin,
+                uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, auid: auid, sessionID: 1, terminalSession: session, tty: tty, stdin: stdin,
                 networkNamespace: nil, source: .execve, parent: parent)
         }
         #expect(Interactivity.assess(record(["ftp", "h"], tty: "pts0", stdin: .terminal)).isInteractive)
