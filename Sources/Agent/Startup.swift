@@ -57,7 +57,7 @@ struct Startup {
             let path = configuration.output.file.path
             check(path, mode: W_OK)
             // Rotation renames the file within its directory and makes a new one there. Without
-            // rotation (max_size = 0) a file already there is enough: see alertFileWarning.
+            // rotation (max_size = 0) a file already there is enough: see `warnings`.
             if configuration.output.file.maximumBytes > 0 || access(path, F_OK) != 0 { check(parentDirectory(path), mode: W_OK | X_OK) }
         }
         return problems
@@ -75,10 +75,12 @@ struct Startup {
                     + "the new one (create 0640 \(user) adm), or alerts wait in memory until the file is there")
         }
         let metrics = configuration.output.metrics
-        if metrics.enabled, access(parentDirectory(metrics.path), W_OK | X_OK) != 0 {
+        let metricsDirectory = parentDirectory(metrics.path)
+        if metrics.enabled, access(metricsDirectory, W_OK | X_OK) != 0 {
+            let reason = String(cString: strerror(errno))
             warnings.append(
-                "\(user) cannot make files in \(parentDirectory(metrics.path)) (\(String(cString: strerror(errno)))): \(metrics.path) will not be "
-                    + "written; give the directory to \(user) (under systemd, list it in ReadWritePaths= too)")
+                "\(user) cannot make files in \(metricsDirectory) (\(reason)): \(metrics.path) will not be written; give the directory to "
+                    + "\(user) (under systemd, list it in ReadWritePaths= too)")
         }
         return warnings
     }

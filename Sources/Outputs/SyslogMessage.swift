@@ -154,7 +154,7 @@ extension SyslogMessageBuilder {
     /// Shortenings tried, in turn, on an alert too long for one message: the longest values (an
     /// attacker's arguments, a long ancestry) go first, the structure stays, and each shortened
     /// value says how much it lost. Only when the last is still too long is the payload's tail cut.
-    public static let shortenings = [
+    static let shortenings = [
         JSONWriter.Limits(stringBytes: 1024, arrayElements: 32), JSONWriter.Limits(stringBytes: 256, arrayElements: 12),
         JSONWriter.Limits(stringBytes: 64, arrayElements: 4),
     ]
