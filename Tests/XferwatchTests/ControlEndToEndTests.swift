@@ -130,10 +130,18 @@ extension KernelAuditTests.FlowEndToEnd {
             if !said.isEmpty { _ = send(fd, said, said.utf8.count, Int32(MSG_NOSIGNAL)) }
             if n % 50 == 0 { peak = max(peak, descriptors()) }
         }
+        // Watched for up to 2 s (the loop accepts in its own time), well before silent peers are
+        // closed, 5 s after they connected.
+        let watching = Date().addingTimeInterval(2)
+        var held = acceptedControlConnections()
+        while held == 0 && Date() < watching {
+            usleep(20_000)
+            held = acceptedControlConnections()
+        }
+        #expect(held > 0, "the flood holds control connections")
         let upload = try randomFile("flood.tar.gz", bytes: 40_000)
         let curl = try client("/usr/bin/curl", ["-s", "-T", upload, "ftp://203.0.113.10/upload/flood.tar.gz"])
         peak = max(peak, descriptors())
-        #expect(acceptedControlConnections() > 0, "the flood holds control connections")
         let started = Date()
         let answered = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket], seconds: 20)
         let took = Date().timeIntervalSince(started)
