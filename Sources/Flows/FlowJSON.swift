@@ -293,16 +293,16 @@ public enum FlowJSON {
             json.endObject(); json.endObject()
         }
         // ECS: process.user and process.group are the effective ids, real_ and saved_ the others.
-        func id(_ name: StaticString, _ id: UInt32?) {
+        func identity(_ name: StaticString, _ id: UInt32?) {
             guard let id else { return }
             json.key(name); json.beginObject(); json.key("id"); json.string(String(id)); json.endObject()
         }
-        id("user", p.euid)
-        id("real_user", p.uid)
-        id("saved_user", p.suid)
-        id("group", p.egid)
-        id("real_group", p.gid)
-        id("saved_group", p.sgid)
+        identity("user", p.euid)
+        identity("real_user", p.uid)
+        identity("saved_user", p.suid)
+        identity("group", p.egid)
+        identity("real_group", p.gid)
+        identity("saved_group", p.sgid)
         if let interactive { json.key("interactive"); json.bool(interactive) }
         if withParent {
             json.key("parent")

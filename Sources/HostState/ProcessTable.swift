@@ -346,21 +346,18 @@ struct ProcStatus {
     init(_ text: ArraySlice<UInt8>) {
         for line in text.split(separator: UInt8(ascii: "\n")) {
             if line.starts(with: "Uid:".utf8) {
-                let ids = Self.numbers(line.dropFirst(4))
-                uid = ids.first
-                euid = ids.count > 1 ? ids[1] : nil
-                suid = ids.count > 2 ? ids[2] : nil
+                (uid, euid, suid) = Self.realEffectiveSaved(line.dropFirst(4))
             } else if line.starts(with: "Gid:".utf8) {
-                let ids = Self.numbers(line.dropFirst(4))
-                gid = ids.first
-                egid = ids.count > 1 ? ids[1] : nil
-                sgid = ids.count > 2 ? ids[2] : nil
+                (gid, egid, sgid) = Self.realEffectiveSaved(line.dropFirst(4))
             }
         }
     }
 
-    static func numbers(_ text: ArraySlice<UInt8>) -> [UInt32] {
-        text.split(whereSeparator: { $0 == 9 || $0 == 32 }).compactMap { ProcFS.decimal($0).map(UInt32.init(truncatingIfNeeded:)) }
+    /// The first three of a line's ids (the fourth is the file-system id).
+    static func realEffectiveSaved(_ text: ArraySlice<UInt8>) -> (UInt32?, UInt32?, UInt32?) {
+        let ids = text.split(whereSeparator: { $0 == 9 || $0 == 32 }).compactMap { ProcFS.decimal($0).map(UInt32.init(truncatingIfNeeded:)) }
+        func at(_ index: Int) -> UInt32? { index < ids.count ? ids[index] : nil }
+        return (at(0), at(1), at(2))
     }
 }
 

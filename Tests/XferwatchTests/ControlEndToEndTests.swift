@@ -209,11 +209,11 @@ extension KernelAuditTests.FlowEndToEnd {
         let config = "[detection]\nhold_execve_alerts_ms = 0\n[output.metrics]\nenabled = true\npath = \"\(file)\"\ninterval_seconds = 1\n"
         // A directory the agent's user cannot write: it says so at start.
         try FileManager.default.createDirectory(atPath: work + "/metrics", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        let refused = try startAgent(config)
+        let warned = try startAgent(config)
         #expect(
-            refused.waitForStderr(containing: "_xferwatch cannot make files in \(work)/metrics (Permission denied): \(file) will not be written", seconds: 10),
-            "\(refused.stderr.suffix(2000))")
-        _ = try stop(refused, expecting: 0)
+            warned.waitForStderr(containing: "_xferwatch cannot make files in \(work)/metrics (Permission denied): \(file) will not be written", seconds: 10),
+            "\(warned.stderr.suffix(2000))")
+        _ = try stop(warned, expecting: 0)
         // Given to it, as the administrator would.
         _ = try runCommand("/bin/chown", ["_xferwatch:", work + "/metrics"])
         let agent = try startAgent(config)
