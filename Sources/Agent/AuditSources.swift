@@ -29,26 +29,26 @@ struct BusyStream {
 
 /// The kernel's audit stream (netlink, unicast or multicast) into the pipeline.
 final class KernelAuditSource: LoopSource {
-    private let reader: NetlinkAuditReader
+    private let audit: AuditWatch
     private let pipeline: Pipeline
     private let batchWait: Int64
     private var lastRead = Int64.min / 2
     private var stream = BusyStream()
 
-    init(reader: NetlinkAuditReader, pipeline: Pipeline, batchWaitMilliseconds: Int) {
-        self.reader = reader
+    init(audit: AuditWatch, pipeline: Pipeline, batchWaitMilliseconds: Int) {
+        self.audit = audit
         self.pipeline = pipeline
         self.batchWait = Int64(batchWaitMilliseconds)
     }
 
-    func descriptors(into fds: inout [pollfd]) { fds.append(pollfd(fd: reader.fd, events: Int16(POLLIN), revents: 0)) }
+    func descriptors(into fds: inout [pollfd]) { fds.append(pollfd(fd: audit.session.stream.fd, events: Int16(POLLIN), revents: 0)) }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         var request = LoopRequest.none
+        let pipeline = self.pipeline
+        let deliver = { (type: UInt16, body: UnsafeRawBufferPointer) in pipeline.ingest(netlinkType: type, body: body, arrivalTime: time.monotonic) }
         if polled.anyReady {
-            let drained = reader.drain { type, body in
-                pipeline.ingest(netlinkType: type, body: body, arrivalTime: time.monotonic)
-            }
+            let drained = audit.session.stream.drain(deliver)
             // On a busy stream, records arriving back to back (the previous read was less than
             // batch_wait_ms ago) gather before the next read: one wake-up per batch instead of
             // one per event, where wake-ups are what a storm costs. Below that each read happens
@@ -60,6 +60,9 @@ final class KernelAuditSource: LoopSource {
                 lastRead = time.monotonic
             }
         }
+        // A daemon asking for the audit socket, or a free socket to take: the socket read
+        // next turn may change.
+        audit.serviceRequests(time: time, deliver: deliver)
         pipeline.tick(arrivalTime: time.monotonic)
         return request
     }

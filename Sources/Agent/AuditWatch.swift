@@ -12,8 +12,8 @@ import Runtime
 /// pid) and that our rules are still there. What it finds goes to the health channel.
 final class AuditWatch {
     let session: AuditSession
-    /// The source in use, `auto` resolved.
-    let mode: AuditSourceMode
+    /// The source agent.conf asks for (`auto`, `unicast` or `multicast`).
+    let configured: AuditSourceMode
     private let settings: AgentConfiguration.Audit
     private let health: HealthChannel
     private let log: Logger
@@ -25,6 +25,12 @@ final class AuditWatch {
     /// When someone last added or removed rules; the check waits for that to settle so one
     /// `auditctl -D` (a removal per rule) is reinstalled and reported once.
     private var lastRuleChange: Int64?
+    /// When the kernel first said one of our rules was removed (its event time), until they
+    /// are back: the check then runs at once, and the alert says how long the host was unwatched.
+    private var ownRulesRemovedAt: Int64?
+    /// Rules put back while others' changes go on, reported once in one alert when they settle:
+    /// how many, when the first of ours went (event time), when the last came back.
+    private var reinstalledUnreported: (count: Int, removedAt: Int64?, reinstalledAt: Int64)?
     /// Others' rules that hide what ours ask for, as reported (reported again if they come back).
     private var reportedSuppressing: Set<[UInt8]> = []
     /// The last failure of the rule check, reported once.
@@ -37,21 +43,36 @@ final class AuditWatch {
     private var disabledNoticed: Int64?
     /// Whether the current stretch of disabled auditing was reported: once, not every poll.
     private var reportedDisabled = false
+    /// `auto` on the multicast group: since when no live daemon holds the audit socket.
+    private var noDaemonSince: Int64?
+    /// `auto`: the audit socket is free for longer than `takeover_delay_ms` and no auditd is
+    /// expected; the source takes it on its next turn.
+    private var takeOverDue = false
+    private let auditdExpected: Bool
     private static let disablingActorWaitMilliseconds: Int64 = 1000
     /// How long rule changes must stop before the rules are checked.
     private static let ruleChangeSettleMilliseconds: Int64 = 150
     private static let ruleCheckIntervalMilliseconds: Int64 = 5000
+
+    /// The source in use now, `auto` resolved: in `auto` it moves to the multicast group when
+    /// another daemon asks for the audit socket, and back when the socket stays free.
+    var mode: AuditSourceMode { session.stream.mode == .unicast ? .unicast : .multicast }
 
     /// Installs the rules and opens the stream (unicast: as the audit daemon); nil after
     /// logging why not.
     /// `enabledBeforeKilledRun`: the enabled flag a killed earlier run found (its run marker).
     init?(settings: AgentConfiguration.Audit, health: HealthChannel, enabledBeforeKilledRun: UInt32?, log: Logger) {
         self.settings = settings
+        self.configured = settings.source
         self.health = health
         self.log = log
+        auditdExpected = AuditDaemonInstallation.onThisHost
         do {
             let current = try AuditControl().status()
-            mode = Self.resolve(settings.source, currentPid: current.pid)
+            let mode = Self.resolve(settings.source, currentPid: current.pid, auditdExpected: auditdExpected)
+            if settings.source == .auto && mode == .multicast && !Self.isAlive(current.pid) {
+                log.info("auditd is installed and started at boot here: the audit socket is left to it, the stream read beside it")
+            }
             let sessionSettings = AuditSession.Settings(
                 backlogLimit: UInt32(settings.backlogLimit), rateLimit: UInt32(settings.rateLimit),
                 receiveBufferBytes: settings.receiveBufferBytes)
@@ -67,17 +88,72 @@ final class AuditWatch {
         log.info("audit source \(mode.rawValue): \(session.rules.count) rules with key \(session.ruleKey) installed")
     }
 
-    /// The source `auto` stands for: multicast beside a live audit daemon, else unicast.
-    static func resolve(_ mode: AuditSourceMode, currentPid: UInt32) -> AuditSourceMode {
+    /// The source `auto` stands for: multicast beside a live audit daemon, or where auditd
+    /// starts at boot (it may not have started yet: it must find the socket free), else unicast.
+    static func resolve(_ mode: AuditSourceMode, currentPid: UInt32, auditdExpected: Bool) -> AuditSourceMode {
         guard mode == .auto else { return mode }
-        return currentPid != 0 && kill(pid_t(currentPid), 0) == 0 ? .multicast : .unicast
+        return isAlive(currentPid) || auditdExpected ? .multicast : .unicast
+    }
+
+    /// The kernel keeps a dead daemon's pid until its next send fails.
+    private static func isAlive(_ pid: UInt32) -> Bool { pid != 0 && kill(pid_t(pid), 0) == 0 }
+
+    /// After each read of the stream: answers another daemon's request for the audit socket,
+    /// and takes the socket when it is due. Records the old socket still holds go to `deliver`.
+    func serviceRequests(time: LoopTime, deliver: (UInt16, UnsafeRawBufferPointer) -> Void) {
+        if let asker = session.stream.reader.takeReplaceRequester(), asker != UInt32(getpid()) {
+            answerRequest(from: asker, time: time, deliver: deliver)
+        }
+        guard takeOverDue else { return }
+        takeOverDue = false
+        noDaemonSince = nil
+        do {
+            try session.takeOver(deliver)
+            log.info("no audit daemon held the audit socket for \(settings.takeoverDelayMilliseconds) ms: xferwatch holds it now (unicast)")
+        } catch {
+            log.warning("cannot take the free audit socket: \(error); staying on the multicast stream")
+        }
+    }
+
+    /// In `auto` the socket goes to the asker at once and the stream goes on through the
+    /// multicast group; an explicit `unicast` keeps it and says whom it refused.
+    private func answerRequest(from asker: UInt32, time: LoopTime, deliver: (UInt16, UnsafeRawBufferPointer) -> Void) {
+        let who = "pid \(asker) (\(Self.program(of: asker)))"
+        guard configured == .auto else {
+            let reason = "\(who) asked for the audit socket and was refused: source = \"unicast\" keeps it (source = \"auto\" hands it over)"
+            log.warning(reason)
+            health.report([reason], time: time.realtime)
+            return
+        }
+        do {
+            try session.handOver(deliver)
+            noDaemonSince = nil
+            let reason =
+                "\(who) asked for the audit socket: xferwatch gave it up and reads the multicast stream beside it, no record lost "
+                + "(the daemon's first attempt failed; its next one succeeds)"
+            log.warning(reason)
+            health.report([reason], time: time.realtime)
+        } catch {
+            let reason = "\(who) asked for the audit socket; giving it up failed: \(error)"
+            log.error(reason)
+            health.report([reason], time: time.realtime)
+        }
+    }
+
+    /// The asker's executable, or its name once it is gone (a daemon refused exits).
+    private static func program(of pid: UInt32) -> String {
+        if let executable = symbolicLinkTarget("/proc/\(pid)/exe") { return executable }
+        return readTextFile("/proc/\(pid)/comm", limit: 64)?.split(separator: "\n").first.map(String.init) ?? "gone"
     }
 
     /// Gives the kernel back what we took (audit pid, rules, settings).
     func close() {
         session.close()
-        let n = session.reader.counters
-        log.info("netlink: \(n.messages) records, dropped \(n.notFromKernel) not sent by the kernel, \(n.malformed) malformed, \(n.truncated) truncated")
+        let n = session.stream.counters
+        log.info(
+            "netlink: \(n.messages) records, dropped \(n.notFromKernel) not sent by the kernel, \(n.malformed) malformed, \(n.truncated) truncated; "
+                + "\(n.replaceRequests) requests for the audit socket, \(session.stream.switches) socket switches, "
+                + "\(session.stream.duplicatesSkipped) records both sockets got")
     }
 
     /// Sees every event: a CONFIG_CHANGE that removes rules may have removed ours, one that adds
@@ -91,6 +167,9 @@ final class AuditWatch {
                 op.elementsEqual("remove_rule".utf8) || op.elementsEqual("del_rule".utf8) || op.elementsEqual("add_rule".utf8)
             {
                 lastRuleChange = monotonicMilliseconds()
+                if ownRulesRemovedAt == nil, !op.elementsEqual("add_rule".utf8), record.string("key") == settings.ruleKey {
+                    ownRulesRemovedAt = event.key.time.totalMilliseconds
+                }
             }
             if let enabled = record.rawValue("audit_enabled"), enabled.elementsEqual("0".utf8) {
                 disabledBy = Self.actor(of: event, change: record)
@@ -115,15 +194,25 @@ final class AuditWatch {
             nextStatus = time.monotonic + Int64(settings.statusIntervalMilliseconds)
             checkStatus(time: time)
         }
+        // Our own rules gone (augenrules begins with -D): put them back at once, before a
+        // rule file that ends by locking the configuration (-e 2) shuts us out.
         let changesSettled = lastRuleChange.map { time.monotonic - $0 >= Self.ruleChangeSettleMilliseconds } ?? false
-        guard changesSettled || time.monotonic >= nextRuleCheck else { return }
+        guard changesSettled || ownRulesRemovedAt != nil || time.monotonic >= nextRuleCheck else { return }
+        let stillChanging = lastRuleChange != nil && !changesSettled
         nextRuleCheck = time.monotonic + Self.ruleCheckIntervalMilliseconds
         lastRuleChange = nil
         do {
             let reinstalled = try session.verifyRules()
             if reinstalled > 0 {
-                log.warning("\(reinstalled) of our audit rules were removed by someone else; reinstalled them")
-                health.report(["\(reinstalled) audit rules with key \(settings.ruleKey) were removed by someone else (reinstalled)"], time: time.realtime)
+                let removedAt = [reinstalledUnreported?.removedAt, ownRulesRemovedAt].compactMap { $0 }.min()
+                reinstalledUnreported = ((reinstalledUnreported?.count ?? 0) + reinstalled, removedAt, time.realtime)
+            }
+            ownRulesRemovedAt = nil
+            if let put = reinstalledUnreported, !stillChanging {
+                reinstalledUnreported = nil
+                let gap = put.removedAt.map { " after \(max(0, put.reinstalledAt - $0)) ms without them" } ?? ""
+                log.warning("\(put.count) of our audit rules were removed by someone else; reinstalled them\(gap)")
+                health.report(["\(put.count) audit rules with key \(settings.ruleKey) were removed by someone else (reinstalled\(gap))"], time: time.realtime)
             }
             let suppressing = try session.suppressingRules()
             for (rule, hides) in suppressing where !reportedSuppressing.contains(rule.bytes) {
@@ -177,6 +266,7 @@ final class AuditWatch {
             disabledNoticed = nil
             reportedDisabled = true
         }
+        watchForFreeSocket(status, time: time)
         if mode == .unicast && status.pid != UInt32(getpid()) {
             log.error("the audit pid is now \(status.pid): another audit daemon took the stream")
             if !reportedAuditPidLoss {
@@ -185,5 +275,19 @@ final class AuditWatch {
             }
         }
         lastStatus = status
+    }
+
+    /// `auto` on the multicast group: when no daemon has held the audit socket for
+    /// `takeover_delay_ms` (a restart takes less) and no auditd starts at boot here, the agent
+    /// takes it back. Where auditd is expected, the socket stays free for it.
+    private func watchForFreeSocket(_ status: AuditStatus, time: LoopTime) {
+        guard configured == .auto, mode == .multicast, !auditdExpected else { return }
+        guard !Self.isAlive(status.pid) else {
+            noDaemonSince = nil
+            return
+        }
+        let since = noDaemonSince ?? time.monotonic
+        noDaemonSince = since
+        if time.monotonic - since >= Int64(settings.takeoverDelayMilliseconds) { takeOverDue = true }
     }
 }

@@ -77,7 +77,6 @@ public final class LiveAgent {
         } catch {
             log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
         }
-        let sourceMode = audit?.mode ?? configuration.audit.source
         // Other network namespaces need setns (CAP_SYS_ADMIN), which the agent gives up: a
         // helper forked now keeps it and opens their sock_diag sockets for the agent.
         var helper: NamespaceHelper?
@@ -89,7 +88,7 @@ public final class LiveAgent {
             }
         }
         defer { helper?.stop() }
-        guard startup.dropPrivileges(to: account, source: sourceMode) else { return (1, nil) }
+        guard startup.dropPrivileges(to: account, source: configuration.audit.source) else { return (1, nil) }
         let unwritable = startup.unwritablePaths()
         guard unwritable.isEmpty else {
             let user = account?.name ?? "this user"
@@ -123,7 +122,8 @@ public final class LiveAgent {
         log.info("host: \(graph.processes.count) running processes read from /proc, \(graph.processes.catalog?.count ?? 0) programs known by their binary")
         let packets = PacketSource.open(configuration.inspection, graph: graph, log: log)
         let status = LiveStatus(
-            graph: graph, audit: audit, packets: packets, helper: helper, inspectionEnabled: configuration.inspection.enabled, sourceMode: sourceMode,
+            graph: graph, audit: audit, packets: packets, helper: helper, inspectionEnabled: configuration.inspection.enabled,
+            source: configuration.audit.source,
             configurationPath: configurationPath)
         let reloader = Reloader(configuration: configuration, path: configurationPath, graph: graph, log: log)
         let answers = ControlAnswers(graph: graph, status: status, reloader: reloader)
@@ -191,7 +191,7 @@ public final class LiveAgent {
     /// Where records come from: the kernel, auditd's plugin interface on stdin, or a log file.
     private func auditInput(audit: AuditWatch?, graph: AgentGraph) -> LoopSource? {
         if let audit {
-            return KernelAuditSource(reader: audit.session.reader, pipeline: graph.pipeline, batchWaitMilliseconds: configuration.audit.batchWaitMilliseconds)
+            return KernelAuditSource(audit: audit, pipeline: graph.pipeline, batchWaitMilliseconds: configuration.audit.batchWaitMilliseconds)
         }
         if configuration.audit.source == .audisp {
             log.info("reading audisp records on standard input")

@@ -42,13 +42,14 @@ final class LiveStatus {
     private let packets: PacketSource?
     private let helper: NamespaceHelper?
     private let inspectionEnabled: Bool
-    private let sourceMode: AuditSourceMode
+    /// The source when it is not the kernel's (audisp, file); the audit watch says which socket otherwise.
+    private let configuredSource: AuditSourceMode
     private let configurationPath: String
     private let started = (wall: realtimeMilliseconds(), monotonic: monotonicMilliseconds())
     private var throughput = ThroughputHistory()
 
     init(
-        graph: AgentGraph, audit: AuditWatch?, packets: PacketSource?, helper: NamespaceHelper?, inspectionEnabled: Bool, sourceMode: AuditSourceMode,
+        graph: AgentGraph, audit: AuditWatch?, packets: PacketSource?, helper: NamespaceHelper?, inspectionEnabled: Bool, source: AuditSourceMode,
         configurationPath: String
     ) {
         self.graph = graph
@@ -56,7 +57,7 @@ final class LiveStatus {
         self.audit = audit
         self.packets = packets
         self.inspectionEnabled = inspectionEnabled
-        self.sourceMode = sourceMode
+        self.configuredSource = source
         self.configurationPath = configurationPath
     }
 
@@ -77,13 +78,13 @@ final class LiveStatus {
                 backlog: Int(status.backlog), backlogLimit: Int(status.backlogLimit), auditPid: Int(status.pid))
         }
         var drops = ["events_completed_early": assembly.completedEarly]
-        if let netlink = audit?.session.reader.counters {
+        if let netlink = audit?.session.stream.counters {
             drops["netlink_not_from_kernel"] = netlink.notFromKernel
             drops["netlink_malformed"] = netlink.malformed
             drops["netlink_truncated"] = netlink.truncated
         }
         let auditStatus = AgentStatus.Audit(
-            source: sourceMode.rawValue, ruleKey: ruleKey, rulesInstalled: audit?.session.rules.count ?? 0, kernel: kernel,
+            source: (audit?.mode ?? configuredSource).rawValue, ruleKey: ruleKey, rulesInstalled: audit?.session.rules.count ?? 0, kernel: kernel,
             records: assembly.records, events: assembly.events,
             recordsPerSecond: .init(oneMinute: short.records, fiveMinutes: long.records),
             eventsPerSecond: .init(oneMinute: short.events, fiveMinutes: long.events),

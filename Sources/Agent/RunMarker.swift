@@ -44,9 +44,7 @@ struct RunMarker {
     }
 
     private static func isAgent(_ pid: Int32) -> Bool {
-        var target = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/\(pid)/exe", &target, target.count - 1)
-        return length > 0 && String(decoding: target[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self).hasSuffix("/xferwatchd")
+        symbolicLinkTarget("/proc/\(pid)/exe")?.hasSuffix("/xferwatchd") == true
     }
 
     /// A clean stop.

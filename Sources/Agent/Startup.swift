@@ -101,9 +101,9 @@ struct Startup {
         log.info("running as \(now.user) (uid \(now.uid)) with \(now.effective.isEmpty ? "no capabilities" : now.effective.joined(separator: ", "))")
         for capability in missing {
             switch capability {
-            case .auditControl where source == .unicast:
+            case .auditControl where source == .unicast || source == .auto:
                 log.warning("without CAP_AUDIT_CONTROL the agent cannot check or restore the audit rules and status")
-            case .auditRead where source == .multicast:
+            case .auditRead where source == .multicast || source == .auto:
                 log.warning("without CAP_AUDIT_READ the multicast audit stream delivers nothing")
             case .sysPtrace:
                 log.warning("without CAP_SYS_PTRACE other users' executables and sockets cannot be read from /proc")

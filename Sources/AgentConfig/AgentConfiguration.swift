@@ -24,7 +24,8 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 
 /// Where audit records come from.
 public enum AuditSourceMode: String, CaseIterable, Sendable {
-    /// Multicast beside a running auditd, unicast otherwise.
+    /// Multicast beside a running auditd or where auditd starts at boot, unicast otherwise;
+    /// the audit socket is handed to a daemon that asks for it.
     case auto
     /// Become the audit daemon (the kernel's one unicast receiver).
     case unicast
@@ -74,6 +75,9 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var receiveBufferBytes = 8 << 20
         /// While records arrive back to back, how long they gather before the next read.
         public var batchWaitMilliseconds = 8
+        /// `auto` on the multicast group: how long the audit socket must stay free (no daemon,
+        /// and none starts at boot here) before the agent takes it.
+        public var takeoverDelayMilliseconds = 10_000
     }
 
     public struct Host: Sendable, Equatable {
@@ -181,6 +185,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         config.audit.statusIntervalMilliseconds = audit.integer("status_interval_ms", default: config.audit.statusIntervalMilliseconds, in: 100...60_000)
         config.audit.receiveBufferBytes = audit.integer("receive_buffer_bytes", default: config.audit.receiveBufferBytes, in: 65_536...1 << 30)
         config.audit.batchWaitMilliseconds = audit.integer("batch_wait_ms", default: config.audit.batchWaitMilliseconds, in: 0...50)
+        config.audit.takeoverDelayMilliseconds = audit.integer(
+            "takeover_delay_ms", default: config.audit.takeoverDelayMilliseconds, in: 100...3_600_000)
         reader.absorb(audit)
 
         var host = reader.section("host")

@@ -175,8 +175,8 @@ public final class EventAssembler {
         guard records.contains(where: { $0.type.isSyscallAuxiliary }) else { return false }
         // By index: a copy of the record would retain and release every array it holds.
         guard let syscall = records.firstIndex(where: { $0.type == .syscall }) else {
-            // Records that stand before SYSCALL (CONFIG_CHANGE, LOGIN) may come alone.
-            return records.contains { $0.type != .configChange && $0.type != .login && !$0.type.isSingleRecordEvent }
+            // Records that stand before SYSCALL (CONFIG_CHANGE, LOGIN, EVENT_LISTENER) may come alone.
+            return records.contains { $0.type != .configChange && $0.type != .login && $0.type != .eventListener && !$0.type.isSingleRecordEvent }
         }
         if completion != .endOfEvent && expectEndOfEvent { return true }
         if let items = records[syscall].integer("items"), items > records.count(where: { $0.type == .path }) { return true }

@@ -12,6 +12,9 @@ public struct AuditRecordType: Hashable, Sendable, CustomStringConvertible {
     public static let path = AuditRecordType(code: 1302)
     public static let configChange = AuditRecordType(code: 1305)
     public static let sockaddr = AuditRecordType(code: 1306)
+    /// A process joined or left the multicast group: emitted in the listener's syscall, which
+    /// is rarely audited, so it usually comes alone.
+    public static let eventListener = AuditRecordType(code: 1335)
     public static let cwd = AuditRecordType(code: 1307)
     public static let execve = AuditRecordType(code: 1309)
     public static let endOfEvent = AuditRecordType(code: 1320)

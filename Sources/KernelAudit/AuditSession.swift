@@ -19,7 +19,7 @@ public final class AuditSession {
         }
     }
 
-    public let reader: NetlinkAuditReader
+    public let stream: AuditStream
     public let control: AuditControl
     public let initialStatus: AuditStatus
     /// The enabled flag to give back at stop: as found, or as a killed earlier run found it
@@ -28,6 +28,7 @@ public final class AuditSession {
     public let ruleKey: String
     public private(set) var rules: [KernelRule] = []
     public private(set) var rulesReinstalled = 0
+    private let settings: Settings
     private let log: (String) -> Void
     private var closed = false
 
@@ -41,20 +42,15 @@ public final class AuditSession {
         initialStatus = try control.status()
         enabledToRestore = enabledBeforeKilledRun ?? initialStatus.enabled
         ruleKey = specs.first?.key ?? ""
+        self.settings = settings
         self.log = log
         if mode == .unicast, initialStatus.pid != 0, kill(pid_t(initialStatus.pid), 0) == 0 {
             throw KernelAuditError(
                 operation: "become the audit daemon: pid \(initialStatus.pid) holds the audit socket (use source = \"multicast\")", code: EBUSY)
         }
-        reader = try NetlinkAuditReader(mode: mode, receiveBufferBytes: settings.receiveBufferBytes)
+        stream = AuditStream(reader: try NetlinkAuditReader(mode: mode, receiveBufferBytes: settings.receiveBufferBytes))
         do {
-            if mode == .unicast {
-                // Never make audited processes wait for us: a full backlog loses records
-                // (counted by the kernel) instead of stalling the host.
-                try control.setBacklogWaitTime(0)
-                try control.setBacklogLimit(settings.backlogLimit)
-                try control.setRateLimit(settings.rateLimit)
-            }
+            if mode == .unicast { try applyDaemonSettings() }
             try removeStaleRules()
             for spec in specs {
                 let rule = try control.compile(spec)
@@ -69,6 +65,31 @@ public final class AuditSession {
     }
 
     deinit { close() }
+
+    /// Never make audited processes wait for us: a full backlog loses records (counted by the
+    /// kernel) instead of stalling the host.
+    private func applyDaemonSettings() throws(KernelAuditError) {
+        try control.setBacklogWaitTime(0)
+        try control.setBacklogLimit(settings.backlogLimit)
+        try control.setRateLimit(settings.rateLimit)
+    }
+
+    /// Gives the audit socket up to whoever asks for it next, going on with the multicast
+    /// group: it is joined before the audit pid is cleared, and what the unicast socket still
+    /// holds goes to `handle`, so no record is lost or repeated.
+    public func handOver(_ handle: (UInt16, UnsafeRawBufferPointer) -> Void) throws(KernelAuditError) {
+        guard stream.mode == .unicast else { return }
+        let multicast = try NetlinkAuditReader(mode: .multicast, receiveBufferBytes: settings.receiveBufferBytes)
+        try stream.switchTo(multicast, release: { () throws(KernelAuditError) in try control.clearAuditPid() }, handle: handle)
+    }
+
+    /// Becomes the audit daemon when no one holds the audit socket, leaving the multicast group
+    /// once the unicast socket receives (throws EEXIST when a daemon holds it after all).
+    public func takeOver(_ handle: (UInt16, UnsafeRawBufferPointer) -> Void) throws(KernelAuditError) {
+        guard stream.mode == .multicast else { return }
+        let unicast = try NetlinkAuditReader(mode: .unicast, receiveBufferBytes: settings.receiveBufferBytes)
+        try stream.switchTo(unicast, release: { () throws(KernelAuditError) in try applyDaemonSettings() }, handle: handle)
+    }
 
     /// Rules with our key left by an instance that did not stop cleanly.
     private func removeStaleRules() throws(KernelAuditError) {
@@ -106,7 +127,7 @@ public final class AuditSession {
             if now.enabled != enabledToRestore && now.enabled != 2 && enabledToRestore != 2 {
                 try control.setEnabled(enabledToRestore)
             }
-            if reader.mode == .unicast && now.pid == UInt32(getpid()) {
+            if stream.mode == .unicast && now.pid == UInt32(getpid()) {
                 try control.clearAuditPid()
             }
         } catch {
@@ -115,11 +136,12 @@ public final class AuditSession {
     }
 }
 
-/// The rules xferwatch needs, for both ABIs, excluding its own process. Calls that pass an
-/// address (sendto/sendmsg with saddr_fam) are audited, never every send: glibc's send() is
-/// sendto on x86_64, so that would audit all TCP traffic.
-public func xferwatchRuleSpecs(key: String, ownPid: Int32) -> [AuditRuleSpec] {
-    let exclude = "pid!=\(ownPid)"
+/// The rules xferwatch needs, for both ABIs, excluding its own process when it installs them
+/// (`ownPid`; auditd loads them for the audisp plugin, nil). Calls that pass an address
+/// (sendto/sendmsg with saddr_fam) are audited, never every send: glibc's send() is sendto on
+/// x86_64, so that would audit all TCP traffic.
+public func xferwatchRuleSpecs(key: String, ownPid: Int32?) -> [AuditRuleSpec] {
+    let exclude = ownPid.map { ["pid!=\($0)"] } ?? []
     var specs: [AuditRuleSpec] = []
     // i386 has no accept(2), only accept4 (and socketcall, which audit rules cannot filter).
     for (arch, socketCalls) in [
@@ -127,11 +149,11 @@ public func xferwatchRuleSpecs(key: String, ownPid: Int32) -> [AuditRuleSpec] {
         ("b32", ["connect", "accept4", "sendto", "sendmsg"]),
     ] {
         // listen: servers starting, whose executables are scanned (rare, so every family).
-        specs.append(AuditRuleSpec(arch: arch, syscalls: ["execve", "execveat", "listen"], fields: [exclude], key: key))
+        specs.append(AuditRuleSpec(arch: arch, syscalls: ["execve", "execveat", "listen"], fields: exclude, key: key))
         // Only calls that pass an IPv4/IPv6 address: no AF_UNIX traffic, and sendto/sendmsg
         // only when unconnected (TFTP), not every TCP send.
         for family in [SocketAddress.familyInet, SocketAddress.familyInet6] {
-            specs.append(AuditRuleSpec(arch: arch, syscalls: socketCalls, fields: [exclude, "saddr_fam=\(family)"], key: key))
+            specs.append(AuditRuleSpec(arch: arch, syscalls: socketCalls, fields: exclude + ["saddr_fam=\(family)"], key: key))
         }
     }
     return specs

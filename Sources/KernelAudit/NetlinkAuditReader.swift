@@ -11,6 +11,14 @@ public struct NetlinkCounters: Sendable, Equatable {
     public var notFromKernel = 0
     public var malformed = 0
     public var truncated = 0
+    /// AUDIT_REPLACE probes: another process asked the kernel for the audit socket we hold.
+    public var replaceRequests = 0
+
+    static func + (a: NetlinkCounters, b: NetlinkCounters) -> NetlinkCounters {
+        NetlinkCounters(
+            messages: a.messages + b.messages, notFromKernel: a.notFromKernel + b.notFromKernel, malformed: a.malformed + b.malformed,
+            truncated: a.truncated + b.truncated, replaceRequests: a.replaceRequests + b.replaceRequests)
+    }
 }
 
 /// Reads audit records from a netlink socket in batches (recvmmsg into a large buffer), and
@@ -26,6 +34,9 @@ public final class NetlinkAuditReader {
     public let fd: Int32
     public let mode: Mode
     public private(set) var counters = NetlinkCounters()
+    /// The pid of the last process that asked for the audit socket (an AUDIT_REPLACE probe the
+    /// kernel sent this socket, its holder), until taken.
+    private var replaceRequester: UInt32?
 
     private static let batch = 64
     /// The kernel's largest audit message (MAX_AUDIT_MESSAGE_LENGTH) plus headers.
@@ -77,6 +88,12 @@ public final class NetlinkAuditReader {
         senders.deallocate()
     }
 
+    /// Who asked for the audit socket since the last call, if anyone.
+    public func takeReplaceRequester() -> UInt32? {
+        defer { replaceRequester = nil }
+        return replaceRequester
+    }
+
     /// Reads every message waiting (without blocking) and hands each record to `handle`
     /// as (type, body). Returns how many messages were read.
     @discardableResult
@@ -119,6 +136,13 @@ public final class NetlinkAuditReader {
         let type = header.nlmsg_type
         // Replies and keepalives are not records.
         if type == UInt16(NLMSG_ERROR) || type == UInt16(NLMSG_DONE) || type == UInt16(NLMSG_NOOP) { return }
+        // The kernel's probe of the audit daemon when another process asks to become it: the
+        // payload is the asker's pid. Not a record; the holder decides what to do.
+        if type == UInt16(AUDIT_REPLACE) {
+            counters.replaceRequests += 1
+            if datagram.count >= headerSize + 4 { replaceRequester = datagram.loadUnaligned(fromByteOffset: headerSize, as: UInt32.self) }
+            return
+        }
         counters.messages += 1
         handle(type, UnsafeRawBufferPointer(rebasing: datagram[headerSize...]))
     }

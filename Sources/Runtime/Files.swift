@@ -110,6 +110,15 @@ public func directoryEntries(_ path: String) -> [String]? {
     return names
 }
 
+/// Where a symbolic link points (`/proc/<pid>/exe`: the executable); nil when it is not one
+/// or cannot be read.
+public func symbolicLinkTarget(_ path: String) -> String? {
+    var target = [CChar](repeating: 0, count: 4096)
+    let length = readlink(path, &target, target.count - 1)
+    guard length > 0 else { return nil }
+    return String(decoding: target[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// `curl` for `/usr/bin/curl`.
 @inline(__always)
 public func baseName(_ path: String) -> String {

@@ -2,6 +2,7 @@ import Agent
 import AgentConfig
 import ArgumentParser
 import Inspection
+import KernelAudit
 import Runtime
 import Scanning
 
@@ -91,6 +92,9 @@ struct CheckConfig: ParsableCommand {
     @Flag(help: "Print the packet tap's capture filter (tcpdump syntax) and exit.")
     var printCaptureFilter = false
 
+    @Flag(help: "Print the audit rules the agent needs, in auditctl syntax, and exit: for auditd's rules.d when auditd runs it as its plugin.")
+    var printAuditRules = false
+
     /// The YARA rule files are compiled too. One that does not compile fails the check, as it
     /// refuses a reload (at start the agent runs without it and logs it).
     func run() throws {
@@ -99,6 +103,10 @@ struct CheckConfig: ParsableCommand {
             return
         }
         let configuration = try options.load()
+        if printAuditRules {
+            for spec in xferwatchRuleSpecs(key: configuration.audit.ruleKey, ownPid: nil) { print(spec) }
+            return
+        }
         guard configuration.yara.enabled else {
             print("\(options.config): ok")
             return

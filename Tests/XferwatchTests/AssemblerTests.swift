@@ -30,6 +30,15 @@ import Testing
         #expect(events[0].completion == .singleRecord)
     }
 
+    /// The kernel logs a multicast listener joining or leaving in that process's syscall, which
+    /// is rarely audited: the record comes alone, and the event is whole.
+    @Test func aLoneMulticastListenerRecordIsWhole() throws {
+        let (events, _) = try assemble([
+            record("EVENT_LISTENER", 9, "100.000", "pid=5 uid=105 auid=4294967295 tty=(none) ses=4294967295 comm=\"xferwatchd\" nl-mcgrp=1 op=connect res=1")
+        ])
+        #expect(events.count == 1 && events[0].completion == .flush && !events[0].partial)
+    }
+
     @Test func logTimeTimeoutCountsFromTheLastRecord() throws {
         // Serial 1 is a slow syscall: its SYSCALL record arrives 5 s of log time after its
         // stamp, while its CONFIG_CHANGE came at once. It must not be split.

@@ -203,15 +203,19 @@ extension KernelAuditTests {
         /// alerts (`alertFile`) under the test's directory; `extra` adds configuration. It drops
         /// to `user`, by default the package's `_xferwatch` (tests run the agent as shipped), and
         /// makes those directories itself, so they are that user's.
-        func startAgent(_ extra: String = "", user: String = "_xferwatch", flows: String = "", environment: [String: String] = [:]) throws -> Child {
-            let config = try writeConfig(extra, user: user, flows: flows)
+        func startAgent(
+            _ extra: String = "", user: String = "_xferwatch", flows: String = "", source: String = "unicast", environment: [String: String] = [:]
+        ) throws -> Child {
+            let config = try writeConfig(extra, user: user, flows: flows, source: source)
             let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", config, "--flows"], environment: environment)
             try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 15), "agent did not start: \(agent.stderr)")
             return agent
         }
 
         /// The test agent's configuration, in work/agent.conf; its path.
-        func writeConfig(_ extra: String = "", user: String = "_xferwatch", flows: String = "") throws -> String {
+        /// `source`: unicast unless a test says otherwise (this machine has auditd installed and
+        /// enabled but stopped, where `auto` would leave the socket free for it).
+        func writeConfig(_ extra: String = "", user: String = "_xferwatch", flows: String = "", source: String = "unicast") throws -> String {
             let config = work + "/agent.conf"
             try """
             [agent]
@@ -220,7 +224,7 @@ extension KernelAuditTests {
             control_socket = "\(controlSocket)"
             user = "\(user)"
             [audit]
-            source = "unicast"
+            source = "\(source)"
             event_timeout_ms = 500
             [flows]
             poll_interval_ms = 200
