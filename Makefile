@@ -13,7 +13,7 @@ TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-
 	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls rsyslog-relp openssl python3-jsonschema python3-prometheus-client groff-base \
 	bash-completion fish zsh
 
-.PHONY: run test test-asan test-tsan build release deb deps test-deps bench-replay golden lint run-config fuzz
+.PHONY: run test check test-asan test-tsan build release deb deps test-deps bench-replay golden lint run-config fuzz
 
 deps:
 	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -62,6 +62,11 @@ run: release $(RUN_CONFIG)
 # The code as .swift-format lays it out (the toolchain's swift-format): a finding fails the tests.
 lint:
 	$(SWIFT) format lint --recursive --strict --configuration .swift-format Sources Tests bench
+
+# The unit tests alone: recorded data and the modules themselves, no root, no kernel audit, no
+# servers (Tests/UnitTests). The edit-compile-test loop; make test runs them too.
+check: deps
+	$(SWIFT) test --filter UnitTests
 
 test: lint test-deps deb
 	@mkdir -p .build; { $(SWIFT) test 2>&1; echo $$? > .build/test-status; } | tee .build/test-output.txt; \

@@ -82,6 +82,13 @@ let package = Package(
         .executableTarget(name: "YaraBench", dependencies: ["Scanning"], path: "bench/YaraBench"),
         // bench/syslog: alerts per second through the spool to a TCP receiver, and to the alert file.
         .executableTarget(name: "SyslogBench", dependencies: ["AgentConfig", "Outputs", "Runtime"], path: "bench/SyslogBench"),
-        .testTarget(name: "XferwatchTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime", "Control", "Privileges", "Inspection", "PacketCapture"]),
+        // What the test targets share: the repository's paths, child processes, temporary directories.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Unit tests on recorded data and the modules themselves: no root, no kernel audit (make check).
+        .testTarget(name: "UnitTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime", "Control", "Privileges", "Inspection", "PacketCapture", "CTCPInfo", "TestSupport"]),
+        // End-to-end tests: the built agent and agentctl as processes against the real kernel, real
+        // servers and packages, as root. They import no module of the agent: a change to one
+        // rebuilds the binaries they run, not them.
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ]
 )

@@ -52,7 +52,6 @@ final class AuditWatch {
     private static let disablingActorWaitMilliseconds: Int64 = 1000
     /// How long rule changes must stop before the rules are checked.
     private static let ruleChangeSettleMilliseconds: Int64 = 150
-    private static let ruleCheckIntervalMilliseconds: Int64 = 5000
 
     /// The source in use now, `auto` resolved: in `auto` it moves to the multicast group when
     /// another daemon asks for the audit socket, and back when the socket stays free.
@@ -84,7 +83,7 @@ final class AuditWatch {
             log.error("cannot start the audit source: \(error)")
             return nil
         }
-        nextRuleCheck = monotonicMilliseconds() + Self.ruleCheckIntervalMilliseconds
+        nextRuleCheck = monotonicMilliseconds() + Int64(settings.ruleCheckIntervalMilliseconds)
         log.info("audit source \(mode.rawValue): \(session.rules.count) rules with key \(session.ruleKey) installed")
     }
 
@@ -140,10 +139,12 @@ final class AuditWatch {
         }
     }
 
-    /// The asker's executable, or its name once it is gone (a daemon refused exits).
+    /// The asker's executable, or its name while it is a zombie. A daemon the kernel refused
+    /// exits within milliseconds and may be gone before the probe is read: then that is said.
     private static func program(of pid: UInt32) -> String {
         if let executable = symbolicLinkTarget("/proc/\(pid)/exe") { return executable }
-        return readTextFile("/proc/\(pid)/comm", limit: 64)?.split(separator: "\n").first.map(String.init) ?? "gone"
+        return readTextFile("/proc/\(pid)/comm", limit: 64)?.split(separator: "\n").first.map(String.init)
+            ?? "exited before its program could be read"
     }
 
     /// Gives the kernel back what we took (audit pid, rules, settings).
@@ -188,7 +189,8 @@ final class AuditWatch {
         return parts.joined(separator: ", ")
     }
 
-    /// The status every `status_interval_ms`, the rules every 5 s or once removals settle.
+    /// The status every `status_interval_ms`, the rules every `rule_check_interval_ms` or once
+    /// removals settle.
     func check(time: LoopTime) {
         if time.monotonic >= nextStatus {
             nextStatus = time.monotonic + Int64(settings.statusIntervalMilliseconds)
@@ -199,7 +201,7 @@ final class AuditWatch {
         let changesSettled = lastRuleChange.map { time.monotonic - $0 >= Self.ruleChangeSettleMilliseconds } ?? false
         guard changesSettled || ownRulesRemovedAt != nil || time.monotonic >= nextRuleCheck else { return }
         let stillChanging = lastRuleChange != nil && !changesSettled
-        nextRuleCheck = time.monotonic + Self.ruleCheckIntervalMilliseconds
+        nextRuleCheck = time.monotonic + Int64(settings.ruleCheckIntervalMilliseconds)
         lastRuleChange = nil
         do {
             let reinstalled = try session.verifyRules()
@@ -221,6 +223,7 @@ final class AuditWatch {
                 health.report([reason], time: time.realtime)
             }
             reportedSuppressing = Set(suppressing.map(\.rule.bytes))
+            log.debug("audit rules checked: \(session.rules.count) of ours, \(suppressing.count) of others hiding events")
             ruleCheckFailure = nil
         } catch {
             log.error("cannot check the audit rules: \(error)")

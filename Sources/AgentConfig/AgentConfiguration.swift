@@ -78,6 +78,9 @@ public struct AgentConfiguration: Sendable, Equatable {
         /// `auto` on the multicast group: how long the audit socket must stay free (no daemon,
         /// and none starts at boot here) before the agent takes it.
         public var takeoverDelayMilliseconds = 10_000
+        /// How often the agent checks that its rules are loaded and no rule hides what they ask
+        /// for (besides at once after rule changes).
+        public var ruleCheckIntervalMilliseconds = 5000
     }
 
     public struct Host: Sendable, Equatable {
@@ -187,6 +190,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         config.audit.batchWaitMilliseconds = audit.integer("batch_wait_ms", default: config.audit.batchWaitMilliseconds, in: 0...50)
         config.audit.takeoverDelayMilliseconds = audit.integer(
             "takeover_delay_ms", default: config.audit.takeoverDelayMilliseconds, in: 100...3_600_000)
+        config.audit.ruleCheckIntervalMilliseconds = audit.integer(
+            "rule_check_interval_ms", default: config.audit.ruleCheckIntervalMilliseconds, in: 100...600_000)
         reader.absorb(audit)
 
         var host = reader.section("host")

@@ -1,0 +1,83 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import HostState
+
+/// Programs known by their binary: the ELF build-id of the installed clients, whatever a copy
+/// is called; files that are no ELF, or hostile ones, identify as nothing.
+@Suite struct IdentityTests {
+    @Test func aCopyUnderAnyNameIsTheProgramItIs() throws {
+        let catalog = ProgramCatalog(names: ["ftp", "tnftp", "lftp", "busybox"])
+        #expect(catalog.count >= 3, "tnftp, lftp and busybox are installed by make test")
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let copy = directory + "/.cache-kworker"
+        try FileManager.default.copyItem(atPath: "/usr/bin/tnftp", toPath: copy)
+        #expect(catalog.identify(path: copy) == ProgramIdentity(name: "tnftp", path: "/usr/bin/tnftp"))
+        // /usr/bin/ftp is a link through /etc/alternatives: the program is tnftp.
+        #expect(catalog.identify(path: "/usr/bin/ftp")?.name == "tnftp")
+        #expect(catalog.identify(path: "/bin/true") == nil, "not a program the catalog learned")
+        #expect(catalog.identify(path: directory + "/missing") == nil)
+        // Each distinct file is read once.
+        let read = catalog.counters.filesRead
+        _ = catalog.identify(path: copy)
+        #expect(catalog.counters.filesRead == read)
+        // The inode check for a process that is gone: another file at the path is not it.
+        #expect(catalog.file(at: copy, amongFiles: [.init(device: 0, inode: 1)]) == nil)
+        let key = try #require(catalog.file(at: copy))
+        #expect(catalog.identity(of: key, at: copy)?.name == "tnftp")
+    }
+
+    @Test func hostileAndForeignFilesIdentifyAsNothing() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let script = directory + "/script.sh"
+        try "#!/bin/sh\necho hi\n".write(toFile: script, atomically: true, encoding: .utf8)
+        #expect(ProgramCatalog.buildID(path: script) == nil)
+        // An ELF header claiming program headers far beyond the file.
+        var header = [UInt8](repeating: 0, count: 64)
+        header[0...5] = [0x7F, 0x45, 0x4C, 0x46, 2, 1]
+        header[0x20] = 0xFF; header[0x27] = 0x7F  // e_phoff huge
+        header[0x36] = 56; header[0x38] = 255
+        let forged = directory + "/forged"
+        FileManager.default.createFile(atPath: forged, contents: Data(header))
+        #expect(ProgramCatalog.buildID(path: forged) == nil)
+        // Notes whose sizes overrun their segment, or loop, end the walk.
+        let overrun: [UInt8] = [4, 0, 0, 0, 0xFF, 0xFF, 0, 0, 3, 0, 0, 0, 0x47, 0x4E, 0x55, 0]
+        #expect(ProgramCatalog.gnuBuildID(inNotes: overrun) == nil)
+        let good: [UInt8] = [4, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 0x47, 0x4E, 0x55, 0, 0xDE, 0xAD, 0xBE, 0xEF]
+        #expect(ProgramCatalog.gnuBuildID(inNotes: good) == [0xDE, 0xAD, 0xBE, 0xEF])
+        // A real binary has one.
+        #expect((ProgramCatalog.buildID(path: "/usr/bin/tnftp")?.count ?? 0) >= 16)
+    }
+}
+
+/// Containers from /proc/<pid>/cgroup as each runtime names them (v1 and v2 lines).
+@Suite struct ContainerIdentityTests {
+    static let id = "3f4e8a2b1c9d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
+
+    @Test func eachRuntimesNaming() {
+        func parse(_ text: String) -> ContainerIdentity? { ContainerIdentity.parse(cgroup: text) }
+        #expect(parse("0::/system.slice/docker-\(Self.id).scope\n") == ContainerIdentity(id: Self.id, runtime: "docker"))
+        #expect(parse("12:pids:/docker/\(Self.id)\n11:memory:/docker/\(Self.id)\n") == ContainerIdentity(id: Self.id, runtime: "docker"))
+        let uid = "6f1e3a2b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
+        #expect(
+            parse(
+                "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6f1e3a2b_4c5d_4e6f_8a9b_0c1d2e3f4a5b.slice/cri-containerd-\(Self.id).scope"
+            )
+                == ContainerIdentity(id: Self.id, runtime: "containerd", podUID: uid))
+        #expect(parse("3:cpu:/kubepods/besteffort/pod\(uid)/\(Self.id)") == ContainerIdentity(id: Self.id, runtime: "kubernetes", podUID: uid))
+        #expect(parse("0::/kubepods.slice/kubepods-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice/crio-\(Self.id).scope")?.runtime == "cri-o")
+        #expect(parse("0::/machine.slice/libpod-\(Self.id).scope/container") == ContainerIdentity(id: Self.id, runtime: "podman"))
+        #expect(parse("0::/machine.slice/libpod-conmon-\(Self.id).scope") == nil, "conmon is the monitor, not the container")
+        #expect(parse("0::/machine.slice/machine-web\\x2d1.scope/payload") == ContainerIdentity(id: "web-1", runtime: "systemd-nspawn"))
+        #expect(parse("0::/lxc.payload.db/init.scope") == ContainerIdentity(id: "db", runtime: "lxc"))
+        #expect(parse("4:memory:/lxc/db\n") == ContainerIdentity(id: "db", runtime: "lxc"))
+        // The host: services, sessions, the root; and an id of the wrong shape.
+        #expect(parse("0::/system.slice/ssh.service\n") == nil && parse("0::/user.slice/user-0.slice/session-1.scope") == nil && parse("0::/") == nil)
+        #expect(parse("0::/system.slice/docker-\(Self.id.prefix(63)).scope") == nil)
+        // v1 and v2 disagree: the v2 line wins.
+        #expect(parse("4:memory:/docker/\(Self.id)\n0::/system.slice/docker-\(String(Self.id.reversed())).scope")?.id == String(Self.id.reversed()))
+    }
+}
