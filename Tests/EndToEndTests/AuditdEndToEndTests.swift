@@ -147,6 +147,22 @@ extension KernelAuditTests.FlowEndToEnd {
         }
     }
 
+    /// `source = "unicast"` is the administrator's word: the agent keeps the socket, and says
+    /// which process it refused.
+    @Test func anExplicitUnicastAgentKeepsTheSocketAndSaysWhomItRefused() throws {
+        try withKernelRestored {
+            let auditd = try PrivateAuditd(directory: work + "/auditd")
+            let agent = try startAgent()
+            #expect(try auditd.startAsSystemdWould() == nil, "every start is refused")
+            #expect(try KernelAuditTests.kernelState().pid == String(agent.pid))
+            #expect(agent.waitForStderr(containing: "asked for the audit socket and was refused", seconds: 10))
+            _ = try stop(agent, expecting: 0)
+            let refusals = try agentHealth(containing: "asked for the audit socket and was refused")
+            #expect(!refusals.isEmpty && refusals.allSatisfy { $0.reasons.first?.contains("source = \"unicast\" keeps it") == true })
+            #expect(auditd.starts.contains { start in refusals.contains { $0.reasons.first?.hasPrefix("pid \(start) (") == true } })
+        }
+    }
+
     /// Where auditd starts at boot, the agent started before it leaves the socket free: auditd's
     /// one start succeeds, and the agent reads the stream beside it.
     @Test func auditdEnabledAtBootFindsTheSocketFree() throws {
