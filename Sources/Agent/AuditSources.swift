@@ -45,10 +45,8 @@ final class KernelAuditSource: LoopSource {
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         var request = LoopRequest.none
-        let pipeline = self.pipeline
-        let deliver = { (type: UInt16, body: UnsafeRawBufferPointer) in pipeline.ingest(netlinkType: type, body: body, arrivalTime: time.monotonic) }
         if polled.anyReady {
-            let drained = audit.session.stream.drain(deliver)
+            let drained = audit.session.stream.drain { type, body in pipeline.ingest(netlinkType: type, body: body, arrivalTime: time.monotonic) }
             // On a busy stream, records arriving back to back (the previous read was less than
             // batch_wait_ms ago) gather before the next read: one wake-up per batch instead of
             // one per event, where wake-ups are what a storm costs. Below that each read happens
@@ -62,7 +60,7 @@ final class KernelAuditSource: LoopSource {
         }
         // A daemon asking for the audit socket, or a free socket to take: the socket read
         // next turn may change.
-        audit.serviceRequests(time: time, deliver: deliver)
+        audit.serviceRequests(time: time) { type, body in pipeline.ingest(netlinkType: type, body: body, arrivalTime: time.monotonic) }
         pipeline.tick(arrivalTime: time.monotonic)
         return request
     }
