@@ -146,6 +146,8 @@ public final class LiveAgent {
         var periodic = periodicWork(graph: graph, audit: audit, status: status)
         periodic.append { time in metrics.writeIfDue(reloader.configuration.output.metrics, now: time.monotonic) { answers.metricsLines() } }
         let loop = EventLoop(sources: sources, periodic: periodic, log: log)
+        // Start-up is over (what a test measures from, what systemd waits for).
+        log.info("ready: watching \(sources.count) sources")
         ServiceManager.notify("READY=1")
         let result = loop.run()
         ServiceManager.notify("STOPPING=1")

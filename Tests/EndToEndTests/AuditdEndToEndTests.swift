@@ -7,80 +7,6 @@ import Testing
 /// it, the agent on the live stream, transfers to the lab's "Internet" server alerted after it.
 /// auditd's log must never stop because of the agent, and the agent must not lose its stream.
 extension KernelAuditTests.FlowEndToEnd {
-    /// Debian's auditd with a configuration of its own: RAW log under `directory`, no rules
-    /// loaded by it, plugins from `directory/plugins`.
-    final class PrivateAuditd {
-        let directory: String
-        var log: String { directory + "/audit.log" }
-        private(set) var child: Child?
-        /// The pid of every start, refused ones too.
-        private(set) var starts: [Int32] = []
-
-        init(directory: String) throws {
-            self.directory = directory
-            // auditd refuses a configuration a user other than root could change, and skips a
-            // last line without its newline.
-            try FileManager.default.createDirectory(atPath: directory + "/plugins", withIntermediateDirectories: true)
-            try """
-            log_file = \(directory)/audit.log
-            log_format = RAW
-            flush = NONE
-            max_log_file_action = IGNORE
-            space_left = 2
-            admin_space_left = 1
-            plugin_dir = \(directory)/plugins
-
-            """.write(toFile: directory + "/auditd.conf", atomically: true, encoding: .utf8)
-            chmod(directory + "/auditd.conf", 0o640)
-        }
-
-        deinit { stop() }
-
-        /// Starts auditd until it holds the audit socket, restarting it as auditd.service does
-        /// (`Restart=on-failure`, `RestartPreventExitStatus=2 4 6`, 100 ms apart, at most 5
-        /// starts). Returns how many starts it took; nil if it never got the socket.
-        func startAsSystemdWould() throws -> Int? {
-            for start in 1...5 {
-                // Standard input /dev/null, as under systemd: with it closed (CI has none), the
-                // pipe auditd makes for a plugin would take descriptor 0 and break.
-                let auditd = try Child("/usr/sbin/auditd", ["-n", "-c", directory], stdin: FileHandle(forReadingAtPath: "/dev/null"))
-                starts.append(auditd.pid)
-                let deadline = Date().addingTimeInterval(15)
-                while Date() < deadline, auditd.process.isRunning, try KernelAuditTests.kernelState().pid != String(auditd.pid) {
-                    usleep(20_000)
-                }
-                if auditd.process.isRunning, try KernelAuditTests.kernelState().pid == String(auditd.pid) {
-                    child = auditd
-                    return start
-                }
-                let status = auditd.stop(signal: SIGTERM)
-                if [2, 4, 6].contains(status) { return nil }
-                usleep(100_000)
-            }
-            return nil
-        }
-
-        /// SIGTERM, as `systemctl stop auditd`; waits until the kernel no longer names it.
-        func stop() {
-            guard let child else { return }
-            child.stop(signal: SIGTERM)
-            self.child = nil
-        }
-
-        /// `service auditd rotate`: SIGUSR1.
-        func rotate() {
-            if let child { kill(child.pid, SIGUSR1) }
-        }
-
-        /// Whether auditd's log (rotated files too) holds a record of `pid`.
-        func logged(pid: Int32) -> Bool {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            return names.filter { $0.hasPrefix("audit.log") }.contains { name in
-                ((try? String(contentsOfFile: directory + "/" + name, encoding: .utf8)) ?? "").contains(" pid=\(pid) ")
-            }
-        }
-    }
-
     /// Runs `body` with the kernel as the test found it afterwards, whatever happens: no
     /// auditd, no rules with the test's keys, the enabled flag and backlog settings restored.
     func withKernelRestored(_ body: () throws -> Void) throws {
@@ -289,6 +215,80 @@ extension KernelAuditTests.FlowEndToEnd {
             let flows = try jsonLines((try? String(contentsOfFile: work + "/plugin-flows.jsonl", encoding: .utf8)) ?? "")
             #expect(flow(of: curl, in: flows)?.destinationPort == 21)
             #expect(auditd.logged(pid: curl))
+        }
+    }
+}
+
+/// Debian's auditd with a configuration of its own: RAW log under `directory`, no rules
+/// loaded by it, plugins from `directory/plugins`.
+final class PrivateAuditd {
+    let directory: String
+    var log: String { directory + "/audit.log" }
+    private(set) var child: Child?
+    /// The pid of every start, refused ones too.
+    private(set) var starts: [Int32] = []
+
+    init(directory: String) throws {
+        self.directory = directory
+        // auditd refuses a configuration a user other than root could change, and skips a
+        // last line without its newline.
+        try FileManager.default.createDirectory(atPath: directory + "/plugins", withIntermediateDirectories: true)
+        try """
+        log_file = \(directory)/audit.log
+        log_format = RAW
+        flush = NONE
+        max_log_file_action = IGNORE
+        space_left = 2
+        admin_space_left = 1
+        plugin_dir = \(directory)/plugins
+
+        """.write(toFile: directory + "/auditd.conf", atomically: true, encoding: .utf8)
+        chmod(directory + "/auditd.conf", 0o640)
+    }
+
+    deinit { stop() }
+
+    /// Starts auditd until it holds the audit socket, restarting it as auditd.service does
+    /// (`Restart=on-failure`, `RestartPreventExitStatus=2 4 6`, 100 ms apart, at most 5
+    /// starts). Returns how many starts it took; nil if it never got the socket.
+    func startAsSystemdWould() throws -> Int? {
+        for start in 1...5 {
+            // Standard input /dev/null, as under systemd: with it closed (CI has none), the
+            // pipe auditd makes for a plugin would take descriptor 0 and break.
+            let auditd = try Child("/usr/sbin/auditd", ["-n", "-c", directory], stdin: FileHandle(forReadingAtPath: "/dev/null"))
+            starts.append(auditd.pid)
+            let deadline = Date().addingTimeInterval(15)
+            while Date() < deadline, auditd.process.isRunning, try KernelAuditTests.kernelState().pid != String(auditd.pid) {
+                usleep(20_000)
+            }
+            if auditd.process.isRunning, try KernelAuditTests.kernelState().pid == String(auditd.pid) {
+                child = auditd
+                return start
+            }
+            let status = auditd.stop(signal: SIGTERM)
+            if [2, 4, 6].contains(status) { return nil }
+            usleep(100_000)
+        }
+        return nil
+    }
+
+    /// SIGTERM, as `systemctl stop auditd`; waits for it to exit.
+    func stop() {
+        guard let child else { return }
+        child.stop(signal: SIGTERM)
+        self.child = nil
+    }
+
+    /// `service auditd rotate`: SIGUSR1.
+    func rotate() {
+        if let child { kill(child.pid, SIGUSR1) }
+    }
+
+    /// Whether auditd's log (rotated files too) holds a record of `pid`.
+    func logged(pid: Int32) -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix("audit.log") }.contains { name in
+            ((try? String(contentsOfFile: directory + "/" + name, encoding: .utf8)) ?? "").contains(" pid=\(pid) ")
         }
     }
 }

@@ -101,8 +101,6 @@ extension KernelAuditTests.FlowEndToEnd {
             let status = (try? String(contentsOfFile: "/proc/\(agent.pid)/status", encoding: .utf8)) ?? ""
             return Int(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?.split(separator: " ").dropFirst().first ?? "0") ?? 0
         }
-        // Measured from the end of start-up: the packet tap is the last thing opened.
-        try #require(agent.waitForStderr(containing: "inspection: ", seconds: 20), "\(agent.stderr.suffix(2000))")
         let (fdsBefore, rssBefore) = (descriptors(), rss())
         // A transfer runs all along (about 6 s at 500 KB/s) in the lab's client namespace.
         let file = try randomFile("churn.bin", bytes: 3_000_000)

@@ -114,6 +114,7 @@ extension KernelAuditTests.FlowEndToEnd {
             return unix.filter { $0.count >= 8 && $0[7] == controlSocket && $0[3] != "00010000" && held.contains(String($0[6])) }.count
         }
         let baseline = descriptors()
+        let baselineLinks = links()
         var flood: [Int32] = []
         defer { for fd in flood { close(fd) } }
         var peak = baseline
@@ -168,7 +169,7 @@ extension KernelAuditTests.FlowEndToEnd {
         while acceptedControlConnections() > 0 && Date() < closing { usleep(100_000) }
         #expect(acceptedControlConnections() == 0, "control connections left behind")
         // Besides: the alert file, opened for curl's alert; a namespace socket may still be idling.
-        #expect(descriptors() <= baseline + 3, "descriptors: \(baseline) before, \(descriptors()) after: \(links())")
+        #expect(descriptors() <= baseline + 3, "descriptors: \(baseline) before (\(baselineLinks)), \(descriptors()) after: \(links())")
         _ = try stop(agent, expecting: 1)
     }
 

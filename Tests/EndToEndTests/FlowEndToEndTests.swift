@@ -204,14 +204,16 @@ extension KernelAuditTests {
         /// Starts the agent on the live stream (unicast) with flows on stdout, its state and
         /// alerts (`alertFile`) under the test's directory; `extra` adds configuration. It drops
         /// to `user`, by default the package's `_xferwatch` (tests run the agent as shipped), and
-        /// makes those directories itself, so they are that user's.
+        /// makes those directories itself, so they are that user's. Returns once start-up is
+        /// over (the packet tap, the YARA worker, the processes read from /proc): what a test
+        /// measures or does next meets the running agent.
         func startAgent(
             _ extra: String = "", user: String = "_xferwatch", flows: String = "", source: String = "unicast", audit: String = "",
             environment: [String: String] = [:]
         ) throws -> Child {
             let config = try writeConfig(extra, user: user, flows: flows, source: source, audit: audit)
             let agent = try Child(Repo.xferwatchdRelease, ["run", "--config", config, "--flows"], environment: environment)
-            try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 15), "agent did not start: \(agent.stderr)")
+            try #require(agent.waitForStderr(containing: "ready: watching", seconds: 20), "agent did not start: \(agent.stderr)")
             return agent
         }
 

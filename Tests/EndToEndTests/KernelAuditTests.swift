@@ -110,7 +110,7 @@ import Testing
 
         let agent = try Child(Repo.xferwatchd, ["run", "--config", try configFile(in: directory, source: "unicast"), "--events"])
         defer { agent.stop() }
-        try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 10), "agent did not start: \(agent.stderr)")
+        try #require(agent.waitForStderr(containing: "ready: watching", seconds: 20), "agent did not start: \(agent.stderr)")
         let during = try Self.kernelState()
         #expect(during.enabled == "1")
         #expect(during.pid == String(agent.pid))
@@ -141,49 +141,30 @@ import Testing
         try #require(before.pid == "0", "another process holds the audit socket")
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try """
-        log_file = \(directory)/audit.log
-        log_format = RAW
-        flush = NONE
-        max_log_file_action = IGNORE
-        space_left = 2
-        admin_space_left = 1
-        plugin_dir = \(directory)/plugins
-        """.write(toFile: directory + "/auditd.conf", atomically: true, encoding: .utf8)
-        chmod(directory + "/auditd.conf", 0o640)
-        try FileManager.default.createDirectory(atPath: directory + "/plugins", withIntermediateDirectories: true)
-
-        let auditd = try Child("/usr/sbin/auditd", ["-n", "-c", directory])
+        let auditd = try PrivateAuditd(directory: directory + "/auditd")
         defer {
             _ = try? runCommand("/usr/sbin/auditctl", ["-D", "-k", "othertool"])
-            auditd.stop(signal: SIGTERM)
+            auditd.stop()
             _ = try? runCommand("/usr/sbin/auditctl", ["-e", before.enabled])
         }
-        var deadline = Date().addingTimeInterval(10)
-        while try Self.kernelState().pid != String(auditd.pid), Date() < deadline { usleep(50_000) }
-        try #require(try Self.kernelState().pid == String(auditd.pid), "auditd did not start: \(auditd.stderr)")
+        try #require(try auditd.startAsSystemdWould() == 1, "auditd did not start")
         // A rule of another tool: xferwatch must leave it alone.
         #expect(try runCommand("/usr/sbin/auditctl", ["-a", "always,exit", "-F", "arch=b64", "-S", "unlink", "-k", "othertool"]).status == 0)
         let auditdState = try Self.kernelState()
 
         let agent = try Child(Repo.xferwatchd, ["run", "--config", try configFile(in: directory, source: "auto"), "--events"])
         defer { agent.stop() }
-        try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 10), "agent did not start: \(agent.stderr)")
+        try #require(agent.waitForStderr(containing: "ready: watching", seconds: 20), "agent did not start: \(agent.stderr)")
         #expect(agent.stderr.contains("audit source multicast"))
-        #expect(try Self.kernelState().pid == String(auditd.pid))
+        #expect(try Self.kernelState().pid == String(auditd.child?.pid ?? -1))
 
         let (truePid, curlPid) = try runClients()
         // auditd logged the same commands: both readers got the stream.
-        deadline = Date().addingTimeInterval(5)
-        var log = ""
-        while Date() < deadline {
-            log = (try? String(contentsOfFile: directory + "/audit.log", encoding: .utf8)) ?? ""
-            if log.contains("pid=\(truePid) ") { break }
-            usleep(100_000)
-        }
-        #expect(log.contains("pid=\(truePid) "))
+        var deadline = Date().addingTimeInterval(10)
+        while !auditd.logged(pid: truePid) && Date() < deadline { usleep(100_000) }
+        #expect(auditd.logged(pid: truePid))
         // auditd stops while the agent runs: the multicast stream goes on without it.
-        auditd.stop(signal: SIGTERM)
+        auditd.stop()
         deadline = Date().addingTimeInterval(10)
         while try Self.kernelState().pid != "0", Date() < deadline { usleep(50_000) }
         #expect(try Self.kernelState().pid == "0", "auditd gave up the audit pid")

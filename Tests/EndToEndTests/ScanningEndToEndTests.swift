@@ -56,7 +56,7 @@ extension KernelAuditTests {
                 """)
         let agent = try Child(Repo.xferwatchd, ["run", "--config", config])
         defer { agent.stop() }
-        try #require(agent.waitForStderr(containing: "rules with key xferwatch installed", seconds: 10), "agent did not start: \(agent.stderr)")
+        try #require(agent.waitForStderr(containing: "ready: watching", seconds: 20), "agent did not start: \(agent.stderr)")
         // Logged once the scanning thread starts, after the privilege drop that follows the rules.
         #expect(agent.waitForStderr(containing: "yara: 2 rules from 1 files", seconds: 10), "\(agent.stderr)")
 
