@@ -10,6 +10,7 @@ public enum Repo {
     /// The agent under test is built with a sanitizer: memory figures mean nothing.
     public static var sanitized: Bool { buildPath != ".build" }
     public static var xferwatchd: String { path(buildPath + "/debug/xferwatchd") }
+    public static var agentctl: String { path(buildPath + "/debug/agentctl") }
     /// The optimized build, for end-to-end tests that race short-lived clients (make test builds it).
     public static var xferwatchdRelease: String { path(buildPath + "/release/xferwatchd") }
     public static var agentctlRelease: String { path(buildPath + "/release/agentctl") }

@@ -49,7 +49,7 @@ import Testing
     @Test func agentctlSaysWhenTheAgentIsNotRunning() throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let missing = try runCommand(Repo.agentctlRelease, ["status", "--socket", directory + "/none.sock"])
+        let missing = try runCommand(Repo.agentctl, ["status", "--socket", directory + "/none.sock"])
         #expect(missing.status == 3 && missing.stderr.contains("xferwatchd is not running"), "\(missing)")
 
         let stale = directory + "/stale.sock"
@@ -57,12 +57,12 @@ import Testing
         let address = try #require(UnixSocketAddress(path: stale))
         #expect(address.withSockaddr { bind(fd, $0, $1) } == 0)
         close(fd)
-        let refused = try runCommand(Repo.agentctlRelease, ["alerts", "--socket", stale])
+        let refused = try runCommand(Repo.agentctl, ["alerts", "--socket", stale])
         #expect(refused.status == 3 && refused.stderr.contains("Connection refused"), "\(refused)")
 
-        let usage = try runCommand(Repo.agentctlRelease, ["status", "--no-such-option"])
+        let usage = try runCommand(Repo.agentctl, ["status", "--no-such-option"])
         #expect(usage.status == 64, "\(usage)")
-        let badLast = try runCommand(Repo.agentctlRelease, ["alerts", "--last", "100000"])
+        let badLast = try runCommand(Repo.agentctl, ["alerts", "--last", "100000"])
         #expect(badLast.status == 64 && badLast.stderr.contains("--last"), "\(badLast)")
     }
 
@@ -72,15 +72,15 @@ import Testing
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for arguments in [["--socket", directory + "/none.sock", "status"], ["--timeout=2", "--socket=\(directory)/none.sock", "alerts", "--last", "3"]] {
-            let result = try runCommand(Repo.agentctlRelease, arguments)
+            let result = try runCommand(Repo.agentctl, arguments)
             #expect(result.status == 3 && result.stderr.contains("xferwatchd is not running (\(directory)/none.sock"), "\(arguments): \(result)")
         }
         // Given in both places, the one after the subcommand wins.
-        let both = try runCommand(Repo.agentctlRelease, ["--socket", directory + "/before.sock", "flows", "--socket", directory + "/after.sock"])
+        let both = try runCommand(Repo.agentctl, ["--socket", directory + "/before.sock", "flows", "--socket", directory + "/after.sock"])
         #expect(both.status == 3 && both.stderr.contains("\(directory)/after.sock"), "\(both)")
-        let bogus = try runCommand(Repo.agentctlRelease, ["--bogus", "status"])
+        let bogus = try runCommand(Repo.agentctl, ["--bogus", "status"])
         #expect(bogus.status == 64, "\(bogus)")
-        let help = try runCommand(Repo.agentctlRelease, ["--help"])
+        let help = try runCommand(Repo.agentctl, ["--help"])
         #expect(help.stdout.contains("USAGE: agentctl [--socket <socket>] [--timeout <timeout>] <subcommand>"), "\(help)")
     }
 
@@ -93,7 +93,7 @@ import Testing
         defer { close(fd) }
         let address = try #require(UnixSocketAddress(path: path))
         #expect(address.withSockaddr { bind(fd, $0, $1) } == 0 && listen(fd, 4) == 0)
-        let silent = try runCommand(Repo.agentctlRelease, ["status", "--socket", path, "--timeout", "1"])
+        let silent = try runCommand(Repo.agentctl, ["status", "--socket", path, "--timeout", "1"])
         #expect(silent.status == 4 && silent.stderr.contains("no answer"), "\(silent)")
     }
 }
