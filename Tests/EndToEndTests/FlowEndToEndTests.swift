@@ -244,9 +244,10 @@ extension KernelAuditTests {
             return config
         }
 
-        /// Waits until the agent has reported `count` flows (or 10 s), stops it, returns them all.
+        /// Waits until the agent has reported `count` flows (or 30 s, for a slow, busy machine),
+        /// stops it, returns them all.
         func stop(_ agent: Child, expecting count: Int) throws -> [[String: Any]] {
-            let deadline = Date().addingTimeInterval(10)
+            let deadline = Date().addingTimeInterval(30)
             while Date() < deadline, agent.stdout.split(separator: "\n").count < count { usleep(50_000) }
             #expect(agent.stop() == 0, "agent: \(agent.stderr.suffix(6000))")
             return try jsonLines(agent.stdout)
