@@ -108,7 +108,8 @@ extension KernelAuditTests.FlowEndToEnd {
         }
     }
 
-    /// auditd first, then the agent; auditd restarted twice and rotated under a transfer load:
+    /// auditd first, then the agent; auditd rotated, stopped and started, then killed (a crash:
+    /// the kernel keeps its pid until a send fails) and started, under a transfer load:
     /// the agent keeps its stream (every upload is a flow), auditd logs every upload made while
     /// it ran, and the kernel loses nothing.
     @Test func auditdRestartedTwiceUnderATransferLoad() throws {
@@ -126,7 +127,7 @@ extension KernelAuditTests.FlowEndToEnd {
                 for i in 0..<4 { whileAuditdRan.append(try ftpUpload(file, as: "r\(round)-\(i).bin")) }
                 guard round < 2 else { break }
                 auditd.rotate()
-                auditd.stop()
+                auditd.stop(signal: round == 0 ? SIGTERM : SIGKILL)
                 duringRestarts.append(try ftpUpload(file, as: "down\(round).bin"))
                 #expect(try auditd.startAsSystemdWould() == 1, "the restarted auditd finds the socket free")
             }
@@ -272,10 +273,10 @@ final class PrivateAuditd {
         return nil
     }
 
-    /// SIGTERM, as `systemctl stop auditd`; waits for it to exit.
-    func stop() {
+    /// SIGTERM, as `systemctl stop auditd` (SIGKILL: a crash); waits for it to exit.
+    func stop(signal: Int32 = SIGTERM) {
         guard let child else { return }
-        child.stop(signal: SIGTERM)
+        child.stop(signal: signal)
         self.child = nil
     }
 
