@@ -92,8 +92,11 @@ public final class AgentGraph {
         // The log's own first connection starts a replay's learning period; nothing is persisted.
         let firstSeen = host?.firstSeen ?? FirstSeenStore(learningMinutes: configuration.detection.firstSeenLearningMinutes)
         var emitted: ((Alert) -> Void)?
+        // A replay has no packet tap: ports are judged at once, as with the tap off.
+        var detection = configuration
+        if host == nil { detection.inspection.enabled = false }
         detector = try Detector(
-            configuration: configuration, assessInteractivity: processes.completeDetailsAndAssessInteractivity,
+            configuration: detection, assessInteractivity: processes.completeDetailsAndAssessInteractivity,
             firstSeen: firstSeen, idPrefix: host?.idPrefix ?? "replay"
         ) { emitted?($0) }
         recentFlows = host == nil ? nil : RecentLines(capacity: 200, byteLimit: 2 << 20)

@@ -10,6 +10,9 @@ extension AgentConfiguration {
         /// an1169.outbound_ratio: the outbound share of a flow's bytes, and the size below which it is ignored.
         public var dataFlowDirectionThreshold = 0.9
         public var outboundMinimumBytes = 1 << 20
+        /// A plain SSH session (no scp or sftp) is a transfer once it carried this many bytes
+        /// one way: a remote command's output or a login's keystrokes stay below it.
+        public var sshTransferMinimumBytes = 64 << 10
         /// an1170.command_line: PCRE patterns on the command line (arguments joined by spaces).
         public var commandLinePatterns = [
             #"(?:^|/)(?:scp|rsync|sftp)\s(?:.*\s)?(?:-[a-zA-Z]*[ra][a-zA-Z]*|--recursive|--archive)\s(?:.*\s)?/(?:var/log|etc|home|root)(?:[/\s*]|$)"#,
@@ -43,7 +46,9 @@ extension AgentConfiguration {
     }
 
     public struct Network: Sendable, Equatable {
-        /// Destinations that are not "untrusted": private, loopback, link-local and multicast.
+        /// Destinations that are not "untrusted", the one definition of the Internet every rule
+        /// uses: private, loopback, link-local, multicast and unique-local. Documentation and
+        /// test ranges (203.0.113.0/24, 2001:db8::/32) are the Internet, in both families.
         public var trustedNetworks = [
             "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
             "224.0.0.0/4", "::1/128", "fe80::/10", "ff00::/8", "fc00::/7",
@@ -78,6 +83,8 @@ extension AgentConfiguration {
         detection.transferSizeThreshold = section.integer("transfer_size_threshold", default: detection.transferSizeThreshold, in: 1...1 << 50)
         detection.dataFlowDirectionThreshold = section.double("data_flow_direction_threshold", default: detection.dataFlowDirectionThreshold, in: 0.5...1)
         detection.outboundMinimumBytes = section.integer("outbound_minimum_bytes", default: detection.outboundMinimumBytes, in: 0...1 << 50)
+        detection.sshTransferMinimumBytes = section.integer(
+            "ssh_transfer_minimum_bytes", default: detection.sshTransferMinimumBytes, in: 1...1 << 50)
         detection.commandLinePatterns = section.patterns("command_line_patterns", default: detection.commandLinePatterns)
         detection.processImageFilter = section.patterns("process_image_filter", default: detection.processImageFilter)
         detection.filenamePatterns = section.patterns("filename_patterns", default: detection.filenamePatterns)

@@ -41,7 +41,7 @@ public struct IPNetwork: Sendable, Hashable, CustomStringConvertible {
         return address[i] & mask == bytes[i]
     }
 
-    static func isIPv4Mapped(_ address: [UInt8]) -> Bool {
+    public static func isIPv4Mapped(_ address: [UInt8]) -> Bool {
         address.count == 16 && address[0..<10].allSatisfy { $0 == 0 } && address[10] == 0xFF && address[11] == 0xFF
     }
 

@@ -8,6 +8,7 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
     case suspiciousFilename = "an1169.suspicious_filename"
     case scriptedFTP = "ftp.scripted"
     case ftpToInternet = "ftp.internet"
+    case ftpToInternetOtherPath = "ftp.internet_other_path"
     case nonstandardPort = "transfer.nonstandard_port"
     case protocolMismatch = "transfer.protocol_mismatch"
     case firstSeenProcess = "network.first_seen_process"

@@ -24,7 +24,9 @@ public struct Alert {
     /// ECS event.severity (1-100): the rule's, or a YARA rule's own score.
     public var severity: Int { yara?.severity ?? rule.info.severity }
 
+    /// Where the transfer went: for a flow through a proxy, the address the client asked it for
+    /// (the proxy when it asked for a name).
     public var destination: (address: IPAddress, port: UInt16)? {
-        flow.map { ($0.remoteAddress, $0.remotePort) } ?? remote
+        flow.map { ($0.content.proxy?.address ?? $0.remoteAddress, $0.targetPort) } ?? remote
     }
 }

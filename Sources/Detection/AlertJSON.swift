@@ -90,7 +90,10 @@ public enum AlertJSON {
         if let interactivity = alert.interactivity {
             json.key("interactive_reasons"); FlowJSON.strings(interactivity.reasons, to: &json)
         }
-        if let flow = alert.flow { FlowJSON.content(flow, to: &json) }
+        if let flow = alert.flow {
+            FlowJSON.content(flow, to: &json)
+            FlowJSON.hops(flow, to: &json)
+        }
         if let process = alert.process {
             json.key("ancestry"); FlowJSON.ancestry(of: process, to: &json)
             json.key("process"); FlowJSON.processDetails(process, program: alert.flow?.transferProcess ?? process, to: &json)

@@ -20,6 +20,8 @@ public final class Detector: FlowObserver {
     /// What agent.conf says, compiled: replaced whole by `reconfigure`.
     private struct Rules {
         let settings: AgentConfiguration.Detection
+        /// The packet tap runs: a flow's port is judged once its content said what it carries.
+        let inspecting: Bool
         let enabled: Set<RuleID>
         let trusted: [IPNetwork]
         let exclusions: ExclusionSet
@@ -35,6 +37,7 @@ public final class Detector: FlowObserver {
         init(_ configuration: AgentConfiguration) throws(PatternError) {
             let detection = configuration.detection
             settings = detection
+            inspecting = configuration.inspection.enabled
             enabled = Set(RuleID.allCases).subtracting(detection.disabledRules)
             trusted = configuration.network.trustedNetworks
             func compile(_ sources: [String]) throws(PatternError) -> [Pattern] {
@@ -55,11 +58,9 @@ public final class Detector: FlowObserver {
 
     private var rules: Rules
     private var held = HeldAlerts()
-    /// Open flows whose command line already named a suspicious file, and those whose protocol
-    /// mismatch or non-standard port was reported: each rule fires once per flow.
-    private var namedAtStart: Set<UInt64> = []
-    private var mismatchReported: Set<UInt64> = []
-    private var portReported: Set<UInt64> = []
+    /// The rules each open flow fired: each fires once per flow, however often what the flow
+    /// is and where it goes is learned anew.
+    private var fired: [UInt64: Set<RuleID>] = [:]
     /// Completes what the host state left for later about a process and judges it: the
     /// detector reads no /proc itself.
     private let assessInteractivity: (ProcessRecord) -> Interactivity
@@ -191,50 +192,75 @@ public final class Detector: FlowObserver {
 
     public func flowStarted(_ flow: Flow) {
         counters.flowsChecked += 1
-        let untrusted = !isTrusted(flow.remoteAddress)
-        let proto = flow.networkProtocol
-        if rules.enabled.contains(.noninteractiveTransfer), untrusted, [.ftp, .ftps, .scp, .sftp, .tftp].contains(proto),
-            !flow.interactivity.isInteractive
-        {
-            raise(
-                .noninteractiveTransfer, flow: flow,
-                reasons: flow.interactivity.reasons + ["destination \(flow.remoteAddress) is untrusted"])
-        }
+        checkWhatAndWhere(flow)
         if rules.enabled.contains(.lolbinTransfer) {
             let reasons = lolbinReasons(flow)
-            if !reasons.isEmpty { raise(.lolbinTransfer, flow: flow, reasons: reasons) }
+            if !reasons.isEmpty { raiseOnce(.lolbinTransfer, flow: flow, reasons: reasons) }
         }
-        checkPort(flow)
         if rules.enabled.contains(.suspiciousFilename) {
             let names = suspiciousNames(flow.transferProcess ?? flow.process)
-            if !names.isEmpty {
-                namedAtStart.insert(flow.id)
-                raise(.suspiciousFilename, flow: flow, reasons: names.map { "command line names \($0)" })
-            }
+            if !names.isEmpty { raiseOnce(.suspiciousFilename, flow: flow, reasons: names.map { "command line names \($0)" }) }
         }
     }
 
+    /// The packet tap identified the flow's protocol, found its port carrying another one, read
+    /// its proxy request, or a relay on this host was found carrying it on.
+    public func flowIdentified(_ flow: Flow, previously: FlowProtocol) {
+        checkWhatAndWhere(flow)
+        if rules.enabled.contains(.protocolMismatch), let mismatch = flow.content.mismatch {
+            raiseOnce(.protocolMismatch, flow: flow, reasons: [mismatch] + (flow.content.evidence.map { ["content: \($0)"] } ?? []))
+        }
+    }
+
+    /// Rules on what the flow is and where it goes, run whenever either is learned.
+    private func checkWhatAndWhere(_ flow: Flow) {
+        if rules.enabled.contains(.noninteractiveTransfer), Self.transferProtocols.contains(flow.networkProtocol),
+            !flow.interactivity.isInteractive, let outside = untrustedDestination(flow)
+        {
+            raiseOnce(.noninteractiveTransfer, flow: flow, reasons: flow.interactivity.reasons + [outside])
+        }
+        // With the tap on, a connection to a proxy's port waits for what it carries.
+        if !rules.inspecting || flow.content.protocolName != nil { checkPort(flow) }
+    }
+
+    /// Protocols whose every flow is a transfer; a plain SSH session is one by its bytes.
+    static let transferProtocols: Set<FlowProtocol> = [.ftp, .ftps, .scp, .sftp, .tftp, .smb]
+
     /// transfer.nonstandard_port: a transfer protocol away from its ports, by port and client
-    /// name or by what the packet tap read.
+    /// name or by what the packet tap read; through a proxy, the port asked of it.
     private func checkPort(_ flow: Flow) {
         let proto = flow.networkProtocol
-        guard rules.enabled.contains(.nonstandardPort), let usual = proto.standardPorts, !usual.contains(flow.remotePort),
-            portReported.insert(flow.id).inserted
-        else { return }
+        guard rules.enabled.contains(.nonstandardPort), let usual = proto.standardPorts, !usual.contains(flow.targetPort) else { return }
         let client = Self.imageName(flow.transferProcess ?? flow.process)
         let name = flow.content.protocolName ?? proto.rawValue
-        raise(
+        let target =
+            flow.content.proxy.map { "port \($0.port) through the \($0.kind.rawValue) proxy \(flow.remoteAddress):\(flow.remotePort)" }
+            ?? "port \(flow.remotePort)"
+        raiseOnce(
             .nonstandardPort, flow: flow,
-            reasons: ["\(client) connected to port \(flow.remotePort) (usual for \(name): \(usual.map(String.init).joined(separator: ", ")))"]
+            reasons: ["\(client) connected to \(target) (usual for \(name): \(usual.map(String.init).joined(separator: ", ")))"]
                 + (flow.content.evidence.map { ["content: \($0)"] } ?? []))
     }
 
-    /// The packet tap identified the flow's protocol, or found its port carrying another one.
-    public func flowIdentified(_ flow: Flow, previously: FlowProtocol) {
-        if flow.networkProtocol != previously { checkPort(flow) }
-        if rules.enabled.contains(.protocolMismatch), let mismatch = flow.content.mismatch, mismatchReported.insert(flow.id).inserted {
-            raise(.protocolMismatch, flow: flow, reasons: [mismatch] + (flow.content.evidence.map { ["content: \($0)"] } ?? []))
+    /// Why the flow's bytes leave the trusted networks, or nil when they do not: the
+    /// connection of a relay on this host that carries it on, the address a proxy was asked
+    /// for (a name counts as outside: the host never resolved it), then the peer itself.
+    func untrustedDestination(_ flow: Flow) -> String? {
+        if let relay = flow.relay, !isTrusted(relay.remoteAddress) {
+            return
+                "relay \(Self.imageName(relay.process)) (pid \(relay.process.pid)) carries it to \(relay.remoteAddress):\(relay.remotePort), which is untrusted"
         }
+        if let proxy = flow.content.proxy {
+            let via = "the \(proxy.kind.rawValue) proxy \(flow.remoteAddress):\(flow.remotePort)"
+            switch proxy.target {
+            case .name(let name):
+                return "destination \(name):\(proxy.port) is a name \(via) resolves, not a trusted address"
+            case .address(let bytes) where !isTrusted(IPAddress(bytes: bytes)):
+                return "destination \(IPAddress(bytes: bytes)):\(proxy.port), asked of \(via), is untrusted"
+            case .address: break
+            }
+        }
+        return isTrusted(flow.remoteAddress) ? nil : "destination \(flow.remoteAddress) is untrusted"
     }
 
     /// The process and its two nearest ancestors, each checked against process_image_filter
@@ -276,49 +302,71 @@ public final class Detector: FlowObserver {
     }
 
     public func flowReported(_ flow: Flow) {
+        defer { fired[flow.id] = nil }
+        // A port the content never spoke on is judged now.
+        checkPort(flow)
         // File names the control channel carried (packet tap), when the command line named none.
-        mismatchReported.remove(flow.id)
-        portReported.remove(flow.id)
-        if namedAtStart.remove(flow.id) == nil, rules.enabled.contains(.suspiciousFilename) {
+        if rules.enabled.contains(.suspiciousFilename) {
             let names = suspiciousNames(flow.content.fileNames)
-            if !names.isEmpty { raise(.suspiciousFilename, flow: flow, reasons: names.map { "transfer command names \($0)" }) }
+            if !names.isEmpty { raiseOnce(.suspiciousFilename, flow: flow, reasons: names.map { "transfer command names \($0)" }) }
         }
-        let untrusted = !isTrusted(flow.remoteAddress)
+        let outside = untrustedDestination(flow)
         let out = flow.sessionBytesOut ?? 0
         let total = out + (flow.sessionBytesIn ?? 0)
-        if rules.enabled.contains(.largeTransfer), untrusted, out >= UInt64(rules.settings.transferSizeThreshold) {
-            raise(
-                .largeTransfer, flow: flow,
-                reasons: [
-                    "sent \(out) bytes (threshold \(rules.settings.transferSizeThreshold))", "destination \(flow.remoteAddress) is untrusted",
-                ])
+        if rules.enabled.contains(.noninteractiveTransfer), flow.networkProtocol == .ssh, !flow.interactivity.isInteractive, let outside,
+            let moved = sshTransfer(flow)
+        {
+            raiseOnce(.noninteractiveTransfer, flow: flow, reasons: flow.interactivity.reasons + [moved, outside])
         }
-        if rules.enabled.contains(.outboundRatio), untrusted, total > 0, total >= UInt64(rules.settings.outboundMinimumBytes) {
+        if rules.enabled.contains(.largeTransfer), let outside, out >= UInt64(rules.settings.transferSizeThreshold) {
+            raiseOnce(.largeTransfer, flow: flow, reasons: ["sent \(out) bytes (threshold \(rules.settings.transferSizeThreshold))", outside])
+        }
+        if rules.enabled.contains(.outboundRatio), let outside, total > 0, total >= UInt64(rules.settings.outboundMinimumBytes) {
             let share = Double(out) / Double(total)
             if share >= rules.settings.dataFlowDirectionThreshold {
-                raise(
+                raiseOnce(
                     .outboundRatio, flow: flow,
-                    reasons: [
-                        "\(percent(share)) of \(total) bytes outbound (threshold \(percent(rules.settings.dataFlowDirectionThreshold)))",
-                        "destination \(flow.remoteAddress) is untrusted",
-                    ])
+                    reasons: ["\(percent(share)) of \(total) bytes outbound (threshold \(percent(rules.settings.dataFlowDirectionThreshold)))", outside])
             }
         }
         if rules.enabled.contains(.ftpToInternet), let reasons = ftpToInternetReasons(flow) {
-            raise(.ftpToInternet, flow: flow, reasons: reasons)
+            raiseOnce(.ftpToInternet, flow: flow, reasons: reasons)
+        } else if rules.enabled.contains(.ftpToInternetOtherPath), let reasons = ftpToInternetOtherPathReasons(flow, outside: outside) {
+            raiseOnce(.ftpToInternetOtherPath, flow: flow, reasons: reasons)
         }
     }
 
-    /// Elastic's rule: its own fixed ranges, not trusted_networks.
-    static let elasticNonInternet = [
-        "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
-        "224.0.0.0/4", "::1/128", "fe80::/10", "ff00::/8",
-    ].compactMap(IPNetwork.init)
+    /// A plain SSH session that moved `ssh_transfer_minimum_bytes` one way: what it carried.
+    func sshTransfer(_ flow: Flow) -> String? {
+        let minimum = UInt64(rules.settings.sshTransferMinimumBytes)
+        let out = flow.bytesOut ?? 0, received = flow.bytesIn ?? 0
+        guard max(out, received) >= minimum else { return nil }
+        let driver = flow.transferProcess.map { " for \(Self.imageName($0)) (pid \($0.pid))" } ?? ""
+        return "SSH session\(driver) carried \(out) bytes out and \(received) in (\(flow.transferDirection.rawValue); a transfer from \(minimum) bytes one way)"
+    }
+
+    /// FTP where Elastic's rule does not look: content or client said FTP, and the session
+    /// reaches past the trusted networks on another port, through a proxy or relay, or from a
+    /// source that is not RFC 1918 (IPv6 included).
+    func ftpToInternetOtherPathReasons(_ flow: Flow, outside: String?) -> [String]? {
+        guard flow.networkProtocol == .ftp || flow.networkProtocol == .ftps, let outside else { return nil }
+        var paths: [String] = []
+        if let proxy = flow.content.proxy { paths.append("through the \(proxy.kind.rawValue) proxy \(flow.remoteAddress):\(flow.remotePort)") }
+        if let relay = flow.relay { paths.append("carried on by \(Self.imageName(relay.process)) (pid \(relay.process.pid)) on this host") }
+        if flow.targetPort != 20 && flow.targetPort != 21 { paths.append("on port \(flow.targetPort)") }
+        if let source = flow.socket?.localAddress, flow.socket?.localPort != 0, !source.isLoopback, !Self.rfc1918.contains(address: source.bytes) {
+            paths.append("from \(source.bytes.count == 16 && !IPNetwork.isIPv4Mapped(source.bytes) ? "the IPv6" : "the non-RFC 1918") source \(source)")
+        }
+        guard !paths.isEmpty else { return nil }
+        let how = flow.content.evidence.map { "content: \($0)" } ?? "client \(Self.imageName(flow.transferProcess ?? flow.process))"
+        return ["\(flow.networkProtocol.rawValue.uppercased()) session " + paths.joined(separator: ", "), how, outside]
+    }
+
     static let rfc1918 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].compactMap(IPNetwork.init)
 
     func ftpToInternetReasons(_ flow: Flow) -> [String]? {
-        guard flow.transport != .udp, flow.remotePort == 20 || flow.remotePort == 21,
-            !Self.elasticNonInternet.contains(address: flow.remoteAddress.bytes)
+        // Elastic's ports and source; its destination ranges are trusted_networks' defaults.
+        guard flow.transport != .udp, flow.content.proxy == nil, flow.remotePort == 20 || flow.remotePort == 21, !isTrusted(flow.remoteAddress)
         else { return nil }
         let destination = "destination \(flow.remoteAddress):\(flow.remotePort) is on the Internet"
         // A replayed log has no local address (audit records only the peer).
@@ -350,6 +398,12 @@ public final class Detector: FlowObserver {
     // MARK: raising
 
     private func isTrusted(_ address: IPAddress) -> Bool { rules.trusted.contains(address: address.bytes) }
+
+    /// A flow's rule, unless it already fired on that flow.
+    private func raiseOnce(_ rule: RuleID, flow: Flow, reasons: [String]) {
+        guard fired[flow.id, default: []].insert(rule).inserted else { return }
+        raise(rule, flow: flow, reasons: reasons)
+    }
 
     private func raise(_ rule: RuleID, flow: Flow, reasons: [String]) {
         raise(rule, time: flow.end ?? flow.start, reasons: reasons, process: flow.process, interactivity: flow.interactivity, flow: flow)

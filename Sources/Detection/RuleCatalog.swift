@@ -64,6 +64,12 @@ extension RuleID {
                 name: "FTP activity to the Internet",
                 description: "TCP to port 20 or 21 from a private address to a destination outside private, loopback, link-local and multicast ranges.",
                 severity: 21, analytic: nil, technique: alternativeProtocol, tactic: exfiltration)
+        case .ftpToInternetOtherPath:
+            RuleInfo(
+                name: "FTP activity to the Internet by another path",
+                description:
+                    "An FTP or FTPS session, known by its content or its client, reaching a destination outside the trusted networks where Elastic's rule does not look: another port, through a proxy or a relay on this host, or from an IPv6 or public source.",
+                severity: 21, analytic: nil, technique: alternativeProtocol, tactic: exfiltration)
         case .nonstandardPort:
             RuleInfo(
                 name: "File transfer on a non-standard port",

@@ -20,6 +20,16 @@ public enum FlowProtocol: String, Sendable {
     }
 }
 
+/// A process on this host that carries a flow on: it accepted the flow's connection (or owns
+/// it, as `ssh -R` does) and has a connection of its own to `remoteAddress`:`remotePort`.
+public struct Relay {
+    public let process: ProcessRecord
+    public let remoteAddress: IPAddress
+    public let remotePort: UInt16
+    /// What that connection is, when it is a flow (`ssh` for an SSH tunnel).
+    public let networkProtocol: FlowProtocol?
+}
+
 /// Why a flow ended.
 public enum FlowEnd: String, Sendable {
     /// The kernel destroyed the socket (TCP/UDP destroy notification) or it vanished.
@@ -74,6 +84,9 @@ public final class Flow {
     public internal(set) var server: ProcessRecord?
     /// That server's network namespace (a forked server child's is its listener's).
     public internal(set) var serverNamespace: UInt64?
+    /// The process on this host that carries the flow's bytes on (socat, ssh -L/-D/-R, a local
+    /// SOCKS server) and where its own connection goes, when the flow's peer is on this host.
+    public internal(set) var relay: Relay?
     /// The direction the command line states; the bytes decide when it does not.
     let declaredDirection: TransferDirection
     let fd: Int32
@@ -104,6 +117,9 @@ public final class Flow {
     }
 
     public var isOpen: Bool { end == nil }
+
+    /// The port the client meant: the one it asked its proxy for, else the one it connected to.
+    public var targetPort: UInt16 { content.proxy?.port ?? remotePort }
 
     /// Bytes sent and received by the session: the connection plus its data connections.
     public var sessionBytesOut: UInt64? { sum(bytesOut, dataConnections.map(\.bytesOut)) }

@@ -1,4 +1,26 @@
+import AuditIngest
 import Inspection
+
+/// A client's request to a proxy: its kind, what it asked to reach, and the port.
+public struct ProxyRequest: Sendable, Equatable {
+    public let kind: ProxyKind
+    public let target: ProxyTarget
+    public let port: UInt16
+
+    /// The address asked for, when the client named one rather than a name.
+    public var address: IPAddress? {
+        if case .address(let bytes) = target { return IPAddress(bytes: bytes) }
+        return nil
+    }
+
+    /// The address or name, as a person writes it.
+    public var targetText: String {
+        switch target {
+        case .address(let bytes): IPAddress(bytes: bytes).description
+        case .name(let name): name
+        }
+    }
+}
 
 /// What the packet tap read in a flow's first bytes: the protocol its content speaks, the
 /// evidence, and the facts of its control channel. Bounded: a session of any length keeps at
@@ -23,6 +45,10 @@ public struct FlowContent: Sendable {
     public internal(set) var sshServer: String?
     public internal(set) var tftpRequest: (write: Bool, file: String, mode: String)?
     public internal(set) var smbVersion: Int?
+    /// The client's request to a proxy, when the flow began with one (SOCKS, HTTP CONNECT):
+    /// what follows it is the protocol carried.
+    public internal(set) var proxy: ProxyRequest?
+    var clientSpoke = false
     /// Last TCP sequence number seen each way: a segment seen twice is read once.
     var lastSequence: (client: UInt32?, server: UInt32?) = (nil, nil)
 
@@ -45,6 +71,7 @@ public struct FlowContent: Sendable {
     /// first identification, or a mismatch).
     mutating func apply(_ content: Content, fromClient: Bool, server: String, serverPort: UInt16) -> Bool {
         let before = (protocolName, mismatch)
+        if fromClient, case .proxyRequest = content {} else if fromClient { clientSpoke = true }
         switch content {
         case .ftpReply(let code, let text):
             identify("ftp", code == 220 ? "FTP server greeting on \(server)" : "FTP reply \(code) from \(server)")
@@ -88,6 +115,12 @@ public struct FlowContent: Sendable {
             {
                 mismatch = mismatch ?? "TLS on port \(serverPort)"
             }
+        case .proxyRequest(let kind, let target, let port):
+            // Only a session's opening request, before the client said anything else (a packet
+            // read before its connect comes after the reply that made the flow).
+            guard fromClient, proxy == nil, !clientSpoke else { return false }
+            proxy = ProxyRequest(kind: kind, target: target, port: port)
+            return true
         case .http(let line):
             if FlowContent.transferPorts.contains(serverPort) {
                 mismatch = mismatch ?? "HTTP \(fromClient ? "request" : "response") on port \(serverPort): \(line.prefix(80))"

@@ -77,6 +77,7 @@ public enum FlowJSON {
             json.endObject()
         }
         content(flow, to: &json)
+        hops(flow, to: &json)
         if flow.networkProtocol == .ftp || flow.networkProtocol == .ftps {
             json.key("data_connections")
             json.beginArray()
@@ -269,12 +270,49 @@ public enum FlowJSON {
         }
         if let bytesOut { json.key("bytes"); json.number(bytesOut) }
         json.endObject()
+        // Through a proxy, the destination is what the client asked it for; the proxy itself
+        // is `xferwatch.proxy`.
         json.key("destination")
         json.beginObject()
-        json.key("ip"); json.string(flow.remoteAddress.description)
-        json.key("port"); json.number(flow.remotePort)
+        switch flow.content.proxy?.target {
+        case .name(let name)?:
+            json.key("address"); json.string(name)
+            json.key("domain"); json.string(name)
+        case .address(let bytes)?:
+            json.key("ip"); json.string(IPAddress(bytes: bytes).description)
+        case nil:
+            json.key("ip"); json.string(flow.remoteAddress.description)
+        }
+        json.key("port"); json.number(flow.targetPort)
         if let bytesIn { json.key("bytes"); json.number(bytesIn) }
         json.endObject()
+    }
+
+    /// `xferwatch.proxy` (the proxy the client spoke to: kind, address, port) and
+    /// `xferwatch.relay` (the process on this host that carried the flow on, and where to).
+    public static func hops(_ flow: Flow, to json: inout JSONWriter) {
+        if let proxy = flow.content.proxy {
+            json.key("proxy")
+            json.beginObject()
+            json.key("kind"); json.string(proxy.kind.rawValue)
+            json.key("ip"); json.string(flow.remoteAddress.description)
+            json.key("port"); json.number(flow.remotePort)
+            json.endObject()
+        }
+        if let relay = flow.relay {
+            json.key("relay")
+            json.beginObject()
+            json.key("pid"); json.number(relay.process.pid)
+            json.key("executable"); json.string(relay.process.executable)
+            json.key("args"); strings(relay.process.arguments, to: &json)
+            if let proto = relay.networkProtocol { json.key("protocol"); json.string(proto.rawValue) }
+            json.key("destination")
+            json.beginObject()
+            json.key("ip"); json.string(relay.remoteAddress.description)
+            json.key("port"); json.number(relay.remotePort)
+            json.endObject()
+            json.endObject()
+        }
     }
 
     /// ECS process; `interactive` when the caller knows it (alerts do).

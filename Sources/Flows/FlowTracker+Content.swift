@@ -36,9 +36,26 @@ extension FlowTracker {
         replayPackets(to: call.remote, port: call.port)
     }
 
-    /// Packets read before `flow` existed, applied now, in the order they came.
+    /// Packets read before `flow` existed, applied to it now, in the order they came, before
+    /// the stages hear of it: a proxy request read before the reply that made the flow is
+    /// known when its destination is first judged.
     func replayPackets(for flow: Flow) {
-        replayPackets(to: flow.remoteAddress, port: flow.remotePort)
+        guard !earlyPackets.isEmpty else { return }
+        let local = flow.socket?.localPort ?? 0
+        let remote = flow.remoteAddress.bytes
+        var waiting: [(EarlyPacket, Bool)] = []
+        earlyPackets.removeAll { early in
+            let p = early.packet
+            let fromClient = p.destinationPort == flow.remotePort && p.destination.elementsEqual(remote) && (local == 0 || p.sourcePort == local)
+            let fromServer = p.sourcePort == flow.remotePort && p.source.elementsEqual(remote) && (local == 0 || p.destinationPort == local)
+            guard fromClient || fromServer else { return false }
+            waiting.append((early, fromClient))
+            return true
+        }
+        for (early, fromClient) in waiting {
+            counters.packetsMatched += 1
+            apply(early.content, to: flow, fromClient: fromClient, sequence: early.packet.sequence, transport: early.packet.transport == .tcp ? .tcp : .udp)
+        }
     }
 
     /// The early packets between this host and `remote`:`port` go through again; the others
@@ -93,9 +110,9 @@ extension FlowTracker {
         let source = IPAddress(bytes: packet.source), destination = IPAddress(bytes: packet.destination)
         let server: (IPAddress, UInt16)
         let index: Int
-        if let found = candidates.lastIndex(where: { $0.transport == transport && $0.call.remote == destination && $0.call.port == packet.destinationPort }) {
+        if let found = candidate(transport, remote: destination, port: packet.destinationPort, localPort: packet.sourcePort, now: now) {
             (index, server) = (found, (destination, packet.destinationPort))
-        } else if let found = candidates.lastIndex(where: { $0.transport == transport && $0.call.remote == source && $0.call.port == packet.sourcePort }) {
+        } else if let found = candidate(transport, remote: source, port: packet.sourcePort, localPort: packet.destinationPort, now: now) {
             (index, server) = (found, (source, packet.sourcePort))
         } else {
             return false
@@ -103,6 +120,26 @@ extension FlowTracker {
         let candidate = candidates.remove(at: index)
         promote(candidate, as: content, fromClient: server.0 == destination && server.1 == packet.destinationPort, packet: packet, now: now)
         return true
+    }
+
+    /// The candidate connection to `remote`:`port` whose socket has `localPort`; the newest when
+    /// no socket can be read any more. Several connections share a proxy's address and port
+    /// (a session's control and data connections): only the local port tells them apart.
+    private func candidate(_ transport: Transport, remote: IPAddress, port: UInt16, localPort: UInt16, now: Int64) -> Int? {
+        let matching = candidates.indices.filter {
+            candidates[$0].transport == transport && candidates[$0].call.remote == remote && candidates[$0].call.port == port
+        }
+        guard matching.count > 1, let sockets else { return matching.last }
+        for index in matching.reversed() {
+            let call = candidates[index].call
+            if let (_, socket) = sockets.resolve(
+                pid: call.process.pid, fd: call.fd, namespace: call.process.networkNamespace, family: call.family, remotePort: port,
+                transports: [transport], now: now), socket.localPort == localPort
+            {
+                return index
+            }
+        }
+        return matching.last
     }
 
     /// The open top-level flow the packet belongs to, and whether it travels from its client.
@@ -128,7 +165,7 @@ extension FlowTracker {
             if fromClient { flow.content.lastSequence.client = sequence } else { flow.content.lastSequence.server = sequence }
         }
         let server = "\(flow.remoteAddress):\(flow.remotePort)"
-        guard flow.content.apply(content, fromClient: fromClient, server: server, serverPort: flow.remotePort) else { return }
+        guard flow.content.apply(content, fromClient: fromClient, server: server, serverPort: flow.targetPort) else { return }
         let previously = flow.networkProtocol
         if let named = flow.content.protocolName.flatMap(FlowProtocol.init(rawValue:)), ![.scp, .sftp].contains(flow.networkProtocol) {
             flow.networkProtocol = named
@@ -154,8 +191,27 @@ extension FlowTracker {
         }
         _ = flow.content.apply(content, fromClient: fromClient, server: "\(flow.remoteAddress):\(flow.remotePort)", serverPort: flow.remotePort)
         track(flow, now: now)
-        if proto == .ftp { ftpSessions[flow.process.pid, default: []].append(flow) }
+        if proto == .ftp {
+            ftpSessions[flow.process.pid, default: []].append(flow)
+            adoptDataConnections(of: flow, now: now)
+        }
         if candidate.transport == .tcp && !resolved && sockets != nil { awaitDestroy(flow, now: now) }
+    }
+
+    /// Connections the session's process made to its server (through its proxy: to the proxy)
+    /// before the content made the session a flow: its data connections.
+    private func adoptDataConnections(of session: Flow, now: Int64) {
+        let pid = session.process.pid
+        var adopted: [Call] = []
+        candidates.removeAll { candidate in
+            let call = candidate.call
+            guard candidate.transport == .tcp, call.process.pid == pid, call.remote == session.remoteAddress, call.time >= session.start,
+                call.fd != session.fd, call.port != session.remotePort || session.content.proxy != nil
+            else { return false }
+            adopted.append(call)
+            return true
+        }
+        for call in adopted { addDataConnection(to: session, call, accepted: false, now: now) }
     }
 }
 
@@ -190,5 +246,50 @@ extension FlowTracker {
         // A short session's server child may be gone: its listener, the same program, tells.
         flow.serverNamespace =
             processes.readNetworkNamespace(of: server) ?? server.sameProgramLineage.lazy.compactMap { self.processes.readNetworkNamespace(of: $0) }.first
+        relay(flow, through: server)
+    }
+
+    static let maximumAwaitingRelay = 1024
+
+    /// A flow that a process on this host accepted goes on through that process's own
+    /// connection out: one it has (ssh -L/-D's tunnel), else the next it makes (socat, a SOCKS
+    /// server). A flow whose peer is this host, made by a process with a tunnel of its own
+    /// (ssh -R), goes on through that tunnel.
+    func relay(_ flow: Flow, through process: ProcessRecord) {
+        guard flow.relay == nil, !flow.accepted else { return }
+        if let leg = connectionOut(of: process, besides: flow) {
+            setRelay(flow, through: process, to: leg.remote, port: leg.port, networkProtocol: leg.proto)
+            return
+        }
+        if process !== flow.process, let tunnel = connectionOut(of: flow.process, besides: flow), tunnel.proto == .ssh {
+            setRelay(flow, through: flow.process, to: tunnel.remote, port: tunnel.port, networkProtocol: .ssh)
+            return
+        }
+        guard process !== flow.process else { return }
+        if awaitingRelay.count >= Self.maximumAwaitingRelay { awaitingRelay = awaitingRelay.filter { $0.value.contains(where: \.isOpen) } }
+        if awaitingRelay.count < Self.maximumAwaitingRelay { awaitingRelay[process.pid, default: []].append(flow) }
+    }
+
+    /// The newest connection of `process` that leaves this host: an open flow, else a
+    /// connection no port or content made one.
+    private func connectionOut(of process: ProcessRecord, besides flow: Flow) -> (remote: IPAddress, port: UInt16, proto: FlowProtocol?)? {
+        // A forked child (ssh -f, a server's per-connection child) carries its parent's connections.
+        let lineage = process.sameProgramLineage
+        let flows = open.values.filter { other in
+            other !== flow && other.isOpen && !other.remoteAddress.isLoopback && other.server == nil && lineage.contains { $0 === other.process }
+        }
+        if let newest = flows.max(by: { $0.start < $1.start }) { return (newest.remoteAddress, newest.remotePort, newest.networkProtocol) }
+        if let candidate = candidates.last(where: { candidate in
+            !candidate.call.remote.isLoopback && candidate.transport == .tcp && lineage.contains { $0 === candidate.call.process }
+        }) {
+            return (candidate.call.remote, candidate.call.port, nil)
+        }
+        return nil
+    }
+
+    func setRelay(_ flow: Flow, through process: ProcessRecord, to remote: IPAddress, port: UInt16, networkProtocol: FlowProtocol?) {
+        flow.relay = Relay(process: process, remoteAddress: remote, remotePort: port, networkProtocol: networkProtocol)
+        debug("flow \(flow.id): carried on by pid \(process.pid) (\(process.executableName)) to \(remote):\(port)")
+        if open[flow.id] != nil { observer.flowIdentified(flow, previously: flow.networkProtocol) }
     }
 }

@@ -58,6 +58,9 @@ public final class FlowTracker {
     var candidates: [Candidate] = []
     /// Connections servers on this host accepted (any namespace), by the client's end.
     var recentAccepts: [(peer: IPAddress, port: UInt16, server: ProcessRecord)] = []
+    /// Flows a process on this host accepted, waiting for that process's own connection out
+    /// (socat and a SOCKS server connect once they have accepted), by its pid.
+    var awaitingRelay: [Int32: [Flow]] = [:]
     /// Packets the tap read before the audit record of their connection arrived.
     var earlyPackets: [EarlyPacket] = []
     let observer: any FlowObserver
@@ -168,6 +171,9 @@ public final class FlowTracker {
                 return
             }
             observer.connected(process, to: remote, port: port, time: time)
+            if !awaitingRelay.isEmpty, let waiting = awaitingRelay.removeValue(forKey: pid) {
+                for flow in waiting where flow.relay == nil { setRelay(flow, through: process, to: remote, port: port, networkProtocol: nil) }
+            }
             if let session = ftpSession(pid: pid, remote: remote, excludingPort: port) {
                 addDataConnection(to: session, call, accepted: false, now: now)
                 return
@@ -230,7 +236,7 @@ public final class FlowTracker {
         if !resolved && sockets != nil { awaitDestroy(flow, now: now) }
     }
 
-    private func addDataConnection(to session: Flow, _ call: Call, accepted: Bool, now: Int64) {
+    func addDataConnection(to session: Flow, _ call: Call, accepted: Bool, now: Int64) {
         let data = newFlow(.ftpData, call, transfer: nil, accepted: accepted)
         if !resolve(data, transports: [.tcp], now: now) && sockets != nil { awaitDestroy(data, now: now) }
         session.dataConnections.append(data)
@@ -386,9 +392,9 @@ public final class FlowTracker {
     }
 
     func track(_ flow: Flow, now: Int64) {
+        replayPackets(for: flow)
         open[flow.id] = flow
         observer.flowStarted(flow)
-        replayPackets(for: flow)
         if open.count > settings.maximumOpenFlows, let oldest = open.values.min(by: { $0.lastActivity < $1.lastActivity }) {
             counters.evicted += 1
             endAll(oldest, at: now, reason: .evicted)
@@ -402,8 +408,10 @@ public final class FlowTracker {
         report(flow)
     }
 
+    /// The open FTP session of `pid` to `remote` a new connection belongs to: one on another
+    /// port, or through the same proxy (whose data connections are requests to it too).
     private func ftpSession(pid: Int32, remote: IPAddress, excludingPort: UInt16?) -> Flow? {
-        ftpSessions[pid]?.last { $0.remoteAddress == remote && $0.isOpen && $0.remotePort != excludingPort }
+        ftpSessions[pid]?.last { $0.remoteAddress == remote && $0.isOpen && ($0.remotePort != excludingPort || $0.content.proxy != nil) }
     }
 }
 

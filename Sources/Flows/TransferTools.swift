@@ -254,11 +254,11 @@ public enum TransferTools {
 
     /// The transfer protocol of a new outgoing TCP/UDP connection, or nil for other traffic.
     static func classify(_ p: ProcessRecord, port: UInt16) -> (FlowProtocol, ProcessRecord?)? {
-        if p.isProgram(in: ["ssh"]), let parent = p.parent {
-            switch parent.program {
-            case "scp": return (.scp, parent)
-            case "sftp": return (.sftp, parent)
-            default: break
+        if p.isProgram(in: ["ssh"]) {
+            switch p.parent?.program {
+            case "scp": return (.scp, p.parent)
+            case "sftp": return (.sftp, p.parent)
+            default: return (.ssh, sshDriver(p))
             }
         }
         if port == 53 { return nil }
@@ -266,6 +266,16 @@ public enum TransferTools {
         if port == 445 || port == 139 || p.isProgram(in: smbClients) { return (.smb, nil) }
         if port == 69 || isTFTPClient(p) { return (.tftp, nil) }
         return nil
+    }
+
+    /// Shells and login services run ssh for a person or a script; ssh judges itself there.
+    static let sshLaunchers: Set<String> = ["bash", "dash", "sh", "zsh", "ksh", "fish", "busybox", "sshd", "login", "su", "sudo", "script", "tmux", "screen"]
+
+    /// What drives a plain ssh: the program that ran it (rsync, git, a backup tool, a script's
+    /// interpreter), whose interactivity is the session's; nil when a shell or login ran it.
+    static func sshDriver(_ ssh: ProcessRecord) -> ProcessRecord? {
+        guard let parent = ssh.parent, !parent.isProgram(in: sshLaunchers) else { return nil }
+        return parent
     }
 
     /// The direction the command line (or the batch file it names) declares.

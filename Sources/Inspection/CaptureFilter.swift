@@ -2,7 +2,7 @@
 /// the kernel runs on every packet before copying any: a length test first, so full-size data
 /// segments are rejected in a few instructions, then the first payload bytes of TCP segments
 /// (FTP commands and replies, an SSH identification, an SMB message in a NetBIOS session, TLS
-/// or HTTP on a file-transfer port) and UDP datagrams (TFTP read and write requests).
+/// or HTTP on a file-transfer port, a SOCKS or HTTP CONNECT request) and UDP datagrams (TFTP read and write requests).
 public enum CaptureFilter {
     /// Commands a client sends (compared with ASCII letters upper-cased: `& 0xdfdfdfdf`).
     static let ftpCommands = ["USER", "PASS", "STOR", "RETR", "APPE", "STOU", "LIST", "NLST", "PASV", "EPSV", "PORT", "EPRT", "AUTH", "QUIT"]
@@ -29,8 +29,11 @@ public enum CaptureFilter {
         let commands = ftpCommands.map { "(\(first) & 0xdfdfdfdf) = \(hex($0))" }
         let replies = (ftpReplies + ["SSH-"]).map { "\(first) = \(hex($0))" }
         let smb = ["\(word(4, 4)) = 0xff534d42", "\(word(4, 4)) = 0xfe534d42"].map { "(\(word(0, 1)) = 0 and \($0))" }
+        // Proxy requests on any port: SOCKS5 CONNECT (`05 01 00`; a lone 3-byte greeting is too
+        // short for the load and fails it), SOCKS4/4a CONNECT (`04 01`), HTTP CONNECT.
+        let proxies = ["(\(first) & 0xffffff00) = 0x05010000", "\(word(0, 2)) = 0x0401", "\(first) = \(hex("CONN"))"]
         let others = (["\(word(0, 2)) = 0x1603"] + httpStarts.map { "\(first) = \(hex($0))" }).joined(separator: " or ")
-        return (commands + replies + smb + ["((\(others)) and (tcp port \(ports)))"]).joined(separator: " or ")
+        return (commands + replies + smb + proxies + ["((\(others)) and (tcp port \(ports)))"]).joined(separator: " or ")
     }
 
     /// Four ASCII characters as the big-endian word a BPF load of 4 bytes gives.

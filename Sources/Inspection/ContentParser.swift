@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What the first bytes of a TCP segment or UDP datagram say about its protocol. The parsers
 /// read at most the captured bytes, copy at most a line, and keep no password: PASS's argument
 /// is replaced before anything leaves the parser.
@@ -17,6 +21,9 @@ public enum Content: Equatable, Sendable {
     case tls
     /// An HTTP request or status line.
     case http(String)
+    /// A client asking a proxy for a connection: a SOCKS4, SOCKS4a or SOCKS5 CONNECT, or an
+    /// HTTP CONNECT, for an address or a name the proxy resolves.
+    case proxyRequest(kind: ProxyKind, target: ProxyTarget, port: UInt16)
 
     /// How a flow's `network.protocol` names it.
     public var protocolName: String {
@@ -27,8 +34,21 @@ public enum Content: Equatable, Sendable {
         case .tftpRequest: "tftp"
         case .tls: "tls"
         case .http: "http"
+        case .proxyRequest: "proxy"
         }
     }
+}
+
+/// What a client asks a proxy to connect to: an address's bytes (4 or 16) or a name.
+public enum ProxyTarget: Equatable, Sendable {
+    case address([UInt8])
+    case name(String)
+}
+
+/// The proxy protocols whose requests the parser reads.
+public enum ProxyKind: String, Sendable {
+    case socks4, socks4a, socks5
+    case httpConnect = "http-connect"
 }
 
 public enum ContentParser {
@@ -46,6 +66,7 @@ public enum ContentParser {
     public static func parse(_ payload: UnsafeRawBufferPointer, udp: Bool) -> Content? {
         guard !payload.isEmpty else { return nil }
         if udp { return tftpRequest(payload) }
+        if let request = socksRequest(payload) { return request }
         if payload.count >= 3, payload[0] == 0x16, payload[1] == 0x03, payload[2] <= 0x04 { return .tls }
         if payload.count >= 8, payload[0] == 0, payload[5] == UInt8(ascii: "S"), payload[6] == UInt8(ascii: "M"), payload[7] == UInt8(ascii: "B") {
             if payload[4] == 0xFF { return .smb(version: 1) }
@@ -55,6 +76,7 @@ public enum ContentParser {
         if line.hasPrefix("SSH-"), line.dropFirst(4).hasPrefix("2.0-") || line.dropFirst(4).hasPrefix("1.99-") {
             return .sshIdentification(line)
         }
+        if let request = httpConnect(line) { return request }
         if let reply = ftpReply(line) { return reply }
         if let command = ftpCommand(line) { return command }
         if line.hasPrefix("HTTP/1.") || httpMethods.contains(where: { line.hasPrefix($0 + " ") }) && line.contains(" HTTP/") {
@@ -87,6 +109,80 @@ public enum ContentParser {
         guard ftpVerbs.contains(verb) else { return nil }
         let argument = line.count > verb.count ? String(line.dropFirst(verb.count + 1)) : ""
         return .ftpCommand(verb: verb, argument: verb == "PASS" ? "<redacted>" : argument)
+    }
+
+    /// A SOCKS5 CONNECT (RFC 1928: `05 01 00 atyp address port`, after the client's method
+    /// greeting when both came in one segment) or a SOCKS4/4a CONNECT (`04 01 port ipv4 userid
+    /// 00`, 4a with `0.0.0.x` and a name after the user id). The whole request must be there:
+    /// a segment of another protocol rarely is both well formed and exactly this long.
+    static func socksRequest(_ payload: UnsafeRawBufferPointer) -> Content? {
+        var bytes = payload[...]
+        if bytes.count >= 3, bytes[bytes.startIndex] == 5, bytes.count > 2 + Int(bytes[bytes.startIndex + 1]),
+            bytes[bytes.startIndex + 2 + Int(bytes[bytes.startIndex + 1])] == 5, bytes[bytes.startIndex + 1] > 0
+        {
+            bytes = bytes.dropFirst(2 + Int(bytes[bytes.startIndex + 1]))
+        }
+        guard bytes.count >= 9 else { return nil }
+        let b = Array(bytes.prefix(4 + 1 + 255 + 2))
+        if b[0] == 5, b[1] == 1, b[2] == 0 {
+            let target: ProxyTarget, end: Int
+            switch b[3] {
+            case 1:
+                end = 8
+                target = .address(Array(b[4..<8]))
+            case 3:
+                let length = Int(b[4])
+                end = 5 + length
+                guard length > 0, b.count >= end + 2, let name = hostName(b[5..<end]) else { return nil }
+                target = .name(name)
+            case 4:
+                end = 20
+                guard b.count >= 22 else { return nil }
+                target = .address(Array(b[4..<20]))
+            default: return nil
+            }
+            guard bytes.count == end + 2 else { return nil }
+            return .proxyRequest(kind: .socks5, target: target, port: UInt16(b[end]) << 8 | UInt16(b[end + 1]))
+        }
+        guard b[0] == 4, b[1] == 1, bytes.last == 0 else { return nil }
+        let port = UInt16(b[2]) << 8 | UInt16(b[3])
+        // The user id, NUL-terminated; SOCKS4a then has the name, NUL-terminated.
+        let all = Array(bytes)
+        guard let userEnd = all[8...].firstIndex(of: 0), userEnd - 8 <= maximumText else { return nil }
+        if all[4] == 0, all[5] == 0, all[6] == 0, all[7] != 0 {
+            guard userEnd + 1 < all.count, let name = hostName(all[(userEnd + 1)..<(all.count - 1)]) else { return nil }
+            return .proxyRequest(kind: .socks4a, target: .name(name), port: port)
+        }
+        guard userEnd == all.count - 1 else { return nil }
+        return .proxyRequest(kind: .socks4, target: .address(Array(all[4..<8])), port: port)
+    }
+
+    /// `CONNECT host:port HTTP/1.x` (RFC 9110), IPv6 literals in brackets.
+    static func httpConnect(_ line: String) -> Content? {
+        guard line.hasPrefix("CONNECT ") else { return nil }
+        let words = line.split(separator: " ")
+        guard words.count == 3, words[2].hasPrefix("HTTP/"), let colon = words[1].lastIndex(of: ":"),
+            let port = UInt16(words[1][words[1].index(after: colon)...])
+        else { return nil }
+        var host = words[1][..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty, host.utf8.count <= 255 else { return nil }
+        return .proxyRequest(kind: .httpConnect, target: literalAddress(String(host)).map(ProxyTarget.address) ?? .name(String(host)), port: port)
+    }
+
+    /// The bytes of a literal IPv4 or IPv6 address.
+    static func literalAddress(_ text: String) -> [UInt8]? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
+        return nil
+    }
+
+    /// A DNS name or address as a client sends it: printable, no spaces, at most 255 bytes.
+    private static func hostName(_ bytes: ArraySlice<UInt8>) -> String? {
+        guard !bytes.isEmpty, bytes.count <= 255, bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Opcode 1 (RRQ) or 2 (WRQ), a file name, NUL, a mode RFC 1350 names, NUL.

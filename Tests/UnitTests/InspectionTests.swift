@@ -75,6 +75,53 @@ import Testing
         #expect(ContentParser.activePort(verb: "EPRT", argument: "|2|2001:db8::1|50001|") == 50001)
     }
 
+    /// The requests proxychains, curl and browsers send a SOCKS or HTTP proxy, and what is
+    /// close to one but is not.
+    @Test func proxyRequestsOfEveryKind() {
+        func parse(_ bytes: [UInt8]) -> Content? { bytes.withUnsafeBytes { ContentParser.parse($0, udp: false) } }
+        let ipv4Port21: [UInt8] = [203, 0, 113, 10, 0, 21]
+        #expect(parse([5, 1, 0, 1] + ipv4Port21) == .proxyRequest(kind: .socks5, target: .address([203, 0, 113, 10]), port: 21))
+        let name = Array("ftp.example.org".utf8)
+        #expect(parse([5, 1, 0, 3, UInt8(name.count)] + name + [0x01, 0xBB]) == .proxyRequest(kind: .socks5, target: .name("ftp.example.org"), port: 443))
+        let v6 = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [0x0a]
+        #expect(parse([5, 1, 0, 4] + v6 + [0, 22]) == .proxyRequest(kind: .socks5, target: .address(v6), port: 22))
+        #expect(
+            parse([5, 1, 0] + [5, 1, 0, 1] + ipv4Port21) == .proxyRequest(kind: .socks5, target: .address([203, 0, 113, 10]), port: 21),
+            "greeting and request in one segment")
+        #expect(parse([5, 1, 0, 1] + ipv4Port21 + [0]) == nil, "one byte too many")
+        #expect(parse([5, 1, 0, 9] + ipv4Port21) == nil, "no such address type")
+        #expect(parse([5, 1, 0]) == nil, "the greeting alone asks for nothing")
+        #expect(parse([4, 1, 0, 21, 203, 0, 113, 10] + Array("me".utf8) + [0]) == .proxyRequest(kind: .socks4, target: .address([203, 0, 113, 10]), port: 21))
+        #expect(parse([4, 1, 0, 21, 0, 0, 0, 1, 0] + name + [0]) == .proxyRequest(kind: .socks4a, target: .name("ftp.example.org"), port: 21))
+        #expect(parse([4, 1, 0, 21, 203, 0, 113, 10] + Array("me".utf8)) == nil, "the user id is NUL-terminated")
+        func text(_ line: String) -> Content? { parse(Array(line.utf8)) }
+        #expect(
+            text("CONNECT 203.0.113.10:21 HTTP/1.1\r\nHost: 203.0.113.10:21\r\n\r\n")
+                == .proxyRequest(kind: .httpConnect, target: .address([203, 0, 113, 10]), port: 21))
+        #expect(text("CONNECT [2001:db8::a]:990 HTTP/1.1\r\n") == .proxyRequest(kind: .httpConnect, target: .address(v6), port: 990))
+        #expect(text("CONNECT files.example.org:2121 HTTP/1.0\r\n") == .proxyRequest(kind: .httpConnect, target: .name("files.example.org"), port: 2121))
+        #expect(text("CONNECT nowhere HTTP/1.1\r\n") == .http("CONNECT nowhere HTTP/1.1"), "no port: an HTTP request, not a tunnel")
+
+        // The request goes to the flow once, before the protocol it carries; the port asked
+        // for is the one whose protocol is expected.
+        var content = FlowContent()
+        let asked = content.apply(.proxyRequest(kind: .socks5, target: .address([203, 0, 113, 10]), port: 21), fromClient: true, server: "s", serverPort: 1080)
+        #expect(asked)
+        _ = content.apply(.ftpReply(code: 220, text: "x"), fromClient: false, server: "s", serverPort: 21)
+        let again = content.apply(.proxyRequest(kind: .socks4, target: .address([1, 2, 3, 4]), port: 9), fromClient: true, server: "s", serverPort: 21)
+        #expect(!again)
+        #expect(content.proxy?.kind == .socks5 && content.proxy?.port == 21 && content.protocolName == "ftp" && content.mismatch == nil)
+        var late = FlowContent()
+        _ = late.apply(.ftpReply(code: 220, text: "x"), fromClient: false, server: "s", serverPort: 1080)
+        let before = late.apply(.proxyRequest(kind: .httpConnect, target: .name("x"), port: 21), fromClient: true, server: "s", serverPort: 1080)
+        #expect(before, "read before the reply that made the flow")
+        _ = late.apply(.ftpCommand(verb: "USER", argument: "a"), fromClient: true, server: "s", serverPort: 21)
+        var spoken = FlowContent()
+        _ = spoken.apply(.ftpCommand(verb: "USER", argument: "a"), fromClient: true, server: "s", serverPort: 21)
+        let past = spoken.apply(.proxyRequest(kind: .socks5, target: .name("x"), port: 21), fromClient: true, server: "s", serverPort: 21)
+        #expect(!past, "a client that spoke is past its handshake")
+    }
+
     @Test func aControlChannelsFactsAndMismatches() {
         var content = FlowContent()
         let identified = content.apply(.ftpReply(code: 220, text: "x"), fromClient: false, server: "203.0.113.10:443", serverPort: 443)
