@@ -166,17 +166,21 @@ public final class FlowTracker {
                 }
                 return
             }
-            if process.sameProgramLineage.contains(where: { $0.acceptedPeers.contains(remote) }) {
+            if let session = ftpSession(pid: pid, remote: remote, excludingPort: port) {
+                observer.connected(process, to: remote, port: port, time: time)
+                addDataConnection(to: session, call, accepted: false, now: now)
+                return
+            }
+            // An FTP server connecting back to a client it accepted (active mode) goes to the
+            // client's unprivileged data port (RFC 2577); a web application that FTPs to the
+            // host whose request it serves connects to a service port and is a client.
+            if port > 1023, process.sameProgramLineage.contains(where: { $0.acceptedPeers.contains(remote) }) {
                 counters.serverSide += 1
                 return
             }
             observer.connected(process, to: remote, port: port, time: time)
             if !awaitingRelay.isEmpty, let waiting = awaitingRelay.removeValue(forKey: pid) {
                 for flow in waiting where flow.relay == nil { setRelay(flow, through: process, to: remote, port: port, networkProtocol: nil) }
-            }
-            if let session = ftpSession(pid: pid, remote: remote, excludingPort: port) {
-                addDataConnection(to: session, call, accepted: false, now: now)
-                return
             }
             startConnection(call, now: now)
         case .sendto:
@@ -290,9 +294,12 @@ public final class FlowTracker {
         unresolved.append(flow)
     }
 
+    /// The kernel says uid 0 for a socket its process already closed (no file, inode 0), as a
+    /// destroy notification usually finds it: the uid tells only while the socket has a file.
+    /// (A web server's user's short FTP session lost its bytes and source to this.)
     private func matches(_ flow: Flow, _ socket: InetSocket) -> Bool {
         socket.transport == .tcp && socket.remotePort == flow.remotePort && socket.remoteAddress == flow.remoteAddress
-            && (flow.uid == nil || flow.uid == socket.uid)
+            && (flow.uid == nil || socket.inode == 0 || flow.uid == socket.uid)
     }
 
     // MARK: UDP (TFTP)

@@ -34,8 +34,13 @@ public enum TransferTools {
     /// The script file an interpreter runs (its first operand), absolute; nil for inline code
     /// (`-c`, `-e`, `-r`), modules (`-m`) and standard input.
     public static func scriptFile(_ p: ProcessRecord) -> String? {
+        // php's options that take a value (its built-in web server: -S address -t root).
+        let valued: Set<String> = p.program.hasPrefix("php") ? ["-S", "-t", "-c", "-d", "-z"] : []
+        var skipNext = false
         for argument in p.arguments.dropFirst() {
-            if ["-c", "-e", "-E", "-r", "-m", "--eval", "-"].contains(argument) { return nil }
+            if skipNext { skipNext = false; continue }
+            if ["-c", "-e", "-E", "-r", "-m", "--eval", "-"].contains(argument) && !valued.contains(argument) { return nil }
+            if valued.contains(argument) { skipNext = true; continue }
             if argument.hasPrefix("-") { continue }
             return resolve(argument, in: p)
         }
