@@ -212,15 +212,18 @@ public final class Detector: FlowObserver {
         }
     }
 
-    /// Rules on what the flow is and where it goes, run whenever either is learned.
-    private func checkWhatAndWhere(_ flow: Flow) {
+    /// Rules on what the flow is and where it goes, run whenever either is learned. With the
+    /// tap on they wait for the flow's first content (a round trip: a proxy request or the
+    /// server's greeting) or its end: a connection to a proxy's port is judged by what it carries
+    /// and where the proxy was asked to go.
+    private func checkWhatAndWhere(_ flow: Flow, ended: Bool = false) {
+        guard !rules.inspecting || ended || flow.content.protocolName != nil || flow.content.proxy != nil else { return }
         if rules.enabled.contains(.noninteractiveTransfer), Self.transferProtocols.contains(flow.networkProtocol),
             !flow.interactivity.isInteractive, let outside = untrustedDestination(flow)
         {
             raiseOnce(.noninteractiveTransfer, flow: flow, reasons: flow.interactivity.reasons + [outside])
         }
-        // With the tap on, a connection to a proxy's port waits for what it carries.
-        if !rules.inspecting || flow.content.protocolName != nil { checkPort(flow) }
+        if !rules.inspecting || ended || flow.content.protocolName != nil { checkPort(flow) }
     }
 
     /// Protocols whose every flow is a transfer; a plain SSH session is one by its bytes.
@@ -242,14 +245,10 @@ public final class Detector: FlowObserver {
                 + (flow.content.evidence.map { ["content: \($0)"] } ?? []))
     }
 
-    /// Why the flow's bytes leave the trusted networks, or nil when they do not: the
-    /// connection of a relay on this host that carries it on, the address a proxy was asked
-    /// for (a name counts as outside: the host never resolved it), then the peer itself.
+    /// Why the flow's bytes leave the trusted networks, or nil when they do not: the address a
+    /// proxy was asked for (a name counts as outside: the host never resolved it), the
+    /// connection of a relay on this host that carries it on, then the peer itself.
     func untrustedDestination(_ flow: Flow) -> String? {
-        if let relay = flow.relay, !isTrusted(relay.remoteAddress) {
-            return
-                "relay \(Self.imageName(relay.process)) (pid \(relay.process.pid)) carries it to \(relay.remoteAddress):\(relay.remotePort), which is untrusted"
-        }
         if let proxy = flow.content.proxy {
             let via = "the \(proxy.kind.rawValue) proxy \(flow.remoteAddress):\(flow.remotePort)"
             switch proxy.target {
@@ -259,6 +258,10 @@ public final class Detector: FlowObserver {
                 return "destination \(IPAddress(bytes: bytes)):\(proxy.port), asked of \(via), is untrusted"
             case .address: break
             }
+        }
+        if let relay = flow.relay, !isTrusted(relay.remoteAddress) {
+            return
+                "relay \(Self.imageName(relay.process)) (pid \(relay.process.pid)) carries it to \(relay.remoteAddress):\(relay.remotePort), which is untrusted"
         }
         return isTrusted(flow.remoteAddress) ? nil : "destination \(flow.remoteAddress) is untrusted"
     }
@@ -303,8 +306,8 @@ public final class Detector: FlowObserver {
 
     public func flowReported(_ flow: Flow) {
         defer { fired[flow.id] = nil }
-        // A port the content never spoke on is judged now.
-        checkPort(flow)
+        // A flow whose content the tap never read is judged now.
+        checkWhatAndWhere(flow, ended: true)
         // File names the control channel carried (packet tap), when the command line named none.
         if rules.enabled.contains(.suspiciousFilename) {
             let names = suspiciousNames(flow.content.fileNames)

@@ -179,7 +179,9 @@ public final class FlowTracker {
                 return
             }
             observer.connected(process, to: remote, port: port, time: time)
-            if !awaitingRelay.isEmpty, let waiting = awaitingRelay.removeValue(forKey: pid) {
+            // A relay that accepted, or its child forked for the connection (socat fork, dante).
+            for relay in awaitingRelay.isEmpty ? [] : process.sameProgramLineage.prefix(2) {
+                guard let waiting = awaitingRelay.removeValue(forKey: relay.pid) else { continue }
                 for flow in waiting where flow.relay == nil { setRelay(flow, through: process, to: remote, port: port, networkProtocol: nil) }
             }
             startConnection(call, now: now)
