@@ -33,8 +33,10 @@ let package = Package(
         .target(name: "AuditIngest"),
         // Talking to the kernel: netlink sockets, audit rules, status.
         .target(name: "KernelAudit", dependencies: ["CAudit", "CLinux", "AuditIngest"]),
+        // SHA-256 of a file by libcrypto, wrapped once: YARA findings and program identity.
+        .target(name: "Hashing", dependencies: ["COpenSSL"]),
         // Host state: processes (execve + /proc) and sockets (sock_diag, /proc/net).
-        .target(name: "HostState", dependencies: ["AuditIngest", "CLinux", "CTCPInfo", "Runtime"]),
+        .target(name: "HostState", dependencies: ["AuditIngest", "CLinux", "CTCPInfo", "Hashing", "Runtime"]),
         // What a packet's first bytes say: decoding captured headers, FTP/SSH/SMB/TFTP/TLS/HTTP
         // by content. Pure Swift on bytes (fuzzed).
         .target(name: "Inspection"),
@@ -45,7 +47,7 @@ let package = Package(
         // Regular expressions: PCRE2 compiled once with JIT, matched on bytes.
         .target(name: "Patterns", dependencies: ["CPCRE2"]),
         // YARA scanning: rule files compiled once, a file cache by identity, a worker thread.
-        .target(name: "Scanning", dependencies: ["CYara", "COpenSSL", "Runtime"]),
+        .target(name: "Scanning", dependencies: ["CYara", "Hashing", "Runtime"]),
         // agent.conf: typed configuration and its validation.
         .target(name: "AgentConfig", dependencies: ["Patterns", "Runtime"]),
         // Detection: processes and flows -> rules, exclusions -> alerts.

@@ -9,6 +9,8 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
     case scriptedFTP = "ftp.scripted"
     case ftpToInternet = "ftp.internet"
     case ftpToInternetOtherPath = "ftp.internet_other_path"
+    case smbToInternet = "smb.internet"
+    case noFileExecutable = "transfer.no_file_executable"
     case nonstandardPort = "transfer.nonstandard_port"
     case protocolMismatch = "transfer.protocol_mismatch"
     case firstSeenProcess = "network.first_seen_process"

@@ -197,6 +197,7 @@ public final class Detector: FlowObserver {
             let reasons = lolbinReasons(flow)
             if !reasons.isEmpty { raiseOnce(.lolbinTransfer, flow: flow, reasons: reasons) }
         }
+        checkNoFile(flow)
         if rules.enabled.contains(.suspiciousFilename) {
             let names = suspiciousNames(flow.transferProcess ?? flow.process)
             if !names.isEmpty { raiseOnce(.suspiciousFilename, flow: flow, reasons: names.map { "command line names \($0)" }) }
@@ -210,6 +211,14 @@ public final class Detector: FlowObserver {
         if rules.enabled.contains(.protocolMismatch), let mismatch = flow.content.mismatch {
             raiseOnce(.protocolMismatch, flow: flow, reasons: [mismatch] + (flow.content.evidence.map { ["content: \($0)"] } ?? []))
         }
+    }
+
+    /// transfer.no_file_executable, when the flow starts or (deleted while it ran) ends.
+    private func checkNoFile(_ flow: Flow) {
+        let process = flow.process
+        guard rules.enabled.contains(.noFileExecutable), process.executableHasNoFile else { return }
+        let how = process.executable.hasPrefix("/memfd:") ? "loaded through memfd_create" : "deleted"
+        raiseOnce(.noFileExecutable, flow: flow, reasons: ["\(process.executable) has no file on disk (\(how))"])
     }
 
     /// Rules on what the flow is and where it goes, run whenever either is learned. With the
@@ -308,6 +317,7 @@ public final class Detector: FlowObserver {
         defer { fired[flow.id] = nil }
         // A flow whose content the tap never read is judged now.
         checkWhatAndWhere(flow, ended: true)
+        checkNoFile(flow)
         // File names the control channel carried (packet tap), when the command line named none.
         if rules.enabled.contains(.suspiciousFilename) {
             let names = suspiciousNames(flow.content.fileNames)
@@ -332,6 +342,11 @@ public final class Detector: FlowObserver {
                     reasons: ["\(percent(share)) of \(total) bytes outbound (threshold \(percent(rules.settings.dataFlowDirectionThreshold)))", outside])
             }
         }
+        if rules.enabled.contains(.smbToInternet), flow.networkProtocol == .smb, let outside {
+            let how = flow.content.evidence.map { "content: \($0)" } ?? "\(Self.imageName(flow.process)) connected to port \(flow.targetPort)"
+            let files = flow.content.smbFiles.prefix(5).map { "\($0.write ? "wrote" : "read") \($0.file)" }
+            raiseOnce(.smbToInternet, flow: flow, reasons: [how] + files + [outside])
+        }
         if rules.enabled.contains(.ftpToInternet), let reasons = ftpToInternetReasons(flow) {
             raiseOnce(.ftpToInternet, flow: flow, reasons: reasons)
         } else if rules.enabled.contains(.ftpToInternetOtherPath), let reasons = ftpToInternetOtherPathReasons(flow, outside: outside) {
@@ -352,7 +367,7 @@ public final class Detector: FlowObserver {
     /// reaches past the trusted networks on another port, through a proxy or relay, or from a
     /// source that is not RFC 1918 (IPv6 included).
     func ftpToInternetOtherPathReasons(_ flow: Flow, outside: String?) -> [String]? {
-        guard flow.networkProtocol == .ftp || flow.networkProtocol == .ftps, let outside else { return nil }
+        guard flow.isFTPSession, let outside else { return nil }
         var paths: [String] = []
         if let proxy = flow.content.proxy { paths.append("through the \(proxy.kind.rawValue) proxy \(flow.remoteAddress):\(flow.remotePort)") }
         if let relay = flow.relay { paths.append("carried on by \(Self.imageName(relay.process)) (pid \(relay.process.pid)) on this host") }

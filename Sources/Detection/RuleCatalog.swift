@@ -70,6 +70,18 @@ extension RuleID {
                 description:
                     "An FTP or FTPS session, known by its content or its client, reaching a destination outside the trusted networks where Elastic's rule does not look: another port, through a proxy or a relay on this host, or from an IPv6 or public source.",
                 severity: 21, analytic: nil, technique: alternativeProtocol, tactic: exfiltration)
+        case .smbToInternet:
+            RuleInfo(
+                name: "SMB activity to the Internet",
+                description:
+                    "An SMB session, on port 139 or 445 or known by its content on any port, to a destination outside the trusted networks: Elastic's network rule, brought to the host with the process that made it.",
+                severity: 47, analytic: nil, technique: alternativeProtocol, tactic: exfiltration)
+        case .noFileExecutable:
+            RuleInfo(
+                name: "Transfer by a process whose executable has no file",
+                description:
+                    "A file transfer made by a process running a binary with no file on disk: loaded through memfd_create or deleted after it started, as fileless malware runs.",
+                severity: 73, analytic: nil, technique: (id: "T1620", name: "Reflective Code Loading"), tactic: (id: "TA0005", name: "Defense Evasion"))
         case .nonstandardPort:
             RuleInfo(
                 name: "File transfer on a non-standard port",

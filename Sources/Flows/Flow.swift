@@ -118,6 +118,9 @@ public final class Flow {
 
     public var isOpen: Bool { end == nil }
 
+    /// FTP or FTPS: a session that may have data connections.
+    public var isFTPSession: Bool { networkProtocol == .ftp || networkProtocol == .ftps }
+
     /// The port the client meant: the one it asked its proxy for, else the one it connected to.
     public var targetPort: UInt16 { content.proxy?.port ?? remotePort }
 
@@ -136,7 +139,7 @@ public final class Flow {
     public var transferDirection: TransferDirection {
         if content.declaredDirection != .unknown { return content.declaredDirection }
         if declaredDirection != .unknown { return declaredDirection }
-        if networkProtocol == .ftp || networkProtocol == .ftps {
+        if isFTPSession {
             guard !dataConnections.isEmpty else { return .unknown }
             return TransferTools.directionFromBytes(
                 out: dataConnections.compactMap(\.bytesOut).reduce(0, +),

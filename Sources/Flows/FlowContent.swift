@@ -45,6 +45,8 @@ public struct FlowContent: Sendable {
     public internal(set) var sshServer: String?
     public internal(set) var tftpRequest: (write: Bool, file: String, mode: String)?
     public internal(set) var smbVersion: Int?
+    /// Files SMB2 CREATE requests opened, and whether to write, in order.
+    public internal(set) var smbFiles: [(file: String, write: Bool)] = []
     /// The client's request to a proxy, when the flow began with one (SOCKS, HTTP CONNECT):
     /// what follows it is the protocol carried.
     public internal(set) var proxy: ProxyRequest?
@@ -59,13 +61,13 @@ public struct FlowContent: Sendable {
     /// The direction the control channel's commands say, if they say one.
     public var declaredDirection: TransferDirection {
         if let tftpRequest { return tftpRequest.write ? .upload : .download }
-        let uploads = ftpTransfers.contains { ["STOR", "APPE", "STOU"].contains($0.command) }
-        let downloads = ftpTransfers.contains { $0.command == "RETR" }
+        let uploads = ftpTransfers.contains { ["STOR", "APPE", "STOU"].contains($0.command) } || smbFiles.contains { $0.write }
+        let downloads = ftpTransfers.contains { $0.command == "RETR" } || smbFiles.contains { !$0.write }
         return uploads == downloads ? .unknown : (uploads ? .upload : .download)
     }
 
     /// File names the content names (FTP transfers, the TFTP request).
-    public var fileNames: [String] { ftpTransfers.map(\.file) + (tftpRequest.map { [$0.file] } ?? []) }
+    public var fileNames: [String] { ftpTransfers.map(\.file) + (tftpRequest.map { [$0.file] } ?? []) + smbFiles.map(\.file) }
 
     /// Folds one parsed payload in; true when it told something new about the protocol (the
     /// first identification, or a mismatch).
@@ -104,6 +106,10 @@ public struct FlowContent: Sendable {
         case .smb(let version):
             identify("smb", "SMB\(version) message \(fromClient ? "to" : "from") \(server)")
             smbVersion = version
+        case .smbCreate(let file, let write):
+            identify("smb", "SMB2 CREATE of \(file) to \(server)")
+            smbVersion = 2
+            if smbFiles.count < Self.maximumTransfers, !smbFiles.contains(where: { $0.file == file && $0.write == write }) { smbFiles.append((file, write)) }
         case .tftpRequest(let write, let file, let mode):
             identify("tftp", "TFTP \(write ? "write" : "read") request for \(file) (\(mode)) to \(server)")
             tftpRequest = (write, file, mode)

@@ -78,7 +78,7 @@ public enum FlowJSON {
         }
         content(flow, to: &json)
         hops(flow, to: &json)
-        if flow.networkProtocol == .ftp || flow.networkProtocol == .ftps {
+        if flow.isFTPSession {
             json.key("data_connections")
             json.beginArray()
             for data in flow.dataConnections {
@@ -112,6 +112,7 @@ public enum FlowJSON {
         if let auid = process.auid { json.key("audit_user_id"); json.string(String(auid)) }
         if let session = process.sessionID { json.key("audit_session_id"); json.number(session) }
         if let tty = process.tty { json.key("tty"); json.string(tty) }
+        if process.executableHasNoFile { json.key("executable_on_disk"); json.bool(false) }
         if let parent = process.parent, case let omitted = shownArguments(parent).omitted, omitted > 0 {
             json.key("parent_args_truncated"); json.number(omitted)
         }
@@ -185,6 +186,17 @@ public enum FlowJSON {
             json.endObject()
         }
         if let version = content.smbVersion { json.key("smb_version"); json.number(version) }
+        if !content.smbFiles.isEmpty {
+            json.key("smb")
+            json.beginObject()
+            json.key("files")
+            json.beginArray()
+            for file in content.smbFiles {
+                json.beginObject(); json.key("name"); json.string(file.file); json.key("write"); json.bool(file.write); json.endObject()
+            }
+            json.endArray()
+            json.endObject()
+        }
     }
 
     /// How a data connection was tied to its session: the PASV/EPSV reply or PORT/EPRT

@@ -191,7 +191,7 @@ extension FlowTracker {
         }
         _ = flow.content.apply(content, fromClient: fromClient, server: "\(flow.remoteAddress):\(flow.remotePort)", serverPort: flow.remotePort)
         track(flow, now: now)
-        if proto == .ftp {
+        if flow.isFTPSession {
             ftpSessions[flow.process.pid, default: []].append(flow)
             adoptDataConnections(of: flow, now: now)
         }

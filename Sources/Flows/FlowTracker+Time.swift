@@ -19,6 +19,8 @@ extension FlowTracker {
             for connection in [flow] + flow.dataConnections where connection.isOpen {
                 poll(connection, sockets: sockets, now: now)
             }
+            // A binary deleted while it transfers (dropped, run, removed).
+            if flow.isOpen { processes.checkExecutableFile(flow.process) }
             if flow.isOpen, flow.transport == .udp, !processes.isAlive(flow.process) {
                 end(flow, at: now, reason: .processExited)
             }

@@ -212,6 +212,7 @@ public final class FlowTracker {
         // A person runs scp or sftp, not the ssh child that owns the socket (whose stdin is a
         // socket by design): the transfer program and its session say who is at the keyboard.
         processes.completeDetails(call.process)
+        processes.checkExecutableFile(call.process)
         let interactivity = processes.completeDetailsAndAssessInteractivity(of: transfer ?? call.process)
         defer { nextID += 1; counters.flowsStarted += 1 }
         return Flow(
@@ -238,7 +239,7 @@ public final class FlowTracker {
         let flow = newFlow(proto, call, transfer: transfer, accepted: false)
         let resolved = resolve(flow, transports: [.tcp], now: now)
         track(flow, now: now)
-        if proto == .ftp { ftpSessions[flow.process.pid, default: []].append(flow) }
+        if flow.isFTPSession { ftpSessions[flow.process.pid, default: []].append(flow) }
         if !resolved && sockets != nil { awaitDestroy(flow, now: now) }
     }
 
@@ -390,7 +391,7 @@ public final class FlowTracker {
 
     private func report(_ flow: Flow) {
         open[flow.id] = nil
-        if flow.networkProtocol == .ftp {
+        if flow.isFTPSession {
             ftpSessions[flow.process.pid]?.removeAll { $0 === flow }
             if ftpSessions[flow.process.pid]?.isEmpty == true { ftpSessions[flow.process.pid] = nil }
         }

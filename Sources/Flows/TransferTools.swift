@@ -99,10 +99,14 @@ public enum TransferTools {
         return nil
     }
 
-    /// Whether the process names an FTP URL for this port (curl, wget, ftp auto-fetch).
-    static func hasFTPURL(_ p: ProcessRecord, port: UInt16) -> Bool {
-        guard let target = url(in: p, schemes: ["ftp", "ftps"]) else { return false }
-        return (target.port ?? 21) == port
+    /// The protocol of the FTP URL the process names for this port (curl, wget, lftp, ftp
+    /// auto-fetch): `ftps://` is implicit FTPS, on 990 unless a port is given.
+    static func ftpURL(_ p: ProcessRecord, port: UInt16) -> FlowProtocol? {
+        for scheme in ["ftp", "ftps"] {
+            guard let target = url(in: p, schemes: [scheme]) else { continue }
+            if (target.port ?? (scheme == "ftps" ? 990 : 21)) == port { return scheme == "ftps" ? .ftps : .ftp }
+        }
+        return nil
     }
 
     // MARK: direction from the command line
@@ -267,19 +271,25 @@ public enum TransferTools {
             }
         }
         if port == 53 { return nil }
-        if port == 21 || isFTPClient(p) || hasFTPURL(p, port: port) { return (.ftp, nil) }
+        if let proto = ftpURL(p, port: port) { return (proto, nil) }
+        if port == 990 || port == 989 { return (.ftps, nil) }
+        if port == 21 || isFTPClient(p) { return (.ftp, nil) }
         if port == 445 || port == 139 || p.isProgram(in: smbClients) { return (.smb, nil) }
         if port == 69 || isTFTPClient(p) { return (.tftp, nil) }
         return nil
     }
 
-    /// Shells and login services run ssh for a person or a script; ssh judges itself there.
-    static let sshLaunchers: Set<String> = ["bash", "dash", "sh", "zsh", "ksh", "fish", "busybox", "sshd", "login", "su", "sudo", "script", "tmux", "screen"]
+    /// Programs that run ssh as their transport: file synchronisation, version control,
+    /// backup tools.
+    static let sshDrivers: Set<String> = [
+        "rsync", "git", "svn", "hg", "bzr", "borg", "restic", "duplicity", "rdiff-backup", "unison", "rclone", "sshfs", "mosh", "ansible",
+    ]
 
-    /// What drives a plain ssh: the program that ran it (rsync, git, a backup tool, a script's
-    /// interpreter), whose interactivity is the session's; nil when a shell or login ran it.
+    /// What drives a plain ssh: the program that ran it when it is one of `sshDrivers` or an
+    /// interpreter (a script), whose interactivity is the session's; nil otherwise (a shell's
+    /// pipeline or a person: ssh's own stdin and terminal tell).
     static func sshDriver(_ ssh: ProcessRecord) -> ProcessRecord? {
-        guard let parent = ssh.parent, !parent.isProgram(in: sshLaunchers) else { return nil }
+        guard let parent = ssh.parent, parent.isProgram(in: sshDrivers) || isInterpreter(parent) else { return nil }
         return parent
     }
 

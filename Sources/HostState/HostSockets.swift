@@ -197,7 +197,7 @@ public final class HostSockets {
         defer { close(copy) }
         var st = stat()
         guard fstat(copy, &st) == 0, UInt64(st.st_ino) == inode else { return nil }
-        func option<T>(_ level: Int32, _ name: Int32, _ value: inout T) -> Bool {
+        func option<T: BitwiseCopyable>(_ level: Int32, _ name: Int32, _ value: inout T) -> Bool {
             var length = socklen_t(MemoryLayout<T>.size)
             return getsockopt(copy, level, name, &value, &length) == 0
         }

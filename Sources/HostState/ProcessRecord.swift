@@ -118,6 +118,15 @@ public final class ProcessRecord: @unchecked Sendable {
         return first.hasPrefix("-") ? String(first.dropFirst()) : first
     }
 
+    /// The executable's file was deleted after the process started (`/proc/<pid>/exe` says so).
+    public internal(set) var executableDeleted = false
+
+    /// The process runs a binary with no file on disk: from memfd_create (fileless malware's
+    /// way), deleted before the execve was read, or deleted since.
+    public var executableHasNoFile: Bool {
+        executable.hasPrefix("/memfd:") || executable.hasSuffix(" (deleted)") || executableDeleted
+    }
+
     /// What the binary is when it is a known program (`ProgramCatalog`); nil when it is not,
     /// when it could not be read, and in a replay.
     public internal(set) var identity: ProgramIdentity?

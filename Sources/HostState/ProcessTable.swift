@@ -191,6 +191,13 @@ public final class ProcessTable {
         readDetails(record, procfs: procfs)
     }
 
+    /// Notes whether the process's executable was deleted since it started: one readlink, at
+    /// a flow's start (flows are rare next to execve).
+    public func checkExecutableFile(_ record: ProcessRecord) {
+        guard !record.exited, !record.executableDeleted, let procfs, let link = procfs.readLink(pid: record.pid, "exe") else { return }
+        record.executableDeleted = link.count > 10 && link.suffix(10).elementsEqual(" (deleted)".utf8)
+    }
+
     /// The network namespace of a process, read now if nobody read it yet (a server known only
     /// from its socket call's record) and it still runs.
     @discardableResult

@@ -1,3 +1,4 @@
+import Hashing
 import Runtime
 
 #if canImport(Glibc)
@@ -14,14 +15,17 @@ public struct ProgramIdentity: Sendable, Equatable {
 }
 
 /// The transfer clients, interpreters and tools installed on the host, known by their ELF
-/// build-id (the GNU note every distribution binary carries), so that a renamed, copied,
-/// hard-linked or symlinked client is still the client it is. Learned at start from the
+/// build-id (the GNU note every distribution binary carries) or, for a binary without one (Go,
+/// stripped, packed), by the SHA-256 of its content, so that a renamed, copied, hard-linked or
+/// symlinked client is still the client it is. Learned at start from the
 /// standard directories and again when one of those files changes; an executable is looked
 /// up by (device, inode, size, mtime), so each distinct file is read once.
 public final class ProgramCatalog {
     public struct Counters: Sendable {
-        /// Executables read for their build-id (each distinct file once).
+        /// Executables read for their build-id (each distinct file once), and those hashed
+        /// because they had none and their size was a known program's.
         public var filesRead = 0
+        public var filesHashed = 0
         public var identified = 0
         /// Learned programs whose files changed (an upgrade) and were read again.
         public var relearned = 0
@@ -31,12 +35,16 @@ public final class ProgramCatalog {
     private let names: Set<String>
     private let directories: [String]
     private var byBuildID: [[UInt8]: ProgramIdentity] = [:]
+    /// Installed programs without a build-id, by content; their sizes: a file of another size
+    /// is none of them, without being read.
+    private var byContent: [String: ProgramIdentity] = [:]
+    private var hashedSizes: Set<Int64> = []
     /// The installed files learned, to notice upgrades.
     private var learned: [String: FileVersion] = [:]
     private var cache: [FileVersion: ProgramIdentity?] = [:]
     private static let cacheLimit = 16_384
     public private(set) var counters = Counters()
-    public var count: Int { byBuildID.count }
+    public var count: Int { byBuildID.count + byContent.count }
 
     /// Learns `names` from `directories` now.
     public init(names: Set<String>, directories: [String] = ProgramCatalog.directories) {
@@ -54,10 +62,14 @@ public final class ProgramCatalog {
                 var info = stat()
                 guard stat(real, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
                 learned[real] = FileVersion(info)
-                guard let id = Self.buildID(path: real) else { continue }
                 let program = ProgramIdentity(name: baseName(real), path: real)
                 // The first directory wins (/usr/bin before /usr/local/bin), as PATH would.
-                if byBuildID[id] == nil { byBuildID[id] = program }
+                if let id = Self.buildID(path: real) {
+                    if byBuildID[id] == nil { byBuildID[id] = program }
+                } else if let hash = Self.contentHash(path: real), byContent[hash] == nil {
+                    byContent[hash] = program
+                    hashedSizes.insert(Int64(info.st_size))
+                }
             }
         }
     }
@@ -71,6 +83,8 @@ public final class ProgramCatalog {
         guard changed else { return }
         counters.relearned += 1
         byBuildID.removeAll()
+        byContent.removeAll()
+        hashedSizes.removeAll()
         learned.removeAll()
         cache.removeAll()
         learn()
@@ -98,7 +112,13 @@ public final class ProgramCatalog {
     public func identity(of key: FileVersion, at path: String) -> ProgramIdentity? {
         if let known = cache[key] { return known }
         counters.filesRead += 1
-        let program = Self.buildID(path: path).flatMap { byBuildID[$0] }
+        var program: ProgramIdentity?
+        if let id = Self.buildID(path: path) {
+            program = byBuildID[id]
+        } else if hashedSizes.contains(key.size) {
+            counters.filesHashed += 1
+            program = Self.contentHash(path: path).flatMap { byContent[$0] }
+        }
         if program != nil { counters.identified += 1 }
         if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
         cache[key] = program
@@ -109,6 +129,13 @@ public final class ProgramCatalog {
     /// even deleted); nil when unreadable or none of the known programs.
     public func identify(path: String) -> ProgramIdentity? {
         file(at: path).flatMap { identity(of: $0, at: path) }
+    }
+
+    static func contentHash(path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return SHA256.hex(fd: fd)
     }
 
     private func realPath(_ path: String) -> String? {

@@ -15,6 +15,9 @@ public enum Content: Equatable, Sendable {
     case sshIdentification(String)
     /// An SMB message in a NetBIOS session: 1 for SMB1, 2 for SMB2/3.
     case smb(version: Int)
+    /// An unencrypted SMB2 CREATE request: the file it opens (the share's path, as far as the
+    /// capture reaches) and whether it asks to write.
+    case smbCreate(file: String, write: Bool)
     /// A TFTP read (RRQ) or write (WRQ) request.
     case tftpRequest(write: Bool, file: String, mode: String)
     /// A TLS handshake record.
@@ -30,7 +33,7 @@ public enum Content: Equatable, Sendable {
         switch self {
         case .ftpCommand, .ftpReply: "ftp"
         case .sshIdentification: "ssh"
-        case .smb: "smb"
+        case .smb, .smbCreate: "smb"
         case .tftpRequest: "tftp"
         case .tls: "tls"
         case .http: "http"
@@ -70,7 +73,7 @@ public enum ContentParser {
         if payload.count >= 3, payload[0] == 0x16, payload[1] == 0x03, payload[2] <= 0x04 { return .tls }
         if payload.count >= 8, payload[0] == 0, payload[5] == UInt8(ascii: "S"), payload[6] == UInt8(ascii: "M"), payload[7] == UInt8(ascii: "B") {
             if payload[4] == 0xFF { return .smb(version: 1) }
-            if payload[4] == 0xFE { return .smb(version: 2) }
+            if payload[4] == 0xFE { return smb2Create(payload) ?? .smb(version: 2) }
         }
         let line = firstLine(payload)
         if line.hasPrefix("SSH-"), line.dropFirst(4).hasPrefix("2.0-") || line.dropFirst(4).hasPrefix("1.99-") {
@@ -155,6 +158,31 @@ public enum ContentParser {
         }
         guard userEnd == all.count - 1 else { return nil }
         return .proxyRequest(kind: .socks4, target: .address(Array(all[4..<8])), port: port)
+    }
+
+    /// An SMB2 CREATE request (MS-SMB2 2.2.13) after the 4-byte NetBIOS header: command 5,
+    /// not a response, a file name (UTF-16LE) that is not a directory's.
+    static func smb2Create(_ payload: UnsafeRawBufferPointer) -> Content? {
+        let header = 4, body = header + 64
+        func u16(_ at: Int) -> Int { Int(payload[at]) | Int(payload[at + 1]) << 8 }
+        func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) | UInt32(u16(at + 2)) << 16 }
+        guard payload.count >= body + 56, u16(header + 12) == 5, u32(header + 16) & 1 == 0, u16(body) == 57 else { return nil }
+        let access = u32(body + 24), options = u32(body + 40)
+        let offset = header + u16(body + 44), length = u16(body + 46)
+        // FILE_DIRECTORY_FILE: a directory listing, not a transfer.
+        guard options & 1 == 0, length > 0, offset < payload.count else { return nil }
+        // As much of the name as the capture holds.
+        let end = min(offset + length, payload.count)
+        var units: [UInt16] = []
+        var at = offset
+        while at + 1 < end, units.count < maximumText {
+            units.append(UInt16(payload[at]) | UInt16(payload[at + 1]) << 8)
+            at += 2
+        }
+        let name = String(decoding: units, as: UTF16.self).filter { !$0.isASCII || ($0.asciiValue! >= 0x20 && $0.asciiValue! < 0x7F) }
+        guard !name.isEmpty else { return nil }
+        // FILE_WRITE_DATA, FILE_APPEND_DATA, GENERIC_WRITE, GENERIC_ALL.
+        return .smbCreate(file: name, write: access & 0x5000_0006 != 0)
     }
 
     /// `CONNECT host:port HTTP/1.x` (RFC 9110), IPv6 literals in brackets.

@@ -1,3 +1,4 @@
+import Hashing
 import Runtime
 
 #if canImport(Glibc)

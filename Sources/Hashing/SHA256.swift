@@ -4,9 +4,10 @@ import COpenSSL
     import Glibc
 #endif
 
-/// SHA-256 of an open file, by libcrypto: the hash analysts look files up by.
-enum SHA256 {
-    static func hex(fd: Int32) -> String? {
+/// SHA-256 of an open file, by libcrypto: the hash analysts look files up by, and a program's
+/// identity when its binary carries no build-id.
+public enum SHA256 {
+    public static func hex(fd: Int32) -> String? {
         guard let context = EVP_MD_CTX_new() else { return nil }
         defer { EVP_MD_CTX_free(context) }
         guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else { return nil }
