@@ -134,4 +134,66 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(Repo.sanitized || rssAfter < rssBefore + 8 * 1024, "RSS \(rssBefore) KiB before, \(rssAfter) KiB after")
         print("100 namespaces: descriptors \(fdsBefore) before, \(peak) at peak, \(fdsAfter) after; RSS \(rssBefore) -> \(rssAfter) KiB")
     }
+
+    /// A real container: podman with runc, its image imported from a rootfs made here (busybox
+    /// and the libraries it links: no registry), in the client namespace, uploading with
+    /// busybox's ftpput. The flow names the process in it, its container (podman's id) and the
+    /// exact data bytes; the container, its image and its cgroups are gone after the test.
+    @Test func aPodmanContainersUpload() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/podman"), "podman is missing: run make test")
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc"), "runc is missing: run make test")
+        let rootfs = work + "/rootfs"
+        for directory in ["bin", "lib/x86_64-linux-gnu", "lib64", "data", "tmp"] {
+            try FileManager.default.createDirectory(atPath: rootfs + "/" + directory, withIntermediateDirectories: true)
+        }
+        for file in [
+            "/usr/bin/busybox:bin/busybox", "/lib/x86_64-linux-gnu/libc.so.6:lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/x86_64-linux-gnu/libresolv.so.2:lib/x86_64-linux-gnu/libresolv.so.2", "/lib64/ld-linux-x86-64.so.2:lib64/ld-linux-x86-64.so.2",
+        ] {
+            let parts = file.split(separator: ":").map(String.init)
+            // The files themselves, not the host's links to them.
+            let copied = try runCommand("/bin/cp", ["-L", parts[0], rootfs + "/" + parts[1]])
+            try #require(copied.status == 0, "\(copied.stderr)")
+        }
+        let tar = try runCommand("/usr/bin/tar", ["-C", rootfs, "-cf", work + "/rootfs.tar", "."])
+        try #require(tar.status == 0, "\(tar.stderr)")
+        // podman (cgroupfs manager) makes libpod_parent in every hierarchy: gone afterwards
+        // when it was not there before.
+        let hierarchies = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? []
+        let madeByPodman = hierarchies.map { "/sys/fs/cgroup/\($0)/libpod_parent" }.filter { !FileManager.default.fileExists(atPath: $0) }
+        defer {
+            for parent in madeByPodman where FileManager.default.fileExists(atPath: parent) {
+                _ = try? runCommand("/bin/sh", ["-c", "find \(parent) -mindepth 1 -type d | sort -r | xargs -r rmdir; rmdir \(parent)"])
+            }
+        }
+        let image = "localhost/xferwatch-test-\(getpid())"
+        let imported = try runCommand("/usr/bin/podman", ["import", work + "/rootfs.tar", image])
+        try #require(imported.status == 0, "podman import: \(imported.stderr)")
+        defer { _ = try? runCommand("/usr/bin/podman", ["rmi", "-f", image]) }
+        let file = try randomFile("pod.bin", bytes: 400_000)
+        let name = "xferwatch-test-\(getpid())"
+        defer { _ = try? runCommand("/usr/bin/podman", ["rm", "-f", name]) }
+        let agent = try startAgent()
+        // crun refuses this hybrid cgroup host; podman's default file limit exceeds the hard one.
+        let run = try runCommand(
+            "/usr/bin/podman",
+            [
+                "run", "--rm", "--name", name, "--runtime", "runc", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000",
+                "--network", "ns:/run/netns/xwcli", "-v", "\(file):/data/pod.bin:ro", image,
+                "/bin/busybox", "ftpput", "-u", "anonymous", "-p", "x", "203.0.113.10", "upload/pod.bin", "/data/pod.bin",
+            ], seconds: 60)
+        try #require(run.status == 0, "podman run: \(run.stderr)")
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !agent.stdout.contains("\"runtime\":\"podman\"") { usleep(50_000) }
+        let flows = try stop(agent, expecting: 1).map(FlowView.init)
+        let f = try #require(flows.first { $0.json["container"] != nil }, "no flow in a container: \(flows.map(\.json))")
+        let container = f.json["container"] as? [String: Any]
+        #expect(container?["runtime"] as? String == "podman")
+        let id = container?["id"] as? String ?? ""
+        #expect(id.count == 64 && id.allSatisfy(\.isHexDigit), "\(id)")
+        #expect(f.executable == "/bin/busybox" && f.networkProtocol == "ftp" && f.transferDirection == "upload")
+        #expect(f.dataConnections.count == 1 && f.data(0, "source") == 400_000)
+        let alerts = try readAlerts()
+        #expect(alerts.contains { $0.rule == "an1170.noninteractive_transfer" && $0.json["container.id"] as? String == id }, "\(alerts.map(\.rule))")
+    }
 }
