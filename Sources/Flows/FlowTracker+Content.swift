@@ -266,8 +266,14 @@ extension FlowTracker {
             return
         }
         guard process !== flow.process else { return }
+        // Bounded: a server that never connects out (an FTP server on this host) keeps at most
+        // its open flows, 64 of them, and at most 1024 servers wait.
         if awaitingRelay.count >= Self.maximumAwaitingRelay { awaitingRelay = awaitingRelay.filter { $0.value.contains(where: \.isOpen) } }
-        if awaitingRelay.count < Self.maximumAwaitingRelay { awaitingRelay[process.pid, default: []].append(flow) }
+        guard awaitingRelay.count < Self.maximumAwaitingRelay || awaitingRelay[process.pid] != nil else { return }
+        var waiting = awaitingRelay[process.pid, default: []].filter(\.isOpen)
+        if waiting.count >= 64 { waiting.removeFirst() }
+        waiting.append(flow)
+        awaitingRelay[process.pid] = waiting
     }
 
     /// The newest connection of `process` that leaves this host: an open flow, else a

@@ -333,7 +333,11 @@ public final class FlowTracker {
             return
         }
         guard socket.transport == .tcp else { return }
-        if let index = unresolved.firstIndex(where: { matches($0, socket) }) {
+        // Connections with the same remote end are told apart by nothing here (a session's
+        // control and data connections through one proxy): a data connection first, as it
+        // closes before the session that opened it; otherwise the oldest.
+        let matching = unresolved.indices.filter { matches(unresolved[$0], socket) }
+        if let index = matching.first(where: { unresolved[$0].networkProtocol == .ftpData }) ?? matching.first {
             counters.matchedLate += 1
             finishFromDestroy(unresolved.remove(at: index), namespace: namespace, socket: socket, now: now)
             return

@@ -66,7 +66,7 @@ public final class ProgramCatalog {
                 // The first directory wins (/usr/bin before /usr/local/bin), as PATH would.
                 if let id = Self.buildID(path: real) {
                     if byBuildID[id] == nil { byBuildID[id] = program }
-                } else if let hash = Self.contentHash(path: real), byContent[hash] == nil {
+                } else if Self.isELF(path: real), let hash = Self.contentHash(path: real), byContent[hash] == nil {
                     byContent[hash] = program
                     hashedSizes.insert(Int64(info.st_size))
                 }
@@ -129,6 +129,16 @@ public final class ProgramCatalog {
     /// even deleted); nil when unreadable or none of the known programs.
     public func identify(path: String) -> ProgramIdentity? {
         file(at: path).flatMap { identity(of: $0, at: path) }
+    }
+
+    /// An ELF file: a binary without a build-id is known by content; a script is not (its
+    /// interpreter is the executable).
+    static func isELF(path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var magic = [UInt8](repeating: 0, count: 4)
+        return magic.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4, 0) } == 4 && magic == [0x7F, 0x45, 0x4C, 0x46]
     }
 
     static func contentHash(path: String) -> String? {

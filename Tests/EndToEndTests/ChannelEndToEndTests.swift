@@ -139,7 +139,11 @@ extension KernelAuditTests.FlowEndToEnd {
             ])
         // A remote command's few lines are no transfer.
         let command = try client("/bin/sh", ["-c", "\(ssh) root@203.0.113.10 uptime > /dev/null"])
-        let flows = try stop(agent, awaiting: [pipeline, rsync, paramiko, command], commandLines: ["head -c 200000"]).map { AlertView($0) }
+        // A backup script's rsync to a host on the private network: not untrusted.
+        let backup = try commandsFile("backup.sh", ["rsync -e '\(ssh)' \(file) root@10.203.0.10:\(lab)/sshroot/backup.bin"])
+        try client("/bin/sh", [backup])
+        let flows = try stop(agent, awaiting: [pipeline, rsync, paramiko, command], commandLines: ["head -c 200000", "10.203.0.10 rsync"])
+            .map { AlertView($0) }
         let alerts = try readAlerts()
         func sshFlow(_ pid: Int32, child: Bool = true) throws -> AlertView {
             try #require(
@@ -163,7 +167,9 @@ extension KernelAuditTests.FlowEndToEnd {
             flows.first { ($0.json["process.command_line"] as? String)?.contains("head -c 200000") == true }, "no flow of the person's ssh")
         #expect(typed.json["xferwatch.interactive"] as? Bool == true, "\(typed.json)")
         let quiet = try sshFlow(command)
-        for f in [typed, quiet] {
+        let privateBackup = try #require(flows.first { ($0.json["process.command_line"] as? String)?.contains("10.203.0.10 rsync") == true })
+        #expect((privateBackup.json["source.bytes"] as? Int ?? 0) >= 300_000 && privateBackup.json["xferwatch.interactive"] as? Bool == false)
+        for f in [typed, quiet, privateBackup] {
             #expect(!alerts.contains { $0.rule == "an1170.noninteractive_transfer" && $0.pid == f.pid }, "\(f.json["process.command_line"] ?? "")")
         }
     }

@@ -60,6 +60,10 @@ extension KernelAuditTests.FlowEndToEnd {
         let port = try #require(alerts.first { $0.rule == "transfer.nonstandard_port" && $0.pid == Int(python) }, "\(alerts.map(\.rule))")
         #expect(port.reasons.contains("content: FTP server greeting on 203.0.113.10:443"), "\(port.reasons)")
         #expect((port.json["xferwatch.ftp.transfers"] as? [[String: Any]])?.isEmpty == false || port.json["xferwatch.protocol_evidence"] != nil)
+        // Elastic's rule looks at ports 20 and 21 only; its sibling sees FTP on 443.
+        #expect(!alerts.contains { $0.rule == "ftp.internet" && $0.pid == Int(python) })
+        let other = try #require(alerts.first { $0.rule == "ftp.internet_other_path" && $0.pid == Int(python) }, "\(alerts.map(\.rule))")
+        #expect(other.reasons.first == "FTP session on port 443", "\(other.reasons)")
 
         let stdinNames = try #require(flow(names))
         #expect((stdinNames.json["xferwatch.ftp.transfers"] as? [[String: Any]])?.first?["file"] as? String == "upload/names.tar")
