@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "HostState", dependencies: ["AuditIngest", "CLinux", "CTCPInfo", "Hashing", "Runtime"]),
         // What a packet's first bytes say: decoding captured headers, FTP/SSH/SMB/TFTP/TLS/HTTP
         // by content. Pure Swift on bytes (fuzzed).
-        .target(name: "Inspection"),
+        .target(name: "Inspection", dependencies: ["Runtime"]),
         // The packet tap: an AF_PACKET capture with a classic-BPF filter, through libpcap.
         .target(name: "PacketCapture", dependencies: ["CPcap"]),
         // Flows: socket syscalls + host state -> attributed, classified transfer flows.

@@ -1,3 +1,5 @@
+import Runtime
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -11,7 +13,7 @@ public struct IPNetwork: Sendable, Hashable, CustomStringConvertible {
 
     public init?(_ text: String) {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let address = Self.parseAddress(String(parts[0])) else { return nil }
+        guard let address = literalIPAddress(String(parts[0])) else { return nil }
         let maximum = address.count * 8
         var length = maximum
         if parts.count == 2 {
@@ -43,14 +45,6 @@ public struct IPNetwork: Sendable, Hashable, CustomStringConvertible {
 
     public static func isIPv4Mapped(_ address: [UInt8]) -> Bool {
         address.count == 16 && address[0..<10].allSatisfy { $0 == 0 } && address[10] == 0xFF && address[11] == 0xFF
-    }
-
-    static func parseAddress(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
-        return nil
     }
 
     static func masked(_ address: [UInt8], _ length: Int) -> [UInt8] {

@@ -155,6 +155,9 @@ public final class Flow {
 }
 
 extension IPAddress {
+    /// Neither loopback nor unspecified (`::`, `0.0.0.0`: route probes): a relay's connection out.
+    public var leavesThisHost: Bool { !isLoopback && bytes.contains { $0 != 0 } }
+
     public var isLoopback: Bool {
         if bytes.count == 4 { return bytes[0] == 127 }
         if bytes.count == 16 {

@@ -282,13 +282,14 @@ extension FlowTracker {
         // A forked child (ssh -f, a server's per-connection child) carries its parent's connections.
         let lineage = process.sameProgramLineage
         let flows = open.values.filter { other in
-            other !== flow && other.isOpen && !other.remoteAddress.isLoopback && other.server == nil && lineage.contains { $0 === other.process }
+            other !== flow && other.isOpen && other.remoteAddress.leavesThisHost && other.server == nil && lineage.contains { $0 === other.process }
         }
         if let newest = (flows.isEmpty ? flowsHeld(by: process, besides: flow) : flows).max(by: { $0.start < $1.start }) {
             return (newest.remoteAddress, newest.remotePort, newest.networkProtocol)
         }
         if let candidate = candidates.last(where: { candidate in
-            !candidate.call.remote.isLoopback && candidate.transport == .tcp && lineage.contains { $0 === candidate.call.process }
+            candidate.call.remote.leavesThisHost && candidate.call.port != 0 && candidate.transport == .tcp
+                && lineage.contains { $0 === candidate.call.process }
         }) {
             return (candidate.call.remote, candidate.call.port, nil)
         }
@@ -299,7 +300,7 @@ extension FlowTracker {
     /// that forked away from the process that connected (ssh -f) holds its connection.
     private func flowsHeld(by process: ProcessRecord, besides flow: Flow) -> [Flow] {
         guard let procfs = processes.procfs else { return [] }
-        let outside = open.values.filter { $0 !== flow && $0.isOpen && !$0.remoteAddress.isLoopback && ($0.socket?.inode ?? 0) != 0 }
+        let outside = open.values.filter { $0 !== flow && $0.isOpen && $0.remoteAddress.leavesThisHost && ($0.socket?.inode ?? 0) != 0 }
         guard !outside.isEmpty else { return [] }
         let inodes = Set(procfs.fileDescriptors(pid: process.pid).prefix(4096).compactMap { procfs.socketInode(pid: process.pid, fd: $0) })
         return outside.filter { inodes.contains($0.socket?.inode ?? 0) }

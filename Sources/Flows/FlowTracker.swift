@@ -180,7 +180,7 @@ public final class FlowTracker {
             }
             observer.connected(process, to: remote, port: port, time: time)
             // A relay that accepted, or its child forked for the connection (socat fork, dante).
-            for relay in awaitingRelay.isEmpty ? [] : process.sameProgramLineage.prefix(2) {
+            for relay in awaitingRelay.isEmpty || !remote.leavesThisHost ? [] : process.sameProgramLineage.prefix(2) {
                 guard let waiting = awaitingRelay.removeValue(forKey: relay.pid) else { continue }
                 for flow in waiting where flow.relay == nil { setRelay(flow, through: process, to: remote, port: port, networkProtocol: nil) }
             }

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Runtime
 
 /// What the first bytes of a TCP segment or UDP datagram say about its protocol. The parsers
 /// read at most the captured bytes, copy at most a line, and keep no password: PASS's argument
@@ -195,16 +193,7 @@ public enum ContentParser {
         var host = words[1][..<colon]
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
         guard !host.isEmpty, host.utf8.count <= 255 else { return nil }
-        return .proxyRequest(kind: .httpConnect, target: literalAddress(String(host)).map(ProxyTarget.address) ?? .name(String(host)), port: port)
-    }
-
-    /// The bytes of a literal IPv4 or IPv6 address.
-    static func literalAddress(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
-        return nil
+        return .proxyRequest(kind: .httpConnect, target: literalIPAddress(String(host)).map(ProxyTarget.address) ?? .name(String(host)), port: port)
     }
 
     /// A DNS name or address as a client sends it: printable, no spaces, at most 255 bytes.

@@ -30,10 +30,18 @@ extension KernelAuditTests.FlowEndToEnd {
 
         for (pid, kind, port) in [(socks5, "socks5", 1080), (socks4, "socks4", 1081), (http, "http-connect", 3128), (wrapped, "socks5", 1080)] {
             let f = try #require(flows.first { $0.pid == Int(pid) }, "no flow of pid \(pid) through \(kind): \(flows.map { $0.pid ?? -1 })")
-            #expect(f.json["network.protocol"] as? String == "ftp", "\(kind): \(f.json)")
-            #expect(f.json["destination.ip"] as? String == "203.0.113.10" && f.json["destination.port"] as? Int == 21, "\(kind): \(f.json)")
             #expect(f.json["xferwatch.proxy.kind"] as? String == kind)
             #expect(f.json["xferwatch.proxy.ip"] as? String == "203.0.113.10" && f.json["xferwatch.proxy.port"] as? Int == port)
+            // proxychains connects a socket of its own and dup2()s it over the client's: read
+            // late, the descriptor the connect named may already hold the data connection's
+            // socket (README: what a wrapper can blur). The session, its bytes and the proxy hold.
+            if pid == wrapped {
+                #expect((f.json["source.bytes"] as? Int ?? 0) >= 400_000, "\(f.json)")
+                #expect(alerts.contains { $0.pid == Int(pid) && $0.rule == "an1170.noninteractive_transfer" })
+                continue
+            }
+            #expect(f.json["network.protocol"] as? String == "ftp", "\(kind): \(f.json)")
+            #expect(f.json["destination.ip"] as? String == "203.0.113.10" && f.json["destination.port"] as? Int == 21, "\(kind): \(f.json)")
             // One data connection, through the proxy too: the file plus the proxy's handshake.
             let data = f.json["xferwatch.data_connections"] as? [[String: Any]] ?? []
             let sent = (data.first?["source"] as? [String: Any])?["bytes"] as? Int ?? 0
@@ -90,8 +98,10 @@ extension KernelAuditTests.FlowEndToEnd {
             #expect(f.json["xferwatch.relay.destination.ip"] as? String == "203.0.113.10")
             #expect(f.json["xferwatch.relay.destination.port"] as? Int == destination)
             let an1170 = try #require(alerts.first { $0.pid == Int(pid) && $0.rule == "an1170.noninteractive_transfer" }, "\(relay) pid \(pid)")
-            #expect(an1170.json["xferwatch.relay.pid"] as? Int == f.json["xferwatch.relay.pid"] as? Int)
+            // Through ssh -D the SOCKS request can be read before ssh's accept: the alert may
+            // come before the relay is known, judged by the address asked for (below).
             guard pid != dynamic else { continue }
+            #expect(an1170.json["xferwatch.relay.pid"] as? Int == f.json["xferwatch.relay.pid"] as? Int)
             #expect(
                 an1170.reasons.contains {
                     $0.hasPrefix("relay \(relay.split(separator: "/").last!) (pid ")

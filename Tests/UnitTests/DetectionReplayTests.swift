@@ -1,6 +1,7 @@
 import Foundation
 import KernelAudit
 import Patterns
+import Runtime
 import TestSupport
 import Testing
 
@@ -229,7 +230,7 @@ import Testing
 
     @Test func trustedNetworksAndMappedAddresses() throws {
         let trusted = AgentConfiguration.Network().trustedNetworks
-        func isTrusted(_ text: String) -> Bool { trusted.contains(address: IPNetwork.parseAddress(text)!) }
+        func isTrusted(_ text: String) -> Bool { trusted.contains(address: literalIPAddress(text)!) }
         #expect(isTrusted("10.203.0.10") && isTrusted("192.168.1.1") && isTrusted("172.31.255.255") && isTrusted("::1"))
         #expect(isTrusted("::ffff:10.1.2.3"), "IPv4-mapped addresses match their IPv4 block")
         #expect(isTrusted("fe80::1") && isTrusted("fd00::2") && isTrusted("239.1.1.1"))
