@@ -11,7 +11,7 @@ BUILD_PACKAGES := libaudit-dev libpcre2-dev libyara-dev libssl-dev libcap-dev li
 # bash-completion, fish and zsh to complete with what the package installs.
 TEST_PACKAGES := lintian auditd python3-audit laurel curl iproute2 vsftpd tftpd-hpa tftp-hpa openssh-server openssh-client \
 	tnftp lftp busybox bsdutils gcc libc6-dev rsyslog rsyslog-gnutls rsyslog-relp openssl python3-jsonschema python3-prometheus-client groff-base \
-	bash-completion fish zsh microsocks socat proxychains4 samba smbclient rsync python3-paramiko php-cli ncat dante-server podman runc
+	bash-completion fish zsh microsocks socat proxychains4 samba smbclient rsync python3-paramiko php-cli ncat dante-server podman runc git
 
 .PHONY: run test check test-asan test-tsan build release deb deps test-deps bench-replay golden lint run-config fuzz
 

