@@ -33,6 +33,8 @@ public final class AgentGraph {
         let firstSeen: FirstSeenStore
         /// Alert ids start with it: unique across restarts.
         let idPrefix: String
+        /// The host and this agent, as alerts name them.
+        let origin: AlertOrigin
     }
 
     let printer: EventPrinter
@@ -59,6 +61,8 @@ public final class AgentGraph {
     var scans: ScanStage? {
         didSet { flowConsumers.scans = scans }
     }
+    /// Alerts wait there for their binaries' hashes (live; started after the privilege drop).
+    private(set) var digests: AlertDigests?
     /// Sees every event first (live: the audit watch looks for rule removals).
     var eventWatcher: ((AuditEvent) -> Void)?
     /// Every alert and every finished flow, for tests and tools that read them as values.
@@ -84,11 +88,12 @@ public final class AgentGraph {
         if host != nil {
             processes.eagerPrograms = TransferTools.clientPrograms
             processes.catalog = ProgramCatalog(names: TransferTools.identifiedPrograms)
+            processes.containers = ContainerCatalog()
         }
         users = UserNames(source: host == nil ? .log : .host)
         alerts = AlertOutput(
             outputs: host == nil ? nil : configuration.output, stateDirectory: configuration.agent.stateDirectory,
-            printer: printer, users: users, hostname: host == nil ? nil : AlertOutput.hostname(), log: log)
+            printer: printer, users: users, origin: host?.origin ?? AlertOrigin(host: HostFacts()), log: log)
         // The log's own first connection starts a replay's learning period; nothing is persisted.
         let firstSeen = host?.firstSeen ?? FirstSeenStore(learningMinutes: configuration.detection.firstSeenLearningMinutes)
         var emitted: ((Alert) -> Void)?
@@ -107,11 +112,26 @@ public final class AgentGraph {
         var routed: ((AuditEvent) -> Void)?
         pipeline = Pipeline(settings: configuration.assemblerSettings, log: log) { routed?($0) }
         emitted = { [unowned self] alert in
-            alerts.consume(alert)
-            onAlert?(alert)
+            if let digests { digests.consume(alert) } else { deliver(alert) }
         }
         flowConsumers.onFlow = { [unowned self] flow in onFlow?(flow) }
         routed = { [unowned self] event in route(event) }
+    }
+
+    private func deliver(_ alert: Alert) {
+        alerts.consume(alert)
+        onAlert?(alert)
+    }
+
+    /// Starts hashing the binaries alerts name (live; after the privilege drop, which the
+    /// hashing thread must inherit).
+    func startHashing(procfs: ProcFS, log: Logger) {
+        guard let hashes = ExecutableHashes.start(procfs: procfs) else {
+            log.error("hashes: cannot start the hashing thread: \(String(cString: strerror(errno))); alerts go without process.hash")
+            return
+        }
+        digests = AlertDigests(hashes: hashes) { [unowned self] in deliver($0) }
+        flowConsumers.digests = digests
     }
 
     /// A socket's destroy notification, read at `arrival`: it waits (`HeldDestroys`) until the
@@ -152,7 +172,7 @@ public final class AgentGraph {
     /// A replay describes the log, not today's host: user names from ENRICHED records, the
     /// host from `node=`.
     private func learnFromLog(_ event: AuditEvent) {
-        if let node = event.key.node { alerts.hostname = node }
+        if let node = event.key.node { alerts.origin.host.hostname = node }
         if let syscall = event.records.first, syscall.type == .syscall { users.learn(from: syscall) }
     }
 
@@ -191,6 +211,10 @@ public final class AgentGraph {
             log.info("stopped: \(scans.summary)")
         }
         deliverHealth(now: monotonicMilliseconds())
+        if let digests {
+            digests.stop()
+            log.info("stopped: \(digests.summary)")
+        }
         printer.flush()
     }
 

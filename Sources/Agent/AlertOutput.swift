@@ -22,9 +22,13 @@ final class AlertOutput {
     private(set) var settings: AgentConfiguration.Output?
     private let stateDirectory: String
     private let printer: EventPrinter
-    /// `host.hostname` of alerts: this host's name live, the log's `node=` in a replay (none
-    /// when the log does not say).
-    var hostname: String?
+    /// The host and agent alerts name: this host and agent live, the log's `node=` alone in a
+    /// replay (nothing when the log does not say).
+    var origin: AlertOrigin
+    private var hostname: String? { origin.host.hostname }
+    /// Live: the host's name and addresses are read again when older than this.
+    private static let hostRefreshMilliseconds: Int64 = 10_000
+    private var hostReadAt: Int64?
     private let users: UserNames
     private let log: Logger
     private var fileFailing = false
@@ -38,8 +42,9 @@ final class AlertOutput {
     var listener: (([UInt8]) -> Void)?
 
     /// `outputs` nil: the printer only (replay).
-    init(outputs: AgentConfiguration.Output?, stateDirectory: String, printer: EventPrinter, users: UserNames, hostname: String?, log: Logger) {
-        self.hostname = hostname
+    init(outputs: AgentConfiguration.Output?, stateDirectory: String, printer: EventPrinter, users: UserNames, origin: AlertOrigin, log: Logger) {
+        self.origin = origin
+        hostReadAt = origin.agent == nil ? nil : monotonicMilliseconds()
         self.stateDirectory = stateDirectory
         self.printer = printer
         self.users = users
@@ -85,8 +90,12 @@ final class AlertOutput {
     }
 
     func consume(_ alert: Alert) {
+        if let readAt = hostReadAt, case let now = monotonicMilliseconds(), now - readAt >= Self.hostRefreshMilliseconds {
+            origin.host.refresh()
+            hostReadAt = now
+        }
         json.reset()
-        AlertJSON.write(alert, hostname: hostname, users: users, to: &json)
+        AlertJSON.write(alert, origin: origin, users: users, to: &json)
         if let syslog {
             let message = syslogMessage(alert, syslog)
             syslog.forwarder.submit(message.bytes, truncated: message.truncatedFrom != nil)
@@ -99,13 +108,13 @@ final class AlertOutput {
     }
 
     private func syslogMessage(_ alert: Alert, _ syslog: Syslog) -> SyslogMessageBuilder.Message {
-        Self.syslogMessage(alert, builder: syslog.builder, payload: syslog.payload, wholeJSON: json.bytes, hostname: hostname, users: users)
+        Self.syslogMessage(alert, builder: syslog.builder, payload: syslog.payload, wholeJSON: json.bytes, origin: origin, users: users)
     }
 
     /// The alert as one syslog message within max_message_size. `wholeJSON`: the alert's JSON,
     /// as the alert file has it.
     static func syslogMessage(
-        _ alert: Alert, builder: SyslogMessageBuilder, payload kind: SyslogPayload, wholeJSON: [UInt8], hostname: String?, users: UserNames
+        _ alert: Alert, builder: SyslogMessageBuilder, payload kind: SyslogPayload, wholeJSON: [UInt8], origin: AlertOrigin, users: UserNames
     ) -> SyslogMessageBuilder.Message {
         func message(_ payload: [UInt8], shortenedFrom: Int?) -> SyslogMessageBuilder.Message {
             builder.message(
@@ -116,12 +125,12 @@ final class AlertOutput {
         func payload(_ limits: JSONWriter.Limits?) -> [UInt8] {
             if kind == .cef {
                 var cef: [UInt8] = []
-                AlertCEF.write(alert, hostname: hostname, users: users, valueLimit: limits?.stringBytes, to: &cef)
+                AlertCEF.write(alert, hostname: origin.host.hostname, users: users, valueLimit: limits?.stringBytes, to: &cef)
                 return cef
             }
             guard let limits else { return wholeJSON }
             var short = JSONWriter(capacity: builder.maximumBytes, limits: limits)
-            AlertJSON.write(alert, hostname: hostname, users: users, to: &short)
+            AlertJSON.write(alert, origin: origin, users: users, to: &short)
             return short.bytes
         }
         return SyslogMessageBuilder.fitting(payload: payload, build: message)
@@ -210,11 +219,5 @@ final class AlertOutput {
                     + "\(status.dropped) dropped, \(status.truncated) truncated, \(status.resent) resent, \(status.connections) connections")
         }
         return parts.joined(separator: "; ")
-    }
-
-    static func hostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count) == 0 else { return "unknown" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

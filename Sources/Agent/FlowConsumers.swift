@@ -4,13 +4,15 @@ import Detection
 import Flows
 import HostState
 
-/// The flow tracker's observers, in order: detection, scanning of uploads, then the finished
+/// The flow tracker's observers, in order: hashing of binaries, detection, scanning of uploads, then the finished
 /// flow to the printer, agentctl's recent flows and `onFlow`.
 final class FlowConsumers: FlowObserver {
     private let detector: Detector
     private let printer: EventPrinter
     /// Set by the graph: scanning starts after the privilege drop and a reload may replace it.
     var scans: ScanStage?
+    /// Set by the graph when hashing runs (live).
+    var digests: AlertDigests?
     /// Finished flows for `agentctl flows` (live only).
     private let recent: RecentLines?
     var onFlow: ((Flow) -> Void)?
@@ -28,6 +30,8 @@ final class FlowConsumers: FlowObserver {
     }
     func flowIdentified(_ flow: Flow, previously: FlowProtocol) { detector.flowIdentified(flow, previously: previously) }
     func flowStarted(_ flow: Flow) {
+        // Hashed while the process still runs: its alert often comes when the flow ends.
+        digests?.prefetch(flow)
         detector.flowStarted(flow)
         scans?.flowStarted(flow)
     }

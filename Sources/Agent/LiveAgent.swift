@@ -118,6 +118,7 @@ public final class LiveAgent {
             sockets.openElsewhere = { inode, pid in helper.open(namespace: inode, of: pid).mapError { $0 } }
         }
         graph.startScanning(configuration.yara, log: log)
+        graph.startHashing(procfs: procfs, log: log)
         graph.processes.seedFromProc()
         log.info("host: \(graph.processes.count) running processes read from /proc, \(graph.processes.catalog?.count ?? 0) programs known by their binary")
         let packets = PacketSource.open(configuration.inspection, graph: graph, log: log)
@@ -141,6 +142,7 @@ public final class LiveAgent {
         // the kernel destroyed it, and its flow must have them when it is reported.
         var sources: [LoopSource] = [input] + (packets.map { [$0] } ?? [])
         sources += [signals, SocketDestroySource(graph: graph, log: log), ScanResultsSource(graph: graph)]
+        if let digests = graph.digests { sources.append(digests) }
         if let control { sources.append(control) }
         let metrics = MetricsFile(log: log)
         var periodic = periodicWork(graph: graph, audit: audit, status: status)
@@ -177,7 +179,11 @@ public final class LiveAgent {
             log.error("first-seen state: \(error); learning in memory only, from now")
             firstSeen = FirstSeenStore(learningMinutes: learning)
         }
-        let host = AgentGraph.LiveHost(procfs: procfs, sockets: sockets, firstSeen: firstSeen, idPrefix: String(UInt64(now), radix: 36))
+        let runID = String(UInt64(now), radix: 36)
+        let (agentID, problem) = AgentID.load(stateDirectory: configuration.agent.stateDirectory)
+        if let problem { log.error("agent.id: \(problem); alerts carry \(agentID) for this run only") }
+        let origin = AlertOrigin(host: HostFacts.read(), agent: .init(id: agentID, version: XferwatchVersion.current, ephemeralID: runID))
+        let host = AgentGraph.LiveHost(procfs: procfs, sockets: sockets, firstSeen: firstSeen, idPrefix: runID, origin: origin)
         do {
             let graph = try AgentGraph(configuration: configuration, mode: .live(host), output: output, health: health, log: log)
             log.info(

@@ -54,14 +54,6 @@ final class ScanStage {
     private var batch: [(ScanTarget, Context)] = []
     private var droppedReported = 0
     private var nextDropReport: Int64 = 0
-    /// How to reach the host's files: through `/proc/1/root` when the agent has a mount
-    /// namespace of its own (systemd's PrivateTmp and ProtectHome give it one), else directly
-    /// (also when PID 1's namespace cannot be read, as under some container runtimes).
-    private let hostRoot: String = {
-        var ours = stat(), first = stat()
-        let separate = stat("/proc/self/ns/mnt", &ours) == 0 && stat("/proc/1/ns/mnt", &first) == 0 && ours.st_ino != first.st_ino
-        return separate ? "/proc/1/root" : ""
-    }()
 
     /// Compiles the rules and starts the worker; nil when scanning is off or no rule loaded.
     /// Call after signals are blocked (the worker thread inherits the mask).
@@ -166,7 +158,7 @@ final class ScanStage {
         guard name.hasPrefix("/"), let device else { return false }
         if let statedFile, statedFile.inode == inode, statedFile.device == device { return queue.isKnownClean(statedFile) }
         var info = stat()
-        guard stat(hostRoot + name, &info) == 0, UInt64(info.st_ino) == inode, UInt64(info.st_dev) == device,
+        guard stat(hostFilesRoot + name, &info) == 0, UInt64(info.st_ino) == inode, UInt64(info.st_dev) == device,
             info.st_mode & S_IFMT == S_IFREG
         else { return false }
         return queue.isKnownClean(FileVersion(info))
@@ -178,7 +170,7 @@ final class ScanStage {
     /// paid on every execve, so only processes outside the host's mount namespace pay it.
     private func locations(of path: String, pid: Int32, orItsExecutable: Bool, hostFirst: Bool = false) -> [String] {
         guard path.hasPrefix("/") else { return [path] }
-        let own = "/proc/\(pid)/root" + path, host = hostRoot + path
+        let own = "/proc/\(pid)/root" + path, host = hostFilesRoot + path
         return (hostFirst ? [host, own] : [own, host]) + (orItsExecutable ? ["/proc/\(pid)/exe"] : [])
     }
 

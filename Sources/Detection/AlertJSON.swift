@@ -1,3 +1,4 @@
+import AuditIngest
 import ByteJSON
 import Flows
 import HostState
@@ -6,7 +7,7 @@ import Scanning
 /// An alert as one ECS-aligned JSON object (`event.kind` = alert); xferwatch's own fields
 /// under `xferwatch`.
 public enum AlertJSON {
-    public static func write(_ alert: Alert, hostname: String?, users: UserNames, to json: inout JSONWriter) {
+    public static func write(_ alert: Alert, origin: AlertOrigin, users: UserNames, to json: inout JSONWriter) {
         let info = alert.rule.info
         json.beginObject()
         json.key("@timestamp"); json.timestamp(milliseconds: alert.time)
@@ -44,7 +45,8 @@ public enum AlertJSON {
             json.endObject()
         }
 
-        if let hostname { json.key("host"); json.beginObject(); json.key("hostname"); json.string(hostname); json.endObject() }
+        host(origin.host, to: &json)
+        if let agent = origin.agent { self.agent(agent, to: &json) }
 
         if let process = alert.process {
             json.key("user")
@@ -81,6 +83,8 @@ public enum AlertJSON {
             }
             json.endObject()
         }
+
+        related(alert, users: users, to: &json)
 
         json.key("xferwatch")
         json.beginObject()
@@ -129,6 +133,79 @@ public enum AlertJSON {
             json.key("bytes_exact"); json.bool(flow.bytesExact && flow.dataConnections.allSatisfy(\.bytesExact))
         }
         json.endObject()
+        json.endObject()
+    }
+
+    /// ECS `host`: its names, the machine id, the system and the addresses (a replay knows
+    /// only the log's `node=`).
+    private static func host(_ host: HostFacts, to json: inout JSONWriter) {
+        guard host.hostname != nil || host.id != nil else { return }
+        json.key("host")
+        json.beginObject()
+        if let hostname = host.hostname {
+            json.key("hostname"); json.string(hostname)
+            json.key("name"); json.string(hostname)
+        }
+        if let id = host.id { json.key("id"); json.string(id) }
+        if let architecture = host.architecture { json.key("architecture"); json.string(architecture) }
+        if !host.addresses.isEmpty { json.key("ip"); FlowJSON.strings(host.addresses, to: &json) }
+        if let os = host.os {
+            json.key("os")
+            json.beginObject()
+            json.key("type"); json.string("linux")
+            for (key, value) in [
+                ("family", os.family), ("platform", os.platform), ("name", os.name), ("version", os.version), ("full", os.full), ("kernel", os.kernel),
+            ] {
+                if let value { json.key(key.utf8); json.string(value) }
+            }
+            json.endObject()
+        }
+        json.endObject()
+    }
+
+    private static func agent(_ agent: AlertOrigin.Agent, to json: inout JSONWriter) {
+        json.key("agent")
+        json.beginObject()
+        json.key("type"); json.string(AlertOrigin.Agent.type)
+        json.key("version"); json.string(agent.version)
+        if let id = agent.id { json.key("id"); json.string(id) }
+        if let ephemeral = agent.ephemeralID { json.key("ephemeral_id"); json.string(ephemeral) }
+        json.endObject()
+    }
+
+    /// ECS `related`: the addresses, users and hashes the alert names, each once, to pivot on.
+    private static func related(_ alert: Alert, users: UserNames, to json: inout JSONWriter) {
+        var addresses: [String] = []
+        var names: [String] = []
+        var hashes: [String] = []
+        func add(_ value: String?, to list: inout [String]) {
+            if let value, !value.isEmpty, !list.contains(value) { list.append(value) }
+        }
+        if let flow = alert.flow {
+            add(flow.socket.flatMap { $0.localPort != 0 ? $0.localAddress.description : nil }, to: &addresses)
+            if case .address(let bytes)? = flow.content.proxy?.target { add(IPAddress(bytes: bytes).description, to: &addresses) }
+            add(flow.remoteAddress.description, to: &addresses)
+            add(flow.content.ftpUser, to: &names)
+        } else if let remote = alert.remote {
+            add(remote.address.description, to: &addresses)
+        }
+        var processes: [ProcessRecord] = []
+        for process in [alert.process, alert.process?.parent, alert.flow?.transferProcess] {
+            if let process, !processes.contains(where: { $0 === process }) { processes.append(process) }
+        }
+        for process in processes {
+            for uid in [process.uid, process.euid].compactMap({ $0 }) { add(users.name(of: uid) ?? String(uid), to: &names) }
+            if let digests = process.executableDigests {
+                add(digests.md5, to: &hashes); add(digests.sha1, to: &hashes); add(digests.sha256, to: &hashes)
+            }
+        }
+        add(alert.yara?.file.sha256, to: &hashes)
+        guard !addresses.isEmpty || !names.isEmpty || !hashes.isEmpty else { return }
+        json.key("related")
+        json.beginObject()
+        if !addresses.isEmpty { json.key("ip"); FlowJSON.strings(addresses, to: &json) }
+        if !names.isEmpty { json.key("user"); FlowJSON.strings(names, to: &json) }
+        if !hashes.isEmpty { json.key("hash"); FlowJSON.strings(hashes, to: &json) }
         json.endObject()
     }
 

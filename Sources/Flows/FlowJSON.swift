@@ -132,20 +132,33 @@ public enum FlowJSON {
         return nil
     }
 
-    /// ECS `container` (id, runtime) and, for Kubernetes, `orchestrator` (type, the pod by its
-    /// uid), as top-level keys; nothing for a process on the host.
+    /// ECS `container` (id, runtime, and as its runtime's state names them: name, image) and,
+    /// for Kubernetes, `orchestrator` (type, the pod by its uid, name and namespace), as
+    /// top-level keys; nothing for a process on the host.
     public static func container(of process: ProcessRecord, to json: inout JSONWriter) {
         guard let container = process.container else { return }
+        let details = container.details
         json.key("container")
         json.beginObject()
         json.key("id"); json.string(container.id)
         json.key("runtime"); json.string(container.runtime)
+        if let name = details?.name { json.key("name"); json.string(name) }
+        if let image = details?.imageName {
+            json.key("image"); json.beginObject()
+            json.key("name"); json.string(image)
+            if let tag = details?.imageTag { json.key("tag"); strings([tag], to: &json) }
+            json.endObject()
+        }
         json.endObject()
-        guard let pod = container.podUID else { return }
+        guard container.podUID != nil || details?.podName != nil else { return }
         json.key("orchestrator")
         json.beginObject()
         json.key("type"); json.string("kubernetes")
-        json.key("resource"); json.beginObject(); json.key("type"); json.string("pod"); json.key("id"); json.string(pod); json.endObject()
+        if let namespace = details?.podNamespace { json.key("namespace"); json.string(namespace) }
+        json.key("resource"); json.beginObject(); json.key("type"); json.string("pod")
+        if let pod = container.podUID { json.key("id"); json.string(pod) }
+        if let name = details?.podName { json.key("name"); json.string(name) }
+        json.endObject()
         json.endObject()
     }
 
@@ -354,6 +367,7 @@ public enum FlowJSON {
         identity("real_group", p.gid)
         identity("saved_group", p.sgid)
         if let interactive { json.key("interactive"); json.bool(interactive) }
+        hash(of: p, to: &json)
         if withParent {
             json.key("parent")
             json.beginObject()
@@ -362,9 +376,21 @@ public enum FlowJSON {
                 json.key("name"); json.string(parent.executableName)
                 json.key("executable"); json.string(parent.executable)
                 ancestorArguments(parent, commandLine: true, countingCut: false, to: &json)
+                hash(of: parent, to: &json)
             }
             json.endObject()
         }
+        json.endObject()
+    }
+
+    /// ECS `hash` (md5, sha1, sha256) of the process's binary, when it was hashed.
+    static func hash(of process: ProcessRecord, to json: inout JSONWriter) {
+        guard let digests = process.executableDigests else { return }
+        json.key("hash")
+        json.beginObject()
+        json.key("md5"); json.string(digests.md5)
+        json.key("sha1"); json.string(digests.sha1)
+        json.key("sha256"); json.string(digests.sha256)
         json.endObject()
     }
 

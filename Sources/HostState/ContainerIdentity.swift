@@ -7,11 +7,16 @@ public struct ContainerIdentity: Sendable, Equatable {
     public let runtime: String
     /// The Kubernetes pod uid, when the cgroup is under `kubepods`.
     public let podUID: String?
+    /// The user whose systemd instance runs it (`user@1000.service`): a rootless container.
+    public var ownerUID: UInt32?
+    /// Its name, image and pod, from the runtime's state files (`ContainerCatalog`).
+    public internal(set) var details: ContainerDetails?
 
-    public init(id: String, runtime: String, podUID: String? = nil) {
+    public init(id: String, runtime: String, podUID: String? = nil, ownerUID: UInt32? = nil) {
         self.id = id
         self.runtime = runtime
         self.podUID = podUID
+        self.ownerUID = ownerUID
     }
 
     /// The container of the first line that names one (the v2 line `0::` comes last in
@@ -31,6 +36,18 @@ public struct ContainerIdentity: Sendable, Equatable {
 
     /// One cgroup path: the innermost component that names a container.
     static func parse(path: Substring) -> ContainerIdentity? {
+        var found = container(path: path)
+        found?.ownerUID = path.split(separator: "/").lazy.compactMap(userInstance(in:)).first
+        return found
+    }
+
+    /// `user@1000.service`: the user's own systemd, where rootless runtimes put their containers.
+    static func userInstance(in component: Substring) -> UInt32? {
+        guard component.hasPrefix("user@"), component.hasSuffix(".service") else { return nil }
+        return UInt32(component.dropFirst("user@".count).dropLast(".service".count))
+    }
+
+    private static func container(path: Substring) -> ContainerIdentity? {
         let components = path.split(separator: "/")
         let pod = components.lazy.compactMap(podUID(in:)).first
         for (index, component) in components.enumerated().reversed() {

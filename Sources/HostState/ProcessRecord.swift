@@ -1,4 +1,5 @@
 import AuditIngest
+import Hashing
 import Runtime
 
 /// One process image: what a process was between two execs (or since we first saw it).
@@ -133,6 +134,10 @@ public final class ProcessRecord: @unchecked Sendable {
     /// The host's file audit saw executed, as it was when identified: scanning's clean set
     /// answers from it without another stat. Nil when identified through /proc/<pid>/exe.
     public internal(set) var executableFile: FileVersion?
+
+    /// Its binary's digests, once `ExecutableHashes` has them, and the file version hashed.
+    public internal(set) var executableDigests: FileDigests?
+    var hashedFile: FileVersion?
 
     /// The program it is, for the rules: a known binary by its identity (a renamed tnftp is
     /// `tnftp`), busybox by the applet it runs, anything else by its names.

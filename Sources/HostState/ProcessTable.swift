@@ -1,4 +1,5 @@
 import AuditIngest
+import Runtime
 
 #if canImport(Glibc)
     import Glibc
@@ -38,6 +39,8 @@ public final class ProcessTable {
     public var eagerPrograms: Set<String>?
     /// Tells what each executed binary is (live only).
     public var catalog: ProgramCatalog?
+    /// Names containers by their runtimes' state (live only).
+    public var containers: ContainerCatalog?
     private var records: [Int32: ProcessRecord] = [:]
     private var useClock: UInt64 = 0
     private var pruneRound: UInt64 = 0
@@ -213,10 +216,17 @@ public final class ProcessTable {
         record.stdin = procfs.stdin(pid: record.pid)
         record.networkNamespace = procfs.networkNamespace(pid: record.pid)
         if let cgroup = procfs.cgroup(pid: record.pid) {
-            record.container = ContainerIdentity.parse(cgroup: cgroup)
+            record.container = container(cgroup: cgroup)
         } else {
             record.container = record.parent?.container
         }
+    }
+
+    /// The container a cgroup names, with what its runtime says of it.
+    private func container(cgroup: String) -> ContainerIdentity? {
+        guard var container = ContainerIdentity.parse(cgroup: cgroup) else { return nil }
+        container.details = containers?.details(of: container, now: monotonicMilliseconds())
+        return container
     }
 
     // MARK: /proc
@@ -248,7 +258,7 @@ public final class ProcessTable {
             sessionID: session.map(UInt32.init(truncatingIfNeeded:)), terminalSession: stat.session, tty: ProcFS.terminalName(ttyNumber: stat.ttyNumber),
             stdin: procfs.stdin(pid: pid), networkNamespace: procfs.networkNamespace(pid: pid), source: .proc, parent: parent)
         identify(record, event: nil)
-        record.container = procfs.cgroup(pid: pid).flatMap(ContainerIdentity.parse(cgroup:))
+        record.container = procfs.cgroup(pid: pid).flatMap(container(cgroup:))
         insert(record)
         counters.seeded += 1
         return record

@@ -135,3 +135,12 @@ public func createDirectories(_ path: String, mode: mode_t = 0o750) -> String? {
     }
     return nil
 }
+
+/// How to reach the host's files by their paths: through `/proc/1/root` when the agent has a
+/// mount namespace of its own (systemd's PrivateTmp and ProtectHome give it one), else directly
+/// (also when PID 1's namespace cannot be read, as under some container runtimes).
+public let hostFilesRoot: String = {
+    var ours = stat(), first = stat()
+    let separate = stat("/proc/self/ns/mnt", &ours) == 0 && stat("/proc/1/ns/mnt", &first) == 0 && ours.st_ino != first.st_ino
+    return separate ? "/proc/1/root" : ""
+}()

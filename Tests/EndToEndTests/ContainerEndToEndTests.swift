@@ -193,7 +193,26 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(id.count == 64 && id.allSatisfy(\.isHexDigit), "\(id)")
         #expect(f.executable == "/bin/busybox" && f.networkProtocol == "ftp" && f.transferDirection == "upload")
         #expect(f.dataConnections.count == 1 && f.data(0, "source") == 400_000)
+        #expect(container?["name"] as? String == name, "the flow names the container: \(container ?? [:])")
         let alerts = try readAlerts()
-        #expect(alerts.contains { $0.rule == "an1170.noninteractive_transfer" && $0.json["container.id"] as? String == id }, "\(alerts.map(\.rule))")
+        let alert = try #require(
+            alerts.first { $0.rule == "an1170.noninteractive_transfer" && $0.json["container.id"] as? String == id }, "\(alerts.map(\.rule))")
+        // What an analyst pivots on, read from podman's own state and the running binary.
+        #expect(alert.json["container.name"] as? String == name && alert.json["container.runtime"] as? String == "podman")
+        #expect(alert.json["container.image.name"] as? String == image && alert.json["container.image.tag"] as? [String] == ["latest"], "\(alert.json)")
+        func digest(_ tool: String) throws -> String {
+            String(try runCommand("/usr/bin/" + tool, [rootfs + "/bin/busybox"]).stdout.prefix { $0 != " " })
+        }
+        let sha256 = try digest("sha256sum")
+        #expect(alert.json["process.hash.sha256"] as? String == sha256, "the container's busybox, through /proc/<pid>/exe")
+        let (md5, sha1) = (try digest("md5sum"), try digest("sha1sum"))
+        #expect(alert.json["process.hash.md5"] as? String == md5 && alert.json["process.hash.sha1"] as? String == sha1)
+        #expect((alert.json["related.hash"] as? [String])?.contains(sha256) == true)
+        // The host and the agent, as a fleet's SIEM tells senders apart.
+        let machineID = try String(contentsOfFile: "/etc/machine-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let agentID = try String(contentsOfFile: work + "/state/agent-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(alert.json["host.id"] as? String == machineID && alert.json["agent.id"] as? String == agentID, "\(alert.json)")
+        #expect(alert.json["agent.type"] as? String == "xferwatch" && alert.json["host.os.type"] as? String == "linux")
+        #expect(ECSReference.violations(alert.json).isEmpty, "\(ECSReference.violations(alert.json))")
     }
 }

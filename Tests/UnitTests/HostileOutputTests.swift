@@ -1,6 +1,7 @@
 import ByteJSON
 import Detection
 import Foundation
+import HostState
 import TestSupport
 import Testing
 
@@ -46,7 +47,7 @@ import Testing
         let users = UserNames()
         for alert in try Self.hostileAlerts() {
             var json = JSONWriter(capacity: 200_000)
-            AlertJSON.write(alert, hostname: "h", users: users, to: &json)
+            AlertJSON.write(alert, origin: AlertOrigin(host: HostFacts(hostname: "h")), users: users, to: &json)
             let whole = try #require(try JSONSerialization.jsonObject(with: Data(json.bytes)) as? [String: Any])
             #expect(((whole["process"] as? [String: Any])?["args"] as? [String])?.count == 2006, "the alert file keeps every argument")
             for (address, format, payload) in [
@@ -57,7 +58,9 @@ import Testing
                     .output.syslog
                 #expect(settings.maximumMessageBytes == 8000, "the default is below the 8,096 bytes rsyslog takes whole")
                 let builder = SyslogMessageBuilder(settings: settings, hostname: "h", processID: 1)
-                let message = AlertOutput.syslogMessage(alert, builder: builder, payload: settings.payload, wholeJSON: json.bytes, hostname: "h", users: users)
+                let message = AlertOutput.syslogMessage(
+                    alert, builder: builder, payload: settings.payload, wholeJSON: json.bytes, origin: AlertOrigin(host: HostFacts(hostname: "h")), users: users
+                )
                 let what = "\(alert.rule.rawValue) \(address) \(format) \(payload)"
                 #expect(message.bytes.count <= 8000 && message.bytes.count > 1000, "\(what): \(message.bytes.count) bytes")
                 #expect(!message.payloadCut, "\(what): shortened values, not a cut payload")

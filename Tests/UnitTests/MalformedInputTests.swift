@@ -83,7 +83,7 @@ import Testing
         graph.onAlert = { alert in
             alerts += 1
             var json = JSONWriter()
-            AlertJSON.write(alert, hostname: "h", users: UserNames(), to: &json)
+            AlertJSON.write(alert, origin: AlertOrigin(host: HostFacts(hostname: "h")), users: UserNames(), to: &json)
             #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
         }
         graph.onFlow = { flow in
