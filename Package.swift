@@ -82,6 +82,8 @@ let package = Package(
                           path: "bench/DetectionBench"),
         // bench/yara: scans per second and the cost an execve storm adds once scans are cached.
         .executableTarget(name: "YaraBench", dependencies: ["Scanning"], path: "bench/YaraBench"),
+        // bench/hashes: process.hash per new binary and per binary already hashed, beside coreutils.
+        .executableTarget(name: "HashBench", dependencies: ["Hashing", "HostState"], path: "bench/HashBench"),
         // bench/syslog: alerts per second through the spool to a TCP receiver, and to the alert file.
         .executableTarget(name: "SyslogBench", dependencies: ["AgentConfig", "Outputs", "Runtime"], path: "bench/SyslogBench"),
         // What the test targets share: the repository's paths, child processes, temporary directories.

@@ -31,7 +31,7 @@ public final class AgentGraph {
         let procfs: ProcFS
         let sockets: HostSockets?
         let firstSeen: FirstSeenStore
-        /// Alert ids start with it: unique across restarts.
+        /// Alert ids start with it: unique across restarts and agents.
         let idPrefix: String
         /// The host and this agent, as alerts name them.
         let origin: AlertOrigin

@@ -183,7 +183,9 @@ public final class LiveAgent {
         let (agentID, problem) = AgentID.load(stateDirectory: configuration.agent.stateDirectory)
         if let problem { log.error("agent.id: \(problem); alerts carry \(agentID) for this run only") }
         let origin = AlertOrigin(host: HostFacts.read(), agent: .init(id: agentID, version: XferwatchVersion.current, ephemeralID: runID))
-        let host = AgentGraph.LiveHost(procfs: procfs, sockets: sockets, firstSeen: firstSeen, idPrefix: runID, origin: origin)
+        // Unique across a fleet and across restarts: this agent, this run, then a counter.
+        let idPrefix = "\(agentID.prefix(8))-\(runID)"
+        let host = AgentGraph.LiveHost(procfs: procfs, sockets: sockets, firstSeen: firstSeen, idPrefix: idPrefix, origin: origin)
         do {
             let graph = try AgentGraph(configuration: configuration, mode: .live(host), output: output, health: health, log: log)
             log.info(

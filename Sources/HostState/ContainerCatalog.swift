@@ -62,8 +62,9 @@ public final class ContainerCatalog {
     private var known: [String: (details: ContainerDetails?, readAt: Int64)] = [:]
     private static let limit = 4096
     private static let retryMilliseconds: Int64 = 10_000
-    /// The largest state file read (a containers.json lists every container of a host).
-    private static let fileLimit = 32 << 20
+    /// The largest state file read: a containers.json lists every container of a host (about
+    /// 1 KB each); a bigger one is not read rather than held in memory.
+    private static let fileLimit = 4 << 20
     public private(set) var counters = Counters()
 
     public init(locations: Locations = Locations()) { self.locations = locations }

@@ -147,7 +147,8 @@ public final class ExecutableHashes {
     private func open(_ process: ProcessRecord) -> (Int32, FileVersion)? {
         if !process.exited, let image = openRegular("\(procfs.root)/\(process.pid)/exe") {
             let sameFile = process.executableFile.map { $0.device == image.1.device && $0.inode == image.1.inode } ?? true
-            let sameProcess = process.startTicks == nil || procfs.stat(pid: process.pid)?.startTicks == process.startTicks
+            // Without a start time the process was gone before /proc was read: its pid may be another's.
+            let sameProcess = process.startTicks.map { procfs.stat(pid: process.pid)?.startTicks == $0 } ?? false
             if sameFile && sameProcess { return image }
             close(image.0)
         }

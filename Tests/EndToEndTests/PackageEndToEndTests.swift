@@ -109,6 +109,10 @@ extension KernelAuditTests.FlowEndToEnd {
                 .map(AlertView.init).filter { $0.executable == "/usr/bin/tnftp" }.map(\.rule)
         }
         #expect(rules.contains("ftp.scripted"), "alerts of the installed agent: \(rules) \(agent.stderr.suffix(3000))")
+        // The agent's id lives in its state directory, kept by the upgrade below.
+        let agentID = try String(contentsOfFile: "/var/lib/xferwatch/agent-id", encoding: .utf8)
+        let alertAgentIDs = Set(try jsonLines(String(contentsOfFile: installedAlerts, encoding: .utf8)).map { AlertView($0).json["agent.id"] as? String })
+        #expect(alertAgentIDs == [agentID.trimmingCharacters(in: .whitespacesAndNewlines)], "\(alertAgentIDs) \(agentID)")
         let status = try runCommand("/usr/bin/agentctl", ["status", "--json"])
         let document = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
         #expect(value(document ?? [:], "privileges", "user") as? String == "_xferwatch", "\(status)")
@@ -136,6 +140,7 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(try runCommand("/usr/bin/dpkg-query", ["-W", "-f", "${Version}", "xferwatch"]).stdout == version + "+test1")
         #expect((try? String(contentsOfFile: "/etc/xferwatch/agent.conf", encoding: .utf8))?.hasSuffix(edit) == true, "the edit was kept")
         #expect((try? String(contentsOfFile: "/etc/xferwatch/agent.conf.dpkg-dist", encoding: .utf8))?.contains("changed in the next version") == true)
+        #expect((try? String(contentsOfFile: "/var/lib/xferwatch/agent-id", encoding: .utf8)) == agentID, "the upgrade kept the agent's id")
 
         // Remove keeps the configuration; purge takes the rest.
         #expect(try dpkg(["--remove", "xferwatch"]).status == 0)

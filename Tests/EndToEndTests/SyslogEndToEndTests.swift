@@ -308,7 +308,7 @@ final class SyslogReceiver {
         Issue.record("rsyslogd did not start: \(daemon.stderr)")
     }
 
-    private static func accepts(_ port: Int) -> Bool {
+    static func accepts(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -344,8 +344,10 @@ final class SyslogReceiver {
     /// Empties the file in place: rsyslogd keeps writing to the same inode.
     func clear() { truncate(directory + "/received.log", 0) }
 
+    /// The whole lines: one rsyslogd is writing may be read half-way.
     var messages: [String] {
-        ((try? String(contentsOfFile: directory + "/received.log", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        let text = (try? String(contentsOfFile: directory + "/received.log", encoding: .utf8)) ?? ""
+        return text[..<(text.lastIndex(of: "\n") ?? text.startIndex)].split(separator: "\n").map(String.init)
     }
 
     /// What arrived once `count` messages did, or after `seconds`; then a moment more, so a

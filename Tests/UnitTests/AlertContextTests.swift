@@ -1,11 +1,11 @@
 import AgentConfig
 import ByteJSON
-import Detection
 import Foundation
 import TestSupport
 import Testing
 
 @testable import Agent
+@testable import Detection
 @testable import Hashing
 @testable import HostState
 @testable import Runtime
@@ -121,6 +121,33 @@ import Testing
         other.st_ino = 2
         gone.executableFile = FileVersion(other)
         #expect(hashes.request(gone) == nil && gone.executableDigests == nil && hashes.counters.unavailable == 1)
+    }
+
+    /// An alert whose binary is new waits for its hashes; the alert raised after it, whose
+    /// binary needs none, waits behind it: alerts leave in the order they were raised.
+    @Test func alertsWaitForTheirHashesInOrder() throws {
+        let procfs = ProcFS()
+        let hashes = try #require(ExecutableHashes.start(procfs: procfs))
+        var delivered: [Alert] = []
+        let digests = AlertDigests(hashes: hashes) { delivered.append($0) }
+        let running = ProcessRecord(
+            pid: getpid(), ppid: getppid(), startTicks: procfs.stat(pid: getpid())?.startTicks, startTime: 0,
+            executable: String(decoding: try #require(procfs.readLink(pid: getpid(), "exe")), as: UTF8.self), arguments: [], workingDirectory: nil,
+            uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, auid: nil, sessionID: nil, terminalSession: nil, tty: nil, stdin: .unknown,
+            networkNamespace: nil, source: .proc)
+        let first = Alert(id: "a-1", rule: .commandLine, time: 0, reasons: [], process: running, interactivity: nil, flow: nil)
+        let second = Alert(id: "a-2", rule: .agentHealth, time: 0, reasons: [], process: nil, interactivity: nil, flow: nil)
+        digests.consume(first)
+        digests.consume(second)
+        #expect(delivered.isEmpty, "the first waits for its hash, the second behind it")
+        let deadline = monotonicMilliseconds() + 60_000
+        while delivered.count < 2 && monotonicMilliseconds() < deadline {
+            var fds = [pollfd(fd: hashes.descriptor, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&fds, 1, 100)
+            _ = digests.service(fds[...], time: LoopTime(monotonic: monotonicMilliseconds(), realtime: 0))
+        }
+        #expect(delivered.map(\.id) == ["a-1", "a-2"] && running.executableDigests != nil && digests.timedOut == 0)
+        digests.stop()
     }
 
     /// Each runtime's own state files, as they lie on a host (fixtures in

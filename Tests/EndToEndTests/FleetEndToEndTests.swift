@@ -1,0 +1,99 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// A fleet's path for alerts: the agent sends RELP to a relay tier of Debian's rsyslog running
+/// docs/fleet/rsyslog-relay.conf as shipped, which passes them on to the SIEM's receiver.
+extension KernelAuditTests.FlowEndToEnd {
+    /// The relay is killed (SIGKILL) in the middle of a stream and started again. Every alert
+    /// reaches the final receiver; what arrives twice is the same message, byte for byte, with
+    /// its event.id, so a SIEM drops it by that id; each names the host and agent that sent it.
+    @Test func aRelayKilledMidStreamLosesNoAlertAndRepeatsOnlyWhatEventIDMarks() throws {
+        let final = try SyslogReceiver(directory: work + "/final")
+        let relay = try RsyslogRelay(directory: work + "/relay", nextPort: final.port("tcp"))
+        let agent = try startAgent(
+            "[output.syslog]\naddress = \"relp://127.0.0.1:\(relay.port)\"\nretry_initial_ms = 100\nretry_max_ms = 400\n")
+        #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
+        let storm = try Child("/bin/sh", ["-c", "for i in $(seq 1500); do /bin/true ftp -s:fleet-$i.txt; sleep 0.002; done"])
+        let deadline = Date().addingTimeInterval(30)
+        while final.messages.count < 300 && Date() < deadline { usleep(5_000) }
+        let beforeKill = final.messages.count
+        relay.kill()
+        // A deliberate outage: the agent spools meanwhile.
+        usleep(500_000)
+        try relay.start()
+        #expect(storm.stop(signal: 0, seconds: 90) == 0, "signal 0: waits for the loop to end")
+        let alerts = try waitForAlerts(atLeast: 1500, of: "/usr/bin/true")
+        let received = final.waitForMessages(alerts.count, seconds: 90)
+        _ = try stop(agent, expecting: 0)
+        relay.stop()
+        #expect(beforeKill >= 300 && beforeKill < 1500, "killed mid-stream: \(beforeKill) had arrived")
+
+        let messages = try received.map { try #require(RFC5424Message($0), "not the agent's message: \($0.prefix(300))") }
+        let ids = Set(messages.map(\.eventID))
+        let missing = alerts.filter { !ids.contains($0.id) }
+        #expect(
+            missing.isEmpty,
+            "\(missing.count) of \(alerts.count) missing: \(missing.prefix(5).map { "\($0.id) \($0.rule)" }); agent: \(agent.stderr.suffix(3000))")
+        // A repeat is the very message again: dropping by event.id loses nothing.
+        let byID = Dictionary(grouping: received, by: { RFC5424Message($0)!.eventID })
+        let repeated = byID.values.filter { $0.count > 1 }
+        let differing = repeated.first { Set($0).count > 1 }
+        #expect(differing == nil, "a repeated event.id carries another message: \(differing?.map { "\($0.count) bytes: …\($0.suffix(300))" } ?? [])")
+        print("relay killed after \(beforeKill) of \(alerts.count) alerts: \(received.count) messages arrived, \(repeated.count) repeated")
+
+        // The sender, as the SIEM sees it.
+        let machineID = try String(contentsOfFile: "/etc/machine-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let agentID = try String(contentsOfFile: work + "/state/agent-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(messages[0].body.utf8)) as? [String: Any])
+        let sender = AlertView(body)
+        #expect(sender.json["host.id"] as? String == machineID && sender.json["agent.id"] as? String == agentID, "\(sender.json)")
+    }
+}
+
+/// Debian's rsyslogd running docs/fleet/rsyslog-relay.conf, its placeholders filled with
+/// loopback ports and the test's directories; stopped when the test ends, even a failed one.
+final class RsyslogRelay {
+    let directory: String
+    let port: Int
+    private var daemon: Child?
+
+    init(directory: String, nextPort: Int) throws {
+        self.directory = directory
+        port = 30_000 + Int.random(in: 0..<5_000)
+        try FileManager.default.createDirectory(atPath: directory + "/spool", withIntermediateDirectories: true)
+        let shipped = try String(contentsOfFile: Repo.path("docs/fleet/rsyslog-relay.conf"), encoding: .utf8)
+        let filled = [
+            "@NEXT_HOST@": "127.0.0.1", "@NEXT_PORT@": String(nextPort), "@SPOOL_DIR@": directory + "/spool", "@LISTEN_PORT@": String(port),
+        ].reduce(shipped) { $0.replacingOccurrences(of: $1.key, with: $1.value) }
+        try #require(filled.firstMatch(of: #/@[A-Z_]+@/#) == nil, "a placeholder is left: \(filled)")
+        // As /etc/rsyslog.conf would have it before including the relay's file.
+        try ("global(workDirectory=\"\(directory)/spool\")\n" + filled).write(toFile: directory + "/rsyslog.conf", atomically: true, encoding: .utf8)
+        try start()
+    }
+
+    deinit { stop() }
+
+    /// rsyslogd in the foreground, once its RELP port accepts connections.
+    func start() throws {
+        let daemon = try Child("/usr/sbin/rsyslogd", ["-n", "-f", directory + "/rsyslog.conf", "-i", directory + "/rsyslogd.pid"])
+        self.daemon = daemon
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if SyslogReceiver.accepts(port) { return }
+            usleep(50_000)
+        }
+        Issue.record("the relay did not start: \(daemon.stderr)")
+    }
+
+    func stop() {
+        _ = daemon?.stop(signal: SIGTERM)
+        daemon = nil
+    }
+
+    /// As a crash would: no time to save or close anything.
+    func kill() {
+        _ = daemon?.stop(signal: SIGKILL)
+        daemon = nil
+    }
+}
