@@ -68,7 +68,10 @@ public final class ExecutableHashes {
     /// nothing to wait for (known now, or not to be had).
     public func request(_ process: ProcessRecord) -> FileVersion? {
         guard process.executableDigests == nil else { return nil }
-        if let version = process.hashedFile, let digests = known[version] {
+        // The file audit saw executed, hashed before: no syscall at all.
+        if let version = process.hashedFile ?? process.executableFile, let digests = known[version] {
+            counters.cacheHits += 1
+            process.hashedFile = version
             process.executableDigests = digests
             return nil
         }

@@ -306,7 +306,7 @@ extension KernelAuditTests.FlowEndToEnd {
     }
 
     /// A client run from memfd_create, and a copy deleted while it uploads: the transfer is
-    /// attributed, and said to come from a binary with no file.
+    /// attributed, said to come from a binary with no file, and hashed all the same.
     @Test func programsWithNoFileOnDisk() throws {
         let file = try randomFile("fileless.bin", bytes: 300_000)
         let loader = try commandsFile(
@@ -335,10 +335,13 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(loaded.executable == "/memfd:kworker (deleted)" && loaded.networkProtocol == "ftp")
         #expect(loaded.json["xferwatch"].flatMap { ($0 as? [String: Any])?["process"] as? [String: Any] }?["executable_on_disk"] as? Bool == false)
         #expect(loaded.dataConnections.count == 1 && loaded.data(0, "source") == 300_000)
+        // Both are copies of curl: their hashes, read through /proc/<pid>/exe, say so.
+        let curl = String(try runCommand("/usr/bin/sha256sum", ["/usr/bin/curl"]).stdout.prefix { $0 != " " })
         for (pid, how) in [(memfd, "loaded through memfd_create"), (running.pid, "deleted")] {
             let alert = try #require(alerts.first { $0.pid == Int(pid) && $0.rule == "transfer.no_file_executable" }, "\(how): \(alerts.map(\.rule))")
             #expect(alert.reasons.first?.hasSuffix("has no file on disk (\(how))") == true, "\(alert.reasons)")
             #expect(alert.json["threat.technique.id"] as? String == "T1620")
+            #expect(alert.json["process.hash.sha256"] as? String == curl, "\(how): \(alert.json["process.hash.sha256"] ?? "no hash")")
         }
         #expect(try #require(flow(of: running.pid, in: flows)).json["process"].flatMap { ($0 as? [String: Any])?["executable"] as? String } == dropped)
     }
