@@ -325,8 +325,12 @@ extension KernelAuditTests.FlowEndToEnd {
         // 300 kB at 150 kB/s: the agent sees the file go, at the flow's start or in its polls
         // (every 200 ms here). It is deleted once the process runs it.
         let running = try Child(dropped, ["-s", "--limit-rate", "150k", "-T", file, "ftp://203.0.113.10/upload/deleted.bin"])
+        // Deleted once the server has its first bytes: its execve returned long before, so
+        // audit named the file as it was (the exe link changes while execve still runs; deleted
+        // then, the kernel's own record would say "(deleted)").
+        let arriving = lab + "/ftproot/upload/deleted.bin"
         let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(running.pid)/exe")) != dropped { usleep(10_000) }
+        while Date() < deadline, ((try? FileManager.default.attributesOfItem(atPath: arriving)[.size] as? Int) ?? 0) == 0 { usleep(10_000) }
         try FileManager.default.removeItem(atPath: dropped)
         running.process.waitUntilExit()
         let flows = try stop(agent, awaiting: [memfd, running.pid])
@@ -343,7 +347,8 @@ extension KernelAuditTests.FlowEndToEnd {
             #expect(alert.json["threat.technique.id"] as? String == "T1620")
             #expect(alert.json["process.hash.sha256"] as? String == curl, "\(how): \(alert.json["process.hash.sha256"] ?? "no hash")")
         }
-        #expect(try #require(flow(of: running.pid, in: flows)).json["process"].flatMap { ($0 as? [String: Any])?["executable"] as? String } == dropped)
+        let deletedFlow = try #require(flow(of: running.pid, in: flows))
+        #expect(deletedFlow.executable == dropped, "\(deletedFlow.json)")
     }
 
     /// Runs a client to completion, up to three times until it succeeds; the pid of the run that

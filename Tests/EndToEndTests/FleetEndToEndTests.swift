@@ -14,16 +14,12 @@ extension KernelAuditTests.FlowEndToEnd {
         let agent = try startAgent(
             "[output.syslog]\naddress = \"relp://127.0.0.1:\(relay.port)\"\nretry_initial_ms = 100\nretry_max_ms = 400\n")
         #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
-        let storm = try Child("/bin/sh", ["-c", "for i in $(seq 1500); do /bin/true ftp -s:fleet-$i.txt; sleep 0.002; done"])
-        let deadline = Date().addingTimeInterval(30)
-        while final.messages.count < 300 && Date() < deadline { usleep(5_000) }
-        let beforeKill = final.messages.count
-        relay.kill()
-        // A deliberate outage: the agent spools meanwhile.
-        usleep(500_000)
-        try relay.start()
-        #expect(storm.stop(signal: 0, seconds: 90) == 0, "signal 0: waits for the loop to end")
-        let alerts = try waitForAlerts(atLeast: 1500, of: "/usr/bin/true")
+        let (beforeKill, alerts) = try alertStorm("fleet", arrived: { final.messages.count }) {
+            relay.kill()
+            // A deliberate outage: the agent spools meanwhile.
+            usleep(500_000)
+            try relay.start()
+        }
         let received = final.waitForMessages(alerts.count, seconds: 90)
         _ = try stop(agent, expecting: 0)
         relay.stop()

@@ -130,15 +130,12 @@ extension KernelAuditTests.FlowEndToEnd {
         let receiver = try SyslogReceiver(directory: work + "/rsyslog")
         let agent = try startAgent(receiver.config("relp", "retry_initial_ms = 100\nretry_max_ms = 400\n"))
         #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
-        let storm = try Child("/bin/sh", ["-c", "for i in $(seq 1500); do /bin/true ftp -s:relp-$i.txt; sleep 0.002; done"])
-        let deadline = Date().addingTimeInterval(20)
-        while receiver.messages.count < 300 && Date() < deadline { usleep(5_000) }
-        let beforeKill = receiver.messages.count
-        receiver.kill()
-        usleep(500_000)
-        try receiver.start()
-        #expect(storm.stop(signal: 0, seconds: 60) == 0, "signal 0: waits for the loop to end")
-        let alerts = try waitForAlerts(atLeast: 1500, of: "/usr/bin/true")
+        let (beforeKill, alerts) = try alertStorm("relp", arrived: { receiver.messages.count }) {
+            receiver.kill()
+            // A deliberate outage: the agent spools meanwhile.
+            usleep(500_000)
+            try receiver.start()
+        }
         let received = receiver.waitForMessages(alerts.count, seconds: 60)
         _ = try stop(agent, expecting: 0)
         #expect(beforeKill >= 300 && beforeKill < 1500, "killed mid-stream: \(beforeKill) had arrived")
@@ -253,7 +250,19 @@ extension KernelAuditTests.FlowEndToEnd {
 
     // MARK: harness
 
-    /// The alert file once it holds `count` alerts (of that executable), up to 20 s.
+    /// 1,500 scripted-ftp alerts (`/bin/true ftp -s:TAG-N.txt`, 2 ms apart); once 300 of them
+    /// have `arrived` at the far end, `outage` runs (a kill and a restart). Returns how many had
+    /// arrived before it, and the alerts once all 1,500 are in the alert file.
+    func alertStorm(_ tag: String, arrived: () -> Int, outage: () throws -> Void) throws -> (beforeOutage: Int, alerts: [AlertView]) {
+        let storm = try Child("/bin/sh", ["-c", "for i in $(seq 1500); do /bin/true ftp -s:\(tag)-$i.txt; sleep 0.002; done"])
+        let deadline = Date().addingTimeInterval(30)
+        while arrived() < 300 && Date() < deadline { usleep(5_000) }
+        let before = arrived()
+        try outage()
+        #expect(storm.stop(signal: 0, seconds: 90) == 0, "signal 0: waits for the loop to end")
+        return (before, try waitForAlerts(atLeast: 1500, of: "/usr/bin/true"))
+    }
+
     /// Until `count` alerts (of `executable`) are in the alert file; the deadline is only an
     /// upper bound, generous for a slow, busy machine.
     func waitForAlerts(atLeast count: Int, of executable: String? = nil) throws -> [AlertView] {

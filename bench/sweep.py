@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""The cost table at every load, in one run: xferwatchd alone (everything on, as live.py runs it)
+against auditd alone writing its RAW log under the very rules xferwatchd installed, each load
+15 s (idle 20 s):
+  idle; exec at 10, 100, 1,000 and 2,000/s (bench/loadgen.c, a loopback connect every 10th);
+  TCP connect+accept+close at 2,000 and 10,000/s and UDP sendto at 20,000/s (bench/netload.c);
+  the fastest connect and sendto loops, also with no audit rules at all (the host's own cost).
+For each: the watcher's CPU seconds (utime+stime from /proc), the ratio, kernel lost records,
+the rate the workload reached under each, and xferwatchd's peak RSS.
+Usage (as root): bench/sweep.py [SECONDS] [--no-build]"""
+import os, re, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import live  # noqa: E402
+
+NETLOAD = os.path.join(live.OUT, "netload")
+
+
+def loads(seconds):
+    """(name, command or None for idle, seconds, whether to run it without rules too)."""
+    loadgen = os.path.join(live.OUT, "loadgen")
+    rows = [("idle", None, 20, False)]
+    rows += [(f"exec {rate}/s", [loadgen, str(rate), str(seconds), "10", "9"] + (["vfork"] if rate >= 2000 else []), seconds, False)
+             for rate in (10, 100, 1000, 2000)]
+    rows += [("TCP connect 2,000/s", [NETLOAD, "connect", "2000", str(seconds)], seconds, False),
+             ("TCP connect 10,000/s", [NETLOAD, "connect", "10000", str(seconds)], seconds, False),
+             ("UDP sendto 20,000/s", [NETLOAD, "sendto", "20000", str(seconds)], seconds, False),
+             ("fastest connect loop", [NETLOAD, "connect", "0", "5"], 5, True),
+             ("fastest sendto loop", [NETLOAD, "sendto", "0", "5"], 5, True)]
+    return rows
+
+
+def achieved(line):
+    found = re.search(r"\((\d+)(?: exec)?/s\)", line)
+    return int(found.group(1)) if found else 0
+
+
+def run(command, seconds, watched):
+    """Runs one load (None: stays idle); returns (CPU seconds of the watched pids, lost, rate)."""
+    lost = int(live.audit_status()["lost"])
+    before = sum(live.cpu_seconds(p) for p in watched())
+    if command is None:
+        time.sleep(seconds)
+        line = ""
+    else:
+        line = subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+    time.sleep(1.5)  # let the watcher drain what the load queued
+    after = sum(live.cpu_seconds(p) for p in watched())
+    return after - before, int(live.audit_status()["lost"]) - lost, achieved(line)
+
+
+def under_xferwatchd(name, command, seconds):
+    agent, rules = live.start_xferwatchd(os.path.join(live.OUT, "sweep-xferwatchd"))
+    try:
+        cpu, lost, rate = run(command, seconds, lambda: [agent.pid])
+        return cpu, lost, rate, live.peak_rss_mb(agent.pid), rules
+    finally:
+        live.stop_xferwatchd(agent)
+
+
+def under_auditd(command, seconds, rules):
+    directory = os.path.join(live.OUT, "sweep-auditd")
+    import shutil
+    shutil.rmtree(directory, ignore_errors=True)
+    auditd = live.start_auditd(directory, False)
+    try:
+        live.load_rules(rules)
+        return run(command, seconds, lambda: [auditd.pid])
+    finally:
+        live.sh("auditctl", "-D", "-k", "xwbench", check=False)
+        auditd.terminate()
+        auditd.wait(10)
+        live.sh("auditctl", "-e", "0", check=False)
+
+
+def without_rules(command, seconds):
+    """The workload alone: audit enabled, no rules, nobody reading."""
+    live.sh("auditctl", "-e", "1")
+    try:
+        return run(command, seconds, lambda: [])[2]
+    finally:
+        live.sh("auditctl", "-e", "0", check=False)
+
+
+def main():
+    arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
+    seconds = int(arguments[0]) if arguments else 15
+    live.prepare("bench/sweep", build="--no-build" not in sys.argv)
+    live.sh("gcc", "-O2", "-o", NETLOAD, os.path.join(live.ROOT, "bench/netload.c"))
+    print(f"{'load':<22} {'xferwatchd':>10} {'auditd':>7} {'ratio':>6} {'lost x/a':>9} {'rate x / a / no rules':>24} {'RSS MB':>7}")
+    peak = 0.0
+    for name, command, duration, bare_too in loads(seconds):
+        cpu, lost, rate, rss, rules = under_xferwatchd(name, command, duration)
+        peer, peer_lost, peer_rate = under_auditd(command, duration, rules)
+        peak = max(peak, rss)
+        ratio = f"{cpu / peer:.2f}" if peer >= 0.01 else "-"
+        rates = ""
+        if command is not None:
+            bare = without_rules(command, duration) if bare_too else None
+            rates = f"{rate} / {peer_rate}" + (f" / {bare} ({100 * rate / bare:.0f}%/{100 * peer_rate / bare:.0f}%)" if bare else "")
+        print(f"{name:<22} {cpu:>10.2f} {peer:>7.2f} {ratio:>6} {f'{lost}/{peer_lost}':>9} {rates:>24} {rss:>7.1f}", flush=True)
+    print(f"peak RSS over the sweep: {peak:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
