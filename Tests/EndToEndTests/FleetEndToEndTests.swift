@@ -14,12 +14,14 @@ extension KernelAuditTests.FlowEndToEnd {
         let agent = try startAgent(
             "[output.syslog]\naddress = \"relp://127.0.0.1:\(relay.port)\"\nretry_initial_ms = 100\nretry_max_ms = 400\n")
         #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
-        let (beforeKill, alerts) = try alertStorm("fleet", arrived: { final.messages.count }) {
-            relay.kill()
-            // A deliberate outage: the agent spools meanwhile.
-            usleep(500_000)
-            try relay.start()
-        }
+        let (beforeKill, alerts) = try alertStorm(
+            "fleet", arrived: { final.messages.count },
+            outage: {
+                relay.kill()
+                // A deliberate outage: the agent spools meanwhile.
+                usleep(500_000)
+                try relay.start()
+            })
         let received = final.waitForMessages(alerts.count, seconds: 90)
         _ = try stop(agent, expecting: 0)
         relay.stop()

@@ -130,12 +130,14 @@ extension KernelAuditTests.FlowEndToEnd {
         let receiver = try SyslogReceiver(directory: work + "/rsyslog")
         let agent = try startAgent(receiver.config("relp", "retry_initial_ms = 100\nretry_max_ms = 400\n"))
         #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
-        let (beforeKill, alerts) = try alertStorm("relp", arrived: { receiver.messages.count }) {
-            receiver.kill()
-            // A deliberate outage: the agent spools meanwhile.
-            usleep(500_000)
-            try receiver.start()
-        }
+        let (beforeKill, alerts) = try alertStorm(
+            "relp", arrived: { receiver.messages.count },
+            outage: {
+                receiver.kill()
+                // A deliberate outage: the agent spools meanwhile.
+                usleep(500_000)
+                try receiver.start()
+            })
         let received = receiver.waitForMessages(alerts.count, seconds: 60)
         _ = try stop(agent, expecting: 0)
         #expect(beforeKill >= 300 && beforeKill < 1500, "killed mid-stream: \(beforeKill) had arrived")
