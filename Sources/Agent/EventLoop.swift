@@ -20,8 +20,8 @@ enum LoopRequest {
     case stop(Int32)
 }
 
-/// A part of the agent driven by descriptors: the audit input, signals, sock_diag destroy
-/// notifications, finished scans, agentctl. The packet tap will be one more.
+/// A part of the agent driven by descriptors: the audit input, the packet tap, signals,
+/// sock_diag destroy notifications, finished scans and hashes, agentctl.
 protocol LoopSource: AnyObject {
     /// Appends the descriptors to poll for this turn.
     func descriptors(into fds: inout [pollfd])
@@ -31,8 +31,9 @@ protocol LoopSource: AnyObject {
 }
 
 /// The agent's single thread of work: poll over the sources (at most 250 ms), serve them in
-/// order, then the periodic work (timeouts, outputs, health, pruning). The YARA worker and
-/// the syslog forwarder run on threads of their own and reach the loop through descriptors.
+/// order, then the periodic work (timeouts, outputs, health, pruning). The YARA worker, the
+/// hashing thread and the syslog forwarder run on threads of their own; the first two reach
+/// the loop through descriptors, the forwarder through its status.
 final class EventLoop {
     private let sources: [LoopSource]
     private let periodic: [(LoopTime) -> Void]
