@@ -105,7 +105,7 @@ enum StatusText {
     }
 }
 
-/// One alert line for people: time, rule, severity, process, peer, first reason.
+/// One alert line for people: time, rule, severity, process, its container, peer, first reason.
 enum AlertText {
     struct Line: Decodable {
         struct Rule: Decodable { let id: String? }
@@ -124,11 +124,13 @@ enum AlertText {
         let rule: Rule?
         let event: Event?
         let process: Process?
+        struct Container: Decodable { let id: String?; let name: String? }
         let destination: Endpoint?
+        let container: Container?
         let xferwatch: Xferwatch?
         enum CodingKeys: String, CodingKey {
             case timestamp = "@timestamp"
-            case rule, event, process, destination, xferwatch
+            case rule, event, process, destination, container, xferwatch
         }
     }
 
@@ -136,6 +138,7 @@ enum AlertText {
         guard let alert = try? JSONDecoder().decode(Line.self, from: Data(bytes)) else { return String(decoding: bytes, as: UTF8.self) }
         var parts = [alert.timestamp ?? "-", alert.rule?.id ?? "-", "severity \(alert.event?.severity ?? 0)"]
         if let process = alert.process { parts.append("pid \(process.pid.map(String.init) ?? "-") \(process.commandLine ?? "")") }
+        if let container = alert.container { parts.append("in container \(container.name ?? String((container.id ?? "?").prefix(12)))") }
         if let ip = alert.destination?.ip { parts.append("-> \(ip)" + (alert.destination?.port.map { ":\($0)" } ?? "")) }
         if let reason = alert.xferwatch?.reasons?.first { parts.append("(\(reason))") }
         return parts.joined(separator: "  ")
@@ -151,7 +154,7 @@ enum FlowText {
         struct Endpoint: Decodable { let ip: String?; let port: Int?; let bytes: Int? }
         struct Process: Decodable { let pid: Int?; let name: String? }
         struct Xferwatch: Decodable { let state: String? }
-        struct Container: Decodable { let id: String?; let runtime: String? }
+        struct Container: Decodable { let id: String?; let runtime: String?; let name: String? }
         let network: Network?
         let container: Container?
         let source: Endpoint?
@@ -167,7 +170,7 @@ enum FlowText {
             + (flow.process?.pid.map(String.init) ?? "-").padded(7) + "  " + (flow.process?.name ?? "-").padded(15) + "  "
             + (endpoint(flow.source) + " -> " + endpoint(flow.destination)).padded(45) + "  "
             + (flow.source?.bytes.map(String.init) ?? "-").leftPadded(10) + " " + (flow.destination?.bytes.map(String.init) ?? "-").leftPadded(10)
-            + "  " + (flow.container.map { "\($0.runtime ?? "?") \(($0.id ?? "?").prefix(12))" } ?? "-")
+            + "  " + (flow.container.map { "\($0.runtime ?? "?") \($0.name ?? String(($0.id ?? "?").prefix(12)))" } ?? "-")
     }
 }
 

@@ -185,6 +185,9 @@ extension KernelAuditTests.FlowEndToEnd {
         try #require(run.status == 0, "podman run: \(run.stderr)")
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, !agent.stdout.contains("\"runtime\":\"podman\"") { usleep(50_000) }
+        // agentctl names the container as podman does.
+        let listed = try runCommand(Repo.agentctlRelease, ["flows", "--socket", controlSocket])
+        #expect(listed.stdout.contains("podman \(name)"), "\(listed.stdout)")
         let flows = try stop(agent, expecting: 1).map(FlowView.init)
         let f = try #require(flows.first { $0.json["container"] != nil }, "no flow in a container: \(flows.map(\.json))")
         let container = f.json["container"] as? [String: Any]
