@@ -70,7 +70,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var backlogLimit = 8192
         public var rateLimit = 0
         public var eventTimeoutMilliseconds = 3000
-        public var maximumPendingEvents = 16384
+        public var maximumPendingEvents = 2048
         public var statusIntervalMilliseconds = 1000
         public var receiveBufferBytes = 8 << 20
         /// While records arrive back to back, how long they gather before the next read.

@@ -34,7 +34,7 @@ public struct AssemblerSettings: Sendable {
     /// Above this many open events the oldest are completed early (memory bound).
     public var maximumPendingEvents: Int
 
-    public init(logTimeoutMilliseconds: Int64 = 3000, arrivalTimeoutMilliseconds: Int64 = 3000, maximumPendingEvents: Int = 16384) {
+    public init(logTimeoutMilliseconds: Int64 = 3000, arrivalTimeoutMilliseconds: Int64 = 3000, maximumPendingEvents: Int = 2048) {
         self.logTimeoutMilliseconds = logTimeoutMilliseconds
         self.arrivalTimeoutMilliseconds = arrivalTimeoutMilliseconds
         self.maximumPendingEvents = maximumPendingEvents

@@ -78,7 +78,11 @@ import Testing
         // The flow model and the rules take the same mangled events; every flow's and every
         // alert's JSON must parse too.
         var alerts = 0
-        let replayed = try Replayed(configuration: try AgentConfiguration.parse("[detection]\nfirst_seen_learning_minutes = 0\n[host]\nmax_processes = 256\n"))
+        // Lines drawn at random from whole logs scatter an event's records over the stream: many
+        // more events wait at once than a kernel's stream ever keeps waiting.
+        let replayed = try Replayed(
+            configuration: try AgentConfiguration.parse(
+                "[detection]\nfirst_seen_learning_minutes = 0\n[host]\nmax_processes = 256\n[audit]\nmax_pending_events = 16384\n"))
         let graph = replayed.graph
         graph.onAlert = { alert in
             alerts += 1
