@@ -14,17 +14,10 @@ extension KernelAuditTests.FlowEndToEnd {
         let agent = try startAgent(
             "[output.syslog]\naddress = \"relp://127.0.0.1:\(relay.port)\"\nretry_initial_ms = 100\nretry_max_ms = 400\n")
         #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
-        let (beforeKill, alerts) = try alertStorm(
-            "fleet", arrived: { final.messages.count },
-            outage: {
-                relay.kill()
-                // A deliberate outage: the agent spools meanwhile.
-                usleep(500_000)
-                try relay.start()
-            })
+        let (beforeKill, alerts) = try alertStorm("fleet", arrived: { final.messages.count }, killing: relay.rsyslogd)
         let received = final.waitForMessages(alerts.count, seconds: 90)
         _ = try stop(agent, expecting: 0)
-        relay.stop()
+        relay.rsyslogd.stop()
         #expect(beforeKill >= 300 && beforeKill < 1500, "killed mid-stream: \(beforeKill) had arrived")
 
         let messages = try received.map { try #require(RFC5424Message($0), "not the agent's message: \($0.prefix(300))") }
@@ -49,15 +42,13 @@ extension KernelAuditTests.FlowEndToEnd {
     }
 }
 
-/// Debian's rsyslogd running docs/fleet/rsyslog-relay.conf, its placeholders filled with
-/// loopback ports and the test's directories; stopped when the test ends, even a failed one.
+/// docs/fleet/rsyslog-relay.conf as shipped, its placeholders filled with loopback ports and the
+/// test's directories, run by Debian's rsyslogd.
 final class RsyslogRelay {
-    let directory: String
     let port: Int
-    private var daemon: Child?
+    let rsyslogd: Rsyslogd
 
     init(directory: String, nextPort: Int) throws {
-        self.directory = directory
         port = 30_000 + Int.random(in: 0..<5_000)
         try FileManager.default.createDirectory(atPath: directory + "/spool", withIntermediateDirectories: true)
         let shipped = try String(contentsOfFile: Repo.path("docs/fleet/rsyslog-relay.conf"), encoding: .utf8)
@@ -67,31 +58,7 @@ final class RsyslogRelay {
         try #require(filled.firstMatch(of: #/@[A-Z_]+@/#) == nil, "a placeholder is left: \(filled)")
         // As /etc/rsyslog.conf would have it before including the relay's file.
         try ("global(workDirectory=\"\(directory)/spool\")\n" + filled).write(toFile: directory + "/rsyslog.conf", atomically: true, encoding: .utf8)
-        try start()
-    }
-
-    deinit { stop() }
-
-    /// rsyslogd in the foreground, once its RELP port accepts connections.
-    func start() throws {
-        let daemon = try Child("/usr/sbin/rsyslogd", ["-n", "-f", directory + "/rsyslog.conf", "-i", directory + "/rsyslogd.pid"])
-        self.daemon = daemon
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if SyslogReceiver.accepts(port) { return }
-            usleep(50_000)
-        }
-        Issue.record("the relay did not start: \(daemon.stderr)")
-    }
-
-    func stop() {
-        _ = daemon?.stop(signal: SIGTERM)
-        daemon = nil
-    }
-
-    /// As a crash would: no time to save or close anything.
-    func kill() {
-        _ = daemon?.stop(signal: SIGKILL)
-        daemon = nil
+        rsyslogd = Rsyslogd(directory: directory, streamPorts: [port])
+        try rsyslogd.start()
     }
 }

@@ -130,14 +130,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let receiver = try SyslogReceiver(directory: work + "/rsyslog")
         let agent = try startAgent(receiver.config("relp", "retry_initial_ms = 100\nretry_max_ms = 400\n"))
         #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
-        let (beforeKill, alerts) = try alertStorm(
-            "relp", arrived: { receiver.messages.count },
-            outage: {
-                receiver.kill()
-                // A deliberate outage: the agent spools meanwhile.
-                usleep(500_000)
-                try receiver.start()
-            })
+        let (beforeKill, alerts) = try alertStorm("relp", arrived: { receiver.messages.count }, killing: receiver.rsyslogd)
         let received = receiver.waitForMessages(alerts.count, seconds: 60)
         _ = try stop(agent, expecting: 0)
         #expect(beforeKill >= 300 && beforeKill < 1500, "killed mid-stream: \(beforeKill) had arrived")
@@ -253,14 +246,17 @@ extension KernelAuditTests.FlowEndToEnd {
     // MARK: harness
 
     /// 1,500 scripted-ftp alerts (`/bin/true ftp -s:TAG-N.txt`, 2 ms apart); once 300 of them
-    /// have `arrived` at the far end, `outage` runs (a kill and a restart). Returns how many had
-    /// arrived before it, and the alerts once all 1,500 are in the alert file.
-    func alertStorm(_ tag: String, arrived: () -> Int, outage: () throws -> Void) throws -> (beforeOutage: Int, alerts: [AlertView]) {
+    /// have `arrived` at the far end, `daemon` is killed (SIGKILL) and, after a deliberate
+    /// half-second outage in which the agent spools, started again. Returns how many had arrived
+    /// before the kill, and the alerts once all 1,500 are in the alert file.
+    func alertStorm(_ tag: String, arrived: () -> Int, killing daemon: Rsyslogd) throws -> (beforeKill: Int, alerts: [AlertView]) {
         let storm = try Child("/bin/sh", ["-c", "for i in $(seq 1500); do /bin/true ftp -s:\(tag)-$i.txt; sleep 0.002; done"])
         let deadline = Date().addingTimeInterval(30)
         while arrived() < 300 && Date() < deadline { usleep(5_000) }
         let before = arrived()
-        try outage()
+        daemon.kill()
+        usleep(500_000)
+        try daemon.start()
         #expect(storm.stop(signal: 0, seconds: 90) == 0, "signal 0: waits for the loop to end")
         return (before, try waitForAlerts(atLeast: 1500, of: "/usr/bin/true"))
     }
@@ -287,60 +283,26 @@ extension KernelAuditTests.FlowEndToEnd {
 final class SyslogReceiver {
     let directory: String
     private let ports: [String: Int]
-
-    private var daemon: Child?
+    let rsyslogd: Rsyslogd
 
     init(directory: String) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let base = 20_000 + Int.random(in: 0..<2_000) * 5
-        ports = ["udp": base, "tcp": base + 1, "tls": base + 2, "relp": base + 3, "relp+tls": base + 4]
+        let ports = ["udp": base, "tcp": base + 1, "tls": base + 2, "relp": base + 3, "relp+tls": base + 4]
+        self.ports = ports
         let listening = ["udp", "tcp", "tls", "relp", "relp+tls"].map { String(ports[$0]!) }
         for step in [["certs", directory], ["config", directory] + listening] {
             let done = try runCommand(Repo.path("Tests/support/syslog-receiver"), step)
             try #require(done.status == 0, "syslog-receiver \(step[0]): \(done.stderr)")
         }
+        rsyslogd = Rsyslogd(directory: directory, streamPorts: [base + 1, base + 2, base + 3, base + 4])
         try start()
     }
 
-    deinit { stop() }
-
     func port(_ transport: String) -> Int { ports[transport]! }
-
-    /// rsyslogd in the foreground, once its TCP and TLS ports accept connections.
-    func start() throws {
-        let daemon = try Child("/usr/sbin/rsyslogd", ["-n", "-f", directory + "/rsyslog.conf", "-i", directory + "/rsyslogd.pid"])
-        self.daemon = daemon
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if ["tcp", "tls", "relp", "relp+tls"].allSatisfy({ Self.accepts(ports[$0]!) }) { return }
-            usleep(50_000)
-        }
-        Issue.record("rsyslogd did not start: \(daemon.stderr)")
-    }
-
-    static func accepts(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-    }
-
-    func stop() {
-        _ = daemon?.stop(signal: SIGTERM)
-        daemon = nil
-    }
-
-    /// As a crash would: no time to flush or close anything.
-    func kill() {
-        _ = daemon?.stop(signal: SIGKILL)
-        daemon = nil
-    }
+    func start() throws { try rsyslogd.start() }
+    func stop() { rsyslogd.stop() }
 
     /// The agent's [output.syslog] for this receiver; TLS with the test CA and a client certificate.
     func config(_ transport: String, _ extra: String = "", caFile: String = "ca.pem") -> String {
@@ -368,5 +330,54 @@ final class SyslogReceiver {
         while messages.count < count && Date() < deadline { usleep(50_000) }
         usleep(300_000)
         return messages
+    }
+}
+
+/// Debian's rsyslogd in the foreground on a test's DIR/rsyslog.conf, running once the loopback
+/// TCP ports it listens on accept connections; stopped when the test ends, even a failed one.
+final class Rsyslogd {
+    let directory: String
+    private let streamPorts: [Int]
+    private var daemon: Child?
+
+    init(directory: String, streamPorts: [Int]) {
+        self.directory = directory
+        self.streamPorts = streamPorts
+    }
+
+    deinit { stop() }
+
+    func start() throws {
+        let daemon = try Child("/usr/sbin/rsyslogd", ["-n", "-f", directory + "/rsyslog.conf", "-i", directory + "/rsyslogd.pid"])
+        self.daemon = daemon
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if streamPorts.allSatisfy(Self.accepts) { return }
+            usleep(50_000)
+        }
+        Issue.record("rsyslogd (\(directory)) did not start: \(daemon.stderr)")
+    }
+
+    func stop() {
+        _ = daemon?.stop(signal: SIGTERM)
+        daemon = nil
+    }
+
+    /// As a crash would: no time to flush, save or close anything.
+    func kill() {
+        _ = daemon?.stop(signal: SIGKILL)
+        daemon = nil
+    }
+
+    static func accepts(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 }
