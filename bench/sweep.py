@@ -14,6 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import live  # noqa: E402
 
 NETLOAD = os.path.join(live.OUT, "netload")
+# Start-up (the /proc seed, learning the known programs) is over before a load is measured.
+SETTLE_SECONDS = 3
 
 
 def loads(seconds):
@@ -37,6 +39,7 @@ def achieved(line):
 
 def run(command, seconds, watched):
     """Runs one load (None: stays idle); returns (CPU seconds of the watched pids, lost, rate)."""
+    time.sleep(SETTLE_SECONDS)
     lost = int(live.audit_status()["lost"])
     before = sum(live.cpu_seconds(p) for p in watched())
     if command is None:

@@ -30,11 +30,15 @@ protocol LoopSource: AnyObject {
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest
 }
 
-/// The agent's single thread of work: poll over the sources (at most 250 ms), serve them in
+/// The agent's single thread of work: poll over the sources (at most a second), serve them in
 /// order, then the periodic work (timeouts, outputs, health, pruning). The YARA worker, the
 /// hashing thread and the syslog forwarder run on threads of their own; the first two reach
 /// the loop through descriptors, the forwarder through its status.
 final class EventLoop {
+    /// The longest wait: periodic work (the kernel's counters, timeouts, retries) is due about
+    /// once a second, so an idle agent wakes about once a second.
+    static let idleWaitMilliseconds: Int32 = 1000
+
     private let sources: [LoopSource]
     private let periodic: [(LoopTime) -> Void]
     private let log: Logger
@@ -56,7 +60,7 @@ final class EventLoop {
                 source.descriptors(into: &fds)
                 counts[index] = fds.count - before
             }
-            if poll(&fds, nfds_t(fds.count), 250) < 0 && errno != EINTR {
+            if poll(&fds, nfds_t(fds.count), Self.idleWaitMilliseconds) < 0 && errno != EINTR {
                 log.error("poll: \(String(cString: strerror(errno)))")
                 return 1
             }
