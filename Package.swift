@@ -67,7 +67,7 @@ let package = Package(
                                               "CLinux", "Control", "Inspection", "Outputs", "PacketCapture", "Privileges", "Runtime",
             ]),
         .executableTarget(name: "xferwatchd", dependencies: [
-            "Agent", "AgentConfig", "Inspection", "KernelAudit", "Runtime", "Scanning",
+            "Agent", "AgentConfig", "CLinux", "Inspection", "KernelAudit", "Runtime", "Scanning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // agentctl: asks the running agent for its status, alerts, flows; reloads it.

@@ -1,4 +1,5 @@
 /* Linux interfaces Swift's Glibc module leaves out (it is built without _GNU_SOURCE). */
+#include <malloc.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
