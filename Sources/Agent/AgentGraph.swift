@@ -58,6 +58,7 @@ public final class AgentGraph {
     /// Finished flows for `agentctl flows` (live only).
     let recentFlows: RecentLines?
     /// Scanning, live only; started after the privilege drop, replaced by a reload.
+    private(set) var datagrams: DatagramQuieting?
     var scans: ScanStage? {
         didSet { flowConsumers.scans = scans }
     }
@@ -134,6 +135,12 @@ public final class AgentGraph {
         flowConsumers.digests = digests
     }
 
+    /// Lets datagram floods go unaudited (live, as the audit daemon).
+    func quietDatagramFloods(_ quieting: DatagramQuieting) {
+        datagrams = quieting
+        flowConsumers.datagrams = quieting
+    }
+
     /// A socket's destroy notification, read at `arrival`: it waits (`HeldDestroys`) until the
     /// audit records from before it have been read.
     func socketDestroyed(namespace: UInt64, socket: InetSocket, arrival: Int64) {
@@ -191,6 +198,7 @@ public final class AgentGraph {
     func pruneExited(now: Int64) {
         processes.pruneExited(now: now)
         processes.catalog?.refreshIfChanged()
+        datagrams?.pruneExited()
         let flows = tracker.openFlows
         let inUse = Set(flows.compactMap(\.namespace) + flows.compactMap(\.process.networkNamespace))
         sockets?.closeIdleNamespaces(now: now, idleMilliseconds: namespaceIdleMilliseconds, inUse: inUse)
@@ -221,6 +229,7 @@ public final class AgentGraph {
     /// What went through each stage, for the last log lines.
     var summary: [String] {
         [pipeline.summary, "\(processes.summary); \(tracker.summary)", "\(detector.summary); \(alerts.summary)"]
+            + (datagrams.map { [$0.summary] } ?? [])
     }
 
     /// A replayed log's events, flows and alerts on standard output: files in order, `-` for
@@ -267,6 +276,7 @@ extension AgentConfiguration {
         settings.pollIntervalMilliseconds = Int64(flows.pollIntervalMilliseconds)
         settings.dataLingerMilliseconds = Int64(flows.dataLingerMilliseconds)
         settings.maximumOpenFlows = flows.maximumOpenFlows
+        settings.datagramFloodPerSecond = audit.datagramFloodRate
         return settings
     }
 }

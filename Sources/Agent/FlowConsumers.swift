@@ -13,6 +13,8 @@ final class FlowConsumers: FlowObserver {
     var scans: ScanStage?
     /// Set by the graph when hashing runs (live).
     var digests: AlertDigests?
+    /// Set by the graph when the agent is the audit daemon.
+    var datagrams: DatagramQuieting?
     /// Finished flows for `agentctl flows` (live only).
     private let recent: RecentLines?
     var onFlow: ((Flow) -> Void)?
@@ -29,6 +31,8 @@ final class FlowConsumers: FlowObserver {
         detector.connected(process, to: remote, port: port, time: time)
     }
     func flowIdentified(_ flow: Flow, previously: FlowProtocol) { detector.flowIdentified(flow, previously: previously) }
+    func sendsManyDatagrams(_ process: ProcessRecord) { datagrams?.quiet(process) }
+    func unexplainedTFTPRequest() { datagrams?.tftpRequestUnexplained() }
     func flowStarted(_ flow: Flow) {
         // Hashed while the process still runs: its alert often comes when the flow ends.
         digests?.prefetch(flow)

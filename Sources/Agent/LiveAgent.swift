@@ -119,6 +119,10 @@ public final class LiveAgent {
         }
         graph.startScanning(configuration.yara, log: log)
         graph.startHashing(procfs: procfs, log: log)
+        if let audit, configuration.audit.datagramFloodRate > 0 {
+            graph.quietDatagramFloods(
+                DatagramQuieting(session: audit.session, procfs: procfs, perSecond: configuration.audit.datagramFloodRate, log: log))
+        }
         graph.processes.seedFromProc()
         log.info("host: \(graph.processes.count) running processes read from /proc, \(graph.processes.catalog?.count ?? 0) programs known by their binary")
         let packets = PacketSource.open(configuration.inspection, graph: graph, log: log)

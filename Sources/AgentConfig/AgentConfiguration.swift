@@ -81,6 +81,9 @@ public struct AgentConfiguration: Sendable, Equatable {
         /// How often the agent checks that its rules are loaded and no rule hides what they ask
         /// for (besides at once after rule changes).
         public var ruleCheckIntervalMilliseconds = 5000
+        /// Unconnected datagrams a second, none a transfer, past which a process's sendto and
+        /// sendmsg stop being audited (as the audit daemon only); 0: every one is audited.
+        public var datagramFloodRate = 1000
     }
 
     public struct Host: Sendable, Equatable {
@@ -108,7 +111,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         /// Bytes kept of each packet the filter passes: headers and the first line of payload.
         public var snapLength = 256
         /// The kernel's capture buffer per interface.
-        public var bufferBytes = 4 << 20
+        public var bufferBytes = 2 << 20
     }
 
     /// `[rules.yara]`: scanning executed binaries and listening servers with libyara.
@@ -192,6 +195,7 @@ public struct AgentConfiguration: Sendable, Equatable {
             "takeover_delay_ms", default: config.audit.takeoverDelayMilliseconds, in: 100...3_600_000)
         config.audit.ruleCheckIntervalMilliseconds = audit.integer(
             "rule_check_interval_ms", default: config.audit.ruleCheckIntervalMilliseconds, in: 100...600_000)
+        config.audit.datagramFloodRate = audit.integer("datagram_flood_rate", default: config.audit.datagramFloodRate, in: 0...10_000_000)
         reader.absorb(audit)
 
         var host = reader.section("host")

@@ -14,6 +14,10 @@ public protocol FlowObserver: AnyObject {
     /// The packet tap identified a flow's protocol by its content, or found its port carrying
     /// another protocol (`flow.content`); `previously` is what port and name had made of it.
     func flowIdentified(_ flow: Flow, previously: FlowProtocol)
+    /// A process sends unconnected datagrams faster than the flood rate, none a transfer.
+    func sendsManyDatagrams(_ process: ProcessRecord)
+    /// The packet tap read a TFTP request that no flow or send explains (yet).
+    func unexplainedTFTPRequest()
 }
 
 extension FlowObserver {
@@ -21,4 +25,6 @@ extension FlowObserver {
     public func flowIdentified(_ flow: Flow, previously: FlowProtocol) {}
     public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {}
     public func flowStarted(_ flow: Flow) {}
+    public func sendsManyDatagrams(_ process: ProcessRecord) {}
+    public func unexplainedTFTPRequest() {}
 }

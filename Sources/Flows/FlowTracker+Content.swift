@@ -91,6 +91,14 @@ extension FlowTracker {
         }
         while let first = candidates.first, first.expires < now { candidates.removeFirst() }
         if ["ftp", "ssh", "tftp", "smb"].contains(content.protocolName), promoteCandidate(content, packet: packet, now: now) { return }
+        // Its sender's datagrams may no longer be audited (a flood quieted them).
+        if counted, case .tftpRequest = content {
+            while let first = unexplainedTFTPRequests.first, now - first.time > Self.earlyMilliseconds || unexplainedTFTPRequests.count >= 64 {
+                unexplainedTFTPRequests.removeFirst()
+            }
+            unexplainedTFTPRequests.append(EarlyPacket(content: content, packet: packet, time: now))
+            observer.unexplainedTFTPRequest()
+        }
         keepEarly(content, packet: packet, now: now)
     }
 
@@ -171,6 +179,38 @@ extension FlowTracker {
             flow.networkProtocol = named
         }
         if open[flow.id] != nil { observer.flowIdentified(flow, previously: previously) }
+    }
+
+    /// A TFTP request the tap read without its send (its sender's datagrams were not audited
+    /// then): the sender's first audited datagram to that server, from the request's port,
+    /// starts the session late, its bytes short of the datagrams sent before.
+    func startTFTPSessionLate(_ call: Call, sent: UInt64, now: Int64) -> Bool {
+        guard !unexplainedTFTPRequests.isEmpty,
+            let index = unexplainedTFTPRequests.firstIndex(where: {
+                IPAddress(bytes: $0.packet.destination) == call.remote && now - $0.time <= Self.earlyMilliseconds
+            })
+        else { return false }
+        let request = unexplainedTFTPRequests[index]
+        if let sockets,
+            let (_, socket) = sockets.resolve(
+                pid: call.process.pid, fd: call.fd, namespace: call.process.networkNamespace, family: call.family, remotePort: nil, transports: [.udp],
+                now: now), socket.localPort != request.packet.sourcePort
+        {
+            return false
+        }
+        unexplainedTFTPRequests.remove(at: index)
+        startTFTPSession(
+            Call(
+                process: call.process, fd: call.fd, remote: call.remote, port: request.packet.destinationPort, family: call.family, time: request.time,
+                uid: call.uid),
+            firstDatagram: nil, now: now)
+        guard let session = udpSessions[DescriptorKey(pid: call.process.pid, fd: call.fd)] else { return true }
+        session.transferPort = call.port
+        session.datagramsOut = 1
+        session.bytesOut = sent
+        session.bytesExact = false
+        apply(request.content, to: session, fromClient: true, sequence: 0, transport: .udp)
+        return true
     }
 
     /// A candidate connection whose content is a transfer protocol becomes a flow: found as a

@@ -14,6 +14,9 @@ public struct FlowSettings: Sendable {
     /// How long an FTP session waits for data connections still open when its control closes.
     public var dataLingerMilliseconds: Int64 = 10_000
     public var maximumOpenFlows = 4096
+    /// Unconnected datagrams a second, none a transfer, past which a process is reported as a
+    /// flood (`FlowObserver.sendsManyDatagrams`); 0: never.
+    public var datagramFloodPerSecond = 0
 
     public init() {}
 }
@@ -63,6 +66,8 @@ public final class FlowTracker {
     var awaitingRelay: [Int32: [Flow]] = [:]
     /// Packets the tap read before the audit record of their connection arrived.
     var earlyPackets: [EarlyPacket] = []
+    /// TFTP requests the tap read that no flow or send explained (`startTFTPSessionLate`).
+    var unexplainedTFTPRequests: [EarlyPacket] = []
     let observer: any FlowObserver
     private var nextID: UInt64 = 1
     /// Top-level flows not yet reported, by id (data connections live inside their session).
@@ -70,6 +75,7 @@ public final class FlowTracker {
     private var bySocket: [SocketKey: Flow] = [:]
     var ftpSessions: [Int32: [Flow]] = [:]
     var udpSessions: [DescriptorKey: Flow] = [:]
+    var datagramRates = DatagramRates()
     var unresolved: [Flow] = []
     var recentDestroys: [RecentDestroy] = []
     var nextPoll: Int64 = 0
@@ -188,7 +194,9 @@ public final class FlowTracker {
         case .sendto:
             observer.connected(process, to: remote, port: port, time: time)
             guard call.port == 69 || TransferTools.isTFTPClient(call.process) else {
+                if startTFTPSessionLate(call, sent: sent, now: now) { return }
                 counters.notTransfers += 1
+                noteDatagram(of: call.process, time: time)
                 keepCandidate(call, transport: .udp, now: now)
                 return
             }

@@ -33,16 +33,21 @@ public struct AuditRuleSpec: Sendable, Equatable, CustomStringConvertible {
     public var syscalls: [String]
     public var fields: [String]
     public var key: String
+    /// A `never` rule goes ahead of every other on the exit list (auditctl -A): it keeps what
+    /// it matches from the `always` rules behind it.
+    public var never: Bool
 
-    public init(arch: String, syscalls: [String], fields: [String] = [], key: String) {
+    public init(arch: String, syscalls: [String], fields: [String] = [], key: String, never: Bool = false) {
         self.arch = arch
         self.syscalls = syscalls
         self.fields = fields
         self.key = key
+        self.never = never
     }
 
     public var description: String {
-        (["-a always,exit -F arch=\(arch)", "-S " + syscalls.joined(separator: ",")] + fields.map { "-F \($0)" } + ["-k \(key)"])
+        ([never ? "-A never,exit -F arch=\(arch)" : "-a always,exit -F arch=\(arch)", "-S " + syscalls.joined(separator: ",")]
+            + fields.map { "-F \($0)" } + ["-k \(key)"])
             .joined(separator: " ")
     }
 }
@@ -52,6 +57,8 @@ public struct KernelRule: Equatable, Sendable {
     public let bytes: [UInt8]
 
     static let headerSize = MemoryLayout<audit_rule_data>.size
+
+    var header: audit_rule_data { bytes.withUnsafeBytes { $0.load(as: audit_rule_data.self) } }
 
     init(_ pointer: UnsafePointer<audit_rule_data>) {
         let length = Self.headerSize + Int(pointer.pointee.buflen)
@@ -163,15 +170,21 @@ public final class AuditControl {
         xw_audit_mark_syscall_added()
         for pair in spec.fields + ["key=\(spec.key)"] { try field(pair) }
         guard let rule else { throw KernelAuditError(operation: "allocate rule", code: ENOMEM) }
+        // The list and action travel in the rule, as the kernel lists it.
+        rule.pointee.flags = UInt32(AUDIT_FILTER_EXIT) | (spec.never ? UInt32(AUDIT_FILTER_PREPEND) : 0)
+        rule.pointee.action = UInt32(spec.never ? AUDIT_NEVER : AUDIT_ALWAYS)
         return KernelRule(rule)
     }
 
+    /// Adds `rule` to the list and with the action its bytes carry (as compiled or listed).
     public func add(_ rule: KernelRule) throws(KernelAuditError) {
-        try KernelAuditError.check(withRule(rule) { audit_add_rule_data(fd, $0, AUDIT_FILTER_EXIT, AUDIT_ALWAYS) }, "add audit rule")
+        try KernelAuditError.check(withRule(rule) { audit_add_rule_data(fd, $0, Int32($0.pointee.flags), Int32($0.pointee.action)) }, "add audit rule")
     }
 
+    /// The kernel keeps a rule without the prepend flag it was added with.
     public func delete(_ rule: KernelRule) throws(KernelAuditError) {
-        try KernelAuditError.check(withRule(rule) { audit_delete_rule_data(fd, $0, AUDIT_FILTER_EXIT, AUDIT_ALWAYS) }, "delete audit rule")
+        let list = Int32(rule.header.flags & ~UInt32(AUDIT_FILTER_PREPEND))
+        try KernelAuditError.check(withRule(rule) { audit_delete_rule_data(fd, $0, list, Int32($0.pointee.action)) }, "delete audit rule")
     }
 
     /// The rules loaded in the kernel now, every filter list, in the kernel's order (the list

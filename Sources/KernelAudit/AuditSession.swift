@@ -28,6 +28,8 @@ public final class AuditSession {
     public let ruleKey: String
     public private(set) var rules: [KernelRule] = []
     public private(set) var rulesReinstalled = 0
+    /// Processes whose datagrams are not audited (`quietDatagrams`), with the rules that say so.
+    public private(set) var quietedSenders: [Int32: [KernelRule]] = [:]
     private let settings: Settings
     private let log: (String) -> Void
     private var closed = false
@@ -79,6 +81,8 @@ public final class AuditSession {
     /// holds goes to `handle`, so no record is lost or repeated.
     public func handOver(_ handle: (UInt16, UnsafeRawBufferPointer) -> Void) throws(KernelAuditError) {
         guard stream.mode == .unicast else { return }
+        // Beside another daemon our exceptions would be its exceptions too.
+        for pid in Array(quietedSenders.keys) { auditDatagrams(of: pid) }
         let multicast = try NetlinkAuditReader(mode: .multicast, receiveBufferBytes: settings.receiveBufferBytes)
         try stream.switchTo(multicast, release: { () throws(KernelAuditError) in try control.clearAuditPid() }, handle: handle)
     }
@@ -113,10 +117,34 @@ public final class AuditSession {
         return reinstalled
     }
 
+    /// Stops auditing `pid`'s sendto and sendmsg (both ABIs): `never` rules ahead of every
+    /// other on the exit list. Only while we are the audit daemon, whose rules these are.
+    public func quietDatagrams(of pid: Int32) throws(KernelAuditError) {
+        guard stream.mode == .unicast, quietedSenders[pid] == nil, pid > 0 else { return }
+        var added: [KernelRule] = []
+        for (arch, calls) in [("b64", ["sendto", "sendmsg"]), ("b32", ["sendto", "sendmsg"])] {
+            let rule = try control.compile(AuditRuleSpec(arch: arch, syscalls: calls, fields: ["pid=\(pid)"], key: ruleKey, never: true))
+            do { try control.add(rule) } catch {
+                for earlier in added { try? control.delete(earlier) }
+                throw error
+            }
+            added.append(rule)
+        }
+        quietedSenders[pid] = added
+    }
+
+    /// Audits `pid`'s datagrams again (it exited, or it may speak TFTP after all).
+    public func auditDatagrams(of pid: Int32) {
+        for rule in quietedSenders.removeValue(forKey: pid) ?? [] {
+            do { try control.delete(rule) } catch { if error.code != ENOENT { log("could not remove an audit rule: \(error)") } }
+        }
+    }
+
     /// Removes our rules and restores the enabled flag and audit pid found at start.
     public func close() {
         guard !closed else { return }
         closed = true
+        for pid in Array(quietedSenders.keys) { auditDatagrams(of: pid) }
         for rule in rules {
             do { try control.delete(rule) } catch { if error.code != ENOENT { log("could not remove an audit rule: \(error)") } }
         }
