@@ -88,7 +88,8 @@ final class LiveStatus {
             records: assembly.records, events: assembly.events,
             recordsPerSecond: .init(oneMinute: short.records, fiveMinutes: long.records),
             eventsPerSecond: .init(oneMinute: short.events, fiveMinutes: long.events),
-            userspaceDrops: drops, parseErrors: graph.pipeline.ingest.malformed, sequenceGaps: assembly.sequenceGaps)
+            userspaceDrops: drops, parseErrors: graph.pipeline.ingest.malformed, sequenceGaps: assembly.sequenceGaps,
+            quietedSenders: audit?.session.quietedSenders.keys.sorted() ?? [])
         let detector = graph.detector
         let fired = detector.counters.alerts
         let firstSeen = detector.firstSeen

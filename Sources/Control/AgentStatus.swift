@@ -51,10 +51,15 @@ public struct AgentStatus: Codable, Sendable {
         /// Records that did not parse.
         public var parseErrors: Int
         public var sequenceGaps: Int
+        /// Pids whose unconnected datagrams are not audited now (a flood, `datagram_flood_rate`);
+        /// absent from an agent that predates it.
+        public var quietedSenders: [Int32]?
         public init(
             source: String, ruleKey: String, rulesInstalled: Int, kernel: Kernel?, records: Int, events: Int,
-            recordsPerSecond: Rate, eventsPerSecond: Rate, userspaceDrops: [String: Int], parseErrors: Int, sequenceGaps: Int
+            recordsPerSecond: Rate, eventsPerSecond: Rate, userspaceDrops: [String: Int], parseErrors: Int, sequenceGaps: Int,
+            quietedSenders: [Int32] = []
         ) {
+            self.quietedSenders = quietedSenders
             (self.source, self.ruleKey, self.rulesInstalled, self.kernel, self.records, self.events) = (
                 source, ruleKey, rulesInstalled, kernel, records, events
             )

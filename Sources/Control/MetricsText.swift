@@ -32,6 +32,7 @@ public enum MetricsText {
         metric("audit_events_total", "counter", "Audit events assembled.", one(audit.events))
         metric("audit_parse_errors_total", "counter", "Records that did not parse.", one(audit.parseErrors))
         metric("audit_sequence_gaps_total", "counter", "Gaps in the audit serial numbers.", one(audit.sequenceGaps))
+        metric("audit_quieted_senders", "gauge", "Processes whose datagram flood is not audited now.", one(audit.quietedSenders?.count ?? 0))
         metric("audit_userspace_drops_total", "counter", "Records or events dropped in user space, by reason.", by("reason", audit.userspaceDrops))
         if let kernel = audit.kernel {
             metric("kernel_lost_total", "counter", "Audit records the kernel lost since the agent started.", one(kernel.lostSinceStart))

@@ -10,6 +10,9 @@ enum StatusText {
         if let kernel = audit.kernel {
             auditLine += ", lost \(kernel.lost) (\(kernel.lostSinceStart) since start), backlog \(kernel.backlog)/\(kernel.backlogLimit)"
         }
+        if let quieted = audit.quietedSenders, !quieted.isEmpty {
+            auditLine += "; datagrams of pid \(quieted.map(String.init).joined(separator: ", ")) not audited (a flood)"
+        }
         rows.append(("audit", auditLine))
         rows.append(
             ("records/s", "1m \(decimal(audit.recordsPerSecond.oneMinute))  5m \(decimal(audit.recordsPerSecond.fiveMinutes))  (\(audit.records) in all)"))

@@ -52,6 +52,8 @@ extension KernelAuditTests.FlowEndToEnd {
         try #require(flooder.waitForStdout(containing: "flooded", seconds: 30), "\(flooder.stderr)")
         try waitUntil("a never rule for the flooding pid \(flooder.pid)") { try quieted(flooder.pid) }
         #expect(agent.stderr.contains("pid \(flooder.pid) (/usr/bin/python3.11) sends over 1000 datagrams a second, none a transfer"))
+        let status = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket]).stdout
+        #expect(status.contains("datagrams of pid \(flooder.pid) not audited (a flood)"), "\(status)")
         quitting.fileHandleForWriting.write(Data("exit\n".utf8))
         flooder.process.waitUntilExit()
         try waitUntil("the never rule of pid \(flooder.pid) gone after its exit") { try !quieted(flooder.pid) }
