@@ -47,7 +47,7 @@ public final class FlowTracker {
         public var promoted = 0
     }
 
-    private struct SocketKey: Hashable { let namespace: UInt64; let cookie: UInt64 }
+    struct SocketKey: Hashable { let namespace: UInt64; let cookie: UInt64 }
     struct DescriptorKey: Hashable { let pid: Int32; let fd: Int32 }
     struct RecentDestroy { let namespace: UInt64; let socket: InetSocket; let time: Int64 }
 
@@ -72,7 +72,7 @@ public final class FlowTracker {
     private var nextID: UInt64 = 1
     /// Top-level flows not yet reported, by id (data connections live inside their session).
     var open: [UInt64: Flow] = [:]
-    private var bySocket: [SocketKey: Flow] = [:]
+    var bySocket: [SocketKey: Flow] = [:]
     var ftpSessions: [Int32: [Flow]] = [:]
     var udpSessions: [DescriptorKey: Flow] = [:]
     var datagramRates = DatagramRates()
@@ -308,7 +308,7 @@ public final class FlowTracker {
     /// The kernel says uid 0 for a socket its process already closed (no file, inode 0), as a
     /// destroy notification usually finds it: the uid tells only while the socket has a file.
     /// (A web server's user's short FTP session lost its bytes and source to this.)
-    private func matches(_ flow: Flow, _ socket: InetSocket) -> Bool {
+    func matches(_ flow: Flow, _ socket: InetSocket) -> Bool {
         socket.transport == .tcp && socket.remotePort == flow.remotePort && socket.remoteAddress == flow.remoteAddress
             && (flow.uid == nil || socket.inode == 0 || flow.uid == socket.uid)
     }
@@ -329,105 +329,6 @@ public final class FlowTracker {
         }
         udpSessions[DescriptorKey(pid: call.process.pid, fd: call.fd)] = flow
         track(flow, now: now)
-    }
-
-    // MARK: ends
-
-    /// A socket destroyed in `namespace`, with its final counters.
-    public func destroyed(namespace: UInt64, socket: InetSocket, now: Int64) {
-        counters.destroyNotifications += 1
-        if let cookie = socket.cookie, let flow = bySocket.removeValue(forKey: SocketKey(namespace: namespace, cookie: cookie)) {
-            finishFromDestroy(flow, namespace: namespace, socket: socket, now: now)
-            return
-        }
-        guard socket.transport == .tcp else { return }
-        // Connections with the same remote end are told apart by nothing here (a session's
-        // control and data connections through one proxy): a data connection first, as it
-        // closes before the session that opened it; otherwise the oldest.
-        let matching = unresolved.indices.filter { matches(unresolved[$0], socket) }
-        if let index = matching.first(where: { unresolved[$0].networkProtocol == .ftpData }) ?? matching.first {
-            counters.matchedLate += 1
-            finishFromDestroy(unresolved.remove(at: index), namespace: namespace, socket: socket, now: now)
-            return
-        }
-        // The audit record may still be on its way: keep it for a while.
-        recentDestroys.append(RecentDestroy(namespace: namespace, socket: socket, time: now))
-        if recentDestroys.count > 4096 { recentDestroys.removeFirst(1024) }
-    }
-
-    private func finishFromDestroy(_ flow: Flow, namespace: UInt64, socket: InetSocket, now: Int64) {
-        flow.namespace = namespace
-        if flow.socket == nil || flow.socket?.localPort == 0 {
-            flow.socket = socket
-            findServerOnThisHost(flow)
-        }
-        if socket.transport == .tcp {
-            flow.transport = .tcp
-            flow.bytesOut = socket.bytesOut
-            flow.bytesIn = socket.bytesIn
-            flow.bytesExact = socket.bytesOut != nil
-        }
-        end(flow, at: now, reason: .closed)
-    }
-
-    /// Marks `flow` ended (never before it started) and forgets its socket.
-    private func markEnded(_ flow: Flow, at time: Int64, reason: FlowEnd) {
-        flow.end = max(time, flow.start)
-        flow.endReason = reason
-        if let cookie = flow.socket?.cookie, let namespace = flow.namespace {
-            bySocket[SocketKey(namespace: namespace, cookie: cookie)] = nil
-        }
-    }
-
-    /// Ends one flow and reports its session once nothing in it is open.
-    func end(_ flow: Flow, at time: Int64, reason: FlowEnd) {
-        guard flow.end == nil else { return }
-        markEnded(flow, at: time, reason: reason)
-        if let session = sessionOwning(flow) {
-            reportIfComplete(session, now: time)
-        } else {
-            reportIfComplete(flow, now: time)
-        }
-    }
-
-    private func sessionOwning(_ data: Flow) -> Flow? {
-        guard data.networkProtocol == .ftpData else { return nil }
-        return ftpSessions[data.process.pid]?.first { $0.dataConnections.contains { $0 === data } }
-    }
-
-    /// Reports a top-level flow once it and its data connections have ended.
-    private func reportIfComplete(_ flow: Flow, now: Int64) {
-        guard open[flow.id] != nil, !flow.isOpen, !flow.dataConnections.contains(where: \.isOpen) else { return }
-        report(flow)
-    }
-
-    private func report(_ flow: Flow) {
-        open[flow.id] = nil
-        if flow.isFTPSession {
-            ftpSessions[flow.process.pid]?.removeAll { $0 === flow }
-            if ftpSessions[flow.process.pid]?.isEmpty == true { ftpSessions[flow.process.pid] = nil }
-        }
-        if flow.transport == .udp { udpSessions[DescriptorKey(pid: flow.process.pid, fd: flow.fd)] = nil }
-        unresolved.removeAll { candidate in candidate === flow || flow.dataConnections.contains { $0 === candidate } }
-        counters.flowsReported += 1
-        observer.flowReported(flow)
-    }
-
-    func track(_ flow: Flow, now: Int64) {
-        replayPackets(for: flow)
-        open[flow.id] = flow
-        observer.flowStarted(flow)
-        if open.count > settings.maximumOpenFlows, let oldest = open.values.min(by: { $0.lastActivity < $1.lastActivity }) {
-            counters.evicted += 1
-            endAll(oldest, at: now, reason: .evicted)
-        }
-    }
-
-    /// Ends a session and whatever of it is still open, and reports it now.
-    func endAll(_ flow: Flow, at time: Int64, reason: FlowEnd) {
-        for data in flow.dataConnections where data.isOpen { markEnded(data, at: time, reason: reason) }
-        if flow.isOpen { markEnded(flow, at: time, reason: reason) }
-        report(flow)
     }
 
     /// The open FTP session of `pid` to `remote` a new connection belongs to: one on another
