@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 /// Why a line or message could not be read as an audit record.
 public enum RecordParseError: Error, Equatable, Sendable, CustomStringConvertible {
     case empty
@@ -93,7 +99,8 @@ public enum RecordParser {
         var fields: [FieldSpan] = []
         fields.reserveCapacity(24)
         let scanned = text.withUnsafeBytes { bytes -> Result<Int, RecordParseError> in
-            let separator = bytes.firstIndex(of: enrichedSeparator) ?? bytes.count
+            // memchr: the generic search went byte by byte, 4% of a replay.
+            let separator = bytes.baseAddress.flatMap { base in memchr(base, Int32(enrichedSeparator), bytes.count).map { base.distance(to: UnsafeRawPointer($0)) } } ?? bytes.count
             do throws(RecordParseError) {
                 try FieldScanner.scan(bytes, from: 0, to: separator, into: &fields)
                 let interpretedStart = fields.count
