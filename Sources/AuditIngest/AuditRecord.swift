@@ -35,36 +35,79 @@ public struct FieldSpan: Sendable {
     public var valueEnd: UInt16
 }
 
+/// A record's field index, read from the record's own storage.
+public struct FieldSpans: RandomAccessCollection, Sendable {
+    @usableFromInline let storage: [UInt8]
+    /// Where the spans start in `storage`.
+    @usableFromInline let base: Int
+    public let startIndex: Int
+    public let endIndex: Int
+
+    @usableFromInline
+    init(storage: [UInt8], base: Int, startIndex: Int, endIndex: Int) {
+        (self.storage, self.base, self.startIndex, self.endIndex) = (storage, base, startIndex, endIndex)
+    }
+
+    @inlinable
+    public subscript(position: Int) -> FieldSpan {
+        storage.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: base + position * FieldSpan.storedSize, as: FieldSpan.self) }
+    }
+
+    @inlinable
+    public subscript(bounds: Range<Int>) -> FieldSpans {
+        FieldSpans(storage: storage, base: base, startIndex: bounds.lowerBound, endIndex: bounds.upperBound)
+    }
+}
+
+extension FieldSpan {
+    /// Four UInt16, no padding.
+    @usableFromInline static let storedSize = 8
+}
+
 /// One audit record: its type, key and field text, indexed but not yet decoded.
 public struct AuditRecord: Sendable {
     public var type: AuditRecordType
     public var key: EventKey
-    /// The field text after `): `, without the line end. With ENRICHED input this includes
-    /// the 0x1D separator and the interpreted fields after it.
-    public var text: [UInt8]
-    /// Fields written by the kernel, in order, then those auditd interpreted (ENRICHED).
-    public var fields: [FieldSpan]
+    /// The field text, then the field index: one allocation per record, where a record is
+    /// made per line or message and two were a sixth of a replay's time in malloc and free.
+    @usableFromInline let storage: [UInt8]
+    @usableFromInline let textCount: Int
     /// Index in `fields` of the first interpreted field; `fields.count` when there are none.
     public var interpretedStart: Int
 
-    public var rawFields: ArraySlice<FieldSpan> { fields[..<interpretedStart] }
-    public var interpretedFields: ArraySlice<FieldSpan> { fields[interpretedStart...] }
+    /// `storage`: the text then each field's span (`FieldSpan.storedSize` bytes).
+    init(type: AuditRecordType, key: EventKey, storage: [UInt8], textCount: Int, interpretedStart: Int) {
+        (self.type, self.key, self.storage, self.textCount, self.interpretedStart) = (type, key, storage, textCount, interpretedStart)
+    }
+
+    /// The field text after `): `, without the line end. With ENRICHED input this includes
+    /// the 0x1D separator and the interpreted fields after it.
+    public var text: ArraySlice<UInt8> { storage[..<textCount] }
+    /// Fields written by the kernel, in order, then those auditd interpreted (ENRICHED).
+    public var fields: FieldSpans {
+        FieldSpans(storage: storage, base: textCount, startIndex: 0, endIndex: (storage.count - textCount) / FieldSpan.storedSize)
+    }
+    public var rawFields: FieldSpans { fields[0..<interpretedStart] }
+    public var interpretedFields: FieldSpans {
+        let all = fields
+        return all[interpretedStart..<all.endIndex]
+    }
 
     @inlinable
     public func name(_ field: FieldSpan) -> ArraySlice<UInt8> {
-        text[Int(field.nameStart)..<Int(field.nameEnd)]
+        storage[Int(field.nameStart)..<Int(field.nameEnd)]
     }
 
     @inlinable
     public func rawValue(_ field: FieldSpan) -> ArraySlice<UInt8> {
-        text[Int(field.valueStart)..<Int(field.valueEnd)]
+        storage[Int(field.valueStart)..<Int(field.valueEnd)]
     }
 
     /// The first kernel-written field called `name`.
     public func field(_ name: StaticString) -> FieldSpan? {
         name.withUTF8Buffer { wanted in
             for field in rawFields where Int(field.nameEnd - field.nameStart) == wanted.count {
-                if text.withUnsafeBufferPointer({ buffer in
+                if storage.withUnsafeBufferPointer({ buffer in
                     memoryEquals(buffer.baseAddress! + Int(field.nameStart), wanted.baseAddress!, wanted.count)
                 }) {
                     return field

@@ -95,33 +95,29 @@ public enum RecordParser {
         let key = EventKey(
             time: AuditTime(seconds: Int64(seconds), milliseconds: UInt16(fraction)),
             serial: UInt32(serial), node: node)
-        let text = Array(cursor.rest)
-        var fields: [FieldSpan] = []
-        fields.reserveCapacity(24)
-        let scanned = text.withUnsafeBytes { bytes -> Result<Int, RecordParseError> in
-            // memchr: the generic search went byte by byte, 4% of a replay.
-            let separator = bytes.baseAddress.flatMap { base in memchr(base, Int32(enrichedSeparator), bytes.count).map { base.distance(to: UnsafeRawPointer($0)) } } ?? bytes.count
-            do throws(RecordParseError) {
-                try FieldScanner.scan(bytes, from: 0, to: separator, into: &fields)
-                let interpretedStart = fields.count
-                if separator < bytes.count {
-                    try FieldScanner.scan(bytes, from: separator + 1, to: bytes.count, into: &fields)
-                }
-                return .success(interpretedStart)
-            } catch {
-                return .failure(error)
-            }
+        let text = cursor.rest
+        var storage: [UInt8] = []
+        storage.reserveCapacity(text.count + 24 * FieldSpan.storedSize)
+        storage.append(contentsOf: text)
+        // memchr: the generic search went byte by byte, 4% of a replay.
+        let separator =
+            text.baseAddress.flatMap { base in memchr(base, Int32(enrichedSeparator), text.count).map { base.distance(to: UnsafeRawPointer($0)) } }
+            ?? text.count
+        try FieldScanner.scan(text, from: 0, to: separator, into: &storage)
+        let interpretedStart = (storage.count - text.count) / FieldSpan.storedSize
+        if separator < text.count {
+            try FieldScanner.scan(text, from: separator + 1, to: text.count, into: &storage)
         }
-        let interpretedStart = try scanned.get()
-        return AuditRecord(type: type, key: key, text: text, fields: fields, interpretedStart: interpretedStart)
+        return AuditRecord(type: type, key: key, storage: storage, textCount: text.count, interpretedStart: interpretedStart)
     }
 }
 
-/// Splits `name=value name="quoted" name='nested fields' NAME={ braces }` into spans.
+/// Splits `name=value name="quoted" name='nested fields' NAME={ braces }` into spans,
+/// appended to a record's storage (`FieldSpan.storedSize` bytes each).
 enum FieldScanner {
     static func scan(
         _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int,
-        into fields: inout [FieldSpan]
+        into fields: inout [UInt8]
     ) throws(RecordParseError) {
         let space = UInt8(ascii: " "), equals = UInt8(ascii: "=")
         var i = start
@@ -140,7 +136,7 @@ enum FieldScanner {
             i += 1
             let valueStart = i
             guard i < end else {
-                fields.append(span(nameStart, nameEnd, valueStart, i))
+                append(span(nameStart, nameEnd, valueStart, i), to: &fields)
                 break
             }
             switch bytes[i] {
@@ -163,7 +159,7 @@ enum FieldScanner {
             default:
                 while i < end && bytes[i] != space { i += 1 }
             }
-            fields.append(span(nameStart, nameEnd, valueStart, i))
+            append(span(nameStart, nameEnd, valueStart, i), to: &fields)
         }
     }
 
@@ -180,6 +176,11 @@ enum FieldScanner {
     @inline(__always)
     private static func span(_ a: Int, _ b: Int, _ c: Int, _ d: Int) -> FieldSpan {
         FieldSpan(nameStart: UInt16(a), nameEnd: UInt16(b), valueStart: UInt16(c), valueEnd: UInt16(d))
+    }
+
+    @inline(__always)
+    private static func append(_ span: FieldSpan, to storage: inout [UInt8]) {
+        withUnsafeBytes(of: span) { storage.append(contentsOf: $0) }
     }
 }
 
