@@ -48,9 +48,13 @@ public struct FieldSpans: RandomAccessCollection, Sendable {
         (self.storage, self.base, self.startIndex, self.endIndex) = (storage, base, startIndex, endIndex)
     }
 
-    @inlinable
+    /// Four little-endian UInt16 (`FieldScanner` writes them).
     public subscript(position: Int) -> FieldSpan {
-        storage.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: base + position * FieldSpan.storedSize, as: FieldSpan.self) }
+        storage.withUnsafeBytes { bytes in
+            let at = base + position * FieldSpan.storedSize
+            func half(_ offset: Int) -> UInt16 { UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at + offset, as: UInt16.self)) }
+            return FieldSpan(nameStart: half(0), nameEnd: half(2), valueStart: half(4), valueEnd: half(6))
+        }
     }
 
     @inlinable
@@ -60,7 +64,7 @@ public struct FieldSpans: RandomAccessCollection, Sendable {
 }
 
 extension FieldSpan {
-    /// Four UInt16, no padding.
+    /// Four UInt16 in a record's storage.
     @usableFromInline static let storedSize = 8
 }
 

@@ -65,6 +65,10 @@ public final class EventAssembler {
     public private(set) var counters = AssemblyCounters()
     private let emit: (AuditEvent) -> Void
     private var pending: [EventKey: Pending] = [:]
+    /// Keys of pending events in the order they opened (some completed since): the memory
+    /// bound completes the oldest without sorting every open event.
+    private var opened: [EventKey] = []
+    private var openedHead = 0
     private var sequences: [String?: SerialTracker] = [:]
     private var newestLogTime: Int64 = 0
     private var lastSweepLogTime: Int64 = 0
@@ -105,7 +109,13 @@ public final class EventAssembler {
             records.reserveCapacity(6)
             records.append(record)
             pending[record.key] = Pending(records: records, lastLogTime: logTime, lastArrival: arrivalTime)
+            opened.append(record.key)
             if pending.count > settings.maximumPendingEvents { completeOldest() }
+            // Most events complete by EOE or timeout: forget their keys now and then.
+            if opened.count - openedHead > 4 * max(settings.maximumPendingEvents, 1024) {
+                opened = opened[openedHead...].filter { pending[$0] != nil }
+                openedHead = 0
+            }
         }
 
         // Sweep a few times per second of log time rather than per record.
@@ -146,12 +156,24 @@ public final class EventAssembler {
         for key in sequences.keys { counters.sequenceGaps += sequences[key]!.expire() }
     }
 
-    /// Memory bound: completes the older half of the open events.
+    /// Memory bound: completes the older half of the open events (by when they opened), in
+    /// stream order.
     private func completeOldest() {
-        let keys = pending.sorted { $0.value.lastLogTime < $1.value.lastLogTime }.prefix(pending.count / 2).map(\.key)
-        for key in keys.sorted(by: Self.streamOrder) {
+        var oldest: [EventKey] = []
+        oldest.reserveCapacity(pending.count / 2)
+        while oldest.count < pending.count / 2, openedHead < opened.count {
+            let key = opened[openedHead]
+            openedHead += 1
+            if pending[key] != nil { oldest.append(key) }
+        }
+        for key in oldest.sorted(by: Self.streamOrder) {
+            guard let event = pending.removeValue(forKey: key) else { continue }
             counters.completedEarly += 1
-            complete(key, pending.removeValue(forKey: key)!.records, .flush)
+            complete(key, event.records, .flush)
+        }
+        if openedHead > opened.count / 2 {
+            opened.removeFirst(openedHead)
+            openedHead = 0
         }
     }
 

@@ -178,9 +178,20 @@ enum FieldScanner {
         FieldSpan(nameStart: UInt16(a), nameEnd: UInt16(b), valueStart: UInt16(c), valueEnd: UInt16(d))
     }
 
+    /// Little-endian, byte by byte into reserved room (`FieldSpans` reads it back): the
+    /// generic append of 8 bytes was 5% of a replay.
     @inline(__always)
     private static func append(_ span: FieldSpan, to storage: inout [UInt8]) {
-        withUnsafeBytes(of: span) { storage.append(contentsOf: $0) }
+        append(span.nameStart, to: &storage)
+        append(span.nameEnd, to: &storage)
+        append(span.valueStart, to: &storage)
+        append(span.valueEnd, to: &storage)
+    }
+
+    @inline(__always)
+    private static func append(_ value: UInt16, to storage: inout [UInt8]) {
+        storage.append(UInt8(truncatingIfNeeded: value))
+        storage.append(UInt8(truncatingIfNeeded: value >> 8))
     }
 }
 
