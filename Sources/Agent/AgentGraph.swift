@@ -6,6 +6,7 @@ import HostState
 import KernelAudit
 import Patterns
 import Runtime
+import Scanning
 
 #if canImport(Glibc)
     import Glibc
@@ -59,7 +60,7 @@ public final class AgentGraph {
     let recentFlows: RecentLines?
     /// Scanning, live only; started after the privilege drop, replaced by a reload.
     private(set) var datagrams: DatagramQuieting?
-    var scans: ScanStage? {
+    private(set) var scans: ScanStage? {
         didSet { flowConsumers.scans = scans }
     }
     /// Alerts wait there for their binaries' hashes (live; started after the privilege drop).
@@ -189,7 +190,21 @@ public final class AgentGraph {
         scans = ScanStage.start(settings, wiring: scanWiring(log: log))
     }
 
-    func scanWiring(log: Logger) -> ScanStage.Wiring {
+    /// A reload's YARA rules: to the running worker, or a worker started; nil rules stop it.
+    func applyScanRules(_ rules: YaraRules?, settings: AgentConfiguration.Yara, log: Logger) {
+        guard let rules else {
+            scans?.stop()
+            scans = nil
+            return
+        }
+        if let scans {
+            scans.replace(rules: rules, settings: settings)
+        } else {
+            scans = ScanStage.start(rules, settings: settings, wiring: scanWiring(log: log))
+        }
+    }
+
+    private func scanWiring(log: Logger) -> ScanStage.Wiring {
         ScanStage.Wiring(catalog: catalog, processes: processes, sockets: sockets, detector: detector, health: health, log: log)
     }
 

@@ -74,22 +74,13 @@ final class Reloader {
         return ControlResponse(reload: ReloadResult(applied: applied, restartNeeded: restartNeeded, warnings: warnings))
     }
 
-    /// New rules to the running worker, or a worker started or stopped.
+    /// New rules to the running worker, or a worker started or stopped (the graph's).
     private func applyYara(_ rules: YaraRules?, settings: AgentConfiguration.Yara, warnings: inout [String]) {
-        if let rules {
-            if let scans = graph.scans {
-                scans.replace(rules: rules, settings: settings)
-            } else {
-                graph.scans = ScanStage.start(rules, settings: settings, wiring: graph.scanWiring(log: log))
-            }
-            return
-        }
-        if settings.enabled {
+        if rules == nil && settings.enabled {
             warnings.append(ScanStage.noRules(settings))
             log.warning(ScanStage.noRules(settings))
         }
-        graph.scans?.stop()
-        graph.scans = nil
+        graph.applyScanRules(rules, settings: settings, log: log)
     }
 
     private func refuse(_ reason: String) -> ControlResponse {
