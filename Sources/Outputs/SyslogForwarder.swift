@@ -388,10 +388,11 @@ public final class SyslogForwarder: @unchecked Sendable {
         let from = sendPosition.map { max($0, spool.cursor) } ?? spool.cursor
         let room = relp == nil ? Int.max : Self.relpWindow - unacknowledged.count
         let records = spool.read(from: from, maximumBytes: 256 << 10).prefix(room)
-        guard !records.isEmpty else { return false }
+        guard let last = records.last else { return false }
         for record in records {
-            if relp != nil {
-                let transaction = relp!.appendSyslog(record.message, to: &outgoing)
+            if var client = relp {
+                let transaction = client.appendSyslog(record.message, to: &outgoing)
+                relp = client
                 outgoingRecords.append((outgoing.count, record.next, transaction))
                 continue
             }
@@ -404,7 +405,7 @@ public final class SyslogForwarder: @unchecked Sendable {
             }
             outgoingRecords.append((outgoing.count, record.next, 0))
         }
-        sendPosition = records.last!.next
+        sendPosition = last.next
         wireAtBatchStart = connection?.wireBytesWritten ?? 0
         outgoingWritten = 0
         return true
@@ -437,10 +438,11 @@ public final class SyslogForwarder: @unchecked Sendable {
 
     /// Applies the receiver's answers; false when they ended the connection.
     private func readRELPAnswers(_ answers: [UInt8], _ spool: Spool) -> Bool {
-        guard !answers.isEmpty, relp != nil else { return true }
+        guard !answers.isEmpty, var client = relp else { return true }
         let events: [RELPClient.Event]
         do {
-            events = try relp!.receive(answers)
+            events = try client.receive(answers)
+            relp = client
         } catch {
             fail(error.description, now: monotonicMilliseconds())
             return false
@@ -484,8 +486,9 @@ public final class SyslogForwarder: @unchecked Sendable {
     /// second for the answers, so the spool keeps only what the receiver did not confirm.
     private func closeRELP(_ connection: SyslogConnection, _ spool: Spool) {
         deliverStream(connection, spool)
-        guard self.connection != nil, relp != nil else { return }
-        outgoing += relp!.closeFrame()
+        guard self.connection != nil, var client = relp else { return }
+        outgoing += client.closeFrame()
+        relp = client
         relpClosed = false
         let deadline = monotonicMilliseconds() + 1000
         while !relpClosed, monotonicMilliseconds() < deadline {
