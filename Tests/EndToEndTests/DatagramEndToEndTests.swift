@@ -51,7 +51,8 @@ extension KernelAuditTests.FlowEndToEnd {
         let flooder = try Child("/usr/bin/python3", [script, file], stdin: quitting.fileHandleForReading)
         try #require(flooder.waitForStdout(containing: "flooded", seconds: 30), "\(flooder.stderr)")
         try waitUntil("a never rule for the flooding pid \(flooder.pid)") { try quieted(flooder.pid) }
-        #expect(agent.stderr.contains("pid \(flooder.pid) (/usr/bin/python3.11) sends over 1000 datagrams a second, none a transfer"))
+        let python = URL(fileURLWithPath: "/usr/bin/python3").resolvingSymlinksInPath().path
+        #expect(agent.stderr.contains("pid \(flooder.pid) (\(python)) sends over 1000 datagrams a second, none a transfer"))
         let status = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket]).stdout
         #expect(status.contains("datagrams of pid \(flooder.pid) not audited (a flood)"), "\(status)")
         quitting.fileHandleForWriting.write(Data("exit\n".utf8))
