@@ -150,8 +150,9 @@ public final class ExecutableHashes {
     private func open(_ process: ProcessRecord) -> (Int32, FileVersion)? {
         if !process.exited, let image = openRegular("\(procfs.root)/\(process.pid)/exe") {
             let sameFile = process.executableFile.map { $0.device == image.1.device && $0.inode == image.1.inode } ?? true
-            // Without a start time the process was gone before /proc was read: its pid may be another's.
-            let sameProcess = process.startTicks.map { procfs.stat(pid: process.pid)?.startTicks == $0 } ?? false
+            // Without a start time or a bound on it the process was gone before /proc was read:
+            // its pid may be another's.
+            let sameProcess = procfs.stat(pid: process.pid).flatMap(process.isSameProcess) ?? false
             if sameFile && sameProcess { return image }
             close(image.0)
         }

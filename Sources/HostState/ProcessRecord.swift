@@ -10,8 +10,13 @@ public final class ProcessRecord: @unchecked Sendable {
     public let pid: Int32
     public let ppid: Int32
     /// `/proc/<pid>/stat` start time in clock ticks after boot; nil when the process was gone
-    /// before we could read it. With the pid, this tells two processes apart across pid reuse.
-    public let startTicks: UInt64?
+    /// before we could read it, or until it is read (`startedBy`). With the pid, this tells two
+    /// processes apart across pid reuse.
+    public internal(set) var startTicks: UInt64?
+    /// While the start time of an execve'd process is unread: the boot-clock tick by which it
+    /// had started (when its execve was read). A start time read later that is no later than
+    /// this is its own; a later one is another process's that took the pid since.
+    public internal(set) var startedBy: UInt64?
     /// When this image started, milliseconds since the epoch: the execve event's time, or the
     /// process start for processes found in /proc at start-up.
     public let startTime: Int64
@@ -30,7 +35,7 @@ public final class ProcessRecord: @unchecked Sendable {
     public let auid: UInt32?
     public let sessionID: UInt32?
     /// The POSIX session (setsid) from /proc: a terminal session's processes share it.
-    public let terminalSession: Int32?
+    public internal(set) var terminalSession: Int32?
     /// The controlling terminal as audit names it (`pts0`), nil when there is none.
     public let tty: String?
     /// Read from /proc at execve for the programs `ProcessTable.eagerPrograms` names, for the
@@ -41,6 +46,8 @@ public final class ProcessRecord: @unchecked Sendable {
     /// takes its parent's.
     public internal(set) var container: ContainerIdentity?
     var detailsPending = false
+    /// The time of the last event at which /proc showed this process running (`current`).
+    var seenRunningAt: Int64?
     /// See `Source`.
     public let source: Source
     public internal(set) var parent: ProcessRecord?
@@ -148,6 +155,22 @@ public final class ProcessRecord: @unchecked Sendable {
 
     /// Whether `names` holds the program it is. Busybox runs the applet argv[0] names, or
     /// argv[1]'s when argv[0] is busybox itself, whatever the file is called.
+    /// Whether `stat`, read now, is this process's and not that of a later process with its
+    /// pid; nil when neither its start time nor a bound on it is known.
+    func isSameProcess(as stat: ProcStat) -> Bool? {
+        if let startTicks { return startTicks == stat.startTicks }
+        if let startedBy { return stat.startTicks <= startedBy }
+        return nil
+    }
+
+    /// Takes the start time and session left unread at execve from `stat`, its own.
+    func adoptStart(from stat: ProcStat) {
+        guard startTicks == nil else { return }
+        startTicks = stat.startTicks
+        terminalSession = stat.session
+        startedBy = nil
+    }
+
     public func isProgram(in names: Set<String>) -> Bool {
         if identity?.name == "busybox" { return names.contains(programName) || names.contains(argumentZeroName) }
         if identity != nil { return names.contains(program) }

@@ -48,6 +48,8 @@ public final class ProcessTable {
     static let settledShare: UInt64 = 16
     /// Pids do not come round again this fast: an earlier image this recent is the same process.
     static let reexecWindowMilliseconds: Int64 = 2000
+    /// Nor this fast: a process seen running this recently still holds its pid.
+    static let reusedNoSoonerMilliseconds: Int64 = 1000
     private let bootTime: Int64
     /// The unit of start times in /proc/<pid>/stat.
     private let ticksPerSecond = Int64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
@@ -65,48 +67,68 @@ public final class ProcessTable {
 
     // MARK: feeding
 
-    /// A successful execve event. Reads what audit does not carry (start time, stdin, network
-    /// namespace) from /proc at once: short-lived clients are gone within milliseconds.
+    /// A successful execve event. What audit does not carry (start time, stdin, network
+    /// namespace, container) is read from /proc at once for the programs in `eagerPrograms`:
+    /// short-lived clients are gone within milliseconds. Every other process's is read when a
+    /// flow or an alert first asks (`current`, `completeDetails`): a /proc read at every execve
+    /// was a third of what a host's execs cost the agent. A pid with a record already (a
+    /// re-exec) is read at once too, to tell it from a process that took the pid since.
     @discardableResult
     public func exec(_ syscall: AuditRecord, event: AuditEvent) -> ProcessRecord? {
         guard let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) }), pid > 0 else { return nil }
         let ppid = Int32(truncatingIfNeeded: syscall.integer("ppid") ?? 0)
-        let stat = procfs?.stat(pid: pid)
-        if procfs != nil && stat == nil { counters.goneBeforeRead += 1 }
         let arguments = FieldDecoding.argv(event.records).map { String(decoding: $0, as: UTF8.self) }
         let previous = records[pid]
         let time = event.key.time.totalMilliseconds
-        var startTicks = stat?.startTicks
+        let record = Self.record(
+            from: syscall, pid: pid, ppid: ppid, time: time, arguments: arguments,
+            workingDirectory: event.first(.cwd)?.string("cwd"), stat: nil, startTicks: nil, stdin: .unknown,
+            networkNamespace: nil, source: .execve, parent: nil)
+        identify(record, event: event)
+        let eager = eagerPrograms.map { record.isProgram(in: $0) } ?? true
+        var running = false
+        if let procfs {
+            if eager || previous != nil {
+                if let stat = procfs.stat(pid: pid) {
+                    if let previous, previous.isSameProcess(as: stat) == true { previous.adoptStart(from: stat) }
+                    record.adoptStart(from: stat)
+                    record.seenRunningAt = time
+                    running = true
+                } else {
+                    counters.goneBeforeRead += 1
+                }
+            } else {
+                record.startedBy = bootTicksNow()
+                running = true
+            }
+        }
         // Gone before this image's event was read (a wrapper that execs a short-lived client):
         // the image just before it, same pid and parent and not seen exiting, is the same
         // process, so both images keep one start time (held alerts merge on it).
-        if stat == nil, let previous, !previous.exited, previous.ppid == ppid, time - previous.startTime < Self.reexecWindowMilliseconds {
-            startTicks = previous.startTicks
+        if !running, let previous, !previous.exited, previous.ppid == ppid, time - previous.startTime < Self.reexecWindowMilliseconds {
+            record.startTicks = previous.startTicks
         }
-        let parent: ProcessRecord?
-        if let previous, previous.ppid == ppid, previous.startTicks == nil || previous.startTicks == startTicks {
-            parent = previous.parent
+        if let previous, previous.ppid == ppid, previous.startTicks == nil || previous.startTicks == record.startTicks {
+            record.parent = previous.parent
         } else {
-            parent = resolveParent(ppid, childStart: startTicks)
+            record.parent = resolveParent(ppid, childStart: record.startTicks ?? record.startedBy)
         }
-        let record = Self.record(
-            from: syscall, pid: pid, ppid: ppid, time: time, arguments: arguments,
-            workingDirectory: event.first(.cwd)?.string("cwd"), stat: stat, startTicks: startTicks, stdin: .unknown,
-            networkNamespace: nil, source: .execve, parent: parent)
-        identify(record, event: event)
-        if stat == nil { record.container = parent?.container }
-        if let procfs, stat != nil {
-            if let eager = eagerPrograms, !record.isProgram(in: eager) {
-                record.detailsPending = true
-            } else {
-                readDetails(record, procfs: procfs)
-            }
+        if !running { record.container = record.parent?.container }
+        if let procfs, running {
+            if eager { readDetails(record, procfs: procfs) } else { record.detailsPending = true }
         }
         // Servers stay servers across exec (sshd re-executes itself for each connection).
         if let previous, previous.startTicks == record.startTicks { record.acceptedPeers = previous.acceptedPeers }
         insert(record)
         counters.execs += 1
         return record
+    }
+
+    /// Now on the clock /proc's start times count on (boot time, in clock ticks).
+    private func bootTicksNow() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &now)
+        return UInt64(now.tv_sec) * UInt64(ticksPerSecond) + UInt64(now.tv_nsec) * UInt64(ticksPerSecond) / 1_000_000_000
     }
 
     /// The binary's identity: the host's file at its path when it is the file audit saw (inode
@@ -129,11 +151,11 @@ public final class ProcessTable {
         record.identity = catalog.identify(path: "\(procfs.root)/\(record.pid)/exe")
     }
 
-    /// The process behind a syscall: `current(pid:)`, else (gone before we could read it, a
+    /// The process behind a syscall: `current(pid:at:)`, else (gone before we could read it, a
     /// zombie whose /proc entry has no executable, never seen exec) what the call's own SYSCALL
     /// record says, not kept in the table.
     public func describe(pid: Int32, syscall: AuditRecord, time: Int64) -> ProcessRecord {
-        if let known = current(pid: pid), !known.executable.isEmpty { return known }
+        if let known = current(pid: pid, at: time), !known.executable.isEmpty { return known }
         let ppid = Int32(truncatingIfNeeded: syscall.integer("ppid") ?? 0)
         return Self.record(
             from: syscall, pid: pid, ppid: ppid, time: time, arguments: syscall.string("comm").map { [$0] } ?? [],
@@ -157,17 +179,28 @@ public final class ProcessTable {
             stdin: stdin, networkNamespace: networkNamespace, source: source, parent: parent)
     }
 
-    /// The process behind `pid` now: the record we hold if /proc still shows the same process,
-    /// else a fresh record from /proc; the held record when the process is gone; nil if unknown.
-    public func current(pid: Int32) -> ProcessRecord? {
+    /// The process behind `pid` at an event of `time`: the record we hold if /proc still shows
+    /// the same process, else a fresh record from /proc; the held record when the process is
+    /// gone; nil if unknown. A record /proc showed running less than
+    /// `reusedNoSoonerMilliseconds` earlier is still that process without a look: a connect
+    /// loop's calls cost no /proc read each.
+    public func current(pid: Int32, at time: Int64) -> ProcessRecord? {
+        if let held = records[pid], !held.detailsPending, let seen = held.seenRunningAt, time >= seen, time - seen < Self.reusedNoSoonerMilliseconds {
+            touch(held)
+            return held
+        }
         let stat = procfs?.stat(pid: pid)
         if let held = records[pid] {
-            if let stat, let ticks = held.startTicks, ticks != stat.startTicks {
+            if let stat, held.isSameProcess(as: stat) == false {
                 counters.pidReuse += 1
                 held.exited = true
                 records[pid] = nil
             } else {
                 touch(held)
+                if let stat, held.isSameProcess(as: stat) == true {
+                    held.adoptStart(from: stat)
+                    held.seenRunningAt = time
+                }
                 completeDetails(held, stat: stat)
                 return held
             }
@@ -186,11 +219,12 @@ public final class ProcessTable {
     private func completeDetails(_ record: ProcessRecord, stat: ProcStat?) {
         guard record.detailsPending, let procfs else { return }
         record.detailsPending = false
-        guard let stat, stat.startTicks == record.startTicks else {
+        guard let stat, record.isSameProcess(as: stat) == true else {
             counters.detailsMissed += 1
             record.container = record.parent?.container
             return
         }
+        record.adoptStart(from: stat)
         readDetails(record, procfs: procfs)
     }
 
@@ -318,14 +352,24 @@ public final class ProcessTable {
     /// their cgroup.
     public func completeDetailsAndAssessInteractivity(of process: ProcessRecord) -> Interactivity {
         completeDetails(process)
+        // Scripts count within the process's terminal session: the ancestors' sessions too.
+        process.ancestors().forEach(readStart)
         return Interactivity.assess(process) { [procfs] p in procfs?.cgroup(pid: p.pid) }
+    }
+
+    /// Reads the start time and session execve left unread, while the process still runs.
+    private func readStart(of record: ProcessRecord) {
+        guard record.startedBy != nil, !record.exited, let stat = procfs?.stat(pid: record.pid), record.isSameProcess(as: stat) == true else { return }
+        record.adoptStart(from: stat)
     }
 
     /// Whether the process of `record` is still running (same pid, same start time).
     public func isAlive(_ record: ProcessRecord) -> Bool {
         if record.exited { return false }
         guard let stat = procfs?.stat(pid: record.pid) else { return false }
-        return record.startTicks == nil || record.startTicks == stat.startTicks
+        guard let same = record.isSameProcess(as: stat) else { return true }
+        if same { record.adoptStart(from: stat) }
+        return same
     }
 
     private func insert(_ record: ProcessRecord) {

@@ -98,15 +98,56 @@ import Testing
         let table = ProcessTable(procfs: ProcFS(root: proc.root))
         let (s, e) = try execEvent(pid: 100, ppid: 1, exe: "/bin/sh", argv: ["sh"], serial: 1)
         let first = try #require(table.exec(s, event: e))
-        #expect(table.current(pid: 100) === first)
+        let execTime = e.key.time.totalMilliseconds
+        #expect(table.current(pid: 100, at: execTime + 10) === first)
         proc.remove(pid: 100)
         try proc.add(pid: 100, ppid: 1, start: 7000, exe: "/usr/bin/nc")
-        let second = try #require(table.current(pid: 100))
+        // Seen running 10 ms before: a pid does not come round that fast, /proc is not asked.
+        #expect(table.current(pid: 100, at: execTime + 20) === first)
+        let second = try #require(table.current(pid: 100, at: execTime + 5000))
         #expect(second !== first && second.executable == "/usr/bin/nc" && first.exited)
         #expect(table.counters.pidReuse == 1)
         proc.remove(pid: 100)
         table.pruneExited()
         #expect(table.record(pid: 100) == nil && second.exited && table.counters.exited == 1)
+    }
+
+    /// Now on the boot clock, in the clock ticks of /proc's start times.
+    func bootTicksNow() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &now)
+        let ticks = UInt64(sysconf(Int32(_SC_CLK_TCK)))
+        return UInt64(now.tv_sec) * ticks + UInt64(now.tv_nsec) * ticks / 1_000_000_000
+    }
+
+    /// A process no rule judges at execve is not read then; its start time is taken when
+    /// first asked, and only if it is no later than the execve's reading.
+    @Test func aStartTimeLeftUnreadAtExecveIsTakenWhenFirstAsked() throws {
+        let proc = try FakeProc()
+        try proc.add(pid: 100, ppid: 1, start: 500, session: 42)
+        let table = ProcessTable(procfs: ProcFS(root: proc.root))
+        table.eagerPrograms = ["ftp"]
+        let (s, e) = try execEvent(pid: 100, ppid: 1, exe: "/bin/sh", argv: ["sh"], serial: 1)
+        let record = try #require(table.exec(s, event: e))
+        #expect(record.startTicks == nil && record.startedBy != nil && record.terminalSession == nil)
+        #expect(table.current(pid: 100, at: e.key.time.totalMilliseconds + 5000) === record)
+        #expect(record.startTicks == 500 && record.startedBy == nil && record.terminalSession == 42)
+        #expect(table.counters.pidReuse == 0)
+    }
+
+    @Test func aProcessThatTookTheUnreadPidIsAnother() throws {
+        let proc = try FakeProc()
+        try proc.add(pid: 100, ppid: 1, start: 500)
+        let table = ProcessTable(procfs: ProcFS(root: proc.root))
+        table.eagerPrograms = ["ftp"]
+        let (s, e) = try execEvent(pid: 100, ppid: 1, exe: "/bin/sh", argv: ["sh"], serial: 1)
+        let first = try #require(table.exec(s, event: e))
+        proc.remove(pid: 100)
+        // Started after the execve was read: another process with the pid.
+        try proc.add(pid: 100, ppid: 1, start: bootTicksNow() + 100_000, exe: "/usr/bin/nc")
+        let second = try #require(table.current(pid: 100, at: e.key.time.totalMilliseconds + 5000))
+        #expect(second !== first && second.executable == "/usr/bin/nc" && first.exited)
+        #expect(table.counters.pidReuse == 1 && first.startTicks == nil)
     }
 
     /// A wrapper execs a client that is gone before its event is read: both images are one
