@@ -5,7 +5,7 @@ connect every 10th exec) under the same kernel audit rules, watched by
   (b) auditd with laurel as its plugin,
   (c) xferwatchd alone in unicast mode, everything on (process model, /proc, flows, detection,
       YARA, the alert file).
-For each rate it prints the CPU seconds the watcher used during the load (utime+stime of every
+For each rate it prints the CPU seconds the watcher used during the load (schedstat of every
 process involved, from /proc), kernel lost records, peak RSS and the achieved rate.
 Usage (as root): bench/live.py [SECONDS] [RATE...]   default 15 s at 500, 1000 and 2000 exec/s."""
 import os, re, shutil, signal, subprocess, sys, time

@@ -5,7 +5,7 @@ against auditd alone writing its RAW log under the very rules xferwatchd install
   idle; exec at 10, 100, 1,000 and 2,000/s (bench/loadgen.c, a loopback connect every 10th);
   TCP connect+accept+close at 2,000 and 10,000/s and UDP sendto at 20,000/s (bench/netload.c);
   the fastest connect and sendto loops, also with no audit rules at all (the host's own cost).
-For each: the watcher's CPU seconds (utime+stime from /proc), the ratio, kernel lost records,
+For each: the watcher's CPU seconds (schedstat, to the nanosecond), the ratio, kernel lost records,
 the rate the workload reached under each, and xferwatchd's peak RSS.
 Usage (as root): bench/sweep.py [SECONDS] [--no-build]"""
 import os, re, subprocess, sys, time
