@@ -171,7 +171,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let alerts = try waitForAlerts(atLeast: 51)
         let health = alerts.filter { $0.rule == "agent.health" }.flatMap(\.reasons)
         #expect(health.contains { $0.contains("ended without stopping (killed, crashed or the host went down)") }, "\(health)")
-        let received = receiver.waitForMessages(alerts.count, seconds: 30)
+        let received = receiver.waitForMessages(carrying: alerts, seconds: 30)
         _ = try stop(agent, expecting: 0)
         let ids = try received.map { try #require(RFC5424Message($0)).eventID }
         #expect(ids.count == Set(ids).count, "\(ids.count - Set(ids).count) duplicates")

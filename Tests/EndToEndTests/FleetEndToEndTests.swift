@@ -15,7 +15,7 @@ extension KernelAuditTests.FlowEndToEnd {
             "[output.syslog]\naddress = \"relp://127.0.0.1:\(relay.port)\"\nretry_initial_ms = 100\nretry_max_ms = 400\n")
         #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
         let (beforeKill, alerts) = try alertStorm("fleet", arrived: { final.messages.count }, killing: relay.rsyslogd)
-        let received = final.waitForMessages(alerts.count, seconds: 90)
+        let received = final.waitForMessages(carrying: alerts, seconds: 90)
         _ = try stop(agent, expecting: 0)
         relay.rsyslogd.stop()
         #expect(beforeKill >= 300 && beforeKill < 1500, "killed mid-stream: \(beforeKill) had arrived")

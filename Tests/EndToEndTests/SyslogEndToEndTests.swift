@@ -101,7 +101,7 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(alerts.filter { $0.executable == "/usr/bin/true" }.count == 1000)
         #expect(agent.waitForStderr(containing: "the receiver closed", seconds: 5) || agent.stderr.contains("Connection refused"))
         try receiver.start()
-        var received = receiver.waitForMessages(alerts.count, seconds: 60)
+        var received = receiver.waitForMessages(carrying: alerts, seconds: 60)
         var ids = try received.map { try #require(RFC5424Message($0)).eventID }
         #expect(Set(ids) == Set(alerts.map(\.id)), "\(Set(alerts.map(\.id)).subtracting(ids).count) of \(alerts.count) missing")
 
@@ -114,7 +114,7 @@ extension KernelAuditTests.FlowEndToEnd {
         try receiver.start()
         agent = try startAgent(config)
         #expect(agent.waitForStderr(containing: "\(summary.2) alerts from an earlier run to deliver", seconds: 10), "\(agent.stderr.suffix(1500))")
-        received = receiver.waitForMessages(alerts.count, seconds: 60)
+        received = receiver.waitForMessages(carrying: alerts, seconds: 60)
         _ = try stop(agent, expecting: 0)
         ids = try received.map { try #require(RFC5424Message($0)).eventID }
         #expect(Set(ids) == Set(alerts.map(\.id)), "\(Set(alerts.map(\.id)).subtracting(ids).count) of \(alerts.count) missing")
@@ -131,7 +131,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let agent = try startAgent(receiver.config("relp", "retry_initial_ms = 100\nretry_max_ms = 400\n"))
         #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
         let (beforeKill, alerts) = try alertStorm("relp", arrived: { receiver.messages.count }, killing: receiver.rsyslogd)
-        let received = receiver.waitForMessages(alerts.count, seconds: 60)
+        let received = receiver.waitForMessages(carrying: alerts, seconds: 60)
         _ = try stop(agent, expecting: 0)
         #expect(beforeKill >= 300 && beforeKill < 1500, "killed mid-stream: \(beforeKill) had arrived")
         let ids = try received.map { try #require(RFC5424Message($0)).eventID }
@@ -328,6 +328,17 @@ final class SyslogReceiver {
     func waitForMessages(_ count: Int, seconds: Double = 15) -> [String] {
         let deadline = Date().addingTimeInterval(seconds)
         while messages.count < count && Date() < deadline { usleep(50_000) }
+        usleep(300_000)
+        return messages
+    }
+
+    /// What arrived once every one of `alerts` did, told by event.id (RFC 5424 messages): after
+    /// a break, a message sent twice must not stand in for one still on its way. Or after
+    /// `seconds`; then a moment more, so a duplicate would show.
+    func waitForMessages(carrying alerts: [AlertView], seconds: Double) -> [String] {
+        let wanted = Set(alerts.map(\.id))
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline && !wanted.isSubset(of: messages.compactMap { RFC5424Message($0)?.eventID }) { usleep(100_000) }
         usleep(300_000)
         return messages
     }
