@@ -56,6 +56,10 @@ public final class AgentGraph {
     /// The newest audit event time read live, and the destroy notifications waiting for it.
     private var newestAuditTime: Int64 = 0
     private var heldDestroys = HeldDestroys<(namespace: UInt64, socket: InetSocket)>()
+    /// Installed programs change with package upgrades: their files are looked at twice a
+    /// minute (a stat each), not at every prune. Until then an upgraded client is known by name.
+    private static let programCheckMilliseconds: Int64 = 30_000
+    private var nextProgramCheck: Int64 = 0
     /// Finished flows for `agentctl flows` (live only).
     let recentFlows: RecentLines?
     /// Scanning, live only; started after the privilege drop, replaced by a reload.
@@ -212,7 +216,10 @@ public final class AgentGraph {
     /// minute are closed.
     func pruneExited(now: Int64) {
         processes.pruneExited(now: now)
-        processes.catalog?.refreshIfChanged()
+        if now >= nextProgramCheck {
+            nextProgramCheck = now + Self.programCheckMilliseconds
+            processes.catalog?.refreshIfChanged()
+        }
         datagrams?.pruneExited()
         let flows = tracker.openFlows
         let inUse = Set(flows.compactMap(\.namespace) + flows.compactMap(\.process.networkNamespace))

@@ -59,6 +59,15 @@ import Testing
         #expect(catalog.counters.filesHashed == 2, "another size is no known program: not hashed")
         _ = catalog.identify(path: elsewhere + "/.sync")
         #expect(catalog.counters.filesHashed == 2, "each file version once")
+        // An upgrade replaces the installed file: the catalog learns the new one, and a copy of
+        // the new version is the program then.
+        catalog.refreshIfChanged()
+        #expect(catalog.counters.relearned == 0, "nothing changed")
+        try SyntheticBinary.write(other, to: installed + "/rclone.new")
+        #expect(rename(installed + "/rclone.new", installed + "/rclone") == 0)
+        catalog.refreshIfChanged()
+        #expect(catalog.counters.relearned == 1)
+        #expect(catalog.identify(path: elsewhere + "/other") == ProgramIdentity(name: "rclone", path: installed + "/rclone"))
     }
 
     @Test func hostileAndForeignFilesIdentifyAsNothing() throws {
