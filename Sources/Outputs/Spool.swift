@@ -175,6 +175,9 @@ public final class Spool {
     }
 
     /// Writes the cursor through to disk if it moved.
+    /// Whether the cursor moved since it was last written (`sync`).
+    public var hasUnsyncedCursor: Bool { cursorDirty }
+
     public func sync() {
         guard cursorDirty else { return }
         var bytes: [UInt8] = []

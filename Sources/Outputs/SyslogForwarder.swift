@@ -82,6 +82,9 @@ public final class SyslogForwarder: @unchecked Sendable {
     /// A turn sends at most this much, so what the event loop hands over reaches the spool
     /// between turns even while a backlog drains to a fast receiver.
     private static let turnBytes = 1 << 20
+    /// The spool's cursor is written (fdatasync) at most this often: a crash resends at most
+    /// what was delivered in that time.
+    private static let cursorSyncMilliseconds: Int64 = 100
     private var turnBudgetSpent = false
     private var status: Status
     /// RELP: the session's protocol state, when its first answer or the oldest unanswered
@@ -184,7 +187,7 @@ public final class SyslogForwarder: @unchecked Sendable {
             }
             if connection == nil && now >= nextAttempt { connect(now: now) }
             if connection != nil { deliver() }
-            if let spool, now - lastCursorSync >= 100 {
+            if let spool, now - lastCursorSync >= Self.cursorSyncMilliseconds {
                 spool.sync()
                 lastCursorSync = now
             }
@@ -514,15 +517,19 @@ public final class SyslogForwarder: @unchecked Sendable {
     }
 
     /// Sleeps until a message is handed over, the socket can take more or sent bytes may have
-    /// been acknowledged, or the next reconnection or spool attempt is due.
+    /// been acknowledged, or something is due: a reconnection or spool attempt, the cursor's
+    /// sync, a check of what the receiver acknowledged. With nothing due it sleeps until woken:
+    /// an idle agent's syslog thread costs nothing.
     private func waitForWork() {
         let now = monotonicMilliseconds()
-        var timeout: Int64 = 1000
-        if connection == nil { timeout = min(timeout, max(0, nextAttempt - now)) }
-        // tcp, tls: SIOCOUTQ is polled; RELP answers wake the poll.
-        if !unacknowledged.isEmpty { timeout = relp == nil ? 10 : 1000 }
-        if turnBudgetSpent { timeout = 0 }
-        if spool == nil { timeout = min(timeout, max(0, nextSpoolAttempt - now)) }
+        var timeout: Int64 = -1
+        func due(in milliseconds: Int64) { timeout = timeout < 0 ? max(0, milliseconds) : min(timeout, max(0, milliseconds)) }
+        if connection == nil { due(in: nextAttempt - now) }
+        // tcp, tls: SIOCOUTQ is polled; RELP answers wake the poll, a stalled receiver is checked.
+        if !unacknowledged.isEmpty { due(in: relp == nil ? 10 : 1000) }
+        if turnBudgetSpent { due(in: 0) }
+        if spool == nil { due(in: nextSpoolAttempt - now) }
+        if spool?.hasUnsyncedCursor == true { due(in: lastCursorSync + Self.cursorSyncMilliseconds - now) }
         var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
         if let connection {
             // Readable also when the receiver closes the connection.
