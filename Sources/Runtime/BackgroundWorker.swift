@@ -3,46 +3,42 @@
 #endif
 
 /// Slow work off the event loop: one thread takes jobs from a bounded queue, and what it makes
-/// of them waits for the loop, which polls `descriptor` and calls `takeResults`. A full queue
-/// refuses jobs (the caller counts them).
+/// of them waits in a `Mailbox` for the loop, which polls `descriptor` and calls `takeResults`.
+/// A full queue refuses jobs (the caller counts them).
 public final class BackgroundWorker<Job: Sendable, Output: Sendable>: @unchecked Sendable {
     /// Readable while results wait.
-    public var descriptor: Int32 { wake.read }
+    public var descriptor: Int32 { results.descriptor }
     public let capacity: Int
     private let work: (Job) -> Output?
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
     private var pending: [Job] = []
     private var pendingHead = 0
-    private var results: [Output] = []
+    private let results: Mailbox<Output>
     private var stopping = false
     private var finishQueued = false
-    private var wakePending = false
-    private let wake: (read: Int32, write: Int32)
     private var thread: pthread_t?
 
     /// Starts the thread; nil when no thread or pipe can be had. Create it after the agent
     /// blocks its signals: the thread inherits the mask. `work` runs on the thread; a nil
     /// output is nothing to hand back.
     public static func start(capacity: Int, work: @escaping (Job) -> Output?) -> BackgroundWorker? {
-        guard let wake = wakePipe() else { return nil }
-        let worker = BackgroundWorker(capacity: capacity, work: work, wake: wake)
+        guard let results = Mailbox<Output>() else { return nil }
+        let worker = BackgroundWorker(capacity: capacity, work: work, results: results)
         // The thread holds the worker until stop() ends it.
         worker.thread = spawnThread { worker.run() }
         return worker.thread == nil ? nil : worker
     }
 
-    private init(capacity: Int, work: @escaping (Job) -> Output?, wake: (read: Int32, write: Int32)) {
+    private init(capacity: Int, work: @escaping (Job) -> Output?, results: Mailbox<Output>) {
         self.capacity = max(1, capacity)
         self.work = work
-        self.wake = wake
+        self.results = results
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&condition, nil)
     }
 
     deinit {
-        close(wake.read)
-        close(wake.write)
         pthread_cond_destroy(&condition)
         pthread_mutex_destroy(&mutex)
     }
@@ -61,15 +57,7 @@ public final class BackgroundWorker<Job: Sendable, Output: Sendable>: @unchecked
     }
 
     /// What the thread finished since the last call.
-    public func takeResults() -> [Output] {
-        var byte: UInt8 = 0
-        while read(wake.read, &byte, 1) > 0 {}
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        wakePending = false
-        defer { results.removeAll(keepingCapacity: true) }
-        return results
-    }
+    public func takeResults() -> [Output] { results.take().items }
 
     /// Ends the thread and joins it: after the job in hand, or with `finishingQueued` after
     /// every queued job. The thread holds the worker, so this must be called for it to go away.
@@ -104,17 +92,7 @@ public final class BackgroundWorker<Job: Sendable, Output: Sendable>: @unchecked
             }
             pthread_mutex_unlock(&mutex)
 
-            guard let output = work(job) else { continue }
-
-            pthread_mutex_lock(&mutex)
-            results.append(output)
-            let notify = !wakePending
-            wakePending = true
-            pthread_mutex_unlock(&mutex)
-            if notify {
-                var byte: UInt8 = 1
-                _ = write(wake.write, &byte, 1)
-            }
+            if let output = work(job) { results.post(output) }
         }
     }
 }
