@@ -47,7 +47,7 @@ public final class AgentGraph {
     public let tracker: FlowTracker
     let pipeline: Pipeline
     let sockets: HostSockets?
-    let catalog = SyscallCatalog.fromLibaudit()
+    let catalog = SyscallCatalog.standard
     private let flowConsumers: FlowConsumers
     private let replaying: Bool
     private let namespaceIdleMilliseconds: Int64

@@ -35,7 +35,7 @@ import Testing
         let heard = Heard()
         var settings = FlowSettings()
         settings.datagramFloodPerSecond = floodRate
-        let tracker = FlowTracker(catalog: .fromLibaudit(), processes: ProcessTable(procfs: nil), sockets: nil, settings: settings, observer: heard)
+        let tracker = FlowTracker(catalog: .standard, processes: ProcessTable(procfs: nil), sockets: nil, settings: settings, observer: heard)
         return (tracker, heard)
     }
 

@@ -1,3 +1,4 @@
+import AuditIngest
 import Foundation
 import TestSupport
 import Testing
@@ -39,6 +40,23 @@ import Testing
         #expect(
             try String(contentsOfFile: written, encoding: .utf8)
                 == String(contentsOfFile: Repo.path("Sources/AuditIngest/RecordTypeTable.swift"), encoding: .utf8))
+    }
+
+    /// SyscallTable.swift is what tools/generate-syscall-table writes from the installed libaudit,
+    /// and the catalog knows connect on the architectures the fixtures come from.
+    @Test func syscallTableIsWhatItsGeneratorWrites() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let written = directory + "/SyscallTable.swift"
+        let result = try runCommand(Repo.path("tools/generate-syscall-table"), [written])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(
+            try String(contentsOfFile: written, encoding: .utf8)
+                == String(contentsOfFile: Repo.path("Sources/AuditIngest/SyscallTable.swift"), encoding: .utf8))
+        #expect(SyscallCatalog.standard.kind(arch: 0xc000_003e, number: 42) == .connect)
+        #expect(SyscallCatalog.standard.kind(arch: 0xc000_00b7, number: 203) == .connect)
+        #expect(SyscallCatalog.standard.kind(arch: 0xc000_00b7, number: 221) == .execve)
+        #expect(SyscallCatalog.standard.kind(arch: 0xc000_003e, number: 203) == nil)
     }
 
     @Test func deviceNumbersAreWhatStatReports() throws {

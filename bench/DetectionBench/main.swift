@@ -32,7 +32,7 @@ func nanoseconds() -> UInt64 {
 /// Runs the log through the assembler and the flow tracker, keeping what detection sees.
 func rebuild(_ paths: [String], into collector: Collector) {
     let processes = ProcessTable(procfs: nil)
-    let tracker = FlowTracker(catalog: .fromLibaudit(), processes: processes, sockets: nil, observer: collector)
+    let tracker = FlowTracker(catalog: .standard, processes: processes, sockets: nil, observer: collector)
     var last: Int64 = 0
     let assembler = EventAssembler(settings: AssemblerSettings()) { event in
         last = event.key.time.totalMilliseconds

@@ -1,0 +1,75 @@
+// The syscalls xferwatch acts on, numbered per architecture as libaudit 3.0.9 knows them
+// (written by tools/generate-syscall-table from audit_machine_to_elf and audit_name_to_syscall).
+extension SyscallCatalog {
+    static let table: [(arch: UInt32, number: Int32, kind: SyscallKind)] = [
+        (0x4000_0003, 11, .execve),  // i386 execve
+        (0x4000_0003, 358, .execve),  // i386 execveat
+        (0x4000_0003, 362, .connect),  // i386 connect
+        (0x4000_0003, 364, .accept),  // i386 accept4
+        (0x4000_0003, 369, .sendto),  // i386 sendto
+        (0x4000_0003, 370, .sendto),  // i386 sendmsg
+        (0x4000_0003, 363, .listen),  // i386 listen
+        (0xc000_003e, 59, .execve),  // x86_64 execve
+        (0xc000_003e, 322, .execve),  // x86_64 execveat
+        (0xc000_003e, 42, .connect),  // x86_64 connect
+        (0xc000_003e, 43, .accept),  // x86_64 accept
+        (0xc000_003e, 288, .accept),  // x86_64 accept4
+        (0xc000_003e, 44, .sendto),  // x86_64 sendto
+        (0xc000_003e, 46, .sendto),  // x86_64 sendmsg
+        (0xc000_003e, 50, .listen),  // x86_64 listen
+        (0x8000_0015, 11, .execve),  // ppc64 execve
+        (0x8000_0015, 362, .execve),  // ppc64 execveat
+        (0x8000_0015, 328, .connect),  // ppc64 connect
+        (0x8000_0015, 330, .accept),  // ppc64 accept
+        (0x8000_0015, 344, .accept),  // ppc64 accept4
+        (0x8000_0015, 335, .sendto),  // ppc64 sendto
+        (0x8000_0015, 341, .sendto),  // ppc64 sendmsg
+        (0x8000_0015, 329, .listen),  // ppc64 listen
+        (0x0000_0014, 11, .execve),  // ppc execve
+        (0x0000_0014, 362, .execve),  // ppc execveat
+        (0x0000_0014, 328, .connect),  // ppc connect
+        (0x0000_0014, 330, .accept),  // ppc accept
+        (0x0000_0014, 344, .accept),  // ppc accept4
+        (0x0000_0014, 335, .sendto),  // ppc sendto
+        (0x0000_0014, 341, .sendto),  // ppc sendmsg
+        (0x0000_0014, 329, .listen),  // ppc listen
+        (0x8000_0016, 11, .execve),  // s390x execve
+        (0x8000_0016, 354, .execve),  // s390x execveat
+        (0x8000_0016, 362, .connect),  // s390x connect
+        (0x8000_0016, 364, .accept),  // s390x accept4
+        (0x8000_0016, 369, .sendto),  // s390x sendto
+        (0x8000_0016, 370, .sendto),  // s390x sendmsg
+        (0x8000_0016, 363, .listen),  // s390x listen
+        (0x0000_0016, 11, .execve),  // s390 execve
+        (0x0000_0016, 354, .execve),  // s390 execveat
+        (0x0000_0016, 362, .connect),  // s390 connect
+        (0x0000_0016, 364, .accept),  // s390 accept4
+        (0x0000_0016, 369, .sendto),  // s390 sendto
+        (0x0000_0016, 370, .sendto),  // s390 sendmsg
+        (0x0000_0016, 363, .listen),  // s390 listen
+        (0x4000_0028, 11, .execve),  // armeb execve
+        (0x4000_0028, 387, .execve),  // armeb execveat
+        (0x4000_0028, 283, .connect),  // armeb connect
+        (0x4000_0028, 285, .accept),  // armeb accept
+        (0x4000_0028, 366, .accept),  // armeb accept4
+        (0x4000_0028, 290, .sendto),  // armeb sendto
+        (0x4000_0028, 296, .sendto),  // armeb sendmsg
+        (0x4000_0028, 284, .listen),  // armeb listen
+        (0xc000_00b7, 221, .execve),  // aarch64 execve
+        (0xc000_00b7, 281, .execve),  // aarch64 execveat
+        (0xc000_00b7, 203, .connect),  // aarch64 connect
+        (0xc000_00b7, 202, .accept),  // aarch64 accept
+        (0xc000_00b7, 242, .accept),  // aarch64 accept4
+        (0xc000_00b7, 206, .sendto),  // aarch64 sendto
+        (0xc000_00b7, 211, .sendto),  // aarch64 sendmsg
+        (0xc000_00b7, 201, .listen),  // aarch64 listen
+        (0xc000_0015, 11, .execve),  // ppc64le execve
+        (0xc000_0015, 362, .execve),  // ppc64le execveat
+        (0xc000_0015, 328, .connect),  // ppc64le connect
+        (0xc000_0015, 330, .accept),  // ppc64le accept
+        (0xc000_0015, 344, .accept),  // ppc64le accept4
+        (0xc000_0015, 335, .sendto),  // ppc64le sendto
+        (0xc000_0015, 341, .sendto),  // ppc64le sendmsg
+        (0xc000_0015, 329, .listen),  // ppc64le listen
+    ]
+}
