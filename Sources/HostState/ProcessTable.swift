@@ -31,7 +31,7 @@ public final class ProcessTable {
     /// nil when replaying a recorded log: today's /proc says nothing about yesterday's pids.
     public let procfs: ProcFS?
     public let capacity: Int
-    public private(set) var counters = Counters()
+    public internal(set) var counters = Counters()
     /// Programs (by executable or argv[0] base name) whose stdin and network namespace are read
     /// at execve, before a short-lived client exits: the ones a rule judges at execve or that
     /// transfer files. Every other process's are read when a flow or an alert first needs them
@@ -41,7 +41,7 @@ public final class ProcessTable {
     public var catalog: ProgramCatalog?
     /// Names containers by their runtimes' state (live only).
     public var containers: ContainerCatalog?
-    private var records: [Int32: ProcessRecord] = [:]
+    var records: [Int32: ProcessRecord] = [:]
     private var useClock: UInt64 = 0
     private var pruneRound: UInt64 = 0
     static let settledMilliseconds: Int64 = 60_000
@@ -50,9 +50,9 @@ public final class ProcessTable {
     static let reexecWindowMilliseconds: Int64 = 2000
     /// Nor this fast: a process seen running this recently still holds its pid.
     static let reusedNoSoonerMilliseconds: Int64 = 1000
-    private let bootTime: Int64
+    let bootTime: Int64
     /// The unit of start times in /proc/<pid>/stat.
-    private let ticksPerSecond = Int64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
+    let ticksPerSecond = Int64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
 
     public init(procfs: ProcFS?, capacity: Int = 16_384) {
         self.procfs = procfs
@@ -134,7 +134,7 @@ public final class ProcessTable {
     /// The binary's identity: the host's file at its path when it is the file audit saw (inode
     /// and device of a PATH record: a short walk, no /proc dentry), else /proc/<pid>/exe (any
     /// mount namespace, a file replaced since).
-    private func identify(_ record: ProcessRecord, event: AuditEvent?) {
+    func identify(_ record: ProcessRecord, event: AuditEvent?) {
         guard let catalog, let procfs else { return }
         let executable = record.executable
         if let event, executable.hasPrefix("/") {
@@ -205,8 +205,8 @@ public final class ProcessTable {
                 return held
             }
         }
-        guard let stat else { return nil }
-        return seed(pid: pid, stat: stat)
+        guard let stat, let procfs else { return nil }
+        return seed(pid: pid, stat: stat, procfs: procfs)
     }
 
     /// Reads what `exec` left for later (stdin, network namespace) while the process still
@@ -257,68 +257,10 @@ public final class ProcessTable {
     }
 
     /// The container a cgroup names, with what its runtime says of it.
-    private func container(cgroup: String) -> ContainerIdentity? {
+    func container(cgroup: String) -> ContainerIdentity? {
         guard var container = ContainerIdentity.parse(cgroup: cgroup) else { return nil }
         container.details = containers?.details(of: container, now: monotonicMilliseconds())
         return container
-    }
-
-    // MARK: /proc
-
-    /// Builds records for every process in /proc, parents first where they resolve.
-    public func seedFromProc() {
-        guard let procfs else { return }
-        for pid in procfs.pids() where records[pid] == nil {
-            guard let stat = procfs.stat(pid: pid) else { continue }
-            _ = seed(pid: pid, stat: stat)
-        }
-    }
-
-    private func seed(pid: Int32, stat: ProcStat) -> ProcessRecord {
-        let procfs = procfs!
-        let parent = resolveParent(stat.ppid, childStart: stat.startTicks)
-        let status = procfs.read(pid: pid, "status").map(ProcStatus.init) ?? ProcStatus()
-        let auid = procfs.read(pid: pid, "loginuid").flatMap { ProcFS.decimal($0) }
-        let session = procfs.read(pid: pid, "sessionid").flatMap { ProcFS.decimal($0) }
-        let exe = procfs.readLink(pid: pid, "exe").map { String(decoding: $0, as: UTF8.self) } ?? ""
-        let cmdline = procfs.read(pid: pid, "cmdline").map { FieldDecoding.proctitleArguments(Array($0)).map { String(decoding: $0, as: UTF8.self) } } ?? []
-        let cwd = procfs.readLink(pid: pid, "cwd").map { String(decoding: $0, as: UTF8.self) }
-        let record = ProcessRecord(
-            pid: pid, ppid: stat.ppid, startTicks: stat.startTicks,
-            startTime: bootTime + Int64(stat.startTicks) * 1000 / ticksPerSecond,
-            executable: exe, arguments: cmdline, workingDirectory: cwd,
-            uid: status.uid, euid: status.euid, suid: status.suid, gid: status.gid, egid: status.egid, sgid: status.sgid,
-            auid: auid.map(UInt32.init(truncatingIfNeeded:)),
-            sessionID: session.map(UInt32.init(truncatingIfNeeded:)), terminalSession: stat.session, tty: ProcFS.terminalName(ttyNumber: stat.ttyNumber),
-            stdin: procfs.stdin(pid: pid), networkNamespace: procfs.networkNamespace(pid: pid), source: .proc, parent: parent)
-        identify(record, event: nil)
-        record.container = procfs.cgroup(pid: pid).flatMap(container(cgroup:))
-        insert(record)
-        counters.seeded += 1
-        return record
-    }
-
-    /// The parent of a process that started at `childStart`: a record that started later is a
-    /// reused pid, never the parent.
-    private func resolveParent(_ ppid: Int32, childStart: UInt64?) -> ProcessRecord? {
-        guard ppid > 0 else { return nil }
-        if let held = records[ppid] {
-            if let child = childStart, let start = held.startTicks, start > child {
-                counters.unknownParents += 1
-                return nil
-            }
-            touch(held)
-            return held
-        }
-        guard let stat = procfs?.stat(pid: ppid) else {
-            counters.unknownParents += 1
-            return nil
-        }
-        if let child = childStart, stat.startTicks > child {
-            counters.unknownParents += 1
-            return nil
-        }
-        return seed(pid: ppid, stat: stat)
     }
 
     // MARK: pruning
@@ -372,7 +314,7 @@ public final class ProcessTable {
         return same
     }
 
-    private func insert(_ record: ProcessRecord) {
+    func insert(_ record: ProcessRecord) {
         if let old = records[record.pid], old !== record { old.exited = old.startTicks != record.startTicks }
         touch(record)
         records[record.pid] = record
@@ -380,7 +322,7 @@ public final class ProcessTable {
     }
 
     @inline(__always)
-    private func touch(_ record: ProcessRecord) {
+    func touch(_ record: ProcessRecord) {
         useClock &+= 1
         record.lastUse = useClock
     }
@@ -390,35 +332,6 @@ public final class ProcessTable {
         let victims = records.values.sorted { $0.lastUse < $1.lastUse }.prefix(max(1, capacity / 8))
         for victim in victims { records[victim.pid] = nil }
         counters.evicted += victims.count
-    }
-}
-
-/// The `Uid:` and `Gid:` lines of /proc/<pid>/status.
-struct ProcStatus {
-    var uid: UInt32?
-    var euid: UInt32?
-    var suid: UInt32?
-    var gid: UInt32?
-    var egid: UInt32?
-    var sgid: UInt32?
-
-    init() {}
-
-    init(_ text: ArraySlice<UInt8>) {
-        for line in text.split(separator: UInt8(ascii: "\n")) {
-            if line.starts(with: "Uid:".utf8) {
-                (uid, euid, suid) = Self.realEffectiveSaved(line.dropFirst(4))
-            } else if line.starts(with: "Gid:".utf8) {
-                (gid, egid, sgid) = Self.realEffectiveSaved(line.dropFirst(4))
-            }
-        }
-    }
-
-    /// The first three of a line's ids (the fourth is the file-system id).
-    static func realEffectiveSaved(_ text: ArraySlice<UInt8>) -> (UInt32?, UInt32?, UInt32?) {
-        let ids = text.split(whereSeparator: { $0 == 9 || $0 == 32 }).compactMap { ProcFS.decimal($0).map(UInt32.init(truncatingIfNeeded:)) }
-        func at(_ index: Int) -> UInt32? { index < ids.count ? ids[index] : nil }
-        return (at(0), at(1), at(2))
     }
 }
 
