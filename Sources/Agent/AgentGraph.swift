@@ -12,11 +12,13 @@ import Scanning
     import Glibc
 #endif
 
-/// The stage graph, built here and nowhere else, for `run`, `replay` and the tests:
+/// The stage graph, built here and nowhere else, for `run`, `replay` and the tests, with its
+/// sinks: every stage gets what it hands on to in its initializer.
 ///
-///     records -> Pipeline (parse, assemble) -> events -> route: audit watch (live), printer,
+///     records -> Pipeline (parse, assemble) -> EventRoute: audit watch (live), printer,
 ///     FlowTracker (ProcessTable, HostSockets), then ScanStage (live)
-///     FlowTracker -> FlowConsumers -> Detector -> AlertOutput; flows -> printer, agentctl
+///     FlowTracker -> FlowConsumers -> Detector -> AlertRoute (AlertDigests, live) -> AlertDelivery
+///     -> AlertOutput; flows -> printer, agentctl
 ///
 /// Stages reach each other only through what this type hands them.
 public final class AgentGraph {
@@ -36,6 +38,10 @@ public final class AgentGraph {
         let idPrefix: String
         /// The host and this agent, as alerts name them.
         let origin: AlertOrigin
+        /// Sees every event first: rule removals, a disabled audit (kernel source only).
+        let watch: AuditWatch?
+        /// agentctl's followers of alert lines.
+        let follower: AlertFollower?
     }
 
     let printer: EventPrinter
@@ -47,15 +53,11 @@ public final class AgentGraph {
     public let tracker: FlowTracker
     let pipeline: Pipeline
     let sockets: HostSockets?
-    let catalog = SyscallCatalog.standard
+    let clock: StreamClock
+    private let alertRoute: AlertRoute
     private let flowConsumers: FlowConsumers
-    private let replaying: Bool
+    private let eventRoute: EventRoute
     private let namespaceIdleMilliseconds: Int64
-    /// The newest event time of a replayed log: its clock.
-    private var logTime: Int64 = 0
-    /// The newest audit event time read live, and the destroy notifications waiting for it.
-    private var newestAuditTime: Int64 = 0
-    private var heldDestroys = HeldDestroys<(namespace: UInt64, socket: InetSocket)>()
     /// Installed programs change with package upgrades: their files are looked at twice a
     /// minute (a stat each), not at every prune. Until then an upgraded client is known by name.
     private static let programCheckMilliseconds: Int64 = 30_000
@@ -63,31 +65,29 @@ public final class AgentGraph {
     /// Finished flows for `agentctl flows` (live only).
     let recentFlows: RecentLines?
     /// Scanning, live only; started after the privilege drop, replaced by a reload.
+    let scans = ScanSlot()
     private(set) var datagrams: DatagramQuieting?
-    private(set) var scans: ScanStage? {
-        didSet { flowConsumers.scans = scans }
-    }
     /// Alerts wait there for their binaries' hashes (live; started after the privilege drop).
-    private(set) var digests: AlertDigests?
-    /// Sees every event first (live: the audit watch looks for rule removals).
-    var eventWatcher: ((AuditEvent) -> Void)?
-    /// Every alert and every finished flow, for tests and tools that read them as values.
-    public var onAlert: ((Alert) -> Void)?
-    public var onFlow: ((Flow) -> Void)?
+    var digests: AlertDigests? { alertRoute.digests }
 
-    public convenience init(configuration: AgentConfiguration, mode: Mode, output: OutputOptions = OutputOptions(), log: Logger) throws(PatternError) {
-        try self.init(configuration: configuration, mode: mode, output: output, health: HealthChannel(), log: log)
+    /// `observer` hears of every event, alert and finished flow as values (tests, tools).
+    public convenience init(
+        configuration: AgentConfiguration, mode: Mode, output: OutputOptions = OutputOptions(), observer: GraphObserver? = nil, log: Logger
+    ) throws(PatternError) {
+        try self.init(configuration: configuration, mode: mode, output: output, health: HealthChannel(), observer: observer, log: log)
     }
 
     /// `health`: the channel stages report the agent's trouble on (the live start-up makes it
     /// before the graph, for the audit watch).
-    init(configuration: AgentConfiguration, mode: Mode, output: OutputOptions, health: HealthChannel, log: Logger) throws(PatternError) {
+    init(
+        configuration: AgentConfiguration, mode: Mode, output: OutputOptions, health: HealthChannel, observer: GraphObserver? = nil,
+        log: Logger
+    ) throws(PatternError) {
         self.health = health
         namespaceIdleMilliseconds = Int64(configuration.flows.namespaceIdleMilliseconds)
         let printer = EventPrinter(options: output)
         let host: LiveHost?
         if case .live(let live) = mode { host = live } else { host = nil }
-        replaying = host == nil
         self.printer = printer
         sockets = host?.sockets
         processes = ProcessTable(procfs: host?.procfs, capacity: configuration.host.maximumProcesses)
@@ -99,34 +99,27 @@ public final class AgentGraph {
         users = UserNames(source: host == nil ? .log : .host)
         alerts = AlertOutput(
             outputs: host == nil ? nil : configuration.output, stateDirectory: configuration.agent.stateDirectory,
-            printer: printer, users: users, origin: host?.origin ?? AlertOrigin(host: HostFacts()), log: log)
+            printer: printer, users: users, origin: host?.origin ?? AlertOrigin(host: HostFacts()), follower: host?.follower, log: log)
+        alertRoute = AlertRoute(delivery: AlertDelivery(outputs: alerts, observer: observer))
         // The log's own first connection starts a replay's learning period; nothing is persisted.
         let firstSeen = host?.firstSeen ?? FirstSeenStore(learningMinutes: configuration.detection.firstSeenLearningMinutes)
-        var emitted: ((Alert) -> Void)?
         // A replay has no packet tap: ports are judged at once, as with the tap off.
         var detection = configuration
         if host == nil { detection.inspection.enabled = false }
         detector = try Detector(
             configuration: detection, assessInteractivity: processes.completeDetailsAndAssessInteractivity,
-            firstSeen: firstSeen, idPrefix: host?.idPrefix ?? "replay"
-        ) { emitted?($0) }
+            firstSeen: firstSeen, idPrefix: host?.idPrefix ?? "replay", sink: alertRoute)
         recentFlows = host == nil ? nil : RecentLines(capacity: 200, byteLimit: 2 << 20)
-        flowConsumers = FlowConsumers(detector: detector, printer: printer, recent: recentFlows)
+        flowConsumers = FlowConsumers(
+            detector: detector, printer: printer, scans: scans, alerts: alertRoute, recent: recentFlows, observer: observer)
         tracker = FlowTracker(
-            catalog: catalog, processes: processes, sockets: host?.sockets, settings: configuration.flowSettings,
+            catalog: .standard, processes: processes, sockets: host?.sockets, settings: configuration.flowSettings,
             debug: { [log] in log.debug($0()) }, observer: flowConsumers)
-        var routed: ((AuditEvent) -> Void)?
-        pipeline = Pipeline(settings: configuration.assemblerSettings, log: log) { routed?($0) }
-        emitted = { [unowned self] alert in
-            if let digests { digests.consume(alert) } else { deliver(alert) }
-        }
-        flowConsumers.onFlow = { [unowned self] flow in onFlow?(flow) }
-        routed = { [unowned self] event in route(event) }
-    }
-
-    private func deliver(_ alert: Alert) {
-        alerts.consume(alert)
-        onAlert?(alert)
+        clock = StreamClock(replaying: host == nil, tracker: tracker)
+        eventRoute = EventRoute(
+            watch: host?.watch, printer: printer, clock: clock, tracker: tracker, scans: scans, detector: detector, alerts: alerts,
+            users: users, observer: observer)
+        pipeline = Pipeline(settings: configuration.assemblerSettings, log: log, sink: eventRoute)
     }
 
     /// Starts hashing the binaries alerts name (live; after the privilege drop, which the
@@ -136,8 +129,7 @@ public final class AgentGraph {
             log.error("hashes: cannot start the hashing thread: \(String(cString: strerror(errno))); alerts go without process.hash")
             return
         }
-        digests = AlertDigests(hashes: hashes) { [unowned self] in deliver($0) }
-        flowConsumers.digests = digests
+        alertRoute.digests = AlertDigests(hashes: hashes, next: alertRoute.delivery)
     }
 
     /// Lets datagram floods go unaudited (live, as the audit daemon).
@@ -146,70 +138,28 @@ public final class AgentGraph {
         flowConsumers.datagrams = quieting
     }
 
-    /// A socket's destroy notification, read at `arrival`: it waits (`HeldDestroys`) until the
-    /// audit records from before it have been read.
-    func socketDestroyed(namespace: UInt64, socket: InetSocket, arrival: Int64) {
-        heldDestroys.hold((namespace, socket), arrival: arrival)
-    }
-
-    /// Hands the flow tracker the destroy notifications the audit stream caught up with, or that
-    /// waited long enough; every loop turn, after the audit source.
-    func releaseDestroys(now: Int64) {
-        heldDestroys.release(auditTime: newestAuditTime, now: now, handOnDestroy)
-    }
-
-    private func handOnDestroy(_ notification: (namespace: UInt64, socket: InetSocket), arrival: Int64) {
-        tracker.destroyed(namespace: notification.namespace, socket: notification.socket, now: arrival)
-    }
-
-    /// One assembled event through the stages, in the order they depend on each other.
-    private func route(_ event: AuditEvent) {
-        eventWatcher?(event)
-        printer.consume(event)
-        let now: Int64
-        if replaying {
-            learnFromLog(event)
-            logTime = max(logTime, event.key.time.totalMilliseconds)
-            now = logTime
-        } else {
-            now = realtimeMilliseconds()
-            newestAuditTime = max(newestAuditTime, event.key.time.totalMilliseconds)
-        }
-        tracker.handle(event, now: now)
-        // After the tracker: an execve's process is in the table by then.
-        scans?.handle(event)
-        if replaying { detector.tick(now: now) }
-    }
-
-    /// A replay describes the log, not today's host: user names from ENRICHED records, the
-    /// host from `node=`.
-    private func learnFromLog(_ event: AuditEvent) {
-        if let node = event.key.node { alerts.origin.host.hostname = node }
-        if let syscall = event.records.first, syscall.type == .syscall { users.learn(from: syscall) }
-    }
-
     /// Compiles the YARA rules and starts the worker (live; after the privilege drop, which the
     /// worker thread must inherit).
     func startScanning(_ settings: AgentConfiguration.Yara, log: Logger) {
-        scans = ScanStage.start(settings, wiring: scanWiring(log: log))
+        scans.stage = ScanStage.start(settings, wiring: scanWiring(log: log))
     }
 
     /// A reload's YARA rules: to the running worker, or a worker started; nil rules stop it.
     func applyScanRules(_ rules: YaraRules?, settings: AgentConfiguration.Yara, log: Logger) {
         guard let rules else {
-            scans?.stop()
-            scans = nil
+            scans.stage?.stop()
+            scans.stage = nil
             return
         }
-        if let scans {
-            scans.replace(rules: rules, settings: settings)
+        if let stage = scans.stage {
+            stage.replace(rules: rules, settings: settings)
         } else {
-            scans = ScanStage.start(rules, settings: settings, wiring: scanWiring(log: log))
+            scans.stage = ScanStage.start(rules, settings: settings, wiring: scanWiring(log: log))
         }
     }
 
     private func scanWiring(log: Logger) -> ScanStage.Wiring {
-        ScanStage.Wiring(catalog: catalog, processes: processes, sockets: sockets, detector: detector, health: health, log: log)
+        ScanStage.Wiring(catalog: .standard, processes: processes, sockets: sockets, detector: detector, health: health, log: log)
     }
 
     /// Records of exited processes go; sock_diag sockets of namespaces no flow uses for a
@@ -233,12 +183,12 @@ public final class AgentGraph {
     /// the scanner's last results and pending health findings become alerts.
     func finish(log: Logger) {
         pipeline.flush()
-        heldDestroys.releaseAll(handOnDestroy)
-        tracker.finish(now: replaying ? logTime : realtimeMilliseconds())
+        clock.releaseAllDestroys()
+        tracker.finish(now: clock.now)
         detector.decideHeld()
-        if let scans {
-            scans.stop()
-            log.info("stopped: \(scans.summary)")
+        if let stage = scans.stage {
+            stage.stop()
+            log.info("stopped: \(stage.summary)")
         }
         deliverHealth(now: monotonicMilliseconds())
         if let digests {

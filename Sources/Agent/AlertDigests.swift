@@ -11,7 +11,7 @@ import Runtime
 /// parent and the program that transferred are hashed (`ExecutableHashes`): a binary hashed
 /// before lets its alerts through at once; a new one holds them for as long as the thread
 /// takes, at most `longestWait`, after which they go without the hashes still missing.
-final class AlertDigests: LoopSource {
+final class AlertDigests: LoopSource, AlertSink {
     private struct Waiting {
         let alert: Alert
         let versions: [FileVersion]
@@ -20,14 +20,14 @@ final class AlertDigests: LoopSource {
 
     static let longestWait: Int64 = 5000
     private let hashes: ExecutableHashes
-    private let deliver: (Alert) -> Void
+    private let next: AlertSink
     private var waiting: [Waiting] = []
     /// Alerts that went out with a hash missing because the wait ran out.
     private(set) var timedOut = 0
 
-    init(hashes: ExecutableHashes, deliver: @escaping (Alert) -> Void) {
+    init(hashes: ExecutableHashes, next: AlertSink) {
         self.hashes = hashes
-        self.deliver = deliver
+        self.next = next
     }
 
     func consume(_ alert: Alert) {
@@ -35,7 +35,7 @@ final class AlertDigests: LoopSource {
         let versions = processes.compactMap(hashes.request)
         hashes.submit()
         if versions.isEmpty && waiting.isEmpty {
-            deliver(alert)
+            next.consume(alert)
             return
         }
         waiting.append(Waiting(alert: alert, versions: versions, deadline: monotonicMilliseconds() + Self.longestWait))
@@ -80,7 +80,7 @@ final class AlertDigests: LoopSource {
 
     private func finish(_ alert: Alert) {
         for process in Self.processes(of: alert) { hashes.complete(process) }
-        deliver(alert)
+        next.consume(alert)
     }
 
     /// The processes whose binaries an alert names.

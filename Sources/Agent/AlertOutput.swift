@@ -39,11 +39,15 @@ final class AlertOutput {
     private var nextService: Int64 = 0
     private(set) var emitted = 0
     /// Each alert's JSON line, for agentctl (recent alerts and followers).
-    var listener: (([UInt8]) -> Void)?
+    private weak var follower: AlertFollower?
 
     /// `outputs` nil: the printer only (replay).
-    init(outputs: AgentConfiguration.Output?, stateDirectory: String, printer: EventPrinter, users: UserNames, origin: AlertOrigin, log: Logger) {
+    init(
+        outputs: AgentConfiguration.Output?, stateDirectory: String, printer: EventPrinter, users: UserNames, origin: AlertOrigin,
+        follower: AlertFollower?, log: Logger
+    ) {
         self.origin = origin
+        self.follower = follower
         hostReadAt = origin.agent == nil ? nil : monotonicMilliseconds()
         self.stateDirectory = stateDirectory
         self.printer = printer
@@ -104,7 +108,7 @@ final class AlertOutput {
         emitted += 1
         file?.append(json.bytes)
         printer.consume(alertLine: json.bytes)
-        listener?(json.bytes)
+        follower?.published(alertLine: json.bytes)
     }
 
     private func syslogMessage(_ alert: Alert, _ syslog: Syslog) -> SyslogMessageBuilder.Message {

@@ -26,7 +26,7 @@ protocol ControlHandler: AnyObject {
 /// within 5 s; a follower that stops reading is cut off once a bounded amount waits for it;
 /// at most 32 peers are served, a new one taking the place of the oldest that has not sent a
 /// whole request, and connections past that are answered "busy" or, in a flood, closed at once.
-final class ControlServer {
+final class ControlServer: AlertFollower {
     private struct Peer {
         let fd: Int32
         let uid: UInt32

@@ -49,6 +49,8 @@ final class EventLoop {
         self.log = log
     }
 
+    var sourceCount: Int { sources.count }
+
     /// Runs until a source asks to stop; returns its exit status.
     func run() -> Int32 {
         var fds: [pollfd] = []

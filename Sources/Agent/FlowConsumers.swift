@@ -5,25 +5,27 @@ import Flows
 import HostState
 
 /// The flow tracker's observers, in order: hashing of binaries, detection, scanning of uploads, then the finished
-/// flow to the printer, agentctl's recent flows and `onFlow`.
+/// flow to the printer, agentctl's recent flows and the graph's observer.
 final class FlowConsumers: FlowObserver {
     private let detector: Detector
     private let printer: EventPrinter
-    /// Set by the graph: scanning starts after the privilege drop and a reload may replace it.
-    var scans: ScanStage?
-    /// Set by the graph when hashing runs (live).
-    var digests: AlertDigests?
+    private let scans: ScanSlot
+    /// The alert route's: hashing runs live, once started.
+    private let alerts: AlertRoute
     /// Set by the graph when the agent is the audit daemon.
     var datagrams: DatagramQuieting?
     /// Finished flows for `agentctl flows` (live only).
     private let recent: RecentLines?
-    var onFlow: ((Flow) -> Void)?
+    private weak var observer: GraphObserver?
     private var json = JSONWriter()
 
-    init(detector: Detector, printer: EventPrinter, recent: RecentLines?) {
+    init(detector: Detector, printer: EventPrinter, scans: ScanSlot, alerts: AlertRoute, recent: RecentLines?, observer: GraphObserver?) {
         self.detector = detector
         self.printer = printer
+        self.scans = scans
+        self.alerts = alerts
         self.recent = recent
+        self.observer = observer
     }
 
     func processStarted(_ process: ProcessRecord) { detector.processStarted(process) }
@@ -35,9 +37,9 @@ final class FlowConsumers: FlowObserver {
     func unexplainedTFTPRequest() { datagrams?.tftpRequestUnexplained() }
     func flowStarted(_ flow: Flow) {
         // Hashed while the process still runs: its alert often comes when the flow ends.
-        digests?.prefetch(flow)
+        alerts.digests?.prefetch(flow)
         detector.flowStarted(flow)
-        scans?.flowStarted(flow)
+        scans.stage?.flowStarted(flow)
     }
     func flowReported(_ flow: Flow) {
         detector.flowReported(flow)
@@ -47,6 +49,6 @@ final class FlowConsumers: FlowObserver {
             FlowJSON.write(flow, to: &json)
             recent.append(json.bytes)
         }
-        onFlow?(flow)
+        observer?.flowEnded(flow)
     }
 }

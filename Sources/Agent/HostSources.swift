@@ -8,31 +8,32 @@ import Runtime
 /// sock_diag's destroy notifications (one socket per watched network namespace): the final
 /// counters of sockets, to the flow tracker once the audit stream caught up (`HeldDestroys`).
 final class SocketDestroySource: LoopSource {
-    private let graph: AgentGraph
+    private let sockets: HostSockets
+    private let clock: StreamClock
     private let log: Logger
 
-    init(graph: AgentGraph, log: Logger) {
-        self.graph = graph
+    init(sockets: HostSockets, clock: StreamClock, log: Logger) {
+        self.sockets = sockets
+        self.clock = clock
         self.log = log
     }
 
     func descriptors(into fds: inout [pollfd]) {
-        for fd in graph.sockets?.destroyDescriptors ?? [] { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        for fd in sockets.destroyDescriptors { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
     }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
-        guard let sockets = graph.sockets else { return .none }
         if polled.anyReady {
             sockets.drainDestroyed { namespace, socket in
                 log.debug(
                     "socket destroyed in namespace \(namespace): \(socket.transport.rawValue) \(socket.localAddress):\(socket.localPort) -> "
                         + "\(socket.remoteAddress):\(socket.remotePort) cookie \(socket.cookie.map(String.init) ?? "-") "
                         + "out \(socket.bytesOut.map(String.init) ?? "-") in \(socket.bytesIn.map(String.init) ?? "-")")
-                graph.socketDestroyed(namespace: namespace, socket: socket, arrival: time.realtime)
+                clock.socketDestroyed(namespace: namespace, socket: socket, arrival: time.realtime)
             }
         }
         // The audit source ran first this turn: what it read is what the notifications wait for.
-        graph.releaseDestroys(now: time.realtime)
+        clock.releaseDestroys(now: time.realtime)
         return .none
     }
 }
@@ -40,16 +41,16 @@ final class SocketDestroySource: LoopSource {
 /// The YARA worker's side: every turn the targets gathered go to its queue; its results are
 /// taken when their pipe polls readable.
 final class ScanResultsSource: LoopSource {
-    private let graph: AgentGraph
+    private let scans: ScanSlot
 
-    init(graph: AgentGraph) { self.graph = graph }
+    init(scans: ScanSlot) { self.scans = scans }
 
     func descriptors(into fds: inout [pollfd]) {
-        if let scans = graph.scans { fds.append(pollfd(fd: scans.queue.descriptor, events: Int16(POLLIN), revents: 0)) }
+        if let stage = scans.stage { fds.append(pollfd(fd: stage.queue.descriptor, events: Int16(POLLIN), revents: 0)) }
     }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
-        graph.scans?.collect(resultsReady: polled.anyReady)
+        scans.stage?.collect(resultsReady: polled.anyReady)
         return .none
     }
 }

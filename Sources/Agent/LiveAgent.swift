@@ -1,8 +1,5 @@
 import AgentConfig
-import ByteJSON
-import Control
 import Detection
-import Flows
 import HostState
 import Privileges
 import Runtime
@@ -13,7 +10,7 @@ import Runtime
 
 /// `xferwatchd run`: puts the parts together in their start-up order and runs the event loop
 /// until SIGINT or SIGTERM. Start-up and privileges: `Startup`; the kernel session and its
-/// watching: `AuditWatch`; the stages: `AgentGraph`; the loop: `EventLoop`; status and health:
+/// watching: `AuditWatch`; the stages: `AgentGraph`; their wiring and the loop: `LiveWiring`, `EventLoop`; status and health:
 /// `LiveStatus` and `HealthChannel`; reload: `Reloader`.
 public final class LiveAgent {
     private let configuration: AgentConfiguration
@@ -100,7 +97,7 @@ public final class LiveAgent {
         }
         for warning in startup.warnings(user: account?.name ?? "this user") { log.warning(warning) }
 
-        guard let graph = buildGraph(procfs: procfs, sockets: sockets, health: health) else { return (1, nil) }
+        guard let graph = buildGraph(procfs: procfs, sockets: sockets, health: health, watch: audit, follower: control) else { return (1, nil) }
         if let previous = unfinished?.description {
             let reason =
                 "the previous run (\(previous)) ended without stopping (killed, crashed or the host went down): the host was not watched until this start"
@@ -110,50 +107,12 @@ public final class LiveAgent {
         if !marker.write(startedAt: realtimeMilliseconds(), auditEnabledBefore: audit?.session.enabledToRestore) {
             log.warning("cannot write \(marker.path): \(String(cString: strerror(errno))); a kill of this run will not be noticed at the next start")
         }
-        if let helper, let sockets {
-            helper.onTrouble = { [log] reason in
-                log.error(reason)
-                graph.health.report([reason], time: realtimeMilliseconds())
-            }
-            sockets.openElsewhere = { inode, pid in helper.open(namespace: inode, of: pid).mapError { $0 } }
-        }
-        graph.startScanning(configuration.yara, log: log)
-        graph.startHashing(procfs: procfs, log: log)
-        if let audit, configuration.audit.datagramFloodRate > 0 {
-            graph.quietDatagramFloods(
-                DatagramQuieting(session: audit.session, procfs: procfs, perSecond: configuration.audit.datagramFloodRate, log: log))
-        }
-        graph.processes.seedFromProc()
-        log.info("host: \(graph.processes.count) running processes read from /proc, \(graph.processes.catalog?.count ?? 0) programs known by their binary")
-        let packets = PacketSource.open(configuration.inspection, graph: graph, log: log)
-        let status = LiveStatus(
-            graph: graph, audit: audit, packets: packets, helper: helper, inspectionEnabled: configuration.inspection.enabled,
-            source: configuration.audit.source,
-            configurationPath: configurationPath)
-        let reloader = Reloader(configuration: configuration, path: configurationPath, graph: graph, log: log)
-        let answers = ControlAnswers(graph: graph, status: status, reloader: reloader)
-        control?.handler = answers
-        graph.alerts.listener = { [weak control] line in control?.published(alertLine: line) }
-        if let audit { graph.eventWatcher = audit.watch }
-        signals.onHangup = { [log, configurationPath] in
-            log.info("SIGHUP: reloading \(configurationPath) and reopening the alert file")
-            _ = reloader.reload()
-            graph.alerts.reopen()
-        }
-
-        guard let input = auditInput(audit: audit, graph: graph) else { return (1, nil) }
-        // Packets before destroy notifications: a socket's last segments were captured before
-        // the kernel destroyed it, and its flow must have them when it is reported.
-        var sources: [LoopSource] = [input] + (packets.map { [$0] } ?? [])
-        sources += [signals, SocketDestroySource(graph: graph, log: log), ScanResultsSource(graph: graph)]
-        if let digests = graph.digests { sources.append(digests) }
-        if let control { sources.append(control) }
-        let metrics = MetricsFile(log: log)
-        var periodic = periodicWork(graph: graph, audit: audit, status: status)
-        periodic.append { time in metrics.writeIfDue(reloader.configuration.output.metrics, now: time.monotonic) { answers.metricsLines() } }
-        let loop = EventLoop(sources: sources, periodic: periodic, log: log)
+        let wiring = LiveWiring(
+            configuration: configuration, configurationPath: configurationPath, graph: graph, audit: audit, procfs: procfs,
+            sockets: sockets, helper: helper, log: log)
+        guard let loop = wiring.loop(signals: signals, control: control) else { return (1, nil) }
         // Start-up is over (what a test measures from, what systemd waits for).
-        log.info("ready: watching \(sources.count) sources")
+        log.info("ready: watching \(loop.sourceCount) sources")
         ServiceManager.notify("READY=1")
         let result = loop.run()
         ServiceManager.notify("STOPPING=1")
@@ -173,7 +132,7 @@ public final class LiveAgent {
 
     /// The stages, on the host: the first-seen state lives in state_dir; when it cannot, the
     /// rule still works from memory and says so.
-    private func buildGraph(procfs: ProcFS, sockets: HostSockets?, health: HealthChannel) -> AgentGraph? {
+    private func buildGraph(procfs: ProcFS, sockets: HostSockets?, health: HealthChannel, watch: AuditWatch?, follower: AlertFollower?) -> AgentGraph? {
         let now = realtimeMilliseconds()
         let learning = configuration.detection.firstSeenLearningMinutes
         let firstSeen: FirstSeenStore
@@ -189,7 +148,8 @@ public final class LiveAgent {
         let origin = AlertOrigin(host: HostFacts.read(), agent: .init(id: agentID, version: XferwatchVersion.current, ephemeralID: runID))
         // Unique across a fleet and across restarts: this agent, this run, then a counter.
         let idPrefix = "\(agentID.prefix(8))-\(runID)"
-        let host = AgentGraph.LiveHost(procfs: procfs, sockets: sockets, firstSeen: firstSeen, idPrefix: idPrefix, origin: origin)
+        let host = AgentGraph.LiveHost(
+            procfs: procfs, sockets: sockets, firstSeen: firstSeen, idPrefix: idPrefix, origin: origin, watch: watch, follower: follower)
         do {
             let graph = try AgentGraph(configuration: configuration, mode: .live(host), output: output, health: health, log: log)
             log.info(
@@ -200,80 +160,5 @@ public final class LiveAgent {
             log.error("detection: \(error)")
             return nil
         }
-    }
-
-    /// Where records come from: the kernel, auditd's plugin interface on stdin, or a log file.
-    private func auditInput(audit: AuditWatch?, graph: AgentGraph) -> LoopSource? {
-        if let audit {
-            return KernelAuditSource(audit: audit, pipeline: graph.pipeline, batchWaitMilliseconds: configuration.audit.batchWaitMilliseconds)
-        }
-        if configuration.audit.source == .audisp {
-            log.info("reading audisp records on standard input")
-            return LineSource(stdinInto: graph.pipeline, log: log)
-        }
-        return LineSource(following: configuration.audit.logFile, into: graph.pipeline, log: log)
-    }
-
-    /// What runs every turn after the sources, in order: flow timeouts, outputs, the kernel's
-    /// counters and our rules, rates, health alerts, pruning, then standard output.
-    private func periodicWork(graph: AgentGraph, audit: AuditWatch?, status: LiveStatus) -> [(LoopTime) -> Void] {
-        var nextPrune: Int64 = 0
-        let pruneInterval = Int64(configuration.host.pruneIntervalMilliseconds)
-        return [
-            { graph.tracker.tick(now: $0.realtime) },
-            { graph.detector.tick(now: $0.realtime) },
-            { graph.alerts.service(now: $0.monotonic, health: graph.health) },
-            { audit?.check(time: $0) },
-            status.sample,
-            { graph.deliverHealth(now: $0.monotonic) },
-            { time in
-                guard time.realtime >= nextPrune else { return }
-                nextPrune = time.realtime + pruneInterval
-                graph.pruneExited(now: time.realtime)
-            },
-            { _ in graph.printer.flush() },
-        ]
-    }
-}
-
-/// What agentctl asks of the live agent, answered from the graph, the status and the reloader.
-private final class ControlAnswers: ControlHandler {
-    private let graph: AgentGraph
-    private let live: LiveStatus
-    private let reloader: Reloader
-
-    init(graph: AgentGraph, status: LiveStatus, reloader: Reloader) {
-        self.graph = graph
-        self.live = status
-        self.reloader = reloader
-    }
-
-    func status() -> AgentStatus { live.status(ruleKey: reloader.configuration.audit.ruleKey) }
-
-    func flowLines() -> [[UInt8]] {
-        var json = JSONWriter()
-        var lines: [[UInt8]] = []
-        for flow in graph.tracker.openFlows.sorted(by: { $0.start < $1.start }) {
-            json.reset()
-            FlowJSON.write(flow, to: &json)
-            lines.append(json.bytes)
-        }
-        return lines + (graph.recentFlows?.all ?? [])
-    }
-
-    func reload() -> ControlResponse { reloader.reload() }
-
-    func metricsLines() -> [[UInt8]] {
-        MetricsText.lines(status()).map { Array($0.utf8) }
-    }
-
-    func rulesReport() -> RulesReport {
-        let detector = graph.detector
-        let fired = detector.counters.alerts
-        let silenced = detector.silenced
-        return RulesReport(
-            rules: RuleID.allCases.map { .init(id: $0.rawValue, name: $0.info.name, enabled: detector.enabledRules.contains($0), alerts: fired[$0] ?? 0) },
-            exclusions: reloader.configuration.exclusions.map { .init(name: $0.name, rules: $0.rules.map(\.rawValue).sorted(), hits: silenced[$0.name] ?? 0) },
-            yaraRuleFiles: graph.scans?.ruleFiles ?? [], yaraRules: graph.scans?.ruleCount ?? 0)
     }
 }

@@ -99,7 +99,7 @@ final class LiveStatus {
             execsChecked: detector.counters.execsChecked, flowsChecked: detector.counters.flowsChecked,
             firstSeen: .init(known: firstSeen.count, writeErrors: firstSeen.writeErrors, overCapacity: firstSeen.overCapacity),
             heldAlerts: detector.heldAlerts)
-        let scans = graph.scans
+        let scans = graph.scans.stage
         let queue = scans?.queue.counters
         let yara = AgentStatus.Yara(
             enabled: scans != nil, rules: scans?.ruleCount ?? 0, ruleFiles: scans?.ruleFiles.count ?? 0,

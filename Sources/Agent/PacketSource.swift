@@ -22,7 +22,8 @@ final class PacketSource: LoopSource {
     }
 
     private let taps: [(interface: String, tap: PacketTap)]
-    private let graph: AgentGraph
+    private let tracker: FlowTracker
+    private let health: HealthChannel
     private let log: Logger
     private(set) var counters = Counters()
     private var dropsReported: UInt64 = 0
@@ -33,7 +34,7 @@ final class PacketSource: LoopSource {
     private static let batch = 512
 
     /// Opens a tap on each configured interface; nil (logged) when none opens.
-    static func open(_ settings: AgentConfiguration.Inspection, graph: AgentGraph, log: Logger) -> PacketSource? {
+    static func open(_ settings: AgentConfiguration.Inspection, tracker: FlowTracker, health: HealthChannel, log: Logger) -> PacketSource? {
         guard settings.enabled else {
             log.info("inspection: off ([inspection] enabled = false)")
             return nil
@@ -53,12 +54,13 @@ final class PacketSource: LoopSource {
         }
         guard !taps.isEmpty else { return nil }
         log.info("inspection: capturing the first \(settings.snapLength) bytes of candidate packets on \(taps.map(\.0).joined(separator: ", "))")
-        return PacketSource(taps: taps, graph: graph, log: log)
+        return PacketSource(taps: taps, tracker: tracker, health: health, log: log)
     }
 
-    private init(taps: [(String, PacketTap)], graph: AgentGraph, log: Logger) {
+    private init(taps: [(String, PacketTap)], tracker: FlowTracker, health: HealthChannel, log: Logger) {
         self.taps = taps
-        self.graph = graph
+        self.tracker = tracker
+        self.health = health
         self.log = log
     }
 
@@ -88,7 +90,7 @@ final class PacketSource: LoopSource {
             counters.unidentified += 1
             return
         }
-        graph.tracker.inspected(content, packet: packet, now: now)
+        tracker.inspected(content, packet: packet, now: now)
     }
 
     /// Kernel drops, summed over the taps.
@@ -107,14 +109,14 @@ final class PacketSource: LoopSource {
         guard dropped > dropsReported, time.monotonic >= nextDropReport else { return }
         let reason = "the packet tap's kernel buffer dropped \(dropped - dropsReported) packets (\(dropped) since start)"
         log.warning(reason)
-        graph.health.report([reason], time: time.realtime)
+        health.report([reason], time: time.realtime)
         dropsReported = dropped
         nextDropReport = time.monotonic + 60_000
     }
 
     func status(enabled: Bool) -> AgentStatus.Inspection {
         let s = statistics
-        let flows = graph.tracker.counters
+        let flows = tracker.counters
         return AgentStatus.Inspection(
             enabled: enabled, interfaces: taps.map(\.interface), packets: counters.packets, kernelDropped: Int(s.dropped),
             malformed: counters.malformed, unidentified: counters.unidentified, identified: flows.packetsInspected,

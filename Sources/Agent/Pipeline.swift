@@ -17,9 +17,9 @@ public final class Pipeline {
     /// Malformed input is logged with its position up to this many times, then only counted.
     private static let loggedMalformedLimit = 50
 
-    public init(settings: AssemblerSettings, log: Logger, consumer: @escaping (AuditEvent) -> Void) {
+    init(settings: AssemblerSettings, log: Logger, sink: EventSink) {
         self.log = log
-        self.assembler = EventAssembler(settings: settings, emit: consumer)
+        self.assembler = EventAssembler(settings: settings) { [unowned sink] in sink.consume($0) }
     }
 
     /// One line of a log or of audisp's string format; `position` names where it came from.

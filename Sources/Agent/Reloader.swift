@@ -65,12 +65,12 @@ final class Reloader {
         if next.host != current.host { restartNeeded.append("host"); kept.host = current.host }
         if next.flows != current.flows { restartNeeded.append("flows"); kept.flows = current.flows }
         if next.inspection != current.inspection { restartNeeded.append("inspection"); kept.inspection = current.inspection }
-        if next.yara.queueSize != current.yara.queueSize && graph.scans != nil { restartNeeded.append("rules.yara.queue_size") }
+        if next.yara.queueSize != current.yara.queueSize && graph.scans.stage != nil { restartNeeded.append("rules.yara.queue_size") }
         configuration = kept
         log.info(
             "reloaded \(path): " + (applied.isEmpty ? "nothing changed that a reload applies" : "applied \(applied.joined(separator: ", "))")
                 + (restartNeeded.isEmpty ? "" : "; a restart is needed for \(restartNeeded.joined(separator: ", "))")
-                + "; \(graph.detector.enabledRules.count) rules, \(next.exclusions.count) exclusions, \(graph.scans?.ruleCount ?? 0) YARA rules")
+                + "; \(graph.detector.enabledRules.count) rules, \(next.exclusions.count) exclusions, \(graph.scans.stage?.ruleCount ?? 0) YARA rules")
         return ControlResponse(reload: ReloadResult(applied: applied, restartNeeded: restartNeeded, warnings: warnings))
     }
 

@@ -30,3 +30,8 @@ public struct Alert {
         flow.map { ($0.content.proxy?.address ?? $0.remoteAddress, $0.targetPort) } ?? remote
     }
 }
+
+/// Where decided alerts go: the detector hands each one on, with its id, and keeps none.
+public protocol AlertSink: AnyObject {
+    func consume(_ alert: Alert)
+}

@@ -65,7 +65,7 @@ public final class Detector: FlowObserver {
     /// detector reads no /proc itself.
     private let assessInteractivity: (ProcessRecord) -> Interactivity
     public let firstSeen: FirstSeenStore
-    private let emit: (Alert) -> Void
+    private let sink: AlertSink
     private let idPrefix: String
     private var nextID: UInt64 = 1
     /// Exclusion hits and PCRE2 limit errors of the rules `reconfigure` replaced.
@@ -74,13 +74,13 @@ public final class Detector: FlowObserver {
 
     public init(
         configuration: AgentConfiguration, assessInteractivity: @escaping (ProcessRecord) -> Interactivity,
-        firstSeen: FirstSeenStore, idPrefix: String, emit: @escaping (Alert) -> Void
+        firstSeen: FirstSeenStore, idPrefix: String, sink: AlertSink
     ) throws(PatternError) {
         rules = try Rules(configuration)
         self.assessInteractivity = assessInteractivity
         self.firstSeen = firstSeen
         self.idPrefix = idPrefix
-        self.emit = emit
+        self.sink = sink
     }
 
     /// A new configuration's rules, exclusions and thresholds, compiled before anything is
@@ -352,7 +352,7 @@ public final class Detector: FlowObserver {
         alert.id = "\(idPrefix)-\(nextID)"
         nextID += 1
         counters.alerts[alert.rule, default: 0] += 1
-        emit(alert)
+        sink.consume(alert)
     }
 }
 

@@ -128,8 +128,12 @@ import Testing
     @Test func alertsWaitForTheirHashesInOrder() throws {
         let procfs = ProcFS()
         let hashes = try #require(ExecutableHashes.start(procfs: procfs))
-        var delivered: [Alert] = []
-        let digests = AlertDigests(hashes: hashes) { delivered.append($0) }
+        final class Delivered: AlertSink {
+            var alerts: [Alert] = []
+            func consume(_ alert: Alert) { alerts.append(alert) }
+        }
+        let delivered = Delivered()
+        let digests = AlertDigests(hashes: hashes, next: delivered)
         let running = ProcessRecord(
             pid: getpid(), ppid: getppid(), startTicks: procfs.stat(pid: getpid())?.startTicks, startTime: 0,
             executable: String(decoding: try #require(procfs.readLink(pid: getpid(), "exe")), as: UTF8.self), arguments: [], workingDirectory: nil,
@@ -139,14 +143,14 @@ import Testing
         let second = Alert(id: "a-2", rule: .agentHealth, time: 0, reasons: [], process: nil, interactivity: nil, flow: nil)
         digests.consume(first)
         digests.consume(second)
-        #expect(delivered.isEmpty, "the first waits for its hash, the second behind it")
+        #expect(delivered.alerts.isEmpty, "the first waits for its hash, the second behind it")
         let deadline = monotonicMilliseconds() + 60_000
-        while delivered.count < 2 && monotonicMilliseconds() < deadline {
+        while delivered.alerts.count < 2 && monotonicMilliseconds() < deadline {
             var fds = [pollfd(fd: hashes.descriptor, events: Int16(POLLIN), revents: 0)]
             _ = poll(&fds, 1, 100)
             _ = digests.service(fds[...], time: LoopTime(monotonic: monotonicMilliseconds(), realtime: 0))
         }
-        #expect(delivered.map(\.id) == ["a-1", "a-2"] && running.executableDigests != nil && digests.timedOut == 0)
+        #expect(delivered.alerts.map(\.id) == ["a-1", "a-2"] && running.executableDigests != nil && digests.timedOut == 0)
         digests.stop()
     }
 

@@ -73,36 +73,38 @@ import Testing
             try lines(ofFile: Repo.fixture("raw.log")) + lines(ofFile: Repo.fixture("enriched.log"))
             + lines(ofFile: Repo.fixture("flows/flows.log"))
         var generator = SplitMix(seed: 20_261_122)
-        var events = 0
-        var flows = 0
         // The flow model and the rules take the same mangled events; every flow's and every
         // alert's JSON must parse too.
-        var alerts = 0
         // Lines drawn at random from whole logs scatter an event's records over the stream: many
         // more events wait at once than a kernel's stream ever keeps waiting.
         let replayed = try Replayed(
             configuration: try AgentConfiguration.parse(
                 "[detection]\nfirst_seen_learning_minutes = 0\n[host]\nmax_processes = 256\n[audit]\nmax_pending_events = 16384\n"))
         let graph = replayed.graph
-        graph.onAlert = { alert in
-            alerts += 1
-            var json = JSONWriter()
-            AlertJSON.write(alert, origin: AlertOrigin(host: HostFacts(hostname: "h")), users: UserNames(), to: &json)
-            #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
+        /// Whatever the bytes, every event's, flow's and alert's JSON written must parse.
+        final class Checker: GraphObserver {
+            var events = 0, flows = 0, alerts = 0
+            func alertDelivered(_ alert: Alert) {
+                alerts += 1
+                var json = JSONWriter()
+                AlertJSON.write(alert, origin: AlertOrigin(host: HostFacts(hostname: "h")), users: UserNames(), to: &json)
+                #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
+            }
+            func flowEnded(_ flow: Flow) {
+                flows += 1
+                var json = JSONWriter()
+                FlowJSON.write(flow, to: &json)
+                #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
+            }
+            func eventRead(_ event: AuditEvent) {
+                events += 1
+                var json = JSONWriter()
+                EventJSON.write(event, to: &json)
+                #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
+            }
         }
-        graph.onFlow = { flow in
-            flows += 1
-            var json = JSONWriter()
-            FlowJSON.write(flow, to: &json)
-            #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
-        }
-        graph.eventWatcher = { event in
-            events += 1
-            var json = JSONWriter()
-            EventJSON.write(event, to: &json)
-            // Whatever the bytes, the JSON written must parse.
-            #expect((try? JSONSerialization.jsonObject(with: Data(json.bytes))) != nil)
-        }
+        let checker = Checker()
+        replayed.collected.also = checker
         let pipeline = graph.pipeline
         var fed = 0
         for _ in 0..<20_000 {
@@ -123,12 +125,12 @@ import Testing
             fed += 1
         }
         graph.finish(log: Logger(level: .error))
-        #expect(flows > 0)
-        #expect(alerts > 0)
+        #expect(checker.flows > 0)
+        #expect(checker.alerts > 0)
         let counters = pipeline.assembler.counters
         #expect(counters.records + pipeline.ingest.malformed + emptyLines(pipeline) == fed)
         #expect(pipeline.ingest.malformed > 100)
-        #expect(events > 500)
+        #expect(checker.events > 500)
     }
 
     /// Lines that ended up empty after mutation are skipped silently (blank lines).

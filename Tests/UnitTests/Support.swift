@@ -32,14 +32,29 @@ func assemble(_ lines: [String], settings: AssemblerSettings = AssemblerSettings
 /// What the agent's replay graph made of some audit lines: the graph (its tracker, detector,
 /// pipeline) and every flow and alert it reported, as values.
 final class Replayed {
+    /// The graph's observer: keeps what it hears of, and hands it on to `also`.
+    final class Collector: GraphObserver {
+        var flows: [Flow] = []
+        var alerts: [Alert] = []
+        var also: GraphObserver?
+        func eventRead(_ event: AuditEvent) { also?.eventRead(event) }
+        func alertDelivered(_ alert: Alert) {
+            alerts.append(alert)
+            also?.alertDelivered(alert)
+        }
+        func flowEnded(_ flow: Flow) {
+            flows.append(flow)
+            also?.flowEnded(flow)
+        }
+    }
+
     let graph: AgentGraph
-    private(set) var flows: [Flow] = []
-    private(set) var alerts: [Alert] = []
+    let collected = Collector()
+    var flows: [Flow] { collected.flows }
+    var alerts: [Alert] { collected.alerts }
 
     init(configuration: AgentConfiguration = AgentConfiguration()) throws {
-        graph = try AgentGraph(configuration: configuration, mode: .replay, log: Logger(level: .error))
-        graph.onFlow = { [unowned self] in flows.append($0) }
-        graph.onAlert = { [unowned self] in alerts.append($0) }
+        graph = try AgentGraph(configuration: configuration, mode: .replay, observer: collected, log: Logger(level: .error))
     }
 
     /// Feeds `lines` as a log's lines, then ends the input (open events and flows complete).

@@ -58,12 +58,16 @@ let paths = arguments.isEmpty ? ["Tests/Fixtures/detection/detection.log", "Test
 let collector = Collector()
 rebuild(paths, into: collector)
 let configuration = AgentConfiguration()
-var alerts = 0
+/// Counts what the detector raises.
+final class AlertCount: AlertSink {
+    var count = 0
+    func consume(_ alert: Alert) { count += 1 }
+}
+let alerts = AlertCount()
 let detector = try Detector(
     configuration: configuration, assessInteractivity: ProcessTable(procfs: nil).completeDetailsAndAssessInteractivity,
     firstSeen: FirstSeenStore(learningMinutes: 0),
-    idPrefix: "bench"
-) { _ in alerts += 1 }
+    idPrefix: "bench", sink: alerts)
 let commandLines = collector.processes.map(\.commandLine)
 print("input: \(collector.processes.count) execve, \(collector.flows.count) flows from \(paths.joined(separator: ", "))")
 
@@ -76,10 +80,10 @@ for _ in 0..<rounds {
     detector.decideHeld()
 }
 let perExec = Double(nanoseconds() - start) / Double(rounds * collector.processes.count)
-let execAlerts = alerts
+let execAlerts = alerts.count
 
 let flowRounds = max(1, 100_000 / max(collector.flows.count, 1))
-alerts = 0
+alerts.count = 0
 start = nanoseconds()
 for _ in 0..<flowRounds {
     for flow in collector.flows {
@@ -125,7 +129,7 @@ row("execve, all rules (PCRE2 JIT)", perExec, "\(execAlerts / rounds) alerts per
 row(
     "execve, execve patterns only in Swift Regex", perExecSwift,
     "\(swiftRegexes.count) of \(sources.count) patterns compiled, \(swiftMatches / swiftRounds) matches per pass")
-row("flow, start + end rules", perFlow, "\(alerts / flowRounds) alerts per pass of \(collector.flows.count)")
+row("flow, start + end rules", perFlow, "\(alerts.count / flowRounds) alerts per pass of \(collector.flows.count)")
 row("execve identity, file seen before (stat + cache)", perCached, "tnftp and true in turn")
 row("execve identity, new file (stat + ELF build-id)", perUncached, "\(catalog.counters.filesRead) files of /usr/bin, \(identified) known programs")
 print(String(format: "identity catalog learned at start: %d programs in %.1f ms", catalog.count, learning / 1_000_000))
