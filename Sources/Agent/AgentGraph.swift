@@ -3,7 +3,6 @@ import AuditIngest
 import Detection
 import Flows
 import HostState
-import KernelAudit
 import Patterns
 import Runtime
 import Scanning
@@ -106,18 +105,17 @@ public final class AgentGraph {
         // A replay has no packet tap: ports are judged at once, as with the tap off.
         var detection = configuration
         if host == nil { detection.inspection.enabled = false }
-        detector = try Detector(
-            configuration: detection, assessInteractivity: processes.completeDetailsAndAssessInteractivity,
-            firstSeen: firstSeen, idPrefix: host?.idPrefix ?? "replay", sink: alertRoute)
+        detector = try Detector(configuration: detection, firstSeen: firstSeen, idPrefix: host?.idPrefix ?? "replay", sink: alertRoute)
         recentFlows = host == nil ? nil : RecentLines(capacity: 200, byteLimit: 2 << 20)
         flowConsumers = FlowConsumers(
-            detector: detector, printer: printer, scans: scans, alerts: alertRoute, recent: recentFlows, observer: observer)
+            processes: processes, detector: detector, printer: printer, scans: scans, alerts: alertRoute, recent: recentFlows, observer: observer)
         tracker = FlowTracker(
             catalog: .standard, processes: processes, sockets: host?.sockets, settings: configuration.flowSettings,
             debug: { [log] in log.debug($0()) }, observer: flowConsumers)
         clock = StreamClock(replaying: host == nil, tracker: tracker)
         eventRoute = EventRoute(
-            watch: host?.watch, printer: printer, clock: clock, tracker: tracker, scans: scans, detector: detector, alerts: alerts,
+            watch: host?.watch, printer: printer, clock: clock, processes: processes, sockets: host?.sockets, consumers: flowConsumers,
+            tracker: tracker, scans: scans, detector: detector, alerts: alerts,
             users: users, observer: observer)
         pipeline = Pipeline(settings: configuration.assemblerSettings, log: log, sink: eventRoute)
     }
@@ -159,7 +157,7 @@ public final class AgentGraph {
     }
 
     private func scanWiring(log: Logger) -> ScanStage.Wiring {
-        ScanStage.Wiring(catalog: .standard, processes: processes, sockets: sockets, detector: detector, health: health, log: log)
+        ScanStage.Wiring(processes: processes, sockets: sockets, detector: detector, health: health, log: log)
     }
 
     /// Records of exited processes go; sock_diag sockets of namespaces no flow uses for a

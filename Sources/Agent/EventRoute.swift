@@ -1,15 +1,21 @@
 import AuditIngest
 import Detection
 import Flows
+import HostState
 import KernelAudit
 
 /// One assembled event through the stages, in the order they depend on each other: the audit
-/// watch (live: rule removals), the printer, the flow tracker (process table, sockets), then the
-/// scan stage, which finds an execve's process in the table by then.
+/// watch (live: rule removals), the printer; then a syscall the agent acts on, decoded once
+/// (`SyscallEvent`): an execve to the process table (and its network namespace to the sockets,
+/// its process to detection), a socket call to the flow tracker; then the scan stage, which
+/// finds an execve's process in the table by then.
 final class EventRoute: EventSink {
     private let watch: AuditWatch?
     private let printer: EventPrinter
     private let clock: StreamClock
+    private let processes: ProcessTable
+    private let sockets: HostSockets?
+    private let consumers: FlowConsumers
     private let tracker: FlowTracker
     private let scans: ScanSlot
     private let detector: Detector
@@ -19,12 +25,15 @@ final class EventRoute: EventSink {
     private weak var observer: GraphObserver?
 
     init(
-        watch: AuditWatch?, printer: EventPrinter, clock: StreamClock, tracker: FlowTracker, scans: ScanSlot, detector: Detector,
-        alerts: AlertOutput, users: UserNames, observer: GraphObserver?
+        watch: AuditWatch?, printer: EventPrinter, clock: StreamClock, processes: ProcessTable, sockets: HostSockets?, consumers: FlowConsumers,
+        tracker: FlowTracker, scans: ScanSlot, detector: Detector, alerts: AlertOutput, users: UserNames, observer: GraphObserver?
     ) {
         self.watch = watch
         self.printer = printer
         self.clock = clock
+        self.processes = processes
+        self.sockets = sockets
+        self.consumers = consumers
         self.tracker = tracker
         self.scans = scans
         self.detector = detector
@@ -39,8 +48,20 @@ final class EventRoute: EventSink {
         printer.consume(event)
         if clock.replaying { learnFromLog(event) }
         let now = clock.read(event)
-        tracker.handle(event, now: now)
-        scans.stage?.handle(event)
+        if let call = SyscallEvent(event) {
+            switch call.kind {
+            case .execve:
+                if call.succeeded, let process = processes.exec(call.syscall, event: event) {
+                    if let namespace = process.networkNamespace { sockets?.watchNamespace(namespace, of: process.pid, now: now) }
+                    consumers.processStarted(process)
+                }
+            case .connect, .accept, .sendto:
+                tracker.handle(call, now: now)
+            case .listen:
+                break
+            }
+            scans.stage?.handle(call)
+        }
         if clock.replaying { detector.tick(now: now) }
     }
 

@@ -5,8 +5,11 @@ import Flows
 import HostState
 
 /// The flow tracker's observers, in order: hashing of binaries, detection, scanning of uploads, then the finished
-/// flow to the printer, agentctl's recent flows and the graph's observer.
+/// flow to the printer, agentctl's recent flows and the graph's observer. Where a rule found
+/// something about a process, its interactivity is judged here from host state, while the
+/// process runs, and handed to the detector as a value.
 final class FlowConsumers: FlowObserver {
+    private let processes: ProcessTable
     private let detector: Detector
     private let printer: EventPrinter
     private let scans: ScanSlot
@@ -19,7 +22,11 @@ final class FlowConsumers: FlowObserver {
     private weak var observer: GraphObserver?
     private var json = JSONWriter()
 
-    init(detector: Detector, printer: EventPrinter, scans: ScanSlot, alerts: AlertRoute, recent: RecentLines?, observer: GraphObserver?) {
+    init(
+        processes: ProcessTable, detector: Detector, printer: EventPrinter, scans: ScanSlot, alerts: AlertRoute, recent: RecentLines?,
+        observer: GraphObserver?
+    ) {
+        self.processes = processes
         self.detector = detector
         self.printer = printer
         self.scans = scans
@@ -28,9 +35,17 @@ final class FlowConsumers: FlowObserver {
         self.observer = observer
     }
 
-    func processStarted(_ process: ProcessRecord) { detector.processStarted(process) }
+    /// An execve the process table took: the execve-time rules (most processes: nothing found,
+    /// and nothing more is read).
+    func processStarted(_ process: ProcessRecord) {
+        let findings = detector.execveFindings(process)
+        guard !findings.isEmpty else { return }
+        detector.hold(findings, interactivity: processes.completeDetailsAndAssessInteractivity(of: process))
+    }
+
     func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
-        detector.connected(process, to: remote, port: port, time: time)
+        guard let finding = detector.connected(process, to: remote, port: port, time: time) else { return }
+        detector.raise(finding, interactivity: processes.completeDetailsAndAssessInteractivity(of: process))
     }
     func flowIdentified(_ flow: Flow, previously: FlowProtocol) { detector.flowIdentified(flow, previously: previously) }
     func sendsManyDatagrams(_ process: ProcessRecord) { datagrams?.quiet(process) }

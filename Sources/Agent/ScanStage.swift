@@ -30,7 +30,6 @@ final class ScanStage {
 
     /// What the stage works with, handed over by the graph.
     struct Wiring {
-        let catalog: SyscallCatalog
         let processes: ProcessTable
         let sockets: HostSockets?
         /// Matches become `yara.match` alerts.
@@ -107,18 +106,13 @@ final class ScanStage {
         alerted.removeAll()
     }
 
-    /// Called after the flow tracker saw the event, so an execve's process is in the table.
-    func handle(_ event: AuditEvent) {
-        // Socket calls (a TFTP block each) are the bulk of the stream: leave them at the lookup.
-        guard let syscall = event.records.first, syscall.type == .syscall, let kind = wiring.catalog.kind(of: syscall),
-            kind == .execve || kind == .listen && syscall.syscallSucceeded,
-            let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) })
-        else { return }
-        let time = event.key.time.totalMilliseconds
-        if kind == .execve {
-            executed(event, syscall: syscall, pid: pid, succeeded: syscall.syscallSucceeded, time: time)
-        } else {
-            listened(syscall, pid: pid, time: time)
+    /// Called after the process table took the event, so an execve's process is in it.
+    func handle(_ call: SyscallEvent) {
+        // Socket calls (a TFTP block each) are the bulk of the stream: they stop here.
+        switch call.kind {
+        case .execve: executed(call.event, syscall: call.syscall, pid: call.pid, succeeded: call.succeeded, time: call.time)
+        case .listen where call.succeeded: listened(call.syscall, pid: call.pid, time: call.time)
+        default: return
         }
     }
 
@@ -246,7 +240,10 @@ final class ScanStage {
                     if alerted.count >= Self.alertedLimit { alerted.removeAll(keepingCapacity: true) }
                     guard alerted.insert(key).inserted else { continue }
                 }
-                wiring.detector.yaraMatched(YaraFinding(match: match, file: file, trigger: context.trigger), process: context.process, time: context.time)
+                let interactivity = context.process.map(wiring.processes.completeDetailsAndAssessInteractivity)
+                wiring.detector.yaraMatched(
+                    YaraFinding(match: match, file: file, trigger: context.trigger), process: context.process, interactivity: interactivity,
+                    time: context.time)
             }
         }
     }

@@ -35,3 +35,21 @@ public struct Alert {
 public protocol AlertSink: AnyObject {
     func consume(_ alert: Alert)
 }
+
+/// What a rule found about a process, before its alert is made: the caller judges the
+/// process's interactivity from host state and hands both back (`Detector.hold`, `raise`).
+public struct ProcessFinding {
+    public let rule: RuleID
+    public let reasons: [String]
+    public let process: ProcessRecord
+    public let time: Int64
+    public let remote: (IPAddress, UInt16)?
+
+    init(_ rule: RuleID, reasons: [String], process: ProcessRecord, time: Int64, remote: (IPAddress, UInt16)? = nil) {
+        self.rule = rule
+        self.reasons = reasons
+        self.process = process
+        self.time = time
+        self.remote = remote
+    }
+}

@@ -9,7 +9,7 @@ import Runtime
 /// flow, then the exclusions. Rules that need only the command line and the peer run when a
 /// flow starts; those that need its bytes (and Elastic's rule, which needs the source
 /// address) when it is reported.
-public final class Detector: FlowObserver {
+public final class Detector {
     public struct Counters: Sendable {
         public var alerts: [RuleID: Int] = [:]
         public var execsChecked = 0
@@ -61,9 +61,6 @@ public final class Detector: FlowObserver {
     /// The rules each open flow fired: each fires once per flow, however often what the flow
     /// is and where it goes is learned anew.
     private var fired: [UInt64: Set<RuleID>] = [:]
-    /// Completes what the host state left for later about a process and judges it: the
-    /// detector reads no /proc itself.
-    private let assessInteractivity: (ProcessRecord) -> Interactivity
     public let firstSeen: FirstSeenStore
     private let sink: AlertSink
     private let idPrefix: String
@@ -73,11 +70,9 @@ public final class Detector: FlowObserver {
     private var earlierLimitErrors = 0
 
     public init(
-        configuration: AgentConfiguration, assessInteractivity: @escaping (ProcessRecord) -> Interactivity,
-        firstSeen: FirstSeenStore, idPrefix: String, sink: AlertSink
+        configuration: AgentConfiguration, firstSeen: FirstSeenStore, idPrefix: String, sink: AlertSink
     ) throws(PatternError) {
         rules = try Rules(configuration)
-        self.assessInteractivity = assessInteractivity
         self.firstSeen = firstSeen
         self.idPrefix = idPrefix
         self.sink = sink
@@ -112,23 +107,39 @@ public final class Detector: FlowObserver {
         return try Pattern(sources.map { "(?:\($0))" }.joined(separator: "|"))
     }
 
-    public func processStarted(_ process: ProcessRecord) {
+    /// What the execve-time rules find in a process that started (for most processes,
+    /// nothing). The caller judges the process's interactivity from host state, while it runs,
+    /// and hands both to `hold`: the detector works on values and reads no /proc.
+    public func execveFindings(_ process: ProcessRecord) -> [ProcessFinding] {
         counters.execsChecked += 1
+        var findings: [ProcessFinding] = []
         let mayMatch = rules.execvePrefilter?.matches(process.commandLine) ?? true
         if mayMatch, rules.enabled.contains(.commandLine), let pattern = rules.commandLinePatterns.first(where: { $0.matches(process.commandLine) }) {
-            hold(.commandLine, reasons: ["command line matches \(pattern.source)"], process: process)
+            findings.append(ProcessFinding(.commandLine, reasons: ["command line matches \(pattern.source)"], process: process, time: process.startTime))
         }
         if rules.enabled.contains(.scriptedFTP) {
             let reasons = scriptedFTPReasons(process, patternsMayMatch: mayMatch)
-            if !reasons.isEmpty { hold(.scriptedFTP, reasons: reasons, process: process) }
+            if !reasons.isEmpty { findings.append(ProcessFinding(.scriptedFTP, reasons: reasons, process: process, time: process.startTime)) }
+        }
+        return findings
+    }
+
+    /// Execve-time alerts wait (see `HeldAlerts`) up to `hold_execve_alerts_ms`.
+    public func hold(_ findings: [ProcessFinding], interactivity: Interactivity) {
+        for finding in findings {
+            let alert = makeAlert(finding, interactivity: interactivity)
+            guard rules.settings.holdExecveAlertsMilliseconds > 0 else {
+                decide(alert)
+                continue
+            }
+            let until = finding.process.startTime + Int64(rules.settings.holdExecveAlertsMilliseconds)
+            for decided in held.hold(alert, until: until) { decide(decided) }
         }
     }
 
-    /// An execve-time alert waits (see `HeldAlerts`) up to `hold_execve_alerts_ms`.
-    private func hold(_ rule: RuleID, reasons: [String], process: ProcessRecord) {
-        let alert = makeAlert(rule, time: process.startTime, reasons: reasons, process: process)
-        guard rules.settings.holdExecveAlertsMilliseconds > 0 else { return decide(alert) }
-        for decided in held.hold(alert, until: process.startTime + Int64(rules.settings.holdExecveAlertsMilliseconds)) { decide(decided) }
+    /// A finding about a process out at once, with the interactivity the caller judged.
+    public func raise(_ finding: ProcessFinding, interactivity: Interactivity) {
+        decide(makeAlert(finding, interactivity: interactivity))
     }
 
     /// Held alerts whose delay ran out or whose process exited are decided; call a few times
@@ -176,18 +187,19 @@ public final class Detector: FlowObserver {
 
     // MARK: connections and flows
 
-    public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {
+    /// A process connected out: its held alerts go, and the first connection of an executable
+    /// to an untrusted peer is a finding (`raise` it with the process's interactivity).
+    public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) -> ProcessFinding? {
         // Port 0 and unspecified peers are route probes (getaddrinfo's AI_ADDRCONFIG), not
         // connections; port 53 is the name lookup before the connection that matters.
-        guard port != 0, remote.bytes.contains(where: { $0 != 0 }) else { return }
+        guard port != 0, remote.bytes.contains(where: { $0 != 0 }) else { return nil }
         if port != 53 { for alert in held.takeConnected(process, remote: (remote, port)) { decide(alert) } }
-        guard rules.enabled.contains(.firstSeenProcess), !process.executable.isEmpty else { return }
+        guard rules.enabled.contains(.firstSeenProcess), !process.executable.isEmpty else { return nil }
         // A connection to a trusted peer counts as having connected out: only then is it known.
-        guard firstSeen.observe(process.executable, now: time) == .new, !isTrusted(remote) else { return }
-        raise(
-            .firstSeenProcess, time: time,
-            reasons: ["first outbound connection of \(process.executable)", "destination \(remote) is untrusted"],
-            process: process, remote: (remote, port))
+        guard firstSeen.observe(process.executable, now: time) == .new, !isTrusted(remote) else { return nil }
+        return ProcessFinding(
+            .firstSeenProcess, reasons: ["first outbound connection of \(process.executable)", "destination \(remote) is untrusted"],
+            process: process, time: time, remote: (remote, port))
     }
 
     public func flowStarted(_ flow: Flow) {
@@ -297,12 +309,13 @@ public final class Detector: FlowObserver {
 
     // MARK: scanning
 
-    /// A YARA rule matched a file this process executed, listens with or may upload.
-    public func yaraMatched(_ finding: YaraFinding, process: ProcessRecord?, time: Int64) {
+    /// A YARA rule matched a file this process executed, listens with or may upload; the
+    /// process's interactivity as the caller judged it.
+    public func yaraMatched(_ finding: YaraFinding, process: ProcessRecord?, interactivity: Interactivity?, time: Int64) {
         guard rules.enabled.contains(.yaraMatch) else { return }
         raise(
             .yaraMatch, time: time, reasons: [finding.trigger, "YARA rule \(finding.match.rule) matched \(finding.file.path)"],
-            process: process, yara: finding)
+            process: process, interactivity: interactivity, yara: finding)
     }
 
     // MARK: agent health
@@ -334,15 +347,20 @@ public final class Detector: FlowObserver {
         decide(makeAlert(rule, time: time, reasons: reasons, process: process, interactivity: interactivity, flow: flow, remote: remote, yara: yara))
     }
 
-    /// The alert as it stands now (its interactivity read while the process runs); its id
-    /// comes when it is decided.
+    /// The alert as it stands now; its id comes when it is decided.
     private func makeAlert(
         _ rule: RuleID, time: Int64, reasons: [String], process: ProcessRecord?, interactivity: Interactivity? = nil,
         flow: Flow? = nil, remote: (IPAddress, UInt16)? = nil, yara: YaraFinding? = nil
     ) -> Alert {
         Alert(
-            id: "", rule: rule, time: time, reasons: reasons, process: process,
-            interactivity: interactivity ?? process.map(assessInteractivity), flow: flow, remote: remote, yara: yara)
+            id: "", rule: rule, time: time, reasons: reasons, process: process, interactivity: interactivity, flow: flow, remote: remote,
+            yara: yara)
+    }
+
+    private func makeAlert(_ finding: ProcessFinding, interactivity: Interactivity) -> Alert {
+        makeAlert(
+            finding.rule, time: finding.time, reasons: finding.reasons, process: finding.process, interactivity: interactivity,
+            remote: finding.remote)
     }
 
     /// Exclusions, then out with an id.

@@ -3,8 +3,6 @@ import HostState
 
 /// What the flow tracker tells the stages after it (detection, printing), in event order.
 public protocol FlowObserver: AnyObject {
-    /// An audited execve succeeded; the record holds what /proc said at once.
-    func processStarted(_ process: ProcessRecord)
     /// An outgoing connect (or addressed send) to an IP peer, transfer or not.
     func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64)
     /// A transfer flow was attributed and classified (bytes still unknown).
@@ -21,7 +19,6 @@ public protocol FlowObserver: AnyObject {
 }
 
 extension FlowObserver {
-    public func processStarted(_ process: ProcessRecord) {}
     public func flowIdentified(_ flow: Flow, previously: FlowProtocol) {}
     public func connected(_ process: ProcessRecord, to remote: IPAddress, port: UInt16, time: Int64) {}
     public func flowStarted(_ flow: Flow) {}

@@ -99,27 +99,13 @@ public final class FlowTracker {
 
     // MARK: audit events
 
-    /// One assembled audit event, at `now` (wall milliseconds live, log time in replay).
-    public func handle(_ event: AuditEvent, now: Int64) {
-        guard let syscall = event.records.first, syscall.type == .syscall, let kind = catalog.kind(of: syscall) else { return }
-        switch kind {
-        case .execve:
-            guard syscall.syscallSucceeded, let record = processes.exec(syscall, event: event) else { return }
-            if let namespace = record.networkNamespace { sockets?.watchNamespace(namespace, of: record.pid, now: now) }
-            observer.processStarted(record)
-        case .connect, .accept, .sendto:
-            socketCall(kind, syscall, event, now: now)
-        case .listen:
-            // Servers are left out of flows; listening matters to scanning only.
-            return
-        }
-    }
-
-    private func socketCall(_ kind: SyscallKind, _ syscall: AuditRecord, _ event: AuditEvent, now: Int64) {
-        guard let saddr = event.first(.sockaddr)?.rawValue("saddr"), let address = SocketAddress(hex: saddr),
-            let pid = syscall.integer("pid").map({ Int32(truncatingIfNeeded: $0) }),
-            let a0 = syscall.hexInteger("a0"), let exit = syscall.integer("exit")
+    /// A socket call (connect, accept, sendto), at `now` (wall milliseconds live, log time in
+    /// replay). Execve is the process table's; listen matters to scanning only.
+    public func handle(_ socketCall: SyscallEvent, now: Int64) {
+        guard [.connect, .accept, .sendto].contains(socketCall.kind), let address = socketCall.address, let fd = socketCall.descriptor,
+            let exit = socketCall.exit
         else { return }
+        let kind = socketCall.kind, syscall = socketCall.syscall, pid = socketCall.pid
         let remote: IPAddress, port: UInt16, family: UInt8
         switch address {
         case .inet(let a, let p): (remote, port, family) = (a, p, UInt8(AF_INET))
@@ -127,10 +113,9 @@ public final class FlowTracker {
         default: return
         }
         counters.socketCalls += 1
-        let success = syscall.syscallSucceeded
+        let success = socketCall.succeeded
         let sent: UInt64 = kind == .sendto && success && exit > 0 ? UInt64(exit) : 0
-        let time = event.key.time.totalMilliseconds
-        let fd = Int32(truncatingIfNeeded: a0)
+        let time = socketCall.time
         // TFTP sends one audited datagram per block: keep that path free of /proc reads.
         if kind == .sendto, let session = udpSessions[DescriptorKey(pid: pid, fd: fd)] {
             guard remote == session.remoteAddress else { return }

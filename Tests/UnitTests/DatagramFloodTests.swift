@@ -40,7 +40,9 @@ import Testing
     }
 
     static func feed(_ tracker: FlowTracker, _ lines: [String]) throws {
-        for event in try assemble(lines).events { tracker.handle(event, now: event.key.time.totalMilliseconds) }
+        for event in try assemble(lines).events {
+            if let call = SyscallEvent(event) { tracker.handle(call, now: call.time) }
+        }
     }
 
     @Test func aSenderIsReportedOncePerWindowPastTheRate() throws {

@@ -19,7 +19,6 @@ import Runtime
 final class Collector: FlowObserver {
     var processes: [ProcessRecord] = []
     var flows: [Flow] = []
-    func processStarted(_ process: ProcessRecord) { processes.append(process) }
     func flowReported(_ flow: Flow) { flows.append(flow) }
 }
 
@@ -29,14 +28,19 @@ func nanoseconds() -> UInt64 {
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
-/// Runs the log through the assembler and the flow tracker, keeping what detection sees.
-func rebuild(_ paths: [String], into collector: Collector) {
-    let processes = ProcessTable(procfs: nil)
+/// Runs the log through the assembler, the process table and the flow tracker, keeping what
+/// detection sees.
+func rebuild(_ paths: [String], into collector: Collector, processes: ProcessTable) {
     let tracker = FlowTracker(catalog: .standard, processes: processes, sockets: nil, observer: collector)
     var last: Int64 = 0
     let assembler = EventAssembler(settings: AssemblerSettings()) { event in
         last = event.key.time.totalMilliseconds
-        tracker.handle(event, now: last)
+        guard let call = SyscallEvent(event) else { return }
+        if call.kind == .execve {
+            if call.succeeded, let process = processes.exec(call.syscall, event: event) { collector.processes.append(process) }
+        } else {
+            tracker.handle(call, now: last)
+        }
     }
     for path in paths {
         guard let text = readTextFile(path) else {
@@ -56,7 +60,8 @@ func rebuild(_ paths: [String], into collector: Collector) {
 let arguments = Array(CommandLine.arguments.dropFirst())
 let paths = arguments.isEmpty ? ["Tests/Fixtures/detection/detection.log", "Tests/Fixtures/flows/flows.log"] : arguments
 let collector = Collector()
-rebuild(paths, into: collector)
+let processes = ProcessTable(procfs: nil)
+rebuild(paths, into: collector, processes: processes)
 let configuration = AgentConfiguration()
 /// Counts what the detector raises.
 final class AlertCount: AlertSink {
@@ -64,10 +69,7 @@ final class AlertCount: AlertSink {
     func consume(_ alert: Alert) { count += 1 }
 }
 let alerts = AlertCount()
-let detector = try Detector(
-    configuration: configuration, assessInteractivity: ProcessTable(procfs: nil).completeDetailsAndAssessInteractivity,
-    firstSeen: FirstSeenStore(learningMinutes: 0),
-    idPrefix: "bench", sink: alerts)
+let detector = try Detector(configuration: configuration, firstSeen: FirstSeenStore(learningMinutes: 0), idPrefix: "bench", sink: alerts)
 let commandLines = collector.processes.map(\.commandLine)
 print("input: \(collector.processes.count) execve, \(collector.flows.count) flows from \(paths.joined(separator: ", "))")
 
@@ -75,7 +77,11 @@ print("input: \(collector.processes.count) execve, \(collector.flows.count) flow
 let rounds = max(1, 400_000 / max(collector.processes.count, 1))
 var start = nanoseconds()
 for _ in 0..<rounds {
-    for process in collector.processes { detector.processStarted(process) }
+    // As the graph does: interactivity is judged only for what a rule found.
+    for process in collector.processes {
+        let findings = detector.execveFindings(process)
+        if !findings.isEmpty { detector.hold(findings, interactivity: processes.completeDetailsAndAssessInteractivity(of: process)) }
+    }
     // Execve-time alerts wait for their process's connection; the pass decides them.
     detector.decideHeld()
 }
