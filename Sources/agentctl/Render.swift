@@ -110,39 +110,13 @@ enum StatusText {
 
 /// One alert line for people: time, rule, severity, process, its container, peer, first reason.
 enum AlertText {
-    struct Line: Decodable {
-        struct Rule: Decodable { let id: String? }
-        struct Event: Decodable { let severity: Int? }
-        struct Process: Decodable {
-            let pid: Int?
-            let commandLine: String?
-            enum CodingKeys: String, CodingKey {
-                case pid
-                case commandLine = "command_line"
-            }
-        }
-        struct Endpoint: Decodable { let ip: String?; let port: Int? }
-        struct Xferwatch: Decodable { let reasons: [String]? }
-        let timestamp: String?
-        let rule: Rule?
-        let event: Event?
-        let process: Process?
-        struct Container: Decodable { let id: String?; let name: String? }
-        let destination: Endpoint?
-        let container: Container?
-        let xferwatch: Xferwatch?
-        enum CodingKeys: String, CodingKey {
-            case timestamp = "@timestamp"
-            case rule, event, process, destination, container, xferwatch
-        }
-    }
-
     static func render(_ bytes: [UInt8]) -> String {
-        guard let alert = try? JSONDecoder().decode(Line.self, from: Data(bytes)) else { return String(decoding: bytes, as: UTF8.self) }
+        guard let alert = try? JSONDecoder().decode(AlertDocument.self, from: Data(bytes)) else { return String(decoding: bytes, as: UTF8.self) }
         var parts = [alert.timestamp ?? "-", alert.rule?.id ?? "-", "severity \(alert.event?.severity ?? 0)"]
         if let process = alert.process { parts.append("pid \(process.pid.map(String.init) ?? "-") \(process.commandLine ?? "")") }
         if let container = alert.container { parts.append("in container \(container.name ?? String((container.id ?? "?").prefix(12)))") }
-        if let ip = alert.destination?.ip { parts.append("-> \(ip)" + (alert.destination?.port.map { ":\($0)" } ?? "")) }
+        let destination = alert.destination
+        if let host = destination?.ip ?? destination?.address { parts.append("-> \(host)" + (destination?.port.map { ":\($0)" } ?? "")) }
         if let reason = alert.xferwatch?.reasons?.first { parts.append("(\(reason))") }
         return parts.joined(separator: "  ")
     }
@@ -152,23 +126,9 @@ enum AlertText {
 enum FlowText {
     static let header = "STATE     PROTO  PID      PROCESS          LOCAL -> REMOTE                                 OUT         IN  CONTAINER"
 
-    struct Line: Decodable {
-        struct Network: Decodable { let `protocol`: String? }
-        struct Endpoint: Decodable { let ip: String?; let port: Int?; let bytes: Int? }
-        struct Process: Decodable { let pid: Int?; let name: String? }
-        struct Xferwatch: Decodable { let state: String? }
-        struct Container: Decodable { let id: String?; let runtime: String?; let name: String? }
-        let network: Network?
-        let container: Container?
-        let source: Endpoint?
-        let destination: Endpoint?
-        let process: Process?
-        let xferwatch: Xferwatch?
-    }
-
     static func render(_ bytes: [UInt8]) -> String {
-        guard let flow = try? JSONDecoder().decode(Line.self, from: Data(bytes)) else { return String(decoding: bytes, as: UTF8.self) }
-        func endpoint(_ e: Line.Endpoint?) -> String { "\(e?.ip ?? "?"):\(e?.port.map(String.init) ?? "?")" }
+        guard let flow = try? JSONDecoder().decode(FlowDocument.self, from: Data(bytes)) else { return String(decoding: bytes, as: UTF8.self) }
+        func endpoint(_ e: EndpointDocument?) -> String { "\(e?.ip ?? e?.address ?? "?"):\(e?.port.map(String.init) ?? "?")" }
         return (flow.xferwatch?.state ?? "-").padded(8) + "  " + (flow.network?.protocol ?? "-").padded(5) + "  "
             + (flow.process?.pid.map(String.init) ?? "-").padded(7) + "  " + (flow.process?.name ?? "-").padded(15) + "  "
             + (endpoint(flow.source) + " -> " + endpoint(flow.destination)).padded(45) + "  "

@@ -281,9 +281,14 @@ extension KernelAuditTests {
     }
 }
 
-/// Reading a flow's JSON.
+/// Reading a flow's JSON; every field is one the documents' model describes.
 struct FlowView {
     let json: [String: Any]
+
+    init(json: [String: Any]) {
+        Documents.expectDescribed(json)
+        self.json = json
+    }
 
     private func object(_ path: String...) -> [String: Any]? {
         var current: Any? = json
