@@ -250,3 +250,10 @@ extension AgentConfiguration {
         return settings
     }
 }
+
+extension AgentGraph: ReloadTarget {
+    func reconfigureDetection(_ configuration: AgentConfiguration) throws(PatternError) { try detector.reconfigure(configuration) }
+    func reconfigureOutputs(_ output: AgentConfiguration.Output) { alerts.reconfigure(output) }
+    var scanning: (running: Bool, rules: Int) { (scans.stage != nil, scans.stage?.ruleCount ?? 0) }
+    var enabledRuleCount: Int { detector.enabledRules.count }
+}

@@ -57,7 +57,7 @@ final class LiveWiring {
             graph: graph, audit: audit, packets: packets, helper: helper, inspectionEnabled: configuration.inspection.enabled,
             source: configuration.audit.source,
             configurationPath: configurationPath)
-        let reloader = Reloader(configuration: configuration, path: configurationPath, graph: graph, log: log)
+        let reloader = Reloader(configuration: configuration, path: configurationPath, target: graph, log: log)
         let answers = ControlAnswers(graph: graph, status: status, reloader: reloader)
         control?.handler = answers
         signals.onHangup = { [log, configurationPath, graph] in

@@ -1,6 +1,19 @@
 import AgentConfig
 import Control
+import Patterns
 import Scanning
+
+/// What a reload may change in the running agent, and nothing else of it (the graph's).
+protocol ReloadTarget: AnyObject {
+    /// Detection, network and exclusions: the detector's rules compiled anew (counts carry over).
+    func reconfigureDetection(_ configuration: AgentConfiguration) throws(PatternError)
+    func reconfigureOutputs(_ output: AgentConfiguration.Output)
+    /// New YARA rules to the running worker, or a worker started; nil rules stop it.
+    func applyScanRules(_ rules: YaraRules?, settings: AgentConfiguration.Yara, log: Logger)
+    /// Whether a YARA worker runs, and with how many rules.
+    var scanning: (running: Bool, rules: Int) { get }
+    var enabledRuleCount: Int { get }
+}
 
 /// agentctl reload and SIGHUP. The file is read and everything in it checked (patterns, YARA
 /// rule files) before anything changes; then only the sections that changed are applied:
@@ -12,13 +25,13 @@ final class Reloader {
     /// In effect: what was applied, with the restart-only sections as they started.
     private(set) var configuration: AgentConfiguration
     private let path: String
-    private let graph: AgentGraph
+    private let target: ReloadTarget
     private let log: Logger
 
-    init(configuration: AgentConfiguration, path: String, graph: AgentGraph, log: Logger) {
+    init(configuration: AgentConfiguration, path: String, target: ReloadTarget, log: Logger) {
         self.configuration = configuration
         self.path = path
-        self.graph = graph
+        self.target = target
         self.log = log
     }
 
@@ -42,14 +55,14 @@ final class Reloader {
         var applied: [String] = []
         if next.detection != current.detection || next.network != current.network || next.exclusions != current.exclusions {
             do {
-                try graph.detector.reconfigure(next)
+                try target.reconfigureDetection(next)
             } catch {
                 return refuse("\(error)")
             }
             applied += ["detection", "network", "exclusions"]
         }
         if next.output != current.output {
-            graph.alerts.reconfigure(next.output)
+            target.reconfigureOutputs(next.output)
             applied.append("output")
         }
         var warnings: [String] = []
@@ -65,22 +78,22 @@ final class Reloader {
         if next.host != current.host { restartNeeded.append("host"); kept.host = current.host }
         if next.flows != current.flows { restartNeeded.append("flows"); kept.flows = current.flows }
         if next.inspection != current.inspection { restartNeeded.append("inspection"); kept.inspection = current.inspection }
-        if next.yara.queueSize != current.yara.queueSize && graph.scans.stage != nil { restartNeeded.append("rules.yara.queue_size") }
+        if next.yara.queueSize != current.yara.queueSize && target.scanning.running { restartNeeded.append("rules.yara.queue_size") }
         configuration = kept
         log.info(
             "reloaded \(path): " + (applied.isEmpty ? "nothing changed that a reload applies" : "applied \(applied.joined(separator: ", "))")
                 + (restartNeeded.isEmpty ? "" : "; a restart is needed for \(restartNeeded.joined(separator: ", "))")
-                + "; \(graph.detector.enabledRules.count) rules, \(next.exclusions.count) exclusions, \(graph.scans.stage?.ruleCount ?? 0) YARA rules")
+                + "; \(target.enabledRuleCount) rules, \(next.exclusions.count) exclusions, \(target.scanning.rules) YARA rules")
         return ControlResponse(reload: ReloadResult(applied: applied, restartNeeded: restartNeeded, warnings: warnings))
     }
 
-    /// New rules to the running worker, or a worker started or stopped (the graph's).
+    /// New rules to the running worker, or a worker started or stopped.
     private func applyYara(_ rules: YaraRules?, settings: AgentConfiguration.Yara, warnings: inout [String]) {
         if rules == nil && settings.enabled {
             warnings.append(ScanStage.noRules(settings))
             log.warning(ScanStage.noRules(settings))
         }
-        graph.applyScanRules(rules, settings: settings, log: log)
+        target.applyScanRules(rules, settings: settings, log: log)
     }
 
     private func refuse(_ reason: String) -> ControlResponse {

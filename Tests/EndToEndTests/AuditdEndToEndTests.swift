@@ -213,7 +213,7 @@ extension KernelAuditTests.FlowEndToEnd {
             #expect(
                 alerts.contains { $0.rule == "ftp.internet" && $0.pid == Int(curl) },
                 "\(alerts.map(\.rule)) \((try? String(contentsOfFile: work + "/plugin.log", encoding: .utf8)) ?? "")")
-            let flows = try jsonLines((try? String(contentsOfFile: work + "/plugin-flows.jsonl", encoding: .utf8)) ?? "")
+            let flows = try documents((try? String(contentsOfFile: work + "/plugin-flows.jsonl", encoding: .utf8)) ?? "")
             #expect(flow(of: curl, in: flows)?.destinationPort == 21)
             #expect(auditd.logged(pid: curl))
         }

@@ -374,7 +374,7 @@ extension KernelAuditTests.FlowEndToEnd {
         }
         while Date() < deadline, !done() { usleep(50_000) }
         #expect(agent.stop() == 0, "agent: \(agent.stderr.suffix(6000))")
-        return try jsonLines(agent.stdout)
+        return try documents(agent.stdout)
     }
 
     /// Waits (20 s at most) until something listens on `address:port` in this namespace.

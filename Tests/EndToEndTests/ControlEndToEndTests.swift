@@ -58,7 +58,7 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(alerts.contains { $0.rule == "ftp.scripted" })
 
         let flows = try runCommand(Repo.agentctlRelease, ["flows", "--socket", controlSocket, "--json"])
-        let curlFlow = try jsonLines(flows.stdout).map(FlowView.init).first { $0.pid == Int(curl) }
+        let curlFlow = try documents(flows.stdout).map(FlowView.init).first { $0.pid == Int(curl) }
         #expect(curlFlow?.destinationIP == "203.0.113.10" && curlFlow?.networkProtocol == "ftp", "\(flows.stdout)")
         let table = try runCommand(Repo.agentctlRelease, ["flows", "--socket", controlSocket])
         #expect(table.stdout.contains("203.0.113.10:21") && table.stdout.contains("curl"), "\(table.stdout)")

@@ -221,7 +221,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let path = path ?? alertFile
         guard FileManager.default.fileExists(atPath: path) else { return [] }
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        return try jsonLines(String(text[..<(text.lastIndex(of: "\n").map(text.index(after:)) ?? text.startIndex)])).map(AlertView.init)
+        return try documents(String(text[..<(text.lastIndex(of: "\n").map(text.index(after:)) ?? text.startIndex)])).map(AlertView.init)
     }
 
     func expectOneAlertPerRuleAndSubject(_ alerts: [AlertView]) {

@@ -37,6 +37,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let machineID = try String(contentsOfFile: "/etc/machine-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let agentID = try String(contentsOfFile: work + "/state/agent-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let body = try #require(try JSONSerialization.jsonObject(with: Data(messages[0].body.utf8)) as? [String: Any])
+        expectDescribed(body)
         let sender = AlertView(body)
         #expect(sender.json["host.id"] as? String == machineID && sender.json["agent.id"] as? String == agentID, "\(sender.json)")
     }

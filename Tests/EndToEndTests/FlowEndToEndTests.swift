@@ -250,7 +250,7 @@ extension KernelAuditTests {
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline, agent.stdout.split(separator: "\n").count < count { usleep(50_000) }
             #expect(agent.stop() == 0, "agent: \(agent.stderr.suffix(6000))")
-            return try jsonLines(agent.stdout)
+            return try documents(agent.stdout)
         }
 
         /// Runs a client to completion; its pid is the flow owner (or the ssh child's parent).
@@ -286,7 +286,7 @@ struct FlowView {
     let json: [String: Any]
 
     init(json: [String: Any]) {
-        Documents.expectDescribed(json)
+        expectDescribed(json)
         self.json = json
     }
 

@@ -111,7 +111,7 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(rules.contains("ftp.scripted"), "alerts of the installed agent: \(rules) \(agent.stderr.suffix(3000))")
         // The agent's id lives in its state directory, kept by the upgrade below.
         let agentID = try String(contentsOfFile: "/var/lib/xferwatch/agent-id", encoding: .utf8)
-        let alertAgentIDs = Set(try jsonLines(String(contentsOfFile: installedAlerts, encoding: .utf8)).map { AlertView($0).json["agent.id"] as? String })
+        let alertAgentIDs = Set(try documents(String(contentsOfFile: installedAlerts, encoding: .utf8)).map { AlertView($0).json["agent.id"] as? String })
         #expect(alertAgentIDs == [agentID.trimmingCharacters(in: .whitespacesAndNewlines)], "\(alertAgentIDs) \(agentID)")
         let status = try runCommand("/usr/bin/agentctl", ["status", "--json"])
         let document = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]

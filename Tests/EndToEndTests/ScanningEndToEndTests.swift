@@ -70,7 +70,7 @@ extension KernelAuditTests {
         let alertFile = directory + "/alerts.jsonl"
         func alerts() throws -> [AlertView] {
             guard let text = try? String(contentsOfFile: alertFile, encoding: .utf8) else { return [] }
-            return try jsonLines(text).map(AlertView.init).filter { $0.rule == "yara.match" }
+            return try documents(text).map(AlertView.init).filter { $0.rule == "yara.match" }
         }
         let deadline = Date().addingTimeInterval(10)
         while try alerts().count < 3, Date() < deadline { usleep(100_000) }

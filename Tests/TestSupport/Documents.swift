@@ -1,6 +1,5 @@
 import Control
 import Foundation
-import Testing
 
 /// Alert and flow documents read through the one description of them (`Control`'s
 /// `AlertDocument` and `FlowDocument`), and checked against it.
@@ -22,16 +21,6 @@ public enum Documents {
         let again = try decoded.alert.map { try encoder.encode($0) } ?? encoder.encode(decoded.flow)
         let described = paths(of: try JSONSerialization.jsonObject(with: again))
         return paths(of: object).subtracting(described).sorted()
-    }
-
-    /// Records a test issue for every field of an alert or flow the model does not describe.
-    public static func expectDescribed(_ object: [String: Any], sourceLocation: SourceLocation = #_sourceLocation) {
-        do {
-            let undescribed = try undescribedFields(of: object)
-            if !undescribed.isEmpty { Issue.record("fields the document model does not describe: \(undescribed)", sourceLocation: sourceLocation) }
-        } catch {
-            Issue.record("the document model cannot read it: \(error)", sourceLocation: sourceLocation)
-        }
     }
 
     /// Every leaf's path; nulls are absent.
