@@ -90,7 +90,8 @@ public final class Spool {
     /// Appends messages and makes them durable; a failed write leaves the spool as it was.
     public func append(_ messages: [[UInt8]]) throws(Failure) {
         guard !messages.isEmpty else { return }
-        if tailFD < 0 || segments.last!.size >= segmentBytes { try startSegment() }
+        if tailFD < 0 || (segments.last?.size ?? segmentBytes) >= segmentBytes { try startSegment() }
+        guard let tail = segments.indices.last else { throw Failure(description: "\(directory): no segment to append to") }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(messages.reduce(0) { $0 + $1.count + Self.headerBytes })
         for message in messages {
@@ -102,11 +103,11 @@ public final class Spool {
         guard written, fdatasync(tailFD) == 0 else {
             let reason = String(cString: strerror(errno))
             // Whatever part reached the file is cut off again, so the records stay whole.
-            _ = ftruncate(tailFD, off_t(segments[segments.count - 1].size))
-            throw Failure(description: "\(segmentPath(segments.last!.number)): \(reason)")
+            _ = ftruncate(tailFD, off_t(segments[tail].size))
+            throw Failure(description: "\(segmentPath(segments[tail].number)): \(reason)")
         }
-        segments[segments.count - 1].size += buffer.count
-        segments[segments.count - 1].records += messages.count
+        segments[tail].size += buffer.count
+        segments[tail].records += messages.count
         counters.appended += messages.count
         counters.records += messages.count
         enforceBound()
