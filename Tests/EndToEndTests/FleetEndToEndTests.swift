@@ -41,6 +41,37 @@ extension KernelAuditTests.FlowEndToEnd {
         let sender = AlertView(body)
         #expect(sender.json["host.id"] as? String == machineID && sender.json["agent.id"] as? String == agentID, "\(sender.json)")
     }
+
+    /// The next hop (the SIEM's receiver) is down: the relay holds nothing and answers nothing,
+    /// so the alerts wait in the agent's spool, and all of them arrive once the next hop is back.
+    @Test func aNextHopThatIsDownLeavesTheAlertsInTheAgentsSpool() throws {
+        let final = try SyslogReceiver(directory: work + "/final")
+        let relay = try RsyslogRelay(directory: work + "/relay", nextPort: final.port("tcp"))
+        defer { relay.rsyslogd.stop() }
+        final.stop()
+        let agent = try startAgent(
+            "[output.syslog]\naddress = \"relp://127.0.0.1:\(relay.port)\"\nretry_initial_ms = 100\nretry_max_ms = 400\n")
+        #expect(agent.waitForStderr(containing: "RELP session open", seconds: 10), "\(agent.stderr.suffix(1500))")
+        try client("/bin/sh", ["-c", "for i in $(seq 200); do /bin/true ftp -s:down-$i.txt; done"])
+        let alerts = try waitForAlerts(atLeast: 200, of: "/usr/bin/true")
+        let deadline = Date().addingTimeInterval(30)
+        var spooled = 0
+        while spooled < alerts.count && Date() < deadline {
+            let status = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket, "--json"])
+            let json = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+            let syslog = (json?["outputs"] as? [String: Any])?["syslog"] as? [String: Any]
+            spooled = syslog?["spool_records"] as? Int ?? 0
+            if spooled < alerts.count { usleep(200_000) }
+        }
+        #expect(spooled >= alerts.count, "the relay answered alerts it could not pass on: \(spooled) of \(alerts.count) spooled")
+
+        try final.start()
+        let received = final.waitForMessages(carrying: alerts, seconds: 60)
+        _ = try stop(agent, expecting: 0)
+        let ids = Set(try received.map { try #require(RFC5424Message($0), "not the agent's message: \($0.prefix(300))").eventID })
+        let missing = alerts.filter { !ids.contains($0.id) }
+        #expect(missing.isEmpty, "\(missing.count) of \(alerts.count) missing; agent: \(agent.stderr.suffix(2000))")
+    }
 }
 
 /// docs/fleet/rsyslog-relay.conf as shipped, its placeholders filled with loopback ports and the
