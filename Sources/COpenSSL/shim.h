@@ -1,5 +1,10 @@
-/* OpenSSL: libcrypto for the SHA-256 of scanned files, libssl for syslog over TLS (RFC 5425). */
+/* OpenSSL: libcrypto for file digests, libssl for syslog over TLS (RFC 5425). The digests use
+   the low-level MD5/SHA interfaces, deprecated in OpenSSL 3 but kept: EVP's first digest loads
+   the provider machinery, 2 MB of resident memory an agent without TLS never needs. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/evp.h>
+#include <openssl/md5.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>

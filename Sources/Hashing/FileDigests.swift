@@ -15,42 +15,38 @@ public struct FileDigests: Sendable, Equatable {
         (self.md5, self.sha1, self.sha256) = (md5, sha1, sha256)
     }
 
-    /// All three of the open file, from its start; nil when it cannot be read.
+    /// All three of the open file, from its start, in one pass over it; nil when it cannot be read.
     public static func of(fd: Int32) -> FileDigests? {
-        guard let hex = digests(fd: fd, [EVP_md5(), EVP_sha1(), EVP_sha256()]) else { return nil }
-        return FileDigests(md5: hex[0], sha1: hex[1], sha256: hex[2])
+        var md5 = MD5_CTX()
+        var sha1 = SHA_CTX()
+        var sha256 = SHA256_CTX()
+        guard MD5_Init(&md5) == 1, SHA1_Init(&sha1) == 1, SHA256_Init(&sha256) == 1,
+            read(fd: fd, { MD5_Update(&md5, $0, $1) == 1 && SHA1_Update(&sha1, $0, $1) == 1 && SHA256_Update(&sha256, $0, $1) == 1 })
+        else { return nil }
+        var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+        guard MD5_Final(&digest, &md5) == 1 else { return nil }
+        let md5Hex = hexadecimal(digest.prefix(Int(MD5_DIGEST_LENGTH)))
+        guard SHA1_Final(&digest, &sha1) == 1 else { return nil }
+        let sha1Hex = hexadecimal(digest.prefix(Int(SHA_DIGEST_LENGTH)))
+        guard SHA256_Final(&digest, &sha256) == 1 else { return nil }
+        return FileDigests(md5: md5Hex, sha1: sha1Hex, sha256: hexadecimal(digest[...]))
     }
 
-    /// Each algorithm's digest of the whole file in one pass over it.
-    static func digests(fd: Int32, _ algorithms: [OpaquePointer?]) -> [String]? {
-        var contexts: [OpaquePointer] = []
-        defer { contexts.forEach(EVP_MD_CTX_free) }
-        for algorithm in algorithms {
-            guard let context = EVP_MD_CTX_new() else { return nil }
-            contexts.append(context)
-            guard EVP_DigestInit_ex(context, algorithm, nil) == 1 else { return nil }
-        }
+    /// Hands the whole file to `update` in blocks; false when a read fails or `update` does.
+    static func read(fd: Int32, _ update: (UnsafeRawPointer, Int) -> Bool) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         var offset: off_t = 0
         while true {
             let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
             if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { return nil }
-            if count == 0 { break }
-            for context in contexts { guard EVP_DigestUpdate(context, buffer, count) == 1 else { return nil } }
+            guard count >= 0 else { return false }
+            if count == 0 { return true }
+            guard buffer.withUnsafeBytes({ $0.baseAddress.map { update($0, count) } ?? false }) else { return false }
             offset += off_t(count)
         }
-        var result: [String] = []
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        for context in contexts {
-            var length: UInt32 = 0
-            guard EVP_DigestFinal_ex(context, &digest, &length) == 1 else { return nil }
-            result.append(hexadecimal(digest.prefix(Int(length))))
-        }
-        return result
     }
 
-    private static func hexadecimal(_ bytes: ArraySlice<UInt8>) -> String {
+    static func hexadecimal(_ bytes: ArraySlice<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         text.reserveCapacity(bytes.count * 2)
@@ -66,6 +62,10 @@ public struct FileDigests: Sendable, Equatable {
 /// no build-id, a scanned file's hash.
 public enum SHA256 {
     public static func hex(fd: Int32) -> String? {
-        FileDigests.digests(fd: fd, [EVP_sha256()])?.first
+        var context = SHA256_CTX()
+        guard SHA256_Init(&context) == 1, FileDigests.read(fd: fd, { SHA256_Update(&context, $0, $1) == 1 }) else { return nil }
+        var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+        guard SHA256_Final(&digest, &context) == 1 else { return nil }
+        return FileDigests.hexadecimal(digest[...])
     }
 }

@@ -80,6 +80,25 @@ import Testing
         #expect(SHA256.hex(fd: fd) == digests.sha256)
     }
 
+    /// A file of several read blocks, against coreutils' digests of it.
+    @Test func digestsOfALargerFileAreCoreutils() throws {
+        let directory = try makeTemporaryDirectory("digests")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/blocks"
+        try Data((0..<200_003).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }).write(to: URL(fileURLWithPath: path))
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        let digests = try #require(FileDigests.of(fd: fd))
+        func coreutils(_ tool: String) throws -> String {
+            let done = try runCommand("/usr/bin/" + tool, [path])
+            return String(done.stdout.prefix { $0 != " " })
+        }
+        #expect(digests.md5 == (try coreutils("md5sum")))
+        #expect(digests.sha1 == (try coreutils("sha1sum")))
+        #expect(digests.sha256 == (try coreutils("sha256sum")))
+        #expect(SHA256.hex(fd: fd) == digests.sha256)
+    }
+
     /// The running image through /proc/<pid>/exe, on the thread, once; the next process of the
     /// same file is answered from what was hashed. A gone process whose path now holds another
     /// file gets no hash rather than the other file's.
