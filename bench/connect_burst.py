@@ -10,7 +10,7 @@ Usage (as root): bench/connect_burst.py [PAIRS] [ROUNDS] [--no-build]     defaul
 import os, re, shutil, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from live import (OUT as LIVE_OUT, ROOT, audit_status, cpu_seconds, peak_rss_mb, prepare, sh, start_auditd,  # noqa: E402
+from live import (OUT as LIVE_OUT, ROOT, audit_status, cpu_seconds, peak_rss_mb, prepare, remove_bench_rules, sh, start_auditd,  # noqa: E402
                   start_xferwatchd, stop_xferwatchd, wait_for)
 
 OUT = os.path.join(os.path.dirname(LIVE_OUT), "connect-burst")
@@ -74,7 +74,7 @@ def main():
             sh("auditctl", "-e", "1")
             rows = burst(pairs, lambda: [auditd.pid])
         finally:
-            sh("auditctl", "-D", "-k", "xwbench", check=False)
+            remove_bench_rules()
             auditd.send_signal(signal.SIGTERM)
             auditd.wait(10)
             sh("auditctl", "-e", "0", check=False)

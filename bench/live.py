@@ -106,6 +106,15 @@ script = true
     return auditd
 
 
+def remove_bench_rules():
+    """Deletes what `load_rules` loaded from the agent's rules: those keyed xwbench, and the
+    exclude rules `rekeyed` left without a key."""
+    sh("auditctl", "-D", "-k", "xwbench", check=False)
+    for rule in sh("auditctl", "-l", check=False).splitlines():
+        if rule.startswith("-a always,exclude") and "key=" not in rule:
+            sh("auditctl", *rule.replace("-a ", "-d ", 1).split(), check=False)
+
+
 def load_rules(rules):
     sh("auditctl", "-b", "16384")
     sh("auditctl", "--backlog_wait_time", "0")
@@ -129,7 +138,7 @@ def measure_auditd(rate, seconds, rules, laurel, port=9):
         rss = sum(peak_rss_mb(p) for p in watched())
         return cpu, lost, rss, line
     finally:
-        sh("auditctl", "-D", "-k", "xwbench", check=False)
+        remove_bench_rules()
         auditd.send_signal(signal.SIGTERM)
         auditd.wait(10)
         sh("auditctl", "-e", "0", check=False)
@@ -169,8 +178,16 @@ path = "{directory}/alerts.jsonl"
     except BaseException:
         stop_xferwatchd(agent)
         raise
-    rules = [line.replace("-F key=xferwatch", "-F key=xwbench") for line in sh("auditctl", "-l").splitlines()]
+    rules = [rekeyed(line) for line in sh("auditctl", "-l").splitlines()]
     return agent, rules
+
+
+def rekeyed(rule):
+    """An `auditctl -l` line of the agent's, to load without it: auditctl takes no key on the
+    exclude list, where the agent puts one itself."""
+    if "-a always,exclude" in rule:
+        return rule.replace(" -F key=xferwatch", "")
+    return rule.replace("-F key=xferwatch", "-F key=xwbench")
 
 
 def stop_xferwatchd(agent):

@@ -2,7 +2,7 @@
 """What the kernel's audit rules cost the host's own work, rule by rule: the fastest TCP connect
 loop and the fastest UDP sendto loop (bench/netload.c), each run with audit off, audit on
 without rules, one rule that never matches the load, the agent's rules without sendto/sendmsg,
-all of the agent's rules, and those with the never rule that quiets a datagram flood. The records go to bench/auditdrain.c, a reader that throws them
+all of the agent's rules with and without the exclusion of PROCTITLE records, and those with the never rule that quiets a datagram flood. The records go to bench/auditdrain.c, a reader that throws them
 away, so the figures are the kernel's cost in the audited process, not any consumer's.
 Prints the rate kept and the cost per loop iteration over audit off.
 Usage (as root): bench/rule_cost.py [SECONDS] [--no-build]"""
@@ -66,7 +66,8 @@ def main():
         ("audit on, no rules", [], True),
         ("one rule, never matching (execve)", ["-a always,exit -F arch=b64 -S execve -F key=xwbench"], True),
         ("agent's rules without sendto/sendmsg", without_sends, True),
-        ("agent's rules", ours, True),
+        ("agent's rules, PROCTITLE made", [r for r in ours if "exclude" not in r], True),
+        ("agent's rules (PROCTITLE excluded)", ours, True),
         # What datagram_flood_rate does for a flood, by exe here (the loop's pid is not known yet).
         ("agent's rules, the loop quieted", ours + [f"-A never,exit -F arch=b64 -S sendto,sendmsg -F exe={NETLOAD} -F key=xwbench"], True),
     ]

@@ -70,7 +70,7 @@ def under_auditd(command, seconds, rules):
         live.load_rules(rules)
         return run(command, seconds, lambda: [auditd.pid])
     finally:
-        live.sh("auditctl", "-D", "-k", "xwbench", check=False)
+        live.remove_bench_rules()
         auditd.terminate()
         auditd.wait(10)
         live.sh("auditctl", "-e", "0", check=False)

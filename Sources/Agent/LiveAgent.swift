@@ -62,7 +62,10 @@ public final class LiveAgent {
         let unfinished = marker.unfinishedRun()
         var audit: AuditWatch?
         if configuration.audit.source.isKernel {
-            guard let watch = AuditWatch(settings: configuration.audit, health: health, enabledBeforeKilledRun: unfinished?.auditEnabledBefore, log: log)
+            guard
+                let watch = AuditWatch(
+                    settings: configuration.audit, stateDirectory: configuration.agent.stateDirectory, health: health,
+                    enabledBeforeKilledRun: unfinished?.auditEnabledBefore, log: log)
             else { return (1, nil) }
             audit = watch
         }

@@ -16,3 +16,4 @@ static inline void xw_audit_reset_rule_state(void) {
 }
 
 static inline void xw_audit_mark_syscall_added(void) { _audit_syscalladded = 1; }
+

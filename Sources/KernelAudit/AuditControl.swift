@@ -176,6 +176,25 @@ public final class AuditControl {
         return KernelRule(rule)
     }
 
+    /// A rule on the exclude list: the kernel makes no record of `recordType` (a name such as
+    /// PROCTITLE) for anyone, as `auditctl -a always,exclude -F msgtype=...`. It carries no
+    /// key: the kernel's exclude filter gives up on a rule with a field it does not filter on,
+    /// a key among them, and then excludes nothing.
+    public func compileExclusion(recordType: String) throws(KernelAuditError) -> KernelRule {
+        var rule: UnsafeMutablePointer<audit_rule_data>? = audit_rule_create_data()
+        xw_audit_reset_rule_state()
+        defer {
+            audit_rule_free_data(rule)
+            xw_audit_reset_rule_state()
+        }
+        let result = audit_rule_fieldpair_data(&rule, "msgtype=\(recordType)", AUDIT_FILTER_EXCLUDE)
+        if result != 0 { throw KernelAuditError(operation: "exclude rule msgtype=\(recordType) (libaudit error \(result))", code: EINVAL) }
+        guard let rule else { throw KernelAuditError(operation: "allocate rule", code: ENOMEM) }
+        rule.pointee.flags = UInt32(AUDIT_FILTER_EXCLUDE)
+        rule.pointee.action = UInt32(AUDIT_ALWAYS)
+        return KernelRule(rule)
+    }
+
     /// Adds `rule` to the list and with the action its bytes carry (as compiled or listed).
     public func add(_ rule: KernelRule) throws(KernelAuditError) {
         try KernelAuditError.check(withRule(rule) { audit_add_rule_data(fd, $0, Int32($0.pointee.flags), Int32($0.pointee.action)) }, "add audit rule")

@@ -9,7 +9,7 @@ import CAudit
 /// made. Found in the kernel's own list, in its evaluation order.
 extension AuditSession {
     /// The record types the agent reads.
-    static let recordTypesRead: [UInt32] = [1300, 1302, 1305, 1306, 1307, 1309, 1320, 1327]  // SYSCALL PATH CONFIG_CHANGE SOCKADDR CWD EXECVE EOE PROCTITLE
+    static let recordTypesRead: [UInt32] = [1300, 1302, 1305, 1306, 1307, 1309, 1320]  // SYSCALL PATH CONFIG_CHANGE SOCKADDR CWD EXECVE EOE
 
     /// Each rule that hides something the agent needs, with what it hides:
     /// - `never` on the task list: tasks it matches are not audited at all;

@@ -43,6 +43,8 @@ extension KernelAuditTests.FlowEndToEnd {
             let auditd = try PrivateAuditd(directory: work + "/auditd")
             let agent = try startAgent(source: "auto", environment: ["XFERWATCH_AUDITD_AT_BOOT": "no"])
             #expect(agent.stderr.contains("audit source unicast"))
+            let exclusion = "-a always,exclude -F msgtype=PROCTITLE"
+            #expect(try KernelAuditTests.kernelState().rules.contains(exclusion), "alone, the agent has the kernel make no PROCTITLE")
             let lostBefore = try KernelAuditTests.lostRecords()
 
             // An exec load runs through the hand-over: a record lost or read twice would leave a partial event.
@@ -67,6 +69,8 @@ extension KernelAuditTests.FlowEndToEnd {
             }
             #expect(handOver.count == 1 && named == true, "\(handOver.map(\.reasons))")
             #expect(auditd.logged(pid: curl), "auditd's log has the transfer")
+            #expect(auditd.logged(type: "PROCTITLE", pid: curl), "beside auditd the agent excludes nothing: its log is whole")
+            #expect(try !KernelAuditTests.kernelState().rules.contains(exclusion))
             #expect(try KernelAuditTests.kernelState().pid == String(auditd.child?.pid ?? -1), "auditd keeps the socket after the agent stops")
             #expect(try KernelAuditTests.lostRecords() == lostBefore)
             auditd.stop()
@@ -287,9 +291,18 @@ final class PrivateAuditd {
 
     /// Whether auditd's log (rotated files too) holds a record of `pid`.
     func logged(pid: Int32) -> Bool {
+        logText.contains(" pid=\(pid) ")
+    }
+
+    /// A record of `type` in the event of a SYSCALL record of `pid`.
+    func logged(type: String, pid: Int32) -> Bool {
+        let lines = logText.split(separator: "\n")
+        let events = Set(lines.filter { $0.contains(" pid=\(pid) ") }.compactMap { $0.firstMatch(of: #/msg=audit\([0-9.:]+\)/#)?.0 })
+        return lines.contains { $0.hasPrefix("type=\(type) ") && $0.firstMatch(of: #/msg=audit\([0-9.:]+\)/#).map { events.contains($0.0) } == true }
+    }
+
+    private var logText: String {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { $0.hasPrefix("audit.log") }.contains { name in
-            ((try? String(contentsOfFile: directory + "/" + name, encoding: .utf8)) ?? "").contains(" pid=\(pid) ")
-        }
+        return names.filter { $0.hasPrefix("audit.log") }.map { (try? String(contentsOfFile: directory + "/" + $0, encoding: .utf8)) ?? "" }.joined()
     }
 }

@@ -158,16 +158,23 @@ extension KernelAuditTests.FlowEndToEnd {
         let enabledBefore = try KernelAuditTests.kernelState().enabled
         var agent = try startAgent(config)
         func ourRules() throws -> Int { try runCommand("/sbin/auditctl", ["-l"]).stdout.split(separator: "\n").filter { $0.contains("key=xferwatch") }.count }
+        // The exclusion carries no key (the kernel's exclude filter would then exclude nothing).
+        func exclusions() throws -> Int {
+            try runCommand("/sbin/auditctl", ["-l"]).stdout.split(separator: "\n").filter { $0 == "-a always,exclude -F msgtype=PROCTITLE" }.count
+        }
         let installed = try ourRules()
+        #expect(try exclusions() == 1)
         _ = try client("/bin/sh", ["-c", "for i in $(seq 50); do /bin/true ftp -s:killed-$i.txt; done"])
         _ = try waitForAlerts(atLeast: 50, of: "/usr/bin/true")
         #expect(agent.stop(signal: SIGKILL) == SIGKILL)
-        #expect(try ourRules() == installed, "a killed agent cannot remove its rules")
+        #expect(try ourRules() == installed && exclusions() == 1, "a killed agent cannot remove its rules")
 
         try receiver.start()
         agent = try startAgent(config)
         #expect(agent.stderr.contains("removed a stale audit rule with key xferwatch left by an earlier run"))
         #expect(try ourRules() == installed, "replaced, not doubled")
+        #expect(agent.stderr.contains("removed the exclusion of PROCTITLE records left by an earlier run"))
+        #expect(try exclusions() == 1)
         let alerts = try waitForAlerts(atLeast: 51)
         let health = alerts.filter { $0.rule == "agent.health" }.flatMap(\.reasons)
         #expect(health.contains { $0.contains("ended without stopping (killed, crashed or the host went down)") }, "\(health)")
@@ -185,5 +192,6 @@ extension KernelAuditTests.FlowEndToEnd {
         // The killed run turned auditing on and could not turn it off; its marker said how it
         // found the flag, and the run after it gave that back.
         #expect(try KernelAuditTests.kernelState().enabled == enabledBefore)
+        #expect(try exclusions() == 0, "the last run stopped and took its exclusion along")
     }
 }
