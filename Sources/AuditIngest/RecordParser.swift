@@ -63,7 +63,7 @@ public enum RecordParser {
         guard let type = AuditRecordType(name: typeName) else { throw .unknownType }
         cursor.skipSpaces()
         guard cursor.consume("msg=") else { throw .missingStamp }
-        return try parseStamped(&cursor, type: type, node: node)
+        return try parseStamped(&cursor, type: type, node: node, mayBeEnriched: true)
     }
 
     /// Parses the body of a netlink audit message whose header carried `type`.
@@ -72,11 +72,15 @@ public enum RecordParser {
         cursor.trimEnd()
         guard !cursor.atEnd else { throw .empty }
         guard cursor.remaining <= maximumRecordLength else { throw .tooLong(cursor.remaining) }
-        return try parseStamped(&cursor, type: AuditRecordType(code: type), node: nil)
+        return try parseStamped(&cursor, type: AuditRecordType(code: type), node: nil, mayBeEnriched: false)
     }
 
-    /// `audit(S.MS:SERIAL): fields...` from the cursor on.
-    private static func parseStamped(_ cursor: inout Cursor, type: AuditRecordType, node: String?) throws(RecordParseError) -> AuditRecord {
+    /// `audit(S.MS:SERIAL): fields...` from the cursor on. Only auditd's ENRICHED lines carry
+    /// the 0x1D separator: in a netlink message one is no separator but text (a user-space
+    /// writer's, the kernel hex-encodes control bytes), and is not searched for.
+    private static func parseStamped(
+        _ cursor: inout Cursor, type: AuditRecordType, node: String?, mayBeEnriched: Bool
+    ) throws(RecordParseError) -> AuditRecord {
         guard cursor.consume("audit(") else { throw .missingStamp }
         // Seconds past year 30,000 are no kernel's: they would overflow the milliseconds.
         guard let seconds = cursor.takeDecimal(), seconds < 1 << 40, cursor.consume(".") else { throw .badStamp }
@@ -98,8 +102,9 @@ public enum RecordParser {
         let text = cursor.rest
         // memchr: the generic search went byte by byte, 4% of a replay.
         let separator =
-            text.baseAddress.flatMap { base in memchr(base, Int32(enrichedSeparator), text.count).map { base.distance(to: UnsafeRawPointer($0)) } }
-            ?? text.count
+            mayBeEnriched
+            ? text.baseAddress.flatMap { base in memchr(base, Int32(enrichedSeparator), text.count).map { base.distance(to: UnsafeRawPointer($0)) } }
+                ?? text.count : text.count
         // Every field has its `=`: their count bounds the index, so the text and the spans are
         // written into one allocation of the right size, without a check per byte appended.
         let capacity = text.count + FieldScanner.equalsSigns(in: text) * FieldSpan.storedSize

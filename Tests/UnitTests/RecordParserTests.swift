@@ -164,6 +164,18 @@ import Testing
         #expect(try body.withUnsafeBytes { try RecordParser.parseNetlink(type: 1320, body: $0) }.type == .endOfEvent)
     }
 
+    /// A user-space writer's message may hold 0x1D: in netlink it is text, not auditd's
+    /// ENRICHED separator, so nothing after it passes for auditd's interpretation.
+    @Test func aSeparatorInANetlinkMessageIsText() throws {
+        let body = Array("audit(1.000:7): pid=5 uid=0 msg='op=x\u{1D}UID=\"root\" res=success'".utf8)
+        let record = try body.withUnsafeBytes { try RecordParser.parseNetlink(type: 1100, body: $0) }
+        #expect(record.interpretedFields.isEmpty)
+        #expect(record.rawValue("op").map { Array($0) } == Array("x\u{1D}UID=\"root\"".utf8))
+        let line = Array("type=USER_AUTH msg=audit(1.000:7): pid=5 uid=0 res=success\u{1D}UID=\"root\"".utf8)
+        let enriched = try line.withUnsafeBytes { try RecordParser.parseLine($0) }
+        #expect(enriched.interpretedString("UID") == "root", "in a log line it is the separator")
+    }
+
     @Test func userMessagesNestTheirFields() throws {
         let record = try parse(
             #"type=USER_START msg=audit(1.000:5): pid=12 uid=0 auid=1000 ses=3 msg='op=PAM:session_open acct="root" exe="/usr/bin/su" hostname=? addr=? terminal=pts/0 res=success'"#
