@@ -256,12 +256,18 @@ extension KernelAuditTests.FlowEndToEnd {
         try #require(agent.waitForStderr(containing: "inspection: capturing", seconds: 10))
         // vsftpd ends a TLS data connection without close_notify now and then, and curl calls the
         // upload partial (exit 18): such a run is tried again; the one that succeeded is checked.
+        // lftp would retry by itself, 30 s later and in a second session of the same pid: it is
+        // told to fail at once instead (exit 1), and is run again the same way.
         let explicit = try clientTried("/usr/bin/curl", ["-s", "-k", "--ssl-reqd", "-T", file, "ftp://203.0.113.10:2121/upload/explicit.bin"])
         let implicit = try clientTried("/usr/bin/curl", ["-s", "-k", "-T", file, "ftps://203.0.113.10/upload/implicit.bin"])
         let ipv6 = try clientTried("/usr/bin/curl", ["-s", "-k", "--ssl-reqd", "-T", file, "ftp://[2001:db8::10]/upload/v6tls.bin"])
         let lftp = try clientTried(
             "/usr/bin/lftp",
-            ["-u", "anonymous,x", "-e", "set ssl:verify-certificate no; set ftp:ssl-force yes; put \(file) -o upload/lftp-tls.bin; quit", "203.0.113.10:2121"])
+            [
+                "-u", "anonymous,x", "-e",
+                "set ssl:verify-certificate no; set ftp:ssl-force yes; set net:max-retries 1; set cmd:fail-exit yes; put \(file) -o upload/lftp-tls.bin; quit",
+                "203.0.113.10:2121",
+            ])
         let flows = try stop(agent, awaiting: [explicit, implicit, ipv6, lftp])
         let alerts = try readAlerts()
         for (pid, name, port) in [(explicit, "explicit", 2121), (implicit, "implicit", 990), (ipv6, "IPv6", 21), (lftp, "lftp", 2121)] {
