@@ -120,7 +120,7 @@ public final class FileScanner {
         }
         let matches: [YaraMatch]
         do {
-            matches = try rules.scan(fd: fd)
+            matches = try rules.scan(fd: fd, size: UInt64(info.st_size))
         } catch {
             counters.failed += 1
             return ScanResult(outcome: .failed(error.description), file: ScannedFile(path: path, identity: identity, sha256: nil), matches: [])

@@ -71,7 +71,17 @@ public final class YaraRules: @unchecked Sendable {
         guard failures == 0, yr_compiler_get_rules(compiler, &compiled) == ERROR_SUCCESS, let compiled else {
             return (nil, errors + [RuleFileError(file: good.joined(separator: ", "), line: 0, message: "the rule files compile alone but not together")])
         }
-        return (YaraRules(files: good, ruleCount: Int(xw_yara_rule_count(compiled)), rules: compiled), errors)
+        // The compiler's arena is megabytes whatever the rules; the same rules loaded back take
+        // what they need. Should that fail (memory), the compiled rules serve as well.
+        var compacted: UnsafeMutablePointer<YR_RULES>?
+        let rules: UnsafeMutablePointer<YR_RULES>
+        if xw_yara_rules_compacted(compiled, &compacted) == ERROR_SUCCESS, let compacted {
+            yr_rules_destroy(compiled)
+            rules = compacted
+        } else {
+            rules = compiled
+        }
+        return (YaraRules(files: good, ruleCount: Int(xw_yara_rule_count(rules)), rules: rules), errors)
     }
 
     private init(files: [String], ruleCount: Int, rules: UnsafeMutablePointer<YR_RULES>) {
@@ -143,14 +153,21 @@ public final class YaraRules: @unchecked Sendable {
         }
     }
 
-    /// The rules matching the open file `fd`. Fast mode: each string's first match is enough.
-    public func scan(fd: Int32, timeoutSeconds: Int32 = 10) throws(ScanError) -> [YaraMatch] {
+    /// Scans read a file a window at a time: the agent's resident size grows by one window
+    /// during a scan, not by the file (a 33 MB binary took it from 31 to 63 MB). A string up to
+    /// `scanOverlap` long is found wherever it lies; modules see the first window of a larger file.
+    public static let scanWindow: UInt64 = 8 << 20
+    public static let scanOverlap: UInt64 = 64 << 10
+
+    /// The rules matching the open regular file `fd` of `size` bytes. Fast mode: each string's
+    /// first match is enough.
+    public func scan(fd: Int32, size: UInt64, timeoutSeconds: Int32 = 10) throws(ScanError) -> [YaraMatch] {
         final class Matches { var list: [YaraMatch] = [] }
         let matches = Matches()
         let unmanaged = Unmanaged.passRetained(matches)
         defer { unmanaged.release() }
-        let status = yr_rules_scan_fd(
-            rules, fd, SCAN_FLAGS_FAST_MODE,
+        let status = xw_yara_scan_windows(
+            rules, fd, size, Self.scanWindow, Self.scanOverlap, SCAN_FLAGS_FAST_MODE,
             { _, message, data, context in
                 if message == CALLBACK_MSG_RULE_MATCHING, let data, let context {
                     let rule = data.assumingMemoryBound(to: YR_RULE.self)

@@ -62,6 +62,11 @@ struct Run: ParsableCommand {
         // One malloc arena for every thread: the workers allocate little, and each arena of
         // their own kept about half a megabyte resident.
         mallopt(M_ARENA_MAX, 1)
+        // Blocks of 128 KB and more mapped for themselves and unmapped when freed. glibc raises
+        // this bound to the size of the largest such block freed, and compiling YARA rules frees
+        // 1 MB ones: the next compile's buffers then came from the heap and kept 9 MB resident
+        // once freed.
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024)
         let output = OutputOptions(events: events, flows: flows, alerts: alerts)
         let status = LiveAgent(configuration: configuration, configurationPath: options.config, output: output, log: log).run()
         if status != 0 { throw ExitCode(status) }

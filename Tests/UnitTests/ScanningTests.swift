@@ -59,6 +59,37 @@ import Testing
         #expect(try scan(Array("MZ".utf8) + banner + config, name: "not-elf", with: scanner).matches.isEmpty)
     }
 
+    /// Files are scanned a window at a time (`YaraRules.scanWindow`): what a whole-file scan
+    /// finds is found across windows' ends, in the last window, and at absolute offsets.
+    @Test func aFileLargerThanTheScanWindowIsScannedWhole() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let window = Int(YaraRules.scanWindow), overlap = Int(YaraRules.scanOverlap)
+        let size = 3 * window
+        let ruleFile = "\(directory)/windows.yar"
+        try """
+        rule across_a_window_end { strings: $a = "xferwatch-marker-across" condition: $a at \(window - 10) }
+        rule second_window_end { strings: $a = "xferwatch-marker-second" condition: $a at \(2 * window - overlap - 5) }
+        rule in_the_last_bytes { strings: $a = "xferwatch-marker-last" condition: $a at \(size - 25) and filesize == \(size) }
+        rule header_and_tail { condition: uint32(0) == 0x464c457f and uint32(\(size - 4)) == 0x21646e65 }
+        rule absent { strings: $a = "xferwatch-marker-absent" condition: $a }
+        """.write(toFile: ruleFile, atomically: true, encoding: .utf8)
+        let (compiled, errors) = YaraRules.compile(globs: [ruleFile])
+        #expect(errors.isEmpty, "\(errors)")
+        let scanner = FileScanner(rules: try #require(compiled), maximumSize: 64 << 20)
+
+        var bytes = [UInt8](repeating: 0x41, count: size)
+        func put(_ text: String, at offset: Int) { bytes.replaceSubrange(offset..<offset + text.utf8.count, with: Array(text.utf8)) }
+        put("\u{7f}ELF", at: 0)
+        put("xferwatch-marker-across", at: window - 10)
+        // The second window begins `overlap` before the first ends: this one crosses its end.
+        put("xferwatch-marker-second", at: 2 * window - overlap - 5)
+        put("xferwatch-marker-last", at: size - 25)
+        put("end!", at: size - 4)
+        let result = try scan(bytes, name: "large", with: scanner)
+        #expect(result.outcome == .scanned)
+        #expect(Set(result.matches.map(\.rule)) == ["across_a_window_end", "second_window_end", "in_the_last_bytes", "header_and_tail"])
+    }
+
     @Test func aBrokenRuleFileIsReportedWithItsLineAndSkipped() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let broken = directory + "/broken.yar"
