@@ -5,6 +5,9 @@ public struct AuditEvent: Sendable {
         case endOfEvent = "eoe"
         /// A type that never has more than one record.
         case singleRecord = "single"
+        /// In a stream without EOE (auditd's log): PROCTITLE, the last record the kernel
+        /// writes for a syscall event, arrived.
+        case processTitle = "proctitle"
         /// No record came for the event within the timeout (log time or wall time).
         case timeout
         /// The input ended or the pending table was full.
@@ -99,6 +102,12 @@ public final class EventAssembler {
             // auditd numbers its own DAEMON_* records from a counter of its own.
             if !record.type.isDaemonMessage { observeSerial(record.key) }
             complete(record.key, [record], .singleRecord)
+        } else if record.type == .proctitle, !streamHasEndOfEvent, let index = pending.index(forKey: record.key) {
+            // Without EOE, such an event would wait for the timeout or the memory bound: 2,048
+            // open events in a replay of auditd's log.
+            var records = pending.remove(at: index).value.records
+            records.append(record)
+            complete(record.key, records, .processTitle)
         } else if let index = pending.index(forKey: record.key) {
             pending.values[index].records.append(record)
             pending.values[index].lastLogTime = logTime

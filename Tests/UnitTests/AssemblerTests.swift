@@ -75,11 +75,35 @@ import Testing
     }
 
     @Test func logFilesWithoutEndOfEventAreNotPartial() throws {
-        // auditd's log has no EOE: events complete by timeout and are whole.
+        // auditd's log has no EOE: events complete at their PROCTITLE and are whole.
         let (events, counters) = try assemble(try lines(ofFile: Repo.fixture("raw.log")))
         #expect(counters.partialEvents == 0)
+        #expect(events.contains { $0.completion == .processTitle })
         #expect(events.contains { $0.type == .syscall && $0.first(.execve) != nil && $0.first(.proctitle) != nil })
         #expect(counters.sequenceGaps == 0)
+    }
+
+    /// PROCTITLE is the last record the kernel writes for a syscall event: without EOE in the
+    /// stream it completes the event at once, rather than the timeout or the memory bound.
+    @Test func withoutEndOfEventTheProcessTitleCompletesASyscallEvent() throws {
+        var events: [AuditEvent] = []
+        let assembler = EventAssembler { events.append($0) }
+        for line in [syscall(1, items: 1), record("CWD", 1), syscall(2), record("PATH", 1, "100.000", "item=0 name=\"/x\"")] {
+            assembler.add(try parse(line))
+        }
+        #expect(events.isEmpty && assembler.pendingCount == 2)
+        assembler.add(try parse(record("PROCTITLE", 1)))
+        #expect(events.map(\.key.serial) == [1] && assembler.pendingCount == 1)
+        #expect(events[0].completion == .processTitle && !events[0].partial)
+        #expect(events[0].records.map(\.type.name) == ["SYSCALL", "CWD", "PATH", "PROCTITLE"])
+
+        // Once the stream has shown EOE, PROCTITLE waits for it.
+        assembler.add(try parse(record("EOE", 2, "100.000", "")))
+        assembler.add(try parse(syscall(3)))
+        assembler.add(try parse(record("PROCTITLE", 3)))
+        #expect(events.count == 2 && assembler.pendingCount == 1)
+        assembler.add(try parse(record("EOE", 3, "100.000", "")))
+        #expect(events.last?.completion == .endOfEvent && events.last?.records.count == 2)
     }
 
     @Test func missingSyscallOrPathRecordsMakeAnEventPartial() throws {
