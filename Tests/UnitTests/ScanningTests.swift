@@ -90,6 +90,21 @@ import Testing
         #expect(Set(result.matches.map(\.rule)) == ["across_a_window_end", "second_window_end", "in_the_last_bytes", "header_and_tail"])
     }
 
+    /// A file truncated while it is scanned: the mapping's pages past the new end raise
+    /// SIGBUS, which libyara catches; the scan fails and the agent goes on. A size past the
+    /// file's end does the same without a race.
+    @Test func aFileTruncatedUnderTheScanFailsTheScanOnly() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let rules = try shippedRules()
+        let path = "\(directory)/shrunk"
+        try SyntheticBinary.write([UInt8](repeating: 0x41, count: 64 * 1024), to: path)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        #expect(throws: YaraRules.ScanError.self) { try rules.scan(fd: fd, size: 3 * YaraRules.scanWindow) }
+        #expect(try rules.scan(fd: fd, size: 64 * 1024).isEmpty)
+    }
+
     @Test func aBrokenRuleFileIsReportedWithItsLineAndSkipped() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let broken = directory + "/broken.yar"
