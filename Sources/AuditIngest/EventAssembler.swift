@@ -86,39 +86,41 @@ public final class EventAssembler {
     public var pendingCount: Int { pending.count }
 
     /// Adds one record. `arrivalTime` is a monotonic clock in milliseconds (0 for replays).
-    public func add(_ record: AuditRecord, arrivalTime: Int64 = 0) {
+    public func add(_ record: consuming AuditRecord, arrivalTime: Int64 = 0) {
         counters.records += 1
-        let logTime = record.key.time.totalMilliseconds
+        // Consumed: the record moves into its event without a copy (a retain of its storage).
+        let key = record.key, type = record.type
+        let logTime = key.time.totalMilliseconds
         if logTime > newestLogTime { newestLogTime = logTime }
 
-        if record.type == .endOfEvent {
+        if type == .endOfEvent {
             streamHasEndOfEvent = true
-            if let event = pending.removeValue(forKey: record.key) {
-                complete(record.key, event.records, .endOfEvent)
+            if let event = pending.removeValue(forKey: key) {
+                complete(key, event.records, .endOfEvent)
             } else {
-                observeSerial(record.key)
+                observeSerial(key)
             }
-        } else if record.type.isSingleRecordEvent, pending[record.key] == nil {
+        } else if type.isSingleRecordEvent, pending[key] == nil {
             // auditd numbers its own DAEMON_* records from a counter of its own.
-            if !record.type.isDaemonMessage { observeSerial(record.key) }
-            complete(record.key, [record], .singleRecord)
-        } else if record.type == .proctitle, !streamHasEndOfEvent, let index = pending.index(forKey: record.key) {
+            if !type.isDaemonMessage { observeSerial(key) }
+            complete(key, [record], .singleRecord)
+        } else if type == .proctitle, !streamHasEndOfEvent, let index = pending.index(forKey: key) {
             // Without EOE, such an event would wait for the timeout or the memory bound: 2,048
             // open events in a replay of auditd's log.
             var records = pending.remove(at: index).value.records
             records.append(record)
-            complete(record.key, records, .processTitle)
-        } else if let index = pending.index(forKey: record.key) {
+            complete(key, records, .processTitle)
+        } else if let index = pending.index(forKey: key) {
             pending.values[index].records.append(record)
             pending.values[index].lastLogTime = logTime
             pending.values[index].lastArrival = arrivalTime
         } else {
-            observeSerial(record.key)
+            observeSerial(key)
             var records = [AuditRecord]()
             records.reserveCapacity(6)
             records.append(record)
-            pending[record.key] = Pending(records: records, lastLogTime: logTime, lastArrival: arrivalTime)
-            opened.append(record.key)
+            pending[key] = Pending(records: records, lastLogTime: logTime, lastArrival: arrivalTime)
+            opened.append(key)
             if pending.count > settings.maximumPendingEvents { completeOldest() }
             // Most events complete by EOE or timeout: forget their keys now and then.
             if opened.count - openedHead > 4 * max(settings.maximumPendingEvents, 1024) {
