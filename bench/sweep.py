@@ -7,7 +7,10 @@ against auditd alone writing its RAW log under the very rules xferwatchd install
   the fastest connect and sendto loops, also with no audit rules at all (the host's own cost).
 For each: the watcher's CPU seconds (schedstat, to the nanosecond), the ratio, kernel lost records,
 the rate the workload reached under each, and xferwatchd's peak RSS.
-Usage (as root): bench/sweep.py [SECONDS] [--no-build]"""
+With --rounds N every load runs N times, the three watchers taken in turn each round so that the
+VM's drift hits them alike; each column is then the median over the rounds (the ratio the median of
+each round's ratio, lost the sum, RSS the largest).
+Usage (as root): bench/sweep.py [SECONDS] [--no-build] [--rounds N]"""
 import os, re, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -85,24 +88,41 @@ def without_rules(command, seconds):
         live.sh("auditctl", "-e", "0", check=False)
 
 
+def median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def main():
-    arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 1
+    arguments = [a for i, a in enumerate(sys.argv[1:], 1) if not a.startswith("--") and sys.argv[i - 1] != "--rounds"]
     seconds = int(arguments[0]) if arguments else 15
     live.prepare("bench/sweep", build="--no-build" not in sys.argv)
     live.sh("gcc", "-O2", "-o", NETLOAD, os.path.join(live.ROOT, "bench/netload.c"))
     print(f"{'load':<22} {'xferwatchd':>10} {'auditd':>7} {'ratio':>6} {'lost x/a':>9} {'rate x / a / no rules':>24} {'RSS MB':>7}")
     peak = 0.0
     for name, command, duration, bare_too in loads(seconds):
-        cpu, lost, rate, rss, rules = under_xferwatchd(name, command, duration)
-        peer, peer_lost, peer_rate = under_auditd(command, duration, rules)
+        ours, theirs, bares, ratios = [], [], [], []
+        for _ in range(rounds):
+            cpu, lost, rate, rss, rules = under_xferwatchd(name, command, duration)
+            peer, peer_lost, peer_rate = under_auditd(command, duration, rules)
+            bare = without_rules(command, duration) if bare_too and command is not None else None
+            ours.append((cpu, lost, rate, rss))
+            theirs.append((peer, peer_lost, peer_rate))
+            bares.append(bare)
+            if peer >= 0.01:
+                ratios.append(cpu / peer)
+        cpu, rate = median(o[0] for o in ours), median(o[2] for o in ours)
+        lost, rss = sum(o[1] for o in ours), max(o[3] for o in ours)
+        peer, peer_rate, peer_lost = median(t[0] for t in theirs), median(t[2] for t in theirs), sum(t[1] for t in theirs)
+        bare = median(bares) if bares[0] is not None else None
         peak = max(peak, rss)
-        ratio = f"{cpu / peer:.2f}" if peer >= 0.01 else "-"
+        ratio = f"{median(ratios):.2f}" if ratios else "-"
         rates = ""
         if command is not None:
-            bare = without_rules(command, duration) if bare_too else None
             rates = f"{rate} / {peer_rate}" + (f" / {bare} ({100 * rate / bare:.0f}%/{100 * peer_rate / bare:.0f}%)" if bare else "")
         print(f"{name:<22} {cpu:>10.2f} {peer:>7.2f} {ratio:>6} {f'{lost}/{peer_lost}':>9} {rates:>24} {rss:>7.1f}", flush=True)
-    print(f"peak RSS over the sweep: {peak:.1f} MB")
+    print(f"peak RSS over the sweep: {peak:.1f} MB" + (f"; medians of {rounds} rounds" if rounds > 1 else ""))
 
 
 if __name__ == "__main__":
