@@ -24,7 +24,7 @@ final class SocketDestroySource: LoopSource {
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         if polled.anyReady {
-            sockets.drainDestroyed { namespace, socket in
+            sockets.drainDestroyed(now: time.monotonic) { namespace, socket in
                 log.debug(
                     "socket destroyed in namespace \(namespace): \(socket.transport.rawValue) \(socket.localAddress):\(socket.localPort) -> "
                         + "\(socket.remoteAddress):\(socket.remotePort) cookie \(socket.cookie.map(String.init) ?? "-") "
@@ -32,6 +32,7 @@ final class SocketDestroySource: LoopSource {
                 clock.socketDestroyed(namespace: namespace, socket: socket, arrival: time.realtime)
             }
         }
+        sockets.reopenCloseGates(now: time.monotonic)
         // The audit source ran first this turn: what it read is what the notifications wait for.
         clock.releaseDestroys(now: time.realtime)
         return .none

@@ -73,7 +73,9 @@ public final class LiveAgent {
         let procfs = ProcFS()
         var sockets: HostSockets?
         do {
-            sockets = try HostSockets(procfs: procfs, log: { [log] in log.warning($0) })
+            let closeFlood = CloseFloodGate(
+                perSecond: configuration.flows.closeFloodRate, pauseMilliseconds: Int64(configuration.flows.closeFloodPauseMilliseconds))
+            sockets = try HostSockets(procfs: procfs, closeFlood: closeFlood, log: { [log] in log.warning($0) })
         } catch {
             log.error("sock_diag is unavailable (\(error)): flows will be found through /proc/net, without byte counts")
         }

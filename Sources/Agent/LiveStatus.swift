@@ -113,7 +113,8 @@ final class LiveStatus {
             host: .init(
                 processes: graph.processes.count, flowsActive: graph.tracker.openFlows.count, flowsReported: graph.tracker.counters.flowsReported,
                 networkNamespaces: graph.sockets?.namespaceCount ?? 0, namespaceHelper: helper.map(\.alive),
-                sockDiagErrors: graph.sockets?.counters.sockDiagErrors ?? 0, destroyNotificationsLost: graph.sockets?.counters.destroyOverruns ?? 0),
+                sockDiagErrors: graph.sockets?.counters.sockDiagErrors ?? 0, destroyNotificationsLost: graph.sockets?.counters.destroyOverruns ?? 0,
+                closeFloods: graph.sockets?.counters.closeFloods ?? 0, closesUnheard: graph.sockets?.closesUnheard ?? []),
             detection: detection, yara: yara,
             inspection: packets?.status(enabled: inspectionEnabled)
                 ?? .init(

@@ -101,6 +101,10 @@ public struct AgentConfiguration: Sendable, Equatable {
         /// How long the sock_diag sockets of another network namespace stay open once no flow
         /// uses it (a socket keeps a dead container's namespace alive).
         public var namespaceIdleMilliseconds = 60_000
+        /// Socket closes a second in one network namespace past which they are not heard for
+        /// `closeFloodPauseMilliseconds` (their notifications cost every close); 0: always heard.
+        public var closeFloodRate = 10_000
+        public var closeFloodPauseMilliseconds = 5000
     }
 
     /// `[inspection]`: the packet tap that identifies FTP, SSH, TFTP and SMB by their first bytes.
@@ -210,6 +214,9 @@ public struct AgentConfiguration: Sendable, Equatable {
         config.flows.maximumOpenFlows = flows.integer("max_open_flows", default: config.flows.maximumOpenFlows, in: 16...1 << 20)
         config.flows.namespaceIdleMilliseconds = flows.integer(
             "namespace_idle_ms", default: config.flows.namespaceIdleMilliseconds, in: 1000...3_600_000)
+        config.flows.closeFloodRate = flows.integer("close_flood_rate", default: config.flows.closeFloodRate, in: 0...10_000_000)
+        config.flows.closeFloodPauseMilliseconds = flows.integer(
+            "close_flood_pause_ms", default: config.flows.closeFloodPauseMilliseconds, in: 250...600_000)
         reader.absorb(flows)
 
         config.readDetection(&reader)

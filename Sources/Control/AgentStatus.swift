@@ -80,13 +80,19 @@ public struct AgentStatus: Codable, Sendable {
         /// overrun receive buffer (those flows end at the next poll, their last bytes unread).
         public var sockDiagErrors: Int
         public var destroyNotificationsLost: Int
+        /// Floods of socket closes (`close_flood_rate`), and the network namespaces (inodes)
+        /// whose closes are not heard now because of one: flows ending there keep their last
+        /// polled counts.
+        public var closeFloods: Int
+        public var closesUnheard: [UInt64]
         public init(
             processes: Int, flowsActive: Int, flowsReported: Int, networkNamespaces: Int, namespaceHelper: Bool?, sockDiagErrors: Int,
-            destroyNotificationsLost: Int
+            destroyNotificationsLost: Int, closeFloods: Int = 0, closesUnheard: [UInt64] = []
         ) {
             (self.processes, self.flowsActive, self.flowsReported) = (processes, flowsActive, flowsReported)
             (self.networkNamespaces, self.namespaceHelper) = (networkNamespaces, namespaceHelper)
             (self.sockDiagErrors, self.destroyNotificationsLost) = (sockDiagErrors, destroyNotificationsLost)
+            (self.closeFloods, self.closesUnheard) = (closeFloods, closesUnheard)
         }
     }
 

@@ -48,6 +48,9 @@ public enum MetricsText {
         metric(
             "destroy_notifications_lost_total", "counter", "Socket close notifications the kernel dropped (receive buffer overrun).",
             one(status.host.destroyNotificationsLost))
+        metric("close_floods_total", "counter", "Floods of socket closes whose notifications were not heard for a while.", one(status.host.closeFloods))
+        metric(
+            "closes_unheard_namespaces", "gauge", "Network namespaces whose socket closes are not heard now (a flood).", one(status.host.closesUnheard.count))
         let detection = status.detection
         metric("alerts_total", "counter", "Alerts emitted, by rule.", by("rule", detection.alertsByRule))
         metric("exclusion_hits_total", "counter", "Alerts an exclusion silenced, by exclusion.", by("exclusion", detection.exclusionsHit))

@@ -14,7 +14,7 @@ extension FlowTracker {
         let expired = recentDestroys.prefix { now - $0.time > settings.unresolvedWaitMilliseconds }.count
         if expired > 0 { recentDestroys.removeFirst(expired) }
         guard let sockets, now >= nextPoll else { return }
-        nextPoll = now + settings.pollIntervalMilliseconds
+        nextPoll = now + pollInterval(sockets)
         for flow in Array(open.values) {
             for connection in [flow] + flow.dataConnections where connection.isOpen {
                 poll(connection, sockets: sockets, now: now)
@@ -38,7 +38,13 @@ extension FlowTracker {
                 flow.bytesOut = current.bytesOut
                 flow.bytesIn = current.bytesIn
             }
-        } else if let vanished = flow.vanishedAt, now - vanished >= settings.pollIntervalMilliseconds {
+            // Its process closed it (no file: closing, or TIME_WAIT for a minute) while no
+            // notification can come: it ends with what was read now.
+            if current.inode == 0, sockets.closesUnheard(in: namespace) {
+                flow.bytesExact = false
+                end(flow, at: now, reason: .closed)
+            }
+        } else if let vanished = flow.vanishedAt, now - vanished >= pollInterval(sockets) {
             // Gone and no notification came for a whole interval: the last counts we saw.
             flow.bytesExact = false
             end(flow, at: vanished, reason: .closed)
@@ -47,6 +53,14 @@ extension FlowTracker {
             flow.vanishedAt = now
         }
     }
+
+    /// While a namespace's socket closes are not heard (a flood), open flows are polled more
+    /// often: their last counters are what they keep when they end.
+    private func pollInterval(_ sockets: HostSockets) -> Int64 {
+        sockets.anyClosesUnheard ? min(settings.pollIntervalMilliseconds, Self.unheardPollMilliseconds) : settings.pollIntervalMilliseconds
+    }
+
+    static let unheardPollMilliseconds: Int64 = 250
 
     /// Ends and reports every open flow: the agent is stopping or the log has ended.
     public func finish(now: Int64) {

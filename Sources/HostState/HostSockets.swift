@@ -25,6 +25,8 @@ public final class HostSockets {
         public var socketsScanned = 0
         /// Destroy notifications the kernel dropped (receive buffer overrun).
         public var destroyOverruns = 0
+        /// Times a namespace's socket closes came too fast and stopped being heard for a while.
+        public var closeFloods = 0
         public var namespacesOpened = 0
         public var namespacesClosed = 0
     }
@@ -34,12 +36,14 @@ public final class HostSockets {
         let query: SockDiag
         let destroyed: SockDiag
         var lastUse: Int64
+        var closes: CloseFloodGate
 
-        init(inode: UInt64, query: SockDiag, destroyed: SockDiag, now: Int64) {
+        init(inode: UInt64, query: SockDiag, destroyed: SockDiag, now: Int64, closes: CloseFloodGate) {
             self.inode = inode
             self.query = query
             self.destroyed = destroyed
             self.lastUse = now
+            self.closes = closes
         }
     }
 
@@ -49,14 +53,17 @@ public final class HostSockets {
     private var namespaces: [UInt64: Namespace] = [:]
     private var failedNamespaces: [UInt64: Int64] = [:]
     private let log: (String) -> Void
+    private let closeFlood: CloseFloodGate
     /// Opens the two sock_diag sockets (queries, destroy notifications) in another namespace
     /// when the agent may not enter it itself (it gave up CAP_SYS_ADMIN): the namespace helper.
     public var openElsewhere: ((_ inode: UInt64, _ pid: Int32) -> Result<(query: Int32, destroyed: Int32), any Error>)?
     /// Descriptors the namespaces hold, for the status: two each.
     public var namespaceCount: Int { namespaces.count }
 
-    public init(procfs: ProcFS, log: @escaping (String) -> Void) throws(SockDiagError) {
+    /// `closeFlood`: each namespace's gate on its socket closes, as configured.
+    public init(procfs: ProcFS, closeFlood: CloseFloodGate, log: @escaping (String) -> Void) throws(SockDiagError) {
         self.procfs = procfs
+        self.closeFlood = closeFlood
         self.log = log
         guard let own = procfs.networkNamespace(pid: getpid()) else {
             throw SockDiagError(operation: "read our own network namespace", code: errno)
@@ -64,7 +71,7 @@ public final class HostSockets {
         ownNamespace = own
         let destroyed = try SockDiag()
         try destroyed.subscribeToDestroyed()
-        namespaces[own] = Namespace(inode: own, query: try SockDiag(), destroyed: destroyed, now: 0)
+        namespaces[own] = Namespace(inode: own, query: try SockDiag(), destroyed: destroyed, now: 0, closes: closeFlood)
         counters.namespacesOpened = 1
     }
 
@@ -97,7 +104,7 @@ public final class HostSockets {
                 (query, destroyed) = (try SockDiag(namespaceFD: fd), try SockDiag(namespaceFD: fd))
             }
             try destroyed.subscribeToDestroyed()
-            namespaces[inode] = Namespace(inode: inode, query: query, destroyed: destroyed, now: now)
+            namespaces[inode] = Namespace(inode: inode, query: query, destroyed: destroyed, now: now, closes: closeFlood)
             counters.namespacesOpened += 1
             return true
         } catch {
@@ -118,15 +125,50 @@ public final class HostSockets {
         }
     }
 
-    /// Reads every pending destroy notification, with the namespace it came from.
-    public func drainDestroyed(_ body: (UInt64, InetSocket) -> Void) {
+    /// Reads every pending destroy notification, with the namespace it came from; a namespace
+    /// whose closes come past the gate's rate stops being heard for its pause.
+    public func drainDestroyed(now: Int64, _ body: (UInt64, InetSocket) -> Void) {
         for ns in namespaces.values {
-            if !ns.destroyed.drainDestroyed({ body(ns.inode, $0) }) {
+            var heard = 0
+            if !ns.destroyed.drainDestroyed({
+                heard += 1
+                body(ns.inode, $0)
+            }) {
                 counters.destroyOverruns += 1
                 log("sock_diag destroy notifications were dropped by the kernel in namespace \(ns.inode)")
             }
+            guard case .shut(let continuing) = ns.closes.heard(heard, now: now) else { continue }
+            do { try ns.destroyed.hearDestroyed(false) } catch {
+                log("cannot stop hearing socket closes in namespace \(ns.inode): \(error)")
+                continue
+            }
+            if continuing { continue }
+            counters.closeFloods += 1
+            log(
+                "sockets close in network namespace \(ns.inode) faster than \(ns.closes.perSecond) a second: their closes are not "
+                    + "heard for \(ns.closes.pauseMilliseconds) ms (the flows that end meanwhile keep the counters last polled)")
         }
     }
+
+    /// Namespaces whose pause is over hear their closes again; call every loop turn.
+    public func reopenCloseGates(now: Int64) {
+        for ns in namespaces.values where ns.closes.opens(now: now) {
+            do { try ns.destroyed.hearDestroyed(true) } catch {
+                ns.closes.staysShut(now: now)
+                log("cannot hear socket closes in namespace \(ns.inode) again: \(error)")
+            }
+        }
+    }
+
+    /// Namespaces whose socket closes are not heard now (a flood).
+    public var closesUnheard: [UInt64] { namespaces.values.filter(\.closes.isShut).map(\.inode).sorted() }
+
+    /// Whether any namespace's socket closes are not heard now.
+    public var anyClosesUnheard: Bool { namespaces.values.contains { $0.closes.isShut } }
+
+    /// Whether the socket closes of `namespace` are not heard now: a flow there gets no
+    /// notification when its socket is destroyed.
+    public func closesUnheard(in namespace: UInt64) -> Bool { namespaces[namespace]?.closes.isShut ?? false }
 
     /// The socket behind `fd` of `pid`, with its namespace. `remote` narrows the kernel-side
     /// search for connected TCP sockets; `transports` says which tables to try first.

@@ -79,21 +79,36 @@ public final class SockDiag {
     /// Subscribes this socket to destroy notifications (any user may: no CAP_NET_ADMIN) and
     /// makes it non-blocking; read them with `drainDestroyed`.
     public func subscribeToDestroyed(receiveBufferBytes: Int32 = 4 << 20) throws(SockDiagError) {
-        // Joined through bind(): NETLINK_ADD_MEMBERSHIP is accepted but delivers nothing here.
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        for group in [SKNLGRP_INET_TCP_DESTROY, SKNLGRP_INET6_TCP_DESTROY, SKNLGRP_INET_UDP_DESTROY, SKNLGRP_INET6_UDP_DESTROY] {
-            address.nl_groups |= 1 << (group.rawValue - 1)
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
-        }
-        if bound != 0 { throw SockDiagError(operation: "join sock_diag destroy groups", code: errno) }
+        try hearDestroyed(true)
         var size = receiveBufferBytes
         if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
             _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    }
+
+    /// Joins or leaves the TCP and UDP destroy groups. While nobody in a namespace has joined,
+    /// the kernel frees its sockets at once; while somebody has, it hands each one's
+    /// destruction to a workqueue that builds the notification first.
+    public func hearDestroyed(_ joined: Bool) throws(SockDiagError) {
+        // Joined through bind(): NETLINK_ADD_MEMBERSHIP is accepted but delivers nothing here.
+        // Binding again (with the port id the first bind got) replaces the groups.
+        var address = sockaddr_nl()
+        var length = socklen_t(MemoryLayout<sockaddr_nl>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        address.nl_family = sa_family_t(AF_NETLINK)
+        address.nl_groups = 0
+        if joined {
+            for group in [SKNLGRP_INET_TCP_DESTROY, SKNLGRP_INET6_TCP_DESTROY, SKNLGRP_INET_UDP_DESTROY, SKNLGRP_INET6_UDP_DESTROY] {
+                address.nl_groups |= 1 << (group.rawValue - 1)
+            }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
+        }
+        if bound != 0 { throw SockDiagError(operation: joined ? "join sock_diag destroy groups" : "leave sock_diag destroy groups", code: errno) }
     }
 
     // MARK: requests

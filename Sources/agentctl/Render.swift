@@ -26,6 +26,8 @@ enum StatusText {
                     + (s.host.namespaceHelper == false ? " (namespace helper gone)" : "")
                     + (s.host.sockDiagErrors + s.host.destroyNotificationsLost == 0
                         ? "" : "; \(s.host.sockDiagErrors) sock_diag errors, \(s.host.destroyNotificationsLost) close notifications lost")
+                    + (s.host.closesUnheard.isEmpty
+                        ? "" : "; socket closes not heard in network namespace \(s.host.closesUnheard.map(String.init).joined(separator: ", ")) (a flood)")
             ))
         let byRule = s.detection.alertsByRule.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         rows.append(
