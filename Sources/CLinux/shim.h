@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/inet_diag.h>
+#include <linux/rtnetlink.h>
 
 /* recvmmsg and struct mmsghdr: same layout and symbol, under names of our own. */
 struct xw_mmsghdr {

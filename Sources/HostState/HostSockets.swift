@@ -61,12 +61,12 @@ public final class HostSockets {
     public var namespaceCount: Int { namespaces.count }
 
     /// `closeFlood`: each namespace's gate on its socket closes, as configured.
-    public init(procfs: ProcFS, closeFlood: CloseFloodGate, log: @escaping (String) -> Void) throws(SockDiagError) {
+    public init(procfs: ProcFS, closeFlood: CloseFloodGate, log: @escaping (String) -> Void) throws(NetlinkError) {
         self.procfs = procfs
         self.closeFlood = closeFlood
         self.log = log
         guard let own = procfs.networkNamespace(pid: getpid()) else {
-            throw SockDiagError(operation: "read our own network namespace", code: errno)
+            throw NetlinkError(operation: "read our own network namespace", code: errno)
         }
         ownNamespace = own
         let destroyed = try SockDiag()

@@ -34,12 +34,6 @@ public struct InetSocket: Sendable, Equatable {
     public static let tcpClose: UInt8 = 7
 }
 
-public struct SockDiagError: Error, CustomStringConvertible {
-    public var operation: String
-    public var code: Int32
-    public var description: String { "\(operation): \(String(cString: strerror(code)))" }
-}
-
 /// A NETLINK_SOCK_DIAG socket (what `ss` uses): dumps filtered in the kernel, exact lookups by
 /// socket id, and the TCP/UDP destroy notifications that carry a socket's final counters.
 /// A socket answers for the network namespace it was created in.
@@ -49,23 +43,23 @@ public final class SockDiag {
     private var receiveBuffer = [UInt8](repeating: 0, count: 65_536)
 
     /// Opens the socket in the caller's network namespace, or in the one `namespaceFD` names.
-    public init(namespaceFD: Int32? = nil) throws(SockDiagError) {
+    public init(namespaceFD: Int32? = nil) throws(NetlinkError) {
         var created: Int32 = -1
-        var failure: SockDiagError?
+        var failure: NetlinkError?
         if let namespaceFD {
             let own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-            guard own >= 0 else { throw SockDiagError(operation: "open own network namespace", code: errno) }
+            guard own >= 0 else { throw NetlinkError(operation: "open own network namespace", code: errno) }
             defer { close(own) }
-            guard xw_setns(namespaceFD, xw_clone_newnet) == 0 else { throw SockDiagError(operation: "setns", code: errno) }
+            guard xw_setns(namespaceFD, xw_clone_newnet) == 0 else { throw NetlinkError(operation: "setns", code: errno) }
             created = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_SOCK_DIAG)
-            if created < 0 { failure = SockDiagError(operation: "socket(NETLINK_SOCK_DIAG)", code: errno) }
+            if created < 0 { failure = NetlinkError(operation: "socket(NETLINK_SOCK_DIAG)", code: errno) }
             // Going back must not fail silently: every later socket would land in the wrong namespace.
             if xw_setns(own, xw_clone_newnet) != 0 {
                 fatalError("cannot return to our own network namespace: \(String(cString: strerror(errno)))")
             }
         } else {
             created = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_SOCK_DIAG)
-            if created < 0 { failure = SockDiagError(operation: "socket(NETLINK_SOCK_DIAG)", code: errno) }
+            if created < 0 { failure = NetlinkError(operation: "socket(NETLINK_SOCK_DIAG)", code: errno) }
         }
         if let failure { throw failure }
         fd = created
@@ -78,7 +72,7 @@ public final class SockDiag {
 
     /// Subscribes this socket to destroy notifications (any user may: no CAP_NET_ADMIN) and
     /// makes it non-blocking; read them with `drainDestroyed`.
-    public func subscribeToDestroyed(receiveBufferBytes: Int32 = 4 << 20) throws(SockDiagError) {
+    public func subscribeToDestroyed(receiveBufferBytes: Int32 = 4 << 20) throws(NetlinkError) {
         try hearDestroyed(true)
         var size = receiveBufferBytes
         if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
@@ -90,7 +84,7 @@ public final class SockDiag {
     /// Joins or leaves the TCP and UDP destroy groups. While nobody in a namespace has joined,
     /// the kernel frees its sockets at once; while somebody has, it hands each one's
     /// destruction to a workqueue that builds the notification first.
-    public func hearDestroyed(_ joined: Bool) throws(SockDiagError) {
+    public func hearDestroyed(_ joined: Bool) throws(NetlinkError) {
         // Joined through bind(): NETLINK_ADD_MEMBERSHIP is accepted but delivers nothing here.
         // Binding again (with the port id the first bind got) replaces the groups.
         var address = sockaddr_nl()
@@ -108,14 +102,14 @@ public final class SockDiag {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
         }
-        if bound != 0 { throw SockDiagError(operation: joined ? "join sock_diag destroy groups" : "leave sock_diag destroy groups", code: errno) }
+        if bound != 0 { throw NetlinkError(operation: joined ? "join sock_diag destroy groups" : "leave sock_diag destroy groups", code: errno) }
     }
 
     // MARK: requests
 
     /// Every socket of a family and transport, all decoded, optionally only those whose remote
     /// port is `remotePort` (filtered by the kernel). The agent uses `find`; bench/flows compares.
-    public func dump(family: UInt8, transport: Transport, remotePort: UInt16? = nil) throws(SockDiagError) -> [InetSocket] {
+    public func dump(family: UInt8, transport: Transport, remotePort: UInt16? = nil) throws(NetlinkError) -> [InetSocket] {
         var request = inet_diag_req_v2()
         request.sdiag_family = family
         request.sdiag_protocol = transport.ipProtocol
@@ -130,7 +124,7 @@ public final class SockDiag {
 
     /// The socket with this inode among those a dump returns, and how many the kernel sent;
     /// only the match is decoded in full.
-    public func find(inode: UInt64, family: UInt8, transport: Transport, remotePort: UInt16?) throws(SockDiagError) -> (socket: InetSocket?, scanned: Int) {
+    public func find(inode: UInt64, family: UInt8, transport: Transport, remotePort: UInt16?) throws(NetlinkError) -> (socket: InetSocket?, scanned: Int) {
         var request = inet_diag_req_v2()
         request.sdiag_family = family
         request.sdiag_protocol = transport.ipProtocol
@@ -156,7 +150,7 @@ public final class SockDiag {
     }
 
     /// The current state of one socket, by its id (addresses, ports, cookie); nil if it is gone.
-    public func lookup(_ socket: InetSocket) throws(SockDiagError) -> InetSocket? {
+    public func lookup(_ socket: InetSocket) throws(NetlinkError) -> InetSocket? {
         var request = inet_diag_req_v2()
         request.sdiag_family = socket.family
         request.sdiag_protocol = socket.transport.ipProtocol
@@ -178,7 +172,7 @@ public final class SockDiag {
         return found
     }
 
-    private func send(_ request: inet_diag_req_v2, flags: UInt16, attribute: [UInt8]) throws(SockDiagError) {
+    private func send(_ request: inet_diag_req_v2, flags: UInt16, attribute: [UInt8]) throws(NetlinkError) {
         sequence &+= 1
         let bodySize = MemoryLayout<inet_diag_req_v2>.size + attribute.count
         var header = nlmsghdr(
@@ -196,22 +190,22 @@ public final class SockDiag {
                 }
             }
         }
-        if sent < 0 { throw SockDiagError(operation: "sock_diag request", code: errno) }
+        if sent < 0 { throw NetlinkError(operation: "sock_diag request", code: errno) }
     }
 
     /// Reads replies to the last request until NLMSG_DONE (dumps) or the one answer (lookups);
     /// `match` picks which messages are decoded.
-    private func receive(match: (UnsafeRawBufferPointer) -> Bool = { _ in true }, _ body: (InetSocket) -> Void) throws(SockDiagError) {
+    private func receive(match: (UnsafeRawBufferPointer) -> Bool = { _ in true }, _ body: (InetSocket) -> Void) throws(NetlinkError) {
         while true {
             let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw SockDiagError(operation: "sock_diag reply", code: errno)
+                throw NetlinkError(operation: "sock_diag reply", code: errno)
             }
             var finished = false
             var failure: Int32 = 0
             receiveBuffer.withUnsafeBytes { buffer in
-                Self.forEachMessage(UnsafeRawBufferPointer(rebasing: buffer[..<n])) { type, flags, seq, payload in
+                NetlinkMessages.forEach(UnsafeRawBufferPointer(rebasing: buffer[..<n])) { type, flags, seq, payload in
                     guard seq == sequence else { return }
                     switch Int32(type) {
                     case NLMSG_DONE: finished = true
@@ -225,7 +219,7 @@ public final class SockDiag {
                     }
                 }
             }
-            if failure != 0 { throw SockDiagError(operation: "sock_diag request", code: failure) }
+            if failure != 0 { throw NetlinkError(operation: "sock_diag request", code: failure) }
             if finished { return }
         }
     }
@@ -242,7 +236,7 @@ public final class SockDiag {
                 return complete
             }
             receiveBuffer.withUnsafeBytes { buffer in
-                Self.forEachMessage(UnsafeRawBufferPointer(rebasing: buffer[..<n])) { type, _, _, payload in
+                NetlinkMessages.forEach(UnsafeRawBufferPointer(rebasing: buffer[..<n])) { type, _, _, payload in
                     if type == UInt16(SOCK_DIAG_BY_FAMILY), let socket = Self.parse(payload) { body(socket) }
                 }
             }
@@ -250,20 +244,6 @@ public final class SockDiag {
     }
 
     // MARK: parsing
-
-    static func forEachMessage(_ buffer: UnsafeRawBufferPointer, _ body: (UInt16, UInt16, UInt32, UnsafeRawBufferPointer) -> Void) {
-        var offset = 0
-        let headerSize = MemoryLayout<nlmsghdr>.size
-        while offset + headerSize <= buffer.count {
-            let length = Int(buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-            let type = buffer.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
-            let flags = buffer.loadUnaligned(fromByteOffset: offset + 6, as: UInt16.self)
-            let seq = buffer.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
-            guard length >= headerSize, offset + length <= buffer.count else { return }
-            body(type, flags, seq, UnsafeRawBufferPointer(rebasing: buffer[(offset + headerSize)..<(offset + length)]))
-            offset += (length + 3) & ~3
-        }
-    }
 
     /// An inet_diag_msg and its attributes; nil when too short.
     static func parse(_ payload: UnsafeRawBufferPointer) -> InetSocket? {

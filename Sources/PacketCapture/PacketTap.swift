@@ -1,5 +1,9 @@
 import CPcap
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// libpcap wrapped once: an AF_PACKET capture (classic BPF, never bpf(2)) of the first bytes of
 /// the packets a filter compiled by `pcap_compile` lets through, read without blocking from the
 /// event loop.
@@ -16,6 +20,18 @@ public final class PacketTap {
         public let description: String
     }
 
+    /// Which packets of the interface reach the filter.
+    public enum Direction: Sendable {
+        case both
+        /// Only those the host receives (loopback's once, not twice): the kernel hands the
+        /// tap none of those it sends (PACKET_IGNORE_OUTGOING), so they cost it no copy at all.
+        case incoming
+        /// Only those the host sends: libpcap sets aside the received packets the filter passed
+        /// (few do). Not `outbound` in the filter: libpcap runs the filter once more in user
+        /// space on the first packet it reads, where `outbound` fails, and that packet is lost.
+        case outgoing
+    }
+
     private let handle: OpaquePointer
     public let linkType: Int32
     /// Poll it for POLLIN; then `read`.
@@ -23,9 +39,9 @@ public final class PacketTap {
     private var totals = Statistics()
     private var last = pcap_stat()
 
-    /// Opens `interface` ("any" for all), keeps `snapLength` bytes of each packet the `filter`
-    /// passes, in a kernel buffer of `bufferBytes`.
-    public init(interface: String, snapLength: Int, bufferBytes: Int, filter: String) throws(Failure) {
+    /// Opens `interface` ("any" for all), keeps `snapLength` bytes of each packet going
+    /// `direction` that the `filter` passes, in a kernel buffer of `bufferBytes`.
+    public init(interface: String, snapLength: Int, bufferBytes: Int, filter: String, direction: Direction = .both) throws(Failure) {
         var error = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let handle = pcap_create(interface, &error) else { throw Failure(description: String(cString: error)) }
         func check(_ status: Int32, _ what: String) throws(Failure) {
@@ -40,6 +56,15 @@ public final class PacketTap {
         try check(pcap_set_buffer_size(handle, Int32(clamping: bufferBytes)), "buffer size")
         try check(pcap_set_promisc(handle, 0), "promiscuous mode")
         try check(pcap_activate(handle), "capture on \(interface)")
+        if direction == .incoming {
+            var on: Int32 = 1
+            guard setsockopt(pcap_fileno(handle), SOL_PACKET, PACKET_IGNORE_OUTGOING, &on, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                let reason = String(cString: strerror(errno))
+                pcap_close(handle)
+                throw Failure(description: "leave out the packets sent on \(interface): \(reason)")
+            }
+        }
+        if direction == .outgoing { try check(pcap_setdirection(handle, PCAP_D_OUT), "capture only what is sent on \(interface)") }
         var program = bpf_program()
         try check(pcap_compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN), "filter")
         defer { pcap_freecode(&program) }
