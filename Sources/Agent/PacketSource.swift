@@ -48,6 +48,8 @@ final class PacketSource: LoopSource {
     private let health: HealthChannel
     private let log: Logger
     private(set) var counters = Counters()
+    /// This turn's packets from every capture, put back in the order they were captured.
+    private var turn: [(time: Int64, linkType: Int32, bytes: [UInt8])] = []
     /// Counts of the captures closed with their link.
     private var closedStatistics = PacketTap.Statistics()
     private var dropsReported: UInt64 = 0
@@ -156,6 +158,10 @@ final class PacketSource: LoopSource {
         for capture in captures { fds.append(pollfd(fd: capture.tap.descriptor, events: Int16(POLLIN), revents: 0)) }
     }
 
+    /// Reads `any` first, then the links' captures, and inspects the packets in capture order:
+    /// an FTP reply read from `any` may answer a command sent on a link, and the command must
+    /// come first. A packet sent before one received was in its capture by the time that one
+    /// was read.
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         var failed: [Int32] = []
         for (capture, fd) in zip(captures, links == nil ? polled : polled.dropFirst()) where fd.revents != 0 {
@@ -164,7 +170,14 @@ final class PacketSource: LoopSource {
                 failed.append(index)
                 continue
             }
-            capture.tap.read(limit: Self.batch) { bytes, _ in inspect(bytes, linkType: capture.tap.linkType, now: time.realtime) }
+            let linkType = capture.tap.linkType
+            capture.tap.read(limit: Self.batch) { bytes, captured in turn.append((captured, linkType, Array(bytes))) }
+        }
+        if !turn.isEmpty {
+            // Stable: each capture's own packets are in order already.
+            let ordered = turn.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }
+            for (_, packet) in ordered { packet.bytes.withUnsafeBytes { inspect($0, linkType: packet.linkType, now: time.realtime) } }
+            turn.removeAll(keepingCapacity: true)
         }
         if !failed.isEmpty { closeCaptures { $0.linkIndex.map(failed.contains) ?? false } }
         // Last: the captures read above are the ones polled.

@@ -77,15 +77,16 @@ public final class PacketTap {
 
     deinit { pcap_close(handle) }
 
-    /// Hands up to `limit` waiting packets to `body` (link type, captured bytes, length on the
-    /// wire); returns how many. Never blocks.
+    /// Hands up to `limit` waiting packets to `body` (captured bytes, valid only during the
+    /// call; the kernel's capture time in microseconds); returns how many. Never blocks.
     @discardableResult
-    public func read(limit: Int, _ body: (UnsafeRawBufferPointer, Int) -> Void) -> Int {
+    public func read(limit: Int, _ body: (UnsafeRawBufferPointer, Int64) -> Void) -> Int {
         var count = 0
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         while count < limit, pcap_next_ex(handle, &header, &data) == 1, let header, let data {
-            body(UnsafeRawBufferPointer(start: data, count: Int(header.pointee.caplen)), Int(header.pointee.len))
+            let time = Int64(header.pointee.ts.tv_sec) * 1_000_000 + Int64(header.pointee.ts.tv_usec)
+            body(UnsafeRawBufferPointer(start: data, count: Int(header.pointee.caplen)), time)
             count += 1
         }
         return count
