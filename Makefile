@@ -58,7 +58,8 @@ run: release $(RUN_CONFIG)
 
 # Tests that use the kernel audit subsystem share one serialized suite; they need root.
 # The end-to-end flow tests run the release build, as shipped, against short-lived clients.
-# On failure the issues are repeated at the end, where a log's tail shows them.
+# On failure the issues, a crashed thread's backtrace and the tests a crash cut short are
+# repeated at the end, where a log's tail shows them.
 # The code as .swift-format lays it out (the toolchain's swift-format): a finding fails the tests.
 lint:
 	$(SWIFT) format lint --recursive --strict --configuration .swift-format Sources Tests bench
@@ -71,7 +72,12 @@ check: deps
 test: lint test-deps deb
 	@mkdir -p .build; { $(SWIFT) test 2>&1; echo $$? > .build/test-status; } | tee .build/test-output.txt; \
 	status=$$(cat .build/test-status); \
-	if [ "$$status" -ne 0 ]; then echo "--- failed expectations ---"; grep -A2 "recorded an issue" .build/test-output.txt | cut -c1-400; fi; \
+	if [ "$$status" -ne 0 ]; then echo "--- failed expectations ---"; grep -A2 "recorded an issue" .build/test-output.txt | cut -c1-400; \
+		echo "--- a crashed thread ---"; grep -A16 "crashed:$$" .build/test-output.txt | cut -c1-200; \
+		echo "--- tests started and not ended ---"; \
+		sed -n 's/^◇ Test \(.*\) started\.$$/\1/p' .build/test-output.txt | sort > .build/tests-started; \
+		sed -En 's/^[✔✘] Test (.*) (passed|failed) after .*/\1/p' .build/test-output.txt | sort > .build/tests-ended; \
+		comm -23 .build/tests-started .build/tests-ended; fi; \
 	exit $$status
 
 # The test suite under a sanitizer, the agent and agentctl the end-to-end tests run built with it

@@ -87,7 +87,7 @@ let package = Package(
         // bench/syslog: alerts per second through the spool to a TCP receiver, and to the alert file.
         .executableTarget(name: "SyslogBench", dependencies: ["AgentConfig", "Outputs", "Runtime"], path: "bench/SyslogBench"),
         // What the test targets share: the repository's paths, child processes, temporary directories.
-        .target(name: "TestSupport", dependencies: ["Control"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CLinux", "Control"], path: "Tests/TestSupport"),
         // Unit tests on recorded data and the modules themselves: no root, no kernel audit (make check).
         .testTarget(name: "UnitTests", dependencies: ["AuditIngest", "AgentConfig", "Agent", "ByteJSON", "KernelAudit", "HostState", "Flows", "Detection", "Patterns", "Scanning", "Outputs", "Runtime", "Control", "Privileges", "Inspection", "PacketCapture", "CTCPInfo", "TestSupport"]),
         // End-to-end tests: the built agent and agentctl as processes against the real kernel, real

@@ -97,3 +97,9 @@ static inline long xw_receive_with_fds(int sock, void *data, unsigned long lengt
     }
     return received;
 }
+
+/* posix_spawn's action closing every descriptor from one on (glibc 2.34+), hidden without
+ * _GNU_SOURCE: the tests' children inherit no other test's pipe. */
+#include <spawn.h>
+extern int xw_spawn_close_from(posix_spawn_file_actions_t *actions, int from)
+    __asm__("posix_spawn_file_actions_addclosefrom_np");

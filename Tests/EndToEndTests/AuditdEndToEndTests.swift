@@ -50,7 +50,7 @@ extension KernelAuditTests.FlowEndToEnd {
             // An exec load runs through the hand-over: a record lost or read twice would leave a partial event.
             let load = try Child("/bin/sh", ["-c", "i=0; while [ $i -lt 2000 ]; do /bin/true; i=$((i+1)); done"])
             let starts = try #require(try auditd.startAsSystemdWould(), "auditd never got the audit socket: \(agent.stderr.suffix(3000))")
-            load.process.waitUntilExit()
+            load.waitUntilExit()
             #expect(starts == 2, "the first start is refused while the agent holds the socket; the restart succeeds")
             #expect(agent.waitForStderr(containing: "asked for the audit socket: xferwatch gave it up", seconds: 10))
 
@@ -263,10 +263,10 @@ final class PrivateAuditd {
             let auditd = try Child("/usr/sbin/auditd", ["-n", "-c", directory], stdin: FileHandle(forReadingAtPath: "/dev/null"))
             starts.append(auditd.pid)
             let deadline = Date().addingTimeInterval(15)
-            while Date() < deadline, auditd.process.isRunning, try KernelAuditTests.kernelState().pid != String(auditd.pid) {
+            while Date() < deadline, auditd.isRunning, try KernelAuditTests.kernelState().pid != String(auditd.pid) {
                 usleep(20_000)
             }
-            if auditd.process.isRunning, try KernelAuditTests.kernelState().pid == String(auditd.pid) {
+            if auditd.isRunning, try KernelAuditTests.kernelState().pid == String(auditd.pid) {
                 child = auditd
                 return start
             }

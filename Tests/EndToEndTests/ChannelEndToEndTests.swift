@@ -338,7 +338,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline, ((try? FileManager.default.attributesOfItem(atPath: arriving)[.size] as? Int) ?? 0) == 0 { usleep(10_000) }
         try FileManager.default.removeItem(atPath: dropped)
-        running.process.waitUntilExit()
+        running.waitUntilExit()
         let flows = try stop(agent, awaiting: [memfd, running.pid])
         let alerts = try readAlerts()
         let loaded = try #require(flow(of: memfd, in: flows), "\(flows)")
@@ -362,7 +362,7 @@ extension KernelAuditTests.FlowEndToEnd {
     func clientTried(_ executable: String, _ arguments: [String]) throws -> Int32 {
         for _ in 1..<3 {
             let child = try Child(executable, arguments, stdin: FileHandle(forReadingAtPath: "/dev/null"))
-            child.process.waitUntilExit()
+            child.waitUntilExit()
             if child.stop(signal: SIGKILL) == 0 { return child.pid }
         }
         return try client(executable, arguments)

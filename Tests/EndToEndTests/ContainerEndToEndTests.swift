@@ -113,7 +113,7 @@ extension KernelAuditTests.FlowEndToEnd {
             _ = try runCommand("/usr/bin/unshare", ["-n", "/usr/bin/curl", "-s", "--max-time", "1", "ftp://203.0.113.10/"], seconds: 10)
             if round % 10 == 9 { peak = max(peak, descriptors()) }
         }
-        slow.process.waitUntilExit()
+        slow.waitUntilExit()
         let status = try self.status()
         let watched = (status.json["host"] as? [String: Any])?["network_namespaces"] as? Int ?? -1
         // Idle 1 s, then the next prune round (2 s) closes them.

@@ -56,7 +56,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let status = try runCommand(Repo.agentctlRelease, ["status", "--socket", controlSocket]).stdout
         #expect(status.contains("datagrams of pid \(flooder.pid) not audited (a flood)"), "\(status)")
         quitting.fileHandleForWriting.write(Data("exit\n".utf8))
-        flooder.process.waitUntilExit()
+        flooder.waitUntilExit()
         try waitUntil("the never rule of pid \(flooder.pid) gone after its exit") { try !quieted(flooder.pid) }
 
         // A flood, then a TFTP upload from the same process: the request is read by the tap,
@@ -70,7 +70,7 @@ extension KernelAuditTests.FlowEndToEnd {
         try waitUntil("pid \(uploader.pid) audited again after its TFTP request") { try !quieted(uploader.pid) }
         steps.fileHandleForWriting.write(Data("go\n".utf8))
         try #require(uploader.waitForStdout(containing: "sent", seconds: 60), "\(uploader.stderr)")
-        uploader.process.waitUntilExit()
+        uploader.waitUntilExit()
         let flows = try stop(agent, expecting: 1)
 
         #expect(agent.stderr.contains("a TFTP request no flow explains: the datagrams of 1 quieted processes (\(uploader.pid)) are audited again"))

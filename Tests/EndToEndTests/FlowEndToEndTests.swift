@@ -257,7 +257,7 @@ extension KernelAuditTests {
         @discardableResult
         func client(_ executable: String, _ arguments: [String], stdin: FileHandle? = nil) throws -> Int32 {
             let child = try Child(executable, arguments, stdin: stdin ?? FileHandle(forReadingAtPath: "/dev/null"))
-            child.process.waitUntilExit()
+            child.waitUntilExit()
             let status = child.stop(signal: SIGKILL)
             try #require(status == 0, "\(executable) \(arguments) failed (\(status)): \(child.stderr)")
             return child.pid

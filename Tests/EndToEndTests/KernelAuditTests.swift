@@ -184,9 +184,9 @@ import Testing
     /// Runs /bin/true and a curl to a closed loopback port; returns their pids.
     func runClients() throws -> (Int32, Int32) {
         let trueRun = try Child("/bin/true", [])
-        trueRun.process.waitUntilExit()
+        trueRun.waitUntilExit()
         let curl = try Child("/usr/bin/curl", ["-s", "-m", "2", "http://127.0.0.1:9/"])
-        curl.process.waitUntilExit()
+        curl.waitUntilExit()
         return (trueRun.pid, curl.pid)
     }
 

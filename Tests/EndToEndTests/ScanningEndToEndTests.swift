@@ -64,8 +64,8 @@ extension KernelAuditTests {
         let shell = try runCommand("/bin/sh", ["-c", "cd \(directory) && ./four.exe; ./three.exe; ./big.exe; true"])
         #expect(shell.stderr.contains("Exec format error"))
         let late = try Child(directory + "/fftp", [], stdin: FileHandle(forReadingAtPath: "/dev/null"))
-        late.process.waitUntilExit()
-        early.process.waitUntilExit()
+        late.waitUntilExit()
+        early.waitUntilExit()
 
         let alertFile = directory + "/alerts.jsonl"
         func alerts() throws -> [AlertView] {
