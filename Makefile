@@ -75,8 +75,8 @@ test: lint test-deps deb
 	if [ "$$status" -ne 0 ]; then echo "--- failed expectations ---"; grep -A2 "recorded an issue" .build/test-output.txt | cut -c1-400; \
 		echo "--- a crashed thread ---"; grep -A16 "crashed:$$" .build/test-output.txt | cut -c1-200; \
 		echo "--- tests started and not ended ---"; \
-		sed -n 's/^◇ Test \(.*\) started\.$$/\1/p' .build/test-output.txt | sort > .build/tests-started; \
-		sed -En 's/^[✔✘] Test (.*) (passed|failed) after .*/\1/p' .build/test-output.txt | sort > .build/tests-ended; \
+		sed -n 's/^◇ Test \(.*\) started\.$$/\1/p' .build/test-output.txt | grep -v -e "^case passing " -e "^run$$" | sort > .build/tests-started; \
+		sed -En 's/^[✔✘] Test (.*) (passed|failed) after .*/\1/p' .build/test-output.txt | sed -E 's/ with [0-9]+ test cases?$$//' | sort > .build/tests-ended; \
 		comm -23 .build/tests-started .build/tests-ended; fi; \
 	exit $$status
 
