@@ -254,14 +254,12 @@ extension KernelAuditTests.FlowEndToEnd {
         let file = try randomFile("tls.bin", bytes: 300_000)
         let agent = try startAgent()
         try #require(agent.waitForStderr(containing: "inspection: capturing", seconds: 10))
-        // vsftpd ends a TLS data connection without close_notify now and then, and curl calls the
-        // upload partial (exit 18): such a run is tried again; the one that succeeded is checked.
-        // lftp would retry by itself, 30 s later and in a second session of the same pid: it is
-        // told to fail at once instead (exit 1), and is run again the same way.
-        let explicit = try clientTried("/usr/bin/curl", ["-s", "-k", "--ssl-reqd", "-T", file, "ftp://203.0.113.10:2121/upload/explicit.bin"])
-        let implicit = try clientTried("/usr/bin/curl", ["-s", "-k", "-T", file, "ftps://203.0.113.10/upload/implicit.bin"])
-        let ipv6 = try clientTried("/usr/bin/curl", ["-s", "-k", "--ssl-reqd", "-T", file, "ftp://[2001:db8::10]/upload/v6tls.bin"])
-        let lftp = try clientTried(
+        // lftp would retry a failed upload by itself, 30 s later and in a second session of the
+        // same pid: it is told to fail at once instead.
+        let explicit = try client("/usr/bin/curl", ["-s", "-k", "--ssl-reqd", "-T", file, "ftp://203.0.113.10:2121/upload/explicit.bin"])
+        let implicit = try client("/usr/bin/curl", ["-s", "-k", "-T", file, "ftps://203.0.113.10/upload/implicit.bin"])
+        let ipv6 = try client("/usr/bin/curl", ["-s", "-k", "--ssl-reqd", "-T", file, "ftp://[2001:db8::10]/upload/v6tls.bin"])
+        let lftp = try client(
             "/usr/bin/lftp",
             [
                 "-u", "anonymous,x", "-e",
@@ -355,17 +353,6 @@ extension KernelAuditTests.FlowEndToEnd {
         }
         let deletedFlow = try #require(flow(of: running.pid, in: flows))
         #expect(deletedFlow.executable == dropped, "\(deletedFlow.json)")
-    }
-
-    /// Runs a client to completion, up to three times until it succeeds; the pid of the run that
-    /// did.
-    func clientTried(_ executable: String, _ arguments: [String]) throws -> Int32 {
-        for _ in 1..<3 {
-            let child = try Child(executable, arguments, stdin: FileHandle(forReadingAtPath: "/dev/null"))
-            child.waitUntilExit()
-            if child.stop(signal: SIGKILL) == 0 { return child.pid }
-        }
-        return try client(executable, arguments)
     }
 
     /// Waits (30 s at most, for a slow, busy machine) until each pid, or a child of it, has a
