@@ -40,7 +40,11 @@ public struct InetSocket: Sendable, Equatable {
 public final class SockDiag {
     public let fd: Int32
     private var sequence: UInt32 = 0
-    private var receiveBuffer = [UInt8](repeating: 0, count: 65_536)
+    /// Allocated at the first read: a namespace's socket that is never asked costs nothing. A
+    /// dump's datagram holds at most 32 KiB (the kernel caps what it learns of the reader's
+    /// buffer there); a destroy notification is one short message per datagram.
+    private var receiveBuffer: [UInt8] = []
+    private var receiveBytes = 32_768
 
     /// Opens the socket in the caller's network namespace, or in the one `namespaceFD` names.
     public init(namespaceFD: Int32? = nil) throws(NetlinkError) {
@@ -74,6 +78,7 @@ public final class SockDiag {
     /// makes it non-blocking; read them with `drainDestroyed`.
     public func subscribeToDestroyed(receiveBufferBytes: Int32 = 4 << 20) throws(NetlinkError) {
         try hearDestroyed(true)
+        receiveBytes = 8192
         var size = receiveBufferBytes
         if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
             _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -197,6 +202,7 @@ public final class SockDiag {
     /// `match` picks which messages are decoded.
     private func receive(match: (UnsafeRawBufferPointer) -> Bool = { _ in true }, _ body: (InetSocket) -> Void) throws(NetlinkError) {
         while true {
+            if receiveBuffer.isEmpty { receiveBuffer = [UInt8](repeating: 0, count: receiveBytes) }
             let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -229,6 +235,7 @@ public final class SockDiag {
     public func drainDestroyed(_ body: (InetSocket) -> Void) -> Bool {
         var complete = true
         while true {
+            if receiveBuffer.isEmpty { receiveBuffer = [UInt8](repeating: 0, count: receiveBytes) }
             let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
                 if errno == EINTR { continue }
