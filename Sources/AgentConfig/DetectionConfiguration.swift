@@ -170,7 +170,7 @@ extension TableReader {
     mutating func patterns(_ key: String, default fallback: [String]) -> [String] {
         let texts = strings(key, default: fallback)
         for text in texts {
-            do { _ = try Pattern(text) } catch { problem(key, "not a valid regular expression: \(error)") }
+            do { try Pattern.validate(text) } catch { problem(key, "not a valid regular expression: \(error)") }
         }
         return texts
     }

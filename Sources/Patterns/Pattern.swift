@@ -17,6 +17,22 @@ public final class Pattern: @unchecked Sendable, CustomStringConvertible {
     static let matchLimit: UInt32 = 1_000_000
 
     public init(_ source: String) throws(PatternError) {
+        let compiled = try Self.compile(source)
+        code = compiled
+        isJIT = pcre2_jit_compile_8(compiled, PCRE2_JIT_COMPLETE) == 0
+        matchData = pcre2_match_data_create_from_pattern_8(compiled, nil)
+        context = pcre2_match_context_create_8(nil)
+        pcre2_set_match_limit_8(context, Self.matchLimit)
+        self.source = source
+    }
+
+    /// Throws what `init` would for `source`, without keeping it or JIT-compiling it: a
+    /// configuration check, which the JIT's work would double at every start.
+    public static func validate(_ source: String) throws(PatternError) {
+        pcre2_code_free_8(try compile(source))
+    }
+
+    private static func compile(_ source: String) throws(PatternError) -> OpaquePointer {
         var errorCode: Int32 = 0
         var errorOffset = 0
         let compiled = source.utf8CString.withUnsafeBufferPointer { buffer in
@@ -27,12 +43,7 @@ public final class Pattern: @unchecked Sendable, CustomStringConvertible {
         guard let compiled else {
             throw PatternError(pattern: source, offset: errorOffset, message: Self.message(errorCode))
         }
-        code = compiled
-        isJIT = pcre2_jit_compile_8(compiled, PCRE2_JIT_COMPLETE) == 0
-        matchData = pcre2_match_data_create_from_pattern_8(compiled, nil)
-        context = pcre2_match_context_create_8(nil)
-        pcre2_set_match_limit_8(context, Self.matchLimit)
-        self.source = source
+        return compiled
     }
 
     deinit {

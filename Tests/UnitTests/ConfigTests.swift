@@ -117,6 +117,22 @@ import Testing
         }
     }
 
+    @Test func aPatternThatDoesNotCompileIsAProblemWithWhereItBreaks() {
+        let text = """
+            [detection]
+            command_line_patterns = ["scp -r", "(unclosed"]
+            """
+        do {
+            _ = try AgentConfiguration.parse(text)
+            Issue.record("a pattern that does not compile was accepted")
+        } catch {
+            #expect(error.problems.count == 1)
+            let problem = error.problems.first
+            #expect(problem?.keyPath == "detection.command_line_patterns")
+            #expect(problem?.reason.hasPrefix("not a valid regular expression") == true && problem?.reason.contains("(unclosed") == true, "\(error)")
+        }
+    }
+
     @Test func syntaxErrorsNameTheLine() {
         do {
             _ = try AgentConfiguration.parse("[audit]\nsource = \n")
