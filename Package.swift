@@ -32,7 +32,7 @@ let package = Package(
         // Record parsing and event assembly: pure Swift, works on bytes.
         .target(name: "AuditIngest"),
         // Talking to the kernel: netlink sockets, audit rules, status.
-        .target(name: "KernelAudit", dependencies: ["CAudit", "CLinux", "AuditIngest", "Runtime"]),
+        .target(name: "KernelAudit", dependencies: ["CAudit", "CLinux", "AuditIngest"]),
         // SHA-256 of a file by libcrypto, wrapped once: YARA findings and program identity.
         .target(name: "Hashing", dependencies: ["COpenSSL"]),
         // Host state: processes (execve + /proc) and sockets (sock_diag, /proc/net).

@@ -74,7 +74,7 @@ def main():
             sh("auditctl", "-e", "1")
             rows = burst(pairs, lambda: [auditd.pid])
         finally:
-            remove_bench_rules()
+            remove_bench_rules(rules)
             auditd.send_signal(signal.SIGTERM)
             auditd.wait(10)
             sh("auditctl", "-e", "0", check=False)

@@ -106,12 +106,12 @@ script = true
     return auditd
 
 
-def remove_bench_rules():
-    """Deletes what `load_rules` loaded from the agent's rules: those keyed xwbench, and the
-    exclude rules `rekeyed` left without a key."""
+def remove_bench_rules(rules):
+    """Deletes what `load_rules` loaded of `rules`: those keyed xwbench, and the exclude rules
+    (they carry no key; the agent's carries its mark)."""
     sh("auditctl", "-D", "-k", "xwbench", check=False)
-    for rule in sh("auditctl", "-l", check=False).splitlines():
-        if rule.startswith("-a always,exclude") and "key=" not in rule:
+    for rule in rules:
+        if rule.startswith("-a always,exclude"):
             sh("auditctl", *rule.replace("-a ", "-d ", 1).split(), check=False)
 
 
@@ -138,7 +138,7 @@ def measure_auditd(rate, seconds, rules, laurel, port=9):
         rss = sum(peak_rss_mb(p) for p in watched())
         return cpu, lost, rss, line
     finally:
-        remove_bench_rules()
+        remove_bench_rules(rules)
         auditd.send_signal(signal.SIGTERM)
         auditd.wait(10)
         sh("auditctl", "-e", "0", check=False)
@@ -183,10 +183,8 @@ path = "{directory}/alerts.jsonl"
 
 
 def rekeyed(rule):
-    """An `auditctl -l` line of the agent's, to load without it: auditctl takes no key on the
-    exclude list, where the agent puts one itself."""
-    if "-a always,exclude" in rule:
-        return rule.replace(" -F key=xferwatch", "")
+    """An `auditctl -l` line of the agent's, to load without it, keyed xwbench (its exclude rule
+    carries no key, and stays as it is)."""
     return rule.replace("-F key=xferwatch", "-F key=xwbench")
 
 

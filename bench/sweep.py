@@ -73,7 +73,7 @@ def under_auditd(command, seconds, rules):
         live.load_rules(rules)
         return run(command, seconds, lambda: [auditd.pid])
     finally:
-        live.remove_bench_rules()
+        live.remove_bench_rules(rules)
         auditd.terminate()
         auditd.wait(10)
         live.sh("auditctl", "-e", "0", check=False)

@@ -60,8 +60,7 @@ final class AuditWatch {
     /// Installs the rules and opens the stream (unicast: as the audit daemon); nil after
     /// logging why not.
     /// `enabledBeforeKilledRun`: the enabled flag a killed earlier run found (its run marker).
-    /// `stateDirectory`: where the session notes the exclusions it loaded.
-    init?(settings: AgentConfiguration.Audit, stateDirectory: String, health: HealthChannel, enabledBeforeKilledRun: UInt32?, log: Logger) {
+    init?(settings: AgentConfiguration.Audit, health: HealthChannel, enabledBeforeKilledRun: UInt32?, log: Logger) {
         self.settings = settings
         self.configured = settings.source
         self.health = health
@@ -79,7 +78,7 @@ final class AuditWatch {
             session = try AuditSession(
                 mode: mode == .multicast ? .multicast : .unicast, settings: sessionSettings,
                 specs: xferwatchRuleSpecs(key: settings.ruleKey, ownPid: getpid()), enabledBeforeKilledRun: enabledBeforeKilledRun,
-                exclusionsNote: stateDirectory + "/audit-exclusions", log: { [log] in log.warning($0) })
+                log: { [log] in log.warning($0) })
         } catch {
             log.error("cannot start the audit source: \(error)")
             return nil

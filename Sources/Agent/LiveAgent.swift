@@ -64,7 +64,7 @@ public final class LiveAgent {
         if configuration.audit.source.isKernel {
             guard
                 let watch = AuditWatch(
-                    settings: configuration.audit, stateDirectory: configuration.agent.stateDirectory, health: health,
+                    settings: configuration.audit, health: health,
                     enabledBeforeKilledRun: unfinished?.auditEnabledBefore, log: log)
             else { return (1, nil) }
             audit = watch

@@ -177,9 +177,10 @@ public final class AuditControl {
     }
 
     /// A rule on the exclude list: the kernel makes no record of `recordType` (a name such as
-    /// PROCTITLE) for anyone, as `auditctl -a always,exclude -F msgtype=...`. It carries no
-    /// key: the kernel's exclude filter gives up on a rule with a field it does not filter on,
-    /// a key among them, and then excludes nothing.
+    /// PROCTITLE) for anyone, as `auditctl -a always,exclude -F msgtype=... -F uid>=0`. It can
+    /// carry no key: the kernel's exclude filter gives up on a rule with a field it does not
+    /// filter on, a key among them, and then excludes nothing. `uid>=0` is true of every
+    /// process and marks the rule as xferwatch's, to tell it from one an administrator wrote.
     public func compileExclusion(recordType: String) throws(KernelAuditError) -> KernelRule {
         var rule: UnsafeMutablePointer<audit_rule_data>? = audit_rule_create_data()
         xw_audit_reset_rule_state()
@@ -187,8 +188,10 @@ public final class AuditControl {
             audit_rule_free_data(rule)
             xw_audit_reset_rule_state()
         }
-        let result = audit_rule_fieldpair_data(&rule, "msgtype=\(recordType)", AUDIT_FILTER_EXCLUDE)
-        if result != 0 { throw KernelAuditError(operation: "exclude rule msgtype=\(recordType) (libaudit error \(result))", code: EINVAL) }
+        for pair in ["msgtype=\(recordType)", "uid>=0"] {
+            let result = audit_rule_fieldpair_data(&rule, pair, AUDIT_FILTER_EXCLUDE)
+            if result != 0 { throw KernelAuditError(operation: "exclude rule \(pair) (libaudit error \(result))", code: EINVAL) }
+        }
         guard let rule else { throw KernelAuditError(operation: "allocate rule", code: ENOMEM) }
         rule.pointee.flags = UInt32(AUDIT_FILTER_EXCLUDE)
         rule.pointee.action = UInt32(AUDIT_ALWAYS)

@@ -1,5 +1,4 @@
 import AuditIngest
-import Runtime
 
 #if canImport(Glibc)
     import Glibc
@@ -32,15 +31,12 @@ public final class AuditSession {
     /// Processes whose datagrams are not audited (`quietDatagrams`), with the rules that say so.
     public private(set) var quietedSenders: [Int32: [KernelRule]] = [:]
     /// The exclude rules for record types xferwatch never reads that it added, while it is the
-    /// audit daemon (an identical rule someone else loaded is theirs).
+    /// audit daemon.
     public private(set) var exclusions: [(recordType: String, rule: KernelRule)] = []
     /// Every audited syscall makes a PROCTITLE record, the caller's command line read from its
     /// memory and hex-encoded in its own context. xferwatch takes argv from EXECVE and the
     /// process from its table, so it reads none; beside another reader they are left alone.
     static let unreadRecordTypes = ["PROCTITLE"]
-    /// Where the exclusions this session added are noted while they are loaded: they carry no
-    /// key, so a run killed before removing them has the next one remove them by this note.
-    private let exclusionsNote: String?
     private let settings: Settings
     private let log: (String) -> Void
     private var closed = false
@@ -49,14 +45,13 @@ public final class AuditSession {
     /// put back as it was before the error is thrown.
     public init(
         mode: NetlinkAuditReader.Mode, settings: Settings, specs: [AuditRuleSpec], enabledBeforeKilledRun: UInt32? = nil,
-        exclusionsNote: String? = nil, log: @escaping (String) -> Void
+        log: @escaping (String) -> Void
     ) throws(KernelAuditError) {
         control = try AuditControl()
         initialStatus = try control.status()
         enabledToRestore = enabledBeforeKilledRun ?? initialStatus.enabled
         ruleKey = specs.first?.key ?? ""
         self.settings = settings
-        self.exclusionsNote = exclusionsNote
         self.log = log
         if mode == .unicast, initialStatus.pid != 0, kill(pid_t(initialStatus.pid), 0) == 0 {
             throw KernelAuditError(
@@ -110,13 +105,13 @@ public final class AuditSession {
         try excludeUnreadRecords()
     }
 
+    /// A rule already there carries our mark: a run that did not stop left it, and it is ours.
     private func excludeUnreadRecords() throws(KernelAuditError) {
         guard exclusions.isEmpty else { return }
         for type in Self.unreadRecordTypes {
             let rule = try control.compileExclusion(recordType: type)
-            do { try control.add(rule) } catch  where error.code == EEXIST { continue }
+            do { try control.add(rule) } catch  where error.code == EEXIST {}
             exclusions.append((type, rule))
-            noteExclusions()
         }
     }
 
@@ -125,39 +120,23 @@ public final class AuditSession {
             do { try control.delete(rule) } catch { if error.code != ENOENT { log("could not remove an audit rule: \(error)") } }
         }
         exclusions.removeAll()
-        noteExclusions()
     }
 
-    private func noteExclusions() {
-        guard let exclusionsNote else { return }
-        if exclusions.isEmpty {
-            unlink(exclusionsNote)
-        } else if !writeFileAtomically(exclusionsNote, mode: 0o640, [Array(exclusions.map { $0.recordType + "\n" }.joined().utf8)]) {
-            log("could not note the audit exclusions in \(exclusionsNote): \(String(cString: strerror(errno)))")
-        } else if geteuid() == 0 {
-            // Written before the privilege drop: the note is the state directory owner's, as
-            // everything in it, or the agent could not replace it once dropped.
-            var directory = stat()
-            let parent = String(exclusionsNote[..<(exclusionsNote.lastIndex(of: "/") ?? exclusionsNote.startIndex)])
-            if stat(parent.isEmpty ? "/" : parent, &directory) == 0 { _ = chown(exclusionsNote, directory.st_uid, directory.st_gid) }
-        }
-    }
-
-    /// Rules with our key left by an instance that did not stop cleanly.
+    /// Rules with our key, and exclusions with our mark, left by a run that did not stop
+    /// cleanly (killed, crashed, the host went down).
     private func removeStaleRules() throws(KernelAuditError) {
         let loaded = try control.listRules()
         for rule in loaded where rule.key == ruleKey {
             try control.delete(rule)
             log("removed a stale audit rule with key \(ruleKey) left by an earlier run")
         }
-        guard let exclusionsNote, let noted = readTextFile(exclusionsNote, limit: 4096, regularOnly: true) else { return }
-        for type in noted.split(separator: "\n") where Self.unreadRecordTypes.contains(String(type)) {
-            let rule = try control.compileExclusion(recordType: String(type))
-            guard loaded.contains(rule) else { continue }
-            try control.delete(rule)
-            log("removed the exclusion of \(type) records left by an earlier run")
+        for type in Self.unreadRecordTypes {
+            let ours = try control.compileExclusion(recordType: type).view
+            for rule in loaded where rule.view.filtersLike(ours) {
+                try control.delete(rule)
+                log("removed the exclusion of \(type) records left by an earlier run")
+            }
         }
-        unlink(exclusionsNote)
     }
 
     /// Puts back any of our rules that someone removed; returns how many.

@@ -88,6 +88,13 @@ struct KernelRuleView {
         return mask[Int(number) / 32] & (UInt32(1) << (UInt32(number) % 32)) != 0
     }
 
+    /// The same list, action and conditions: the same filter outside the syscall lists, where
+    /// the kernel reads no syscall mask (auditctl sets one anyway).
+    func filtersLike(_ other: KernelRuleView) -> Bool {
+        list == other.list && action == other.action && fields.count == other.fields.count
+            && zip(fields, other.fields).allSatisfy { $0.field == $1.field && $0.op == $1.op && $0.value == $1.value && $0.text == $1.text }
+    }
+
     /// Whether the rule's msgtype conditions let `type` through (other fields may match too).
     func mayMatch(recordType type: UInt32) -> Bool {
         fields.filter { $0.field == UInt32(AUDIT_MSGTYPE) }.allSatisfy { condition in

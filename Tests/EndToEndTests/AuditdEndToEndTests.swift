@@ -43,7 +43,7 @@ extension KernelAuditTests.FlowEndToEnd {
             let auditd = try PrivateAuditd(directory: work + "/auditd")
             let agent = try startAgent(source: "auto", environment: ["XFERWATCH_AUDITD_AT_BOOT": "no"])
             #expect(agent.stderr.contains("audit source unicast"))
-            let exclusion = "-a always,exclude -F msgtype=PROCTITLE"
+            let exclusion = "-a always,exclude -F msgtype=PROCTITLE -F uid>=0"
             #expect(try KernelAuditTests.kernelState().rules.contains(exclusion), "alone, the agent has the kernel make no PROCTITLE")
             let lostBefore = try KernelAuditTests.lostRecords()
 

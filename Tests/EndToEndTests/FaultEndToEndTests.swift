@@ -147,6 +147,32 @@ extension KernelAuditTests.FlowEndToEnd {
         _ = try stop(agent, expecting: 0)
     }
 
+    /// The exclusion of PROCTITLE records as `auditctl -l` lists it: no key (the kernel's
+    /// exclude filter would then exclude nothing), `uid>=0` its mark.
+    static let ourExclusion = "-a always,exclude -F msgtype=PROCTITLE -F uid>=0"
+
+    func auditRules() throws -> [String] { try runCommand("/sbin/auditctl", ["-l"]).stdout.split(separator: "\n").map(String.init) }
+
+    /// An exclusion of ours a killed run left is recognised by its mark and removed by the next
+    /// run, whatever its state directory; an administrator's own exclusion of the same records
+    /// is theirs, and stays through the agent's start and stop.
+    @Test func anExclusionOfOursLeftBehindGoesAndAnAdministratorsStays() throws {
+        let theirs = "-a always,exclude -F msgtype=PROCTITLE"
+        let rules = [Self.ourExclusion, theirs]
+        defer {
+            for rule in rules {
+                _ = try? runCommand("/sbin/auditctl", rule.replacingOccurrences(of: "-a ", with: "-d ").split(separator: " ").map(String.init))
+            }
+        }
+        for rule in rules { try #require(try runCommand("/sbin/auditctl", rule.split(separator: " ").map(String.init)).status == 0) }
+        let agent = try startAgent()
+        #expect(agent.stderr.contains("removed the exclusion of PROCTITLE records left by an earlier run"), "\(agent.stderr.suffix(2000))")
+        let loaded = try auditRules()
+        #expect(loaded.filter { $0 == Self.ourExclusion }.count == 1 && loaded.filter { $0 == theirs }.count == 1, "\(loaded)")
+        _ = try stop(agent, expecting: 0)
+        #expect(try auditRules() == [theirs], "the agent took only its own along")
+    }
+
     /// SIGKILL with alerts in the syslog spool, then a restart: the kernel kept the dead run's
     /// rules, which the new run replaces (never two sets); the spool resumes where it was; no
     /// alert arrives twice; the new run says the previous one ended without stopping; and the
@@ -158,10 +184,7 @@ extension KernelAuditTests.FlowEndToEnd {
         let enabledBefore = try KernelAuditTests.kernelState().enabled
         var agent = try startAgent(config)
         func ourRules() throws -> Int { try runCommand("/sbin/auditctl", ["-l"]).stdout.split(separator: "\n").filter { $0.contains("key=xferwatch") }.count }
-        // The exclusion carries no key (the kernel's exclude filter would then exclude nothing).
-        func exclusions() throws -> Int {
-            try runCommand("/sbin/auditctl", ["-l"]).stdout.split(separator: "\n").filter { $0 == "-a always,exclude -F msgtype=PROCTITLE" }.count
-        }
+        func exclusions() throws -> Int { try auditRules().filter { $0 == Self.ourExclusion }.count }
         let installed = try ourRules()
         #expect(try exclusions() == 1)
         _ = try client("/bin/sh", ["-c", "for i in $(seq 50); do /bin/true ftp -s:killed-$i.txt; done"])
