@@ -12,6 +12,7 @@ extension KernelAuditTests.FlowEndToEnd {
     func withKernelRestored(_ body: () throws -> Void) throws {
         let before = try KernelAuditTests.kernelState()
         try #require(before.pid == "0", "another process holds the audit socket")
+        try #require(!before.rules.contains("msgtype=PROCTITLE"), "a PROCTITLE exclusion is loaded: auditd's log would lack them (\(before.rules))")
         let settings = try runCommand("/usr/sbin/auditctl", ["-s"]).stdout
         func value(_ key: String) -> String {
             settings.split(separator: "\n").first { $0.hasPrefix(key + " ") }.map { String($0.dropFirst(key.count + 1)) } ?? "0"
