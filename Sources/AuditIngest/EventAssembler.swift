@@ -60,7 +60,10 @@ public struct AssemblyCounters: Sendable, Equatable {
 public final class EventAssembler {
     private struct Pending {
         var records: [AuditRecord]
-        var lastLogTime: Int64
+        /// The stream's newest log time when the event last grew, not the event's own stamp: a
+        /// syscall is stamped at its entry, and one that blocked (an accept waiting for a
+        /// client) comes stamped seconds before the records around it.
+        var lastStreamTime: Int64
         var lastArrival: Int64
     }
 
@@ -112,14 +115,14 @@ public final class EventAssembler {
             complete(key, records, .processTitle)
         } else if let index = pending.index(forKey: key) {
             pending.values[index].records.append(record)
-            pending.values[index].lastLogTime = logTime
+            pending.values[index].lastStreamTime = newestLogTime
             pending.values[index].lastArrival = arrivalTime
         } else {
             observeSerial(key)
             var records = [AuditRecord]()
             records.reserveCapacity(6)
             records.append(record)
-            pending[key] = Pending(records: records, lastLogTime: logTime, lastArrival: arrivalTime)
+            pending[key] = Pending(records: records, lastStreamTime: newestLogTime, lastArrival: arrivalTime)
             opened.append(key)
             if pending.count > settings.maximumPendingEvents { completeOldest() }
             // Most events complete by EOE or timeout: forget their keys now and then.
@@ -153,7 +156,7 @@ public final class EventAssembler {
     private func sweep(logCutoff: Int64?, arrivalCutoff: Int64?) {
         var expired: [EventKey] = []
         for (key, event) in pending {
-            if let logCutoff, event.lastLogTime < logCutoff {
+            if let logCutoff, event.lastStreamTime < logCutoff {
                 expired.append(key)
             } else if let arrivalCutoff, event.lastArrival < arrivalCutoff {
                 expired.append(key)

@@ -59,6 +59,25 @@ import Testing
         #expect(counters.completedByTimeout == 0)
     }
 
+    /// A syscall is stamped at its entry: an accept that waited 10 s for a client comes stamped
+    /// 10 s before the records around it, which another CPU's newer events interleave.
+    @Test func aSyscallThatBlockedLongerThanTheTimeoutIsWhole() throws {
+        let settings = AssemblerSettings(logTimeoutMilliseconds: 500, arrivalTimeoutMilliseconds: 500)
+        let (events, counters) = try assemble(
+            [
+                syscall(1, "100.000"), record("EOE", 1, "100.000", ""),
+                syscall(2, "90.000"),
+                syscall(3, "100.400"), record("EOE", 3, "100.400", ""),
+                record("SOCKADDR", 2, "90.000", "saddr=02000015CB00710A0000000000000000"),
+                syscall(4, "100.800"), record("EOE", 4, "100.800", ""),
+                record("EOE", 2, "90.000", ""),
+            ], settings: settings)
+        let accept = try #require(events.first { $0.key.serial == 2 })
+        #expect(accept.records.map(\.type.name) == ["SYSCALL", "SOCKADDR"])
+        #expect(accept.completion == .endOfEvent && !accept.partial)
+        #expect(counters.completedByTimeout == 0 && counters.partialEvents == 0)
+    }
+
     @Test func eventsWithoutEndOfEventTimeOutAndAreFlaggedWhenTheStreamHasIt() throws {
         let settings = AssemblerSettings(logTimeoutMilliseconds: 1000, arrivalTimeoutMilliseconds: 1000)
         let (events, counters) = try assemble(
