@@ -66,7 +66,7 @@ public final class AuditSession {
                 try control.add(rule)
                 rules.append(rule)
             }
-            if mode == .unicast { try excludeUnreadRecords() }
+            if mode == .unicast { excludeUnreadRecords() }
             if initialStatus.enabled == 0 { try control.setEnabled(1) }
         } catch {
             close()
@@ -102,16 +102,22 @@ public final class AuditSession {
         guard stream.mode == .multicast else { return }
         let unicast = try NetlinkAuditReader(mode: .unicast, receiveBufferBytes: settings.receiveBufferBytes)
         try stream.switchTo(unicast, release: { () throws(KernelAuditError) in try applyDaemonSettings() }, handle: handle)
-        try excludeUnreadRecords()
+        excludeUnreadRecords()
     }
 
     /// A rule already there carries our mark: a run that did not stop left it, and it is ours.
-    private func excludeUnreadRecords() throws(KernelAuditError) {
+    /// Not fatal: an older kernel whose exclude list filters on the record type alone refuses
+    /// the mark, and then makes the records, which the agent drops unread.
+    private func excludeUnreadRecords() {
         guard exclusions.isEmpty else { return }
         for type in Self.unreadRecordTypes {
-            let rule = try control.compileExclusion(recordType: type)
-            do { try control.add(rule) } catch  where error.code == EEXIST {}
-            exclusions.append((type, rule))
+            do {
+                let rule = try control.compileExclusion(recordType: type)
+                do { try control.add(rule) } catch  where error.code == EEXIST {}
+                exclusions.append((type, rule))
+            } catch {
+                log("cannot have the kernel leave out \(type) records, which xferwatch does not read: \(error)")
+            }
         }
     }
 
