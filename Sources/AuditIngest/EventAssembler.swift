@@ -150,7 +150,7 @@ public final class EventAssembler {
         for key in keys {
             complete(key, pending.removeValue(forKey: key)!.records, .flush)
         }
-        for key in sequences.keys { counters.sequenceGaps += sequences[key]!.finish() }
+        forEachSequence { $0.finish() }
     }
 
     private func sweep(logCutoff: Int64?, arrivalCutoff: Int64?) {
@@ -167,7 +167,18 @@ public final class EventAssembler {
             counters.completedByTimeout += 1
             complete(key, pending.removeValue(forKey: key)!.records, .timeout)
         }
-        for key in sequences.keys { counters.sequenceGaps += sequences[key]!.expire() }
+        forEachSequence { $0.expire() }
+    }
+
+    /// Each node's serial tracker, changed in place, its gaps counted. Assigning through the
+    /// keys while iterating them copied the dictionary at every sweep, and a live agent sweeps
+    /// every loop turn.
+    private func forEachSequence(_ body: (inout SerialTracker) -> Int) {
+        var index = sequences.startIndex
+        while index != sequences.endIndex {
+            counters.sequenceGaps += body(&sequences.values[index])
+            sequences.formIndex(after: &index)
+        }
     }
 
     /// Memory bound: completes the older half of the open events (by when they opened), in
