@@ -171,8 +171,13 @@ public struct AuditRecord: Sendable {
         return FieldDecoding.decode(name: self.name(field), value: rawValue(field), recordType: type)
     }
 
+    /// `value(name)` as text. A value that is part of the record's text as it stands (most
+    /// are) becomes the String directly, without the decoded copy in between.
     public func string(_ name: StaticString) -> String? {
-        value(name).map { String(decoding: $0, as: UTF8.self) }
+        guard let field = field(name) else { return nil }
+        let (fieldName, raw) = (self.name(field), rawValue(field))
+        if let plain = FieldDecoding.plainValue(name: fieldName, value: raw, recordType: type) { return String(decoding: plain, as: UTF8.self) }
+        return String(decoding: FieldDecoding.decode(name: fieldName, value: raw, recordType: type), as: UTF8.self)
     }
 
     /// A decimal field (pid, uid, exit, items...). Negative numbers are allowed.
