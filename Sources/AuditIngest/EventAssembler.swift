@@ -120,7 +120,9 @@ public final class EventAssembler {
         } else {
             observeSerial(key)
             var records = [AuditRecord]()
-            records.reserveCapacity(6)
+            // An execve's SYSCALL, EXECVE, CWD, PATHs (three for a script), PROCTITLE and
+            // BPRM_FCAPS fit without growing: 6 made every execve in auditd's log reallocate.
+            records.reserveCapacity(8)
             records.append(record)
             pending[key] = Pending(records: records, lastStreamTime: newestLogTime, lastArrival: arrivalTime)
             opened.append(key)
