@@ -168,16 +168,13 @@ public struct AuditRecord: Sendable {
     /// encodes that field (see `FieldDecoding`).
     public func value(_ name: StaticString) -> [UInt8]? {
         guard let field = field(name) else { return nil }
-        return FieldDecoding.decode(name: self.name(field), value: rawValue(field), recordType: type)
+        return Array(FieldDecoding.decode(name: self.name(field), value: rawValue(field), recordType: type))
     }
 
-    /// `value(name)` as text. A value that is part of the record's text as it stands (most
-    /// are) becomes the String directly, without the decoded copy in between.
+    /// `value(name)` as text, made from the decoded slice without an array in between.
     public func string(_ name: StaticString) -> String? {
         guard let field = field(name) else { return nil }
-        let (fieldName, raw) = (self.name(field), rawValue(field))
-        if let plain = FieldDecoding.plainValue(name: fieldName, value: raw, recordType: type) { return String(decoding: plain, as: UTF8.self) }
-        return String(decoding: FieldDecoding.decode(name: fieldName, value: raw, recordType: type), as: UTF8.self)
+        return String(decoding: FieldDecoding.decode(name: self.name(field), value: rawValue(field), recordType: type), as: UTF8.self)
     }
 
     /// A decimal field (pid, uid, exit, items...). Negative numbers are allowed.

@@ -10,9 +10,10 @@ public enum FieldDecoding {
     ]
 
     /// The value a user would read: quotes stripped, hex decoded where the field is encodable.
-    public static func decode(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>, recordType: AuditRecordType) -> [UInt8] {
-        if let plain = plainValue(name: name, value: value, recordType: recordType) { return Array(plain) }
-        return hex(value) ?? Array(value)
+    /// A slice of the record's text where the value stands there as it is (most do): no copy.
+    public static func decode(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>, recordType: AuditRecordType) -> ArraySlice<UInt8> {
+        if let plain = plainValue(name: name, value: value, recordType: recordType) { return plain }
+        return hex(value).map { $0[...] } ?? value
     }
 
     /// The decoded value when it is a part of the raw text (most fields: no copy needed), or
@@ -98,9 +99,11 @@ public enum FieldDecoding {
     /// arguments hold far fewer): a cap for hostile input.
     static let maximumArguments = 1 << 16
 
-    public static func argv(_ records: [AuditRecord]) -> [[UInt8]] {
+    /// An execve's arguments from its EXECVE records. Each is a slice of its record's text where
+    /// it stands there as it is (most do: no copy), else its decoded or joined bytes.
+    public static func argv(_ records: [AuditRecord]) -> [ArraySlice<UInt8>] {
         var argc = 0
-        var arguments: [[UInt8]] = []
+        var arguments: [ArraySlice<UInt8>] = []
         for r in records.indices where records[r].type == .execve {
             for field in records[r].rawFields {
                 let name = records[r].name(field)

@@ -34,7 +34,7 @@ import Testing
     @Test func aHugeArgumentCountIsCapped() throws {
         let execve = try parse("type=EXECVE msg=audit(1.000:1): argc=99999999999 a0=\"ls\" a70000=\"x\"")
         let arguments = FieldDecoding.argv([execve])
-        #expect(arguments.count == FieldDecoding.maximumArguments && arguments.first == Array("ls".utf8))
+        #expect(arguments.count == FieldDecoding.maximumArguments && arguments.first.map(Array.init) == Array("ls".utf8))
     }
 
     @Test func badHexStaysRaw() throws {
