@@ -137,15 +137,17 @@ final class ControlServer: AlertFollower {
         Glibc.close(listener)
     }
 
-    var pollDescriptors: [pollfd] {
-        [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
-            + peers.map { peer in
-                pollfd(fd: peer.fd, events: Int16(POLLIN) | (peer.output.count > peer.sent ? Int16(POLLOUT) : 0), revents: 0)
-            }
+    /// The listener's, then each peer's, appended to the loop's list (every turn: no array of
+    /// its own).
+    func appendPollDescriptors(to fds: inout [pollfd]) {
+        fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+        for peer in peers {
+            fds.append(pollfd(fd: peer.fd, events: Int16(POLLIN) | (peer.output.count > peer.sent ? Int16(POLLOUT) : 0), revents: 0))
+        }
     }
 
     /// Accepts, reads requests, answers, sends what waits. `polled`: what poll() made of
-    /// `pollDescriptors`; with nothing ready and no request overdue it costs no system call.
+    /// `appendPollDescriptors`; with nothing ready and no request overdue it costs no system call.
     func service(polled: ArraySlice<pollfd>, handler: ControlHandler, now: Int64) {
         guard
             polled.contains(where: { $0.revents != 0 })
@@ -360,7 +362,7 @@ final class ControlServer: AlertFollower {
 
 /// Served from the event loop: accepts, reads, answers and sends when poll says so.
 extension ControlServer: LoopSource {
-    func descriptors(into fds: inout [pollfd]) { fds += pollDescriptors }
+    func descriptors(into fds: inout [pollfd]) { appendPollDescriptors(to: &fds) }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         if let handler { service(polled: polled, handler: handler, now: time.monotonic) }

@@ -19,7 +19,7 @@ final class SocketDestroySource: LoopSource {
     }
 
     func descriptors(into fds: inout [pollfd]) {
-        for fd in sockets.destroyDescriptors { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        sockets.forEachDestroyDescriptor { fds.append(pollfd(fd: $0, events: Int16(POLLIN), revents: 0)) }
     }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {

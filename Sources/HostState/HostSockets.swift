@@ -75,8 +75,11 @@ public final class HostSockets {
         counters.namespacesOpened = 1
     }
 
-    /// The descriptors to poll for destroy notifications (changes as namespaces come and go).
-    public var destroyDescriptors: [Int32] { namespaces.values.map { $0.destroyed.fd } }
+    /// The descriptors to poll for destroy notifications, one per watched namespace (they come
+    /// and go), handed over in turn: the loop asks every turn, and an array each time cost more.
+    public func forEachDestroyDescriptor(_ body: (Int32) -> Void) {
+        for namespace in namespaces.values { body(namespace.destroyed.fd) }
+    }
 
     /// Opens sock_diag sockets in the namespace of `pid` if we have none yet (a container's first
     /// process): its sockets' destroy notifications are only sent there.
