@@ -137,18 +137,20 @@ public final class ProcessTable {
     func identify(_ record: ProcessRecord, event: AuditEvent?) {
         guard let catalog, let procfs else { return }
         let executable = record.executable
-        if let event, executable.hasPrefix("/") {
-            let audited = event.records.compactMap { record -> ProgramCatalog.FileIdentity? in
-                guard record.type == .path, let inode = record.integer("inode"), let device = record.deviceNumber("dev") else { return nil }
-                return ProgramCatalog.FileIdentity(device: device, inode: UInt64(bitPattern: inode))
-            }
-            if let file = catalog.file(at: executable, amongFiles: audited) {
-                record.executableFile = file
-                record.identity = catalog.identity(of: file, at: executable)
-                return
-            }
+        if let event, executable.hasPrefix("/"), let file = catalog.file(at: executable), Self.isAudited(file, in: event.records) {
+            record.executableFile = file
+            record.identity = catalog.identity(of: file, at: executable)
+            return
         }
         record.identity = catalog.identify(path: "\(procfs.root)/\(record.pid)/exe")
+    }
+
+    /// Whether a PATH record of the event names `file` (its inode and device): the host's file
+    /// at the path is the one audit saw, not another mount namespace's or one put there since.
+    static func isAudited(_ file: FileVersion, in records: [AuditRecord]) -> Bool {
+        records.contains { record in
+            record.type == .path && record.integer("inode").map { UInt64(bitPattern: $0) } == file.inode && record.deviceNumber("dev") == file.device
+        }
     }
 
     /// The process behind a syscall: `current(pid:at:)`, else (gone before we could read it, a

@@ -90,20 +90,12 @@ public final class ProgramCatalog {
         learn()
     }
 
-    /// A file as audit names it: the device and inode of a PATH record.
-    public struct FileIdentity: Equatable, Sendable {
-        public let device: UInt64
-        public let inode: UInt64
-        public init(device: UInt64, inode: UInt64) { (self.device, self.inode) = (device, inode) }
-    }
-
-    /// The file at `path` as the catalog keys it; nil when it cannot be read or, with
-    /// `amongFiles`, is not one of those files (the host's file at a path, checked against
-    /// what audit saw).
-    public func file(at path: String, amongFiles files: [FileIdentity]? = nil) -> FileVersion? {
+    /// The file at `path` as the catalog keys it; nil when it cannot be read. The path goes to
+    /// stat as the String's own bytes: the implicit conversion copied it into a new array for
+    /// every execve.
+    public func file(at path: String) -> FileVersion? {
         var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
-        if let files, !files.contains(FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))) { return nil }
+        guard path.withCString({ stat($0, &info) }) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
         return FileVersion(info)
     }
 

@@ -1,3 +1,4 @@
+import AuditIngest
 import Foundation
 import TestSupport
 import Testing
@@ -24,8 +25,16 @@ import Testing
         _ = catalog.identify(path: copy)
         #expect(catalog.counters.filesRead == read)
         // The inode check for a process that is gone: another file at the path is not it.
-        #expect(catalog.file(at: copy, amongFiles: [.init(device: 0, inode: 1)]) == nil)
         let key = try #require(catalog.file(at: copy))
+        func path(inode: UInt64, device: UInt64) throws -> AuditRecord {
+            // glibc's dev_t back to the kernel's major:minor in hex, as PATH records write it.
+            let major = device >> 8 & 0xfff | device >> 32 & 0xffff_f000, minor = device & 0xff | device >> 12 & 0xffff_ff00
+            let dev = String(major, radix: 16) + ":" + String(minor, radix: 16)
+            return try parse("type=PATH msg=audit(1.000:1): item=0 name=\"\(copy)\" inode=\(inode) dev=\(dev) mode=0100755")
+        }
+        #expect(ProcessTable.isAudited(key, in: [try path(inode: key.inode, device: key.device)]))
+        #expect(!ProcessTable.isAudited(key, in: [try path(inode: key.inode &+ 1, device: key.device)]))
+        #expect(!ProcessTable.isAudited(key, in: []))
         #expect(catalog.identity(of: key, at: copy)?.name == "tnftp")
     }
 
