@@ -29,7 +29,7 @@ struct RunMarker {
             let pair = part.split(separator: "=", maxSplits: 1)
             if pair.count == 2 { fields[pair[0]] = pair[1] }
         }
-        if let pid = fields["pid"].flatMap({ Int32($0) }), pid != getpid(), kill(pid, 0) == 0, Self.isAgent(pid) { return nil }
+        if let pid = fields["pid"].flatMap({ Int32($0) }), pid != getpid(), Self.isAgent(pid) { return nil }
         return UnfinishedRun(
             description: "pid \(fields["pid"] ?? "?"), started \(fields["started"] ?? "?")",
             auditEnabledBefore: fields["audit_enabled_before"].flatMap { UInt32($0) })
@@ -43,8 +43,10 @@ struct RunMarker {
         return writeFileAtomically(path, mode: 0o640, [Array(text.utf8)])
     }
 
-    private static func isAgent(_ pid: Int32) -> Bool {
-        symbolicLinkTarget("/proc/\(pid)/exe")?.hasSuffix("/xferwatchd") == true
+    /// A running xferwatchd, also one whose binary an upgrade replaced (`... (deleted)`).
+    static func isAgent(_ pid: Int32) -> Bool {
+        guard pid > 0, kill(pid, 0) == 0, let exe = symbolicLinkTarget("/proc/\(pid)/exe") else { return false }
+        return exe.hasSuffix("/xferwatchd") || exe.hasSuffix("/xferwatchd (deleted)")
     }
 
     /// A clean stop.

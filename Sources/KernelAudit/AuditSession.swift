@@ -136,13 +136,39 @@ public final class AuditSession {
             try control.delete(rule)
             log("removed a stale audit rule with key \(ruleKey) left by an earlier run")
         }
-        for type in Self.unreadRecordTypes {
-            let ours = try control.compileExclusion(recordType: type).view
-            for rule in loaded where rule.view.filtersLike(ours) {
-                try control.delete(rule)
-                log("removed the exclusion of \(type) records left by an earlier run")
-            }
+        for (type, rule) in try Self.ourExclusions(in: loaded, control: control) {
+            try control.delete(rule)
+            log("removed the exclusion of \(type) records left by an earlier run")
         }
+    }
+
+    /// The exclusions among `loaded` that carry our mark, with the record type each leaves out.
+    static func ourExclusions(in loaded: [KernelRule], control: AuditControl) throws(KernelAuditError) -> [(String, KernelRule)] {
+        var found: [(String, KernelRule)] = []
+        for type in unreadRecordTypes {
+            let ours = try control.compileExclusion(recordType: type).view
+            found += loaded.filter { $0.view.filtersLike(ours) }.map { (type, $0) }
+        }
+        return found
+    }
+
+    /// Removes, without a session, what runs that did not stop left in the kernel: the rules
+    /// with `key` unless one excludes a running agent (each run's rules exclude its own pid, so
+    /// that run is live and they are its), and our exclusions unless a running agent holds the
+    /// audit socket (only the audit daemon adds them). Returns each rule removed, summarised.
+    public static func removeLeftovers(
+        key: String, control: AuditControl, isRunningAgent: (UInt32) -> Bool
+    ) throws(KernelAuditError) -> [String] {
+        let loaded = try control.listRules()
+        let keyed = loaded.filter { $0.key == key }
+        var leftovers = keyed.contains { $0.view.excludedPid.map(isRunningAgent) == true } ? [] : keyed
+        if !isRunningAgent(try control.status().pid) { leftovers += try ourExclusions(in: loaded, control: control).map(\.1) }
+        var removed: [String] = []
+        for rule in leftovers {
+            do { try control.delete(rule) } catch  where error.code == ENOENT { continue }
+            removed.append(rule.summary)
+        }
+        return removed
     }
 
     /// Puts back any of our rules that someone removed; returns how many.

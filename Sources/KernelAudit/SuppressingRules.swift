@@ -95,6 +95,11 @@ struct KernelRuleView {
             && zip(fields, other.fields).allSatisfy { $0.field == $1.field && $0.op == $1.op && $0.value == $1.value && $0.text == $1.text }
     }
 
+    /// The process a `pid!=N` condition leaves out.
+    var excludedPid: UInt32? {
+        fields.first { $0.field == UInt32(AUDIT_PID) && $0.op == UInt32(AUDIT_NOT_EQUAL) }?.value
+    }
+
     /// Whether the rule's msgtype conditions let `type` through (other fields may match too).
     func mayMatch(recordType type: UInt32) -> Bool {
         fields.filter { $0.field == UInt32(AUDIT_MSGTYPE) }.allSatisfy { condition in

@@ -16,7 +16,7 @@ struct Xferwatchd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xferwatchd",
         abstract: "Watches the kernel audit stream for file transfers used as command-and-control or exfiltration.",
-        subcommands: [Run.self, Replay.self, CheckConfig.self])
+        subcommands: [Run.self, Replay.self, CheckConfig.self, Cleanup.self])
 }
 
 struct ConfigOption: ParsableArguments {
@@ -125,5 +125,17 @@ struct CheckConfig: ParsableCommand {
         print("yara: \(rules?.ruleCount ?? 0) rules from \(rules?.files.count ?? 0) files")
         guard errors.isEmpty else { throw ExitCode(1) }
         print("\(options.config): ok")
+    }
+}
+
+struct Cleanup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove the audit rules and exclusion a run that did not stop left (systemd runs it after every stop).")
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let configuration = try options.load()
+        let status = removeLeftoversOfUnfinishedRuns(configuration: configuration, log: Logger(level: configuration.agent.logLevel))
+        if status != 0 { throw ExitCode(status) }
     }
 }

@@ -173,6 +173,44 @@ extension KernelAuditTests.FlowEndToEnd {
         #expect(try auditRules() == [theirs], "the agent took only its own along")
     }
 
+    /// `xferwatchd cleanup` as the package's unit runs it after every stop (ExecStopPost: as
+    /// _xferwatch with the unit's ambient capabilities). Beside a running agent it removes
+    /// nothing; after a SIGKILL it removes the dead run's rules and exclusion (auditd's log is
+    /// whole again at once) and gives the enabled flag back as that run found it. It leaves the
+    /// run's marker: the next start still says the host was not watched.
+    @Test func cleanupAfterAKillGivesTheKernelBack() throws {
+        let enabledBefore = try KernelAuditTests.kernelState().enabled
+        var agent = try startAgent()
+        let installed = try auditRules()
+        #expect(installed.contains(Self.ourExclusion) && installed.count > 1, "\(installed)")
+        let capabilities = "+audit_control,+audit_read,+sys_ptrace,+dac_read_search,+net_raw,+sys_admin"
+        func cleanup() throws -> (status: Int32, stdout: String, stderr: String) {
+            try runCommand(
+                "/usr/bin/setpriv",
+                [
+                    "--reuid=_xferwatch", "--regid=_xferwatch", "--init-groups", "--inh-caps=\(capabilities)", "--ambient-caps=\(capabilities)", "--",
+                    Repo.xferwatchdRelease, "cleanup", "--config", work + "/agent.conf",
+                ])
+        }
+        let beside = try cleanup()
+        #expect(beside.status == 0 && beside.stderr.contains("no audit rule of an unfinished run is left"), "\(beside)")
+        #expect(try auditRules() == installed, "a running agent's rules stay")
+
+        #expect(agent.stop(signal: SIGKILL) == SIGKILL)
+        #expect(try auditRules() == installed, "a killed agent cannot remove its rules")
+        let after = try cleanup()
+        let removed = after.stderr.components(separatedBy: "removed an audit rule left by a run that did not stop: ").count - 1
+        #expect(after.status == 0 && removed == installed.count, "\(after)")
+        #expect(try auditRules() == ["No rules"])
+        #expect(try KernelAuditTests.kernelState().enabled == enabledBefore, "\(after.stderr)")
+
+        agent = try startAgent()
+        #expect(!agent.stderr.contains("removed a stale audit rule"), "nothing was left for the start to remove")
+        #expect(agent.stderr.contains("ended without stopping"), "\(agent.stderr)")
+        _ = try stop(agent, expecting: 0)
+        #expect(try auditRules() == ["No rules"])
+    }
+
     /// SIGKILL with alerts in the syslog spool, then a restart: the kernel kept the dead run's
     /// rules, which the new run replaces (never two sets); the spool resumes where it was; no
     /// alert arrives twice; the new run says the previous one ended without stopping; and the

@@ -16,6 +16,7 @@ extension KernelAuditTests {
         init() throws {
             try #require(getuid() == 0, "the flow end-to-end tests need root (CI runs as root)")
             try #require(FileManager.default.isExecutableFile(atPath: Repo.xferwatchdRelease), "the release build is missing: run make test")
+            try KernelAuditTests.removeLeftovers()
             for tool in ["/usr/sbin/vsftpd", "/usr/sbin/in.tftpd", "/usr/sbin/sshd", "/usr/bin/tnftp", "/usr/bin/lftp", "/usr/bin/tftp", "/usr/bin/busybox"] {
                 try #require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) is missing: run make test")
             }

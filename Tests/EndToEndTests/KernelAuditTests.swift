@@ -34,6 +34,26 @@ import Testing
         try #require(getuid() == 0, "the kernel audit tests need root (CI runs as root)")
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/auditctl"), "auditd is not installed: run make test")
         try #require(FileManager.default.isExecutableFile(atPath: Repo.xferwatchd), "xferwatchd is not built: run make test")
+        try Self.removeLeftovers()
+    }
+
+    /// The rules and exclusion of an agent killed before this run (on a machine that ran one
+    /// before the tests) would be the state the tests start from and give back, and keep
+    /// auditd's log short in the auditd tests. The agent's own cleanup removes them, once,
+    /// before the first test; a running agent's rules it leaves, and the tests then say so.
+    static func removeLeftovers() throws {
+        let result = try leftoverRemoval.get()
+        try #require(result.status == 0, "xferwatchd cleanup: \(result.stderr)")
+    }
+
+    private static let leftoverRemoval = Result { () throws -> (status: Int32, stderr: String) in
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/agent.conf"
+        try "[agent]\nstate_dir = \"\(directory)/state\"\n[audit]\nsource = \"unicast\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try runCommand(Repo.xferwatchd, ["cleanup", "--config", config])
+        if result.stderr.contains("removed") { print("before the kernel audit tests, xferwatchd cleanup:\n\(result.stderr)") }
+        return (result.status, result.stderr)
     }
 
     func configFile(in directory: String, source: String, extra: String = "") throws -> String {
