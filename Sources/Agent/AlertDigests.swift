@@ -51,6 +51,8 @@ final class AlertDigests: LoopSource, AlertSink {
     func descriptors(into fds: inout [pollfd]) {
         fds.append(pollfd(fd: hashes.descriptor, events: Int16(POLLIN), revents: 0))
     }
+    /// The hashing thread's pipe lives as long as the agent.
+    var descriptorChanges: Int { 0 }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         if polled.anyReady { hashes.collect() }

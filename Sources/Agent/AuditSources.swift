@@ -42,6 +42,8 @@ final class KernelAuditSource: LoopSource {
     }
 
     func descriptors(into fds: inout [pollfd]) { fds.append(pollfd(fd: audit.session.stream.fd, events: Int16(POLLIN), revents: 0)) }
+    /// Each hand-over or take-over closes the socket read until then.
+    var descriptorChanges: Int { audit.session.stream.switches }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         var request = LoopRequest.none
@@ -103,6 +105,8 @@ final class LineSource: LoopSource {
     func descriptors(into fds: inout [pollfd]) {
         fds.append(pollfd(fd: followed == nil ? input.fd : -1, events: Int16(POLLIN), revents: 0))
     }
+    /// Standard input is polled for the whole run; a followed file, reopened when rotated, never.
+    var descriptorChanges: Int { 0 }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         reading: while true {

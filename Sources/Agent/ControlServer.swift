@@ -51,6 +51,8 @@ final class ControlServer: AlertFollower {
     private let groupName: String
     private let log: Logger
     private var peers: [Peer] = []
+    /// Connections closed so far (the loop registers the descriptors again when it moves).
+    private(set) var peersClosed = 0
     /// Who answers the requests, once the agent runs.
     var handler: ControlHandler?
     let recentAlerts = RecentLines(capacity: ControlProtocol.recentAlertsKept, byteLimit: 4 << 20)
@@ -356,6 +358,7 @@ final class ControlServer: AlertFollower {
     private func disconnect(_ index: Int) {
         guard peers[index].fd >= 0 else { return }
         Glibc.close(peers[index].fd)
+        peersClosed += 1
         peers[index] = Peer(fd: -1, uid: peers[index].uid, deadline: 0)
     }
 }
@@ -363,6 +366,7 @@ final class ControlServer: AlertFollower {
 /// Served from the event loop: accepts, reads, answers and sends when poll says so.
 extension ControlServer: LoopSource {
     func descriptors(into fds: inout [pollfd]) { appendPollDescriptors(to: &fds) }
+    var descriptorChanges: Int { peersClosed }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         if let handler { service(polled: polled, handler: handler, now: time.monotonic) }

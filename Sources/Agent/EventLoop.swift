@@ -25,12 +25,16 @@ enum LoopRequest {
 protocol LoopSource: AnyObject {
     /// Appends the descriptors to poll for this turn.
     func descriptors(into fds: inout [pollfd])
+    /// How many descriptors this source has closed or given up so far. The loop keeps them in
+    /// an epoll set between turns, and a new one may take a closed one's number: when this
+    /// changes, the source's descriptors are registered again.
+    var descriptorChanges: Int { get }
     /// Called every turn with what poll() made of this source's descriptors (same order),
     /// ready or not: a source that has nothing ready returns at once.
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest
 }
 
-/// The agent's single thread of work: poll over the sources (at most a second), serve them in
+/// The agent's single thread of work: wait on the sources' descriptors (at most a second), serve them in
 /// order, then the periodic work (timeouts, outputs, health, pruning). The YARA worker, the
 /// hashing thread and the syslog forwarder run on threads of their own; the first two reach
 /// the loop through descriptors, the forwarder through its status.
@@ -53,17 +57,24 @@ final class EventLoop {
 
     /// Runs until a source asks to stop; returns its exit status.
     func run() -> Int32 {
+        guard let set = DescriptorSet(sourceCount: sources.count) else {
+            log.error("epoll_create1: \(String(cString: strerror(errno)))")
+            return 1
+        }
         var fds: [pollfd] = []
         var counts = [Int](repeating: 0, count: sources.count)
+        var changes = [Int](repeating: 0, count: sources.count)
         while true {
             fds.removeAll(keepingCapacity: true)
             for (index, source) in sources.enumerated() {
                 let before = fds.count
                 source.descriptors(into: &fds)
                 counts[index] = fds.count - before
+                changes[index] = source.descriptorChanges
             }
-            if poll(&fds, nfds_t(fds.count), Self.idleWaitMilliseconds) < 0 && errno != EINTR {
-                log.error("poll: \(String(cString: strerror(errno)))")
+            set.update(fds, counts: counts, changes: changes)
+            if set.wait(&fds, timeout: Self.idleWaitMilliseconds) < 0 && errno != EINTR {
+                log.error("epoll_wait: \(String(cString: strerror(errno)))")
                 return 1
             }
             let time = LoopTime(monotonic: monotonicMilliseconds(), realtime: realtimeMilliseconds())
@@ -113,6 +124,8 @@ final class SignalSource: LoopSource {
     deinit { close(fd) }
 
     func descriptors(into fds: inout [pollfd]) { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+    /// Its one descriptor lives as long as the source.
+    var descriptorChanges: Int { 0 }
 
     /// The sender's command name, if it is still there to ask.
     private static func programName(of pid: Int32) -> String {

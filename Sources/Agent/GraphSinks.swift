@@ -58,5 +58,7 @@ final class AlertRoute: AlertSink {
 /// The YARA stage in use: none until scanning starts after the privilege drop, replaced or
 /// stopped by a reload. The stages that feed it and the loop source that drains it share this.
 final class ScanSlot {
-    var stage: ScanStage?
+    var stage: ScanStage? { didSet { replacements += 1 } }
+    /// How many times the stage was set: the one before, and its results pipe, went.
+    private(set) var replacements = 0
 }

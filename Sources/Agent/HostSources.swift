@@ -21,6 +21,8 @@ final class SocketDestroySource: LoopSource {
     func descriptors(into fds: inout [pollfd]) {
         sockets.forEachDestroyDescriptor { fds.append(pollfd(fd: $0, events: Int16(POLLIN), revents: 0)) }
     }
+    /// A namespace's sockets close when it has been idle.
+    var descriptorChanges: Int { sockets.counters.namespacesClosed }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         if polled.anyReady {
@@ -49,6 +51,8 @@ final class ScanResultsSource: LoopSource {
     func descriptors(into fds: inout [pollfd]) {
         if let stage = scans.stage { fds.append(pollfd(fd: stage.queue.descriptor, events: Int16(POLLIN), revents: 0)) }
     }
+    /// A stage's results pipe closes with it.
+    var descriptorChanges: Int { scans.replacements }
 
     func service(_ polled: ArraySlice<pollfd>, time: LoopTime) -> LoopRequest {
         scans.stage?.collect(resultsReady: polled.anyReady)

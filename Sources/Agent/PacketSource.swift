@@ -52,6 +52,8 @@ final class PacketSource: LoopSource {
     private var turn: [(time: Int64, linkType: Int32, bytes: [UInt8])] = []
     /// Counts of the captures closed with their link.
     private var closedStatistics = PacketTap.Statistics()
+    /// Captures closed so far, their links gone (the loop registers the descriptors again).
+    private var capturesClosed = 0
     private var dropsReported: UInt64 = 0
     private var nextStatistics: Int64 = 0
     private var nextDropReport: Int64 = 0
@@ -150,13 +152,16 @@ final class PacketSource: LoopSource {
             closedStatistics.interfaceDropped += s.interfaceDropped
             log.debug("inspection: closed the capture on \(capture.label)")
         }
+        let before = captures.count
         captures.removeAll(where: matching)
+        capturesClosed += before - captures.count
     }
 
     func descriptors(into fds: inout [pollfd]) {
         if let links { fds.append(pollfd(fd: links.fd, events: Int16(POLLIN), revents: 0)) }
         for capture in captures { fds.append(pollfd(fd: capture.tap.descriptor, events: Int16(POLLIN), revents: 0)) }
     }
+    var descriptorChanges: Int { capturesClosed }
 
     /// Reads `any` first, then the links' captures, and inspects the packets in capture order:
     /// an FTP reply read from `any` may answer a command sent on a link, and the command must

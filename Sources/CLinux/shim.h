@@ -103,3 +103,26 @@ static inline long xw_receive_with_fds(int sock, void *data, unsigned long lengt
 #include <spawn.h>
 extern int xw_spawn_close_from(posix_spawn_file_actions_t *actions, int from)
     __asm__("posix_spawn_file_actions_addclosefrom_np");
+
+/* epoll, each event carrying its descriptor. struct epoll_event is packed on x86_64, a layout
+ * Swift does not import, so the events pass through these as plain arrays. Its event bits are
+ * poll's (EPOLLIN == POLLIN, EPOLLOUT == POLLOUT, EPOLLERR == POLLERR, EPOLLHUP == POLLHUP). */
+#include <sys/epoll.h>
+static const int xw_epoll_ctl_add = EPOLL_CTL_ADD;
+static const int xw_epoll_ctl_del = EPOLL_CTL_DEL;
+static const int xw_epoll_ctl_mod = EPOLL_CTL_MOD;
+static inline int xw_epoll_control(int epfd, int op, int fd, unsigned int events) {
+    struct epoll_event event = { .events = events, .data = { .fd = fd } };
+    return epoll_ctl(epfd, op, fd, &event);
+}
+/* Waits up to `timeout` ms for at most 32 events; returns how many (their descriptors and
+ * events in `fds` and `events`), or -1 with errno set. */
+static inline int xw_epoll_wait(int epfd, int *fds, unsigned int *events, int count, int timeout) {
+    struct epoll_event ready[32];
+    int n = epoll_wait(epfd, ready, count < 32 ? count : 32, timeout);
+    for (int i = 0; i < n; i++) {
+        fds[i] = ready[i].data.fd;
+        events[i] = ready[i].events;
+    }
+    return n;
+}
