@@ -16,6 +16,7 @@ final class DescriptorSet {
     /// regular files and devices without a poll method (EPERM) are readable and writable,
     /// a closed descriptor (EBADF) is POLLNVAL.
     private var refused: [[pollfd]]
+    private var anyRefused = false
     private var readyDescriptors = [Int32](repeating: 0, count: 32)
     private var readyEvents = [UInt32](repeating: 0, count: 32)
 
@@ -55,6 +56,7 @@ final class DescriptorSet {
                 }
             }
         }
+        if !changed.isEmpty { anyRefused = refused.contains { !$0.isEmpty } }
     }
 
     private static let alwaysReadyBits = Int16(POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)
@@ -62,7 +64,6 @@ final class DescriptorSet {
     /// Waits up to `timeout` ms (not at all while a refused descriptor is "ready") and sets each
     /// of `fds`' revents; returns how many are ready, or -1 with errno set.
     func wait(_ fds: inout [pollfd], timeout: Int32) -> Int32 {
-        let anyRefused = refused.contains { !$0.isEmpty }
         let count = readyDescriptors.withUnsafeMutableBufferPointer { descriptors in
             readyEvents.withUnsafeMutableBufferPointer { events in
                 xw_epoll_wait(epoll, descriptors.baseAddress, events.baseAddress, Int32(descriptors.count), anyRefused ? 0 : timeout)
