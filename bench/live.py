@@ -178,8 +178,14 @@ path = "{directory}/alerts.jsonl"
     except BaseException:
         stop_xferwatchd(agent)
         raise
-    rules = [rekeyed(line) for line in sh("auditctl", "-l").splitlines()]
+    rules = [rekeyed(line) for line in sh("auditctl", "-l").splitlines() if is_agents(line)]
     return agent, rules
+
+
+def is_agents(rule):
+    """Whether an `auditctl -l` line is the agent's: its key, or the mark on its exclusions
+    (uid>=0, true of every process). The host's own rules are left out."""
+    return " -F key=xferwatch " in rule + " " or (rule.startswith("-a always,exclude") and " -F uid>=0" in rule)
 
 
 def rekeyed(rule):

@@ -7,9 +7,10 @@ against auditd alone writing its RAW log under the very rules xferwatchd install
   the fastest connect and sendto loops, also with no audit rules at all (the host's own cost).
 For each: the watcher's CPU seconds (schedstat, to the nanosecond), the ratio, kernel lost records,
 the rate the workload reached under each, and xferwatchd's peak RSS.
-With --rounds N every load runs N times, the three watchers taken in turn each round so that the
-VM's drift hits them alike; each column is then the median over the rounds (the ratio the median of
-each round's ratio, lost the sum, RSS the largest).
+With --rounds N every load runs N times, the watchers one after another, each round starting with
+the next of them, so that the VM's drift and the place in a round hit them alike; each column is
+then the median over the rounds (the ratio the median of each round's ratio, lost the sum, RSS the
+largest).
 Usage (as root): bench/sweep.py [SECONDS] [--no-build] [--rounds N]"""
 import os, re, subprocess, sys, time
 
@@ -103,10 +104,20 @@ def main():
     peak = 0.0
     for name, command, duration, bare_too in loads(seconds):
         ours, theirs, bares, ratios = [], [], [], []
-        for _ in range(rounds):
-            cpu, lost, rate, rss, rules = under_xferwatchd(name, command, duration)
-            peer, peer_lost, peer_rate = under_auditd(command, duration, rules)
-            bare = without_rules(command, duration) if bare_too and command is not None else None
+        for round in range(rounds):
+            watchers = ["xferwatchd", "auditd"] + (["none"] if bare_too and command is not None else [])
+            # The first to run in a round runs on a machine the previous load left: each watcher
+            # takes its turn at that place. auditd gets the rules of the last xferwatchd run
+            # (the first round starts with xferwatchd).
+            shift = round % len(watchers)
+            bare = None
+            for watcher in watchers[shift:] + watchers[:shift]:
+                if watcher == "xferwatchd":
+                    cpu, lost, rate, rss, rules = under_xferwatchd(name, command, duration)
+                elif watcher == "auditd":
+                    peer, peer_lost, peer_rate = under_auditd(command, duration, rules)
+                else:
+                    bare = without_rules(command, duration)
             ours.append((cpu, lost, rate, rss))
             theirs.append((peer, peer_lost, peer_rate))
             bares.append(bare)
